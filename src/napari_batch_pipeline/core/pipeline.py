@@ -1,0 +1,421 @@
+"""The pipeline model: a validated, versioned chain of stages, loaded from safe YAML.
+
+A pipeline file (version 1) lists stages; each names its output, a function, its
+parameters, which earlier outputs feed its data arguments, and whether its output is
+saved. Everything is checked when the pipeline is built, before any image is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .errors import PipelineError, StageError
+from .stages import StageSpec, check_param, get_stage
+
+__all__ = ["INPUT", "VERSION", "Pipeline", "StageConfig"]
+
+VERSION = 1
+INPUT = "input"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_TOP_KEYS = {"version", "name", "stages"}
+_STAGE_KEYS = {"name", "function", "params", "inputs", "save"}
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of a pipeline, complete: every parameter and data input filled in."""
+
+    name: str
+    function: str
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    save: bool = False
+
+    @property
+    def spec(self) -> StageSpec:
+        return get_stage(self.function)
+
+    @property
+    def returns(self) -> str:
+        return self.spec.returns
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "function": self.function,
+            "params": dict(self.params),
+            "inputs": dict(self.inputs),
+            "save": self.save,
+        }
+
+
+class Pipeline:
+    """A validated chain of stages.
+
+    Parameters
+    ----------
+    stages : iterable of StageConfig or mapping
+        The stages in order, as :class:`StageConfig` or as the mappings of a file.
+    name : str
+        A name for people; it does not change results.
+
+    Raises
+    ------
+    PipelineError
+        Naming the stage, the key and what was expected, for the first problem found.
+    """
+
+    def __init__(self, stages: Iterable[StageConfig | Mapping[str, Any]], name: str = "pipeline"):
+        if not isinstance(name, str) or not name.strip():
+            raise PipelineError(f"name: expected a non-empty string, got {name!r}")
+        self.name = name
+        self.stages: tuple[StageConfig, ...] = _validate_stages(list(stages))
+        self._by_name = {s.name: s for s in self.stages}
+
+    # -- loading and saving -------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Pipeline:
+        """Load a pipeline file (safe YAML only)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PipelineError(f"pipeline file {str(path)!r} does not exist") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise PipelineError(f"cannot read pipeline file {str(path)!r}: {error}") from None
+        return cls.from_text(text, source=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "pipeline") -> Pipeline:
+        """Build a pipeline from the YAML text of a pipeline file."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.constructor.ConstructorError as error:
+            tag = re.search(r"'([^']*)'", str(error.problem))
+            raise PipelineError(
+                f"{_mark(error, source)}: refused tag {tag.group(1) if tag else ''!r}; pipeline "
+                "files are plain YAML, and tags that build Python objects are not allowed"
+            ) from None
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error)
+            raise PipelineError(f"{_mark(error, source)}: invalid YAML: {problem}") from None
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "pipeline") -> Pipeline:
+        """Build a pipeline from the mapping of a pipeline file."""
+        if not isinstance(data, Mapping):
+            raise PipelineError(
+                f"{source}: expected a mapping with keys version, name, stages; "
+                f"got {type(data).__name__}"
+            )
+        unknown = sorted(set(map(str, data)) - _TOP_KEYS)
+        if unknown:
+            raise PipelineError(
+                f"{source}: unknown key {unknown[0]!r}; expected {', '.join(sorted(_TOP_KEYS))}"
+            )
+        version = data.get("version")
+        if version != VERSION:
+            raise PipelineError(
+                f"{source}: version: expected {VERSION}, got {version!r}"
+                + (" (missing)" if version is None else " (unsupported version)")
+            )
+        stages = data.get("stages")
+        if not isinstance(stages, list) or not stages:
+            raise PipelineError(f"{source}: stages: expected a non-empty list of stages, got {stages!r}")
+        return cls(stages, name=data.get("name", "pipeline"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pipeline as a file mapping, every default filled in."""
+        return {"version": VERSION, "name": self.name, "stages": [s.to_dict() for s in self.stages]}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the pipeline file whole or not at all."""
+        from .files import write_text_atomic
+
+        return write_text_atomic(Path(path), self.to_yaml())
+
+    # -- identity -----------------------------------------------------------------------
+
+    @property
+    def hash(self) -> str:
+        """A stable content hash of what the pipeline computes (its name aside)."""
+        return _digest([s.to_dict() for s in self.stages])
+
+    def stage_key(self, name: str) -> str:
+        """A hash of one stage's output: its own config and those of everything upstream."""
+        stage = self[name]
+        upstream = {arg: self.stage_key(src) if src != INPUT else INPUT for arg, src in stage.inputs.items()}
+        return _digest([stage.function, stage.params, upstream])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pipeline) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.name!r}, stages=[{', '.join(s.name for s in self.stages)}])"
+
+    # -- access -------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> StageConfig:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise PipelineError(
+                f"no stage named {name!r}; stages are {', '.join(self._by_name)}"
+            ) from None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    @property
+    def table_stages(self) -> list[str]:
+        return [s.name for s in self.stages if s.returns == "table"]
+
+    @property
+    def saved_stages(self) -> list[str]:
+        return [s.name for s in self.stages if s.save and s.returns != "table"]
+
+    def with_params(self, overrides: Mapping[str, Any]) -> Pipeline:
+        """A copy with some parameters changed, keyed ``'stage.param'``; validated."""
+        stages = {s.name: s for s in self.stages}
+        for key, value in overrides.items():
+            stage_name, _, param = key.partition(".")
+            if stage_name not in stages or not param:
+                raise PipelineError(
+                    f"parameter {key!r}: expected 'stage.param' with a stage among "
+                    f"{', '.join(stages)}"
+                )
+            stage = stages[stage_name]
+            stages[stage_name] = replace(stage, params={**stage.params, param: value})
+        return Pipeline(stages.values(), name=self.name)
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(
+        self,
+        image: np.ndarray,
+        *,
+        until: str | None = None,
+        on_stage: Callable[[str, Any], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run the chain on one image.
+
+        Parameters
+        ----------
+        image : ndarray
+            The loaded image (``input``).
+        until : str, optional
+            Stop after this stage.
+        on_stage : callable, optional
+            Called as ``on_stage(name, output)`` after each stage.
+
+        Returns
+        -------
+        dict of str to output
+            Every stage's output by stage name, in order.
+
+        Raises
+        ------
+        StageError
+            If a stage raises or returns something of the wrong kind.
+        """
+        outputs: dict[str, Any] = {}
+        available: dict[str, Any] = {INPUT: image}
+        for stage in self.stages:
+            result = self.run_stage(stage.name, available)
+            outputs[stage.name] = available[stage.name] = result
+            if on_stage is not None:
+                on_stage(stage.name, result)
+            if stage.name == until:
+                break
+        return outputs
+
+    def run_stage(self, name: str, available: Mapping[str, Any]) -> Any:
+        """Run one stage with its inputs taken from ``available`` (``input`` and outputs)."""
+        stage = self[name]
+        spec = stage.spec
+        kwargs = {arg: available[src] for arg, src in stage.inputs.items()}
+        try:
+            result = spec.function(**kwargs, **stage.params)
+        except Exception as error:
+            raise StageError(stage.name, stage.function, error) from error
+        return _check_output(stage, spec.returns, result)
+
+
+def _check_output(stage: StageConfig, kind: str, result: Any) -> Any:
+    if kind == "table":
+        if isinstance(result, Mapping):
+            result = pd.DataFrame(dict(result))
+        if not isinstance(result, pd.DataFrame):
+            raise StageError(stage.name, stage.function, f"expected a table, got {type(result).__name__}")
+        return result
+    if not isinstance(result, np.ndarray):
+        raise StageError(stage.name, stage.function, f"expected an array, got {type(result).__name__}")
+    if kind in ("labels", "mask") and not (
+        np.issubdtype(result.dtype, np.integer) or result.dtype == bool
+    ):
+        raise StageError(
+            stage.name, stage.function, f"expected integer labels or a mask, got dtype {result.dtype}"
+        )
+    return result
+
+
+def _validate_stages(raw: list[StageConfig | Mapping[str, Any]]) -> tuple[StageConfig, ...]:
+    if not raw:
+        raise PipelineError("stages: expected at least one stage, got an empty list")
+    done: dict[str, StageConfig] = {}
+    later = {
+        str(item.get("name")) if isinstance(item, Mapping) else item.name for item in raw
+    }
+    for index, item in enumerate(raw):
+        stage = _validate_stage(item, index, done, later)
+        done[stage.name] = stage
+    return tuple(done.values())
+
+
+def _validate_stage(
+    item: StageConfig | Mapping[str, Any], index: int, done: Mapping[str, StageConfig], later: set[str]
+) -> StageConfig:
+    data = item.to_dict() if isinstance(item, StageConfig) else item
+    label = f"#{index + 1}"
+    if not isinstance(data, Mapping):
+        raise PipelineError(f"stages[{index}]: expected a mapping with name and function, got {data!r}")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME.match(name) or name == INPUT:
+        raise PipelineError(
+            f"expected a name of letters, digits, '_' or '-' (not {INPUT!r}), got {name!r}",
+            stage=name if isinstance(name, str) else label,
+            key="name",
+        )
+    if name in done:
+        raise PipelineError("duplicate stage name; every stage needs its own name", stage=name, key="name")
+    unknown = sorted(set(map(str, data)) - _STAGE_KEYS)
+    if unknown:
+        raise PipelineError(f"unknown key; expected {', '.join(sorted(_STAGE_KEYS))}", stage=name, key=unknown[0])
+    function = data.get("function")
+    if not isinstance(function, str):
+        raise PipelineError(f"expected the name of a stage function, got {function!r}", stage=name, key="function")
+    try:
+        spec = get_stage(function)
+    except PipelineError as error:
+        raise PipelineError(str(error), stage=name, key="function") from None
+    params = _validate_params(name, spec, data.get("params") or {})
+    inputs = _validate_inputs(name, spec, data.get("inputs") or {}, done, later, index)
+    save = data.get("save", False)
+    if not isinstance(save, bool):
+        raise PipelineError(f"expected true or false, got {save!r}", stage=name, key="save")
+    if save and spec.returns == "table":
+        save = False  # tables are always written as <stage>.csv
+    return StageConfig(name=name, function=function, params=params, inputs=inputs, save=save)
+
+
+def _validate_params(name: str, spec: StageSpec, given: Any) -> dict[str, Any]:
+    if not isinstance(given, Mapping):
+        raise PipelineError(f"expected a mapping of parameter names to values, got {given!r}", stage=name, key="params")
+    params = spec.defaults()
+    for key, value in given.items():
+        if key not in spec.params:
+            known = ", ".join(spec.params) or "none"
+            raise PipelineError(
+                f"unknown parameter of {spec.name}; its parameters are: {known}",
+                stage=name,
+                key=f"params.{key}",
+            )
+        try:
+            params[key] = check_param(spec.params[key], value)
+        except ValueError as error:
+            raise PipelineError(str(error), stage=name, key=f"params.{key}") from None
+    return {key: _plain(value) for key, value in params.items()}
+
+
+def _validate_inputs(
+    name: str,
+    spec: StageSpec,
+    given: Any,
+    done: Mapping[str, StageConfig],
+    later: set[str],
+    index: int,
+) -> dict[str, str]:
+    if not isinstance(given, Mapping):
+        raise PipelineError(f"expected a mapping of data arguments to stage names, got {given!r}", stage=name, key="inputs")
+    previous = list(done)[-1] if done else INPUT
+    inputs: dict[str, str] = {}
+    for arg in given:
+        if arg not in spec.data_args:
+            raise PipelineError(
+                f"{spec.name} has no data argument {arg!r}; its data arguments are: "
+                f"{', '.join(spec.data_args)}",
+                stage=name,
+                key=f"inputs.{arg}",
+            )
+    for arg, kind in spec.data_args.items():
+        source = given.get(arg)
+        if source is None:
+            if arg == spec.main_arg:
+                source = previous
+            elif arg in spec.optional_data:
+                continue
+            else:
+                raise PipelineError(
+                    f"{spec.name} needs {kind} for {arg!r}; connect it with inputs: {{{arg}: <stage name>}}",
+                    stage=name,
+                    key=f"inputs.{arg}",
+                )
+        if not isinstance(source, str):
+            raise PipelineError(f"expected a stage name or {INPUT!r}, got {source!r}", stage=name, key=f"inputs.{arg}")
+        if source != INPUT and source not in done:
+            why = "comes later in the pipeline" if source in later and source != name else "does not exist"
+            if source == name:
+                why = "is this stage itself"
+            raise PipelineError(
+                f"refers to {source!r}, which {why}; expected {INPUT!r} or one of the earlier "
+                f"stages ({', '.join(done) or 'none'})",
+                stage=name,
+                key=f"inputs.{arg}",
+            )
+        if source != INPUT and done[source].returns == "table":
+            raise PipelineError(
+                f"{source!r} gives a table, but {arg!r} takes {kind}", stage=name, key=f"inputs.{arg}"
+            )
+        inputs[arg] = source
+    return inputs
+
+
+def _plain(value: Any) -> Any:
+    """YAML- and JSON-friendly: tuples become lists."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _mark(error: yaml.YAMLError, source: str) -> str:
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return source
+    return f"{source}, line {mark.line + 1}, column {mark.column + 1}"

@@ -1,0 +1,101 @@
+"""Built-in filter stages: image in, image out.
+
+Annotations of data arguments are napari type names written as strings, so that this
+module never imports napari while magicgui can still resolve them when it builds a widget.
+"""
+
+import numpy as np
+from skimage import exposure, filters, morphology
+
+from .registry import stage
+
+__all__ = ["gaussian", "median", "rescale_intensity", "white_tophat"]
+
+
+@stage(menu="filter")
+def gaussian(image: "napari.types.ImageData", sigma: float = 2.0) -> "napari.types.ImageData":
+    """Smooth an image with a Gaussian filter.
+
+    Parameters
+    ----------
+    image : (M, N) ndarray
+        Input image, any numeric dtype.
+    sigma : float
+        Standard deviation of the Gaussian kernel, in pixels.
+
+    Returns
+    -------
+    (M, N) ndarray of float32
+        The smoothed image, in the input's intensity range.
+    """
+    smoothed = filters.gaussian(image, sigma=sigma, preserve_range=True)
+    return np.asarray(smoothed, dtype=np.float32)
+
+
+@stage(menu="filter")
+def median(image: "napari.types.ImageData", radius: int = 2) -> "napari.types.ImageData":
+    """Remove salt-and-pepper noise with a median filter over a disk.
+
+    Parameters
+    ----------
+    image : (M, N) ndarray
+        Input image.
+    radius : int
+        Radius of the disk-shaped neighbourhood, in pixels.
+
+    Returns
+    -------
+    (M, N) ndarray
+        The filtered image, same dtype as ``image``.
+    """
+    return filters.median(image, morphology.disk(radius))
+
+
+@stage(menu="filter")
+def white_tophat(image: "napari.types.ImageData", radius: int = 15) -> "napari.types.ImageData":
+    """Subtract the background: the image minus its opening by a disk.
+
+    Parameters
+    ----------
+    image : (M, N) ndarray
+        Input image.
+    radius : int
+        Radius of the disk; choose it larger than the objects to keep.
+
+    Returns
+    -------
+    (M, N) ndarray
+        Background-subtracted image, same dtype as ``image``.
+    """
+    return morphology.white_tophat(image, morphology.disk(radius))
+
+
+@stage(menu="filter")
+def rescale_intensity(
+    image: "napari.types.ImageData",
+    in_range: tuple[float, float] = (1.0, 99.8),
+) -> "napari.types.ImageData":
+    """Stretch intensities between two percentiles to the range [0, 1].
+
+    Parameters
+    ----------
+    image : (M, N) ndarray
+        Input image.
+    in_range : (float, float)
+        Low and high percentiles (0 to 100) of ``image`` mapped to 0 and 1; values
+        outside are clipped.
+
+    Returns
+    -------
+    (M, N) ndarray of float32
+        The rescaled image, in [0, 1].
+    """
+    low, high = in_range
+    if not 0 <= low < high <= 100:
+        raise ValueError(
+            f"in_range must be two percentiles with 0 <= low < high <= 100, got {in_range!r}"
+        )
+    limits = np.percentile(image, (low, high))
+    return exposure.rescale_intensity(
+        image.astype(np.float32), in_range=(float(limits[0]), float(limits[1])), out_range=(0.0, 1.0)
+    ).astype(np.float32)

@@ -1,0 +1,295 @@
+"""What a stage is: a plain function with napari type annotations, described by a StageSpec.
+
+Data arguments are recognised by their napari type annotations (``ImageData``,
+``LabelsData``), written as strings so that nothing here imports napari. Every other
+argument is a parameter, and must have a default a user can start from.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import PipelineError
+
+__all__ = [
+    "OUTPUT_KINDS",
+    "ParamSpec",
+    "StageSpec",
+    "check_param",
+    "describe_type",
+    "import_function",
+    "spec_from_function",
+    "stage",
+]
+
+OUTPUT_KINDS = ("image", "mask", "labels", "table")
+_DATA_NAMES = {"ImageData": "image", "LabelsData": "labels"}
+_TABLE_NAMES = ("DataFrame", "pandas.DataFrame", "pd.DataFrame")
+
+
+def stage(*, menu: str, returns: str | None = None) -> Callable[[Callable], Callable]:
+    """Mark a function as a built-in stage.
+
+    Parameters
+    ----------
+    menu : {'filter', 'segment', 'measure'}
+        The napari Layers menu the stage belongs under.
+    returns : str, optional
+        The output kind when the annotation alone cannot say it (``'mask'``).
+    """
+
+    def mark(function: Callable) -> Callable:
+        function.__stage_info__ = {"menu": menu, "returns": returns}  # type: ignore[attr-defined]
+        return function
+
+    return mark
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of a stage: its name, type annotation and default."""
+
+    name: str
+    annotation: Any
+    default: Any
+
+    @property
+    def expected(self) -> str:
+        return describe_type(self.annotation)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage function and what the engine needs to know about it.
+
+    Attributes
+    ----------
+    name : str
+        How pipeline files name it: a built-in name or ``package.module:function``.
+    function : callable
+        The function itself.
+    data_args : dict of str to str
+        Data argument names, in signature order, mapped to ``'image'`` or ``'labels'``.
+        The first one is the main argument, fed by the stage before by default.
+    optional_data : frozenset of str
+        Data arguments that may be left unconnected (their default is None).
+    params : dict of str to ParamSpec
+        The other arguments.
+    returns : {'image', 'mask', 'labels', 'table'}
+    menu : str
+        ``'filter'``, ``'segment'`` or ``'measure'``.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    data_args: dict[str, str]
+    optional_data: frozenset[str]
+    params: dict[str, ParamSpec]
+    returns: str
+    menu: str
+    doc: str = field(default="", compare=False)
+
+    @property
+    def main_arg(self) -> str:
+        return next(iter(self.data_args))
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
+
+    def defaults(self) -> dict[str, Any]:
+        return {name: p.default for name, p in self.params.items()}
+
+
+def _data_kind(annotation: Any) -> str | None:
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if not isinstance(annotation, str) and getattr(annotation, "__module__", "") != "napari.types":
+        return None
+    for name, kind in _DATA_NAMES.items():
+        if name in text:
+            return kind
+    return None
+
+
+def _is_table(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation in _TABLE_NAMES
+    return getattr(annotation, "__name__", "") == "DataFrame"
+
+
+def spec_from_function(function: Callable[..., Any], name: str | None = None) -> StageSpec:
+    """Describe ``function`` as a stage, refusing one without napari type annotations.
+
+    Raises
+    ------
+    PipelineError
+        If no argument is annotated ``ImageData`` or ``LabelsData``, the return is not
+        one of those or a table, or a parameter has no default.
+    """
+    name = name or function.__name__
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError) as error:
+        raise PipelineError(f"{name} has no inspectable signature ({error})") from None
+    info = getattr(function, "__stage_info__", {})
+    if not any(_data_kind(arg.annotation) for arg in signature.parameters.values()):
+        raise PipelineError(
+            f"{name} is not a stage: no argument is annotated with a napari type "
+            "(napari.types.ImageData or napari.types.LabelsData)"
+        )
+    data_args: dict[str, str] = {}
+    optional: set[str] = set()
+    params: dict[str, ParamSpec] = {}
+    for arg in signature.parameters.values():
+        if arg.kind in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD):
+            continue
+        kind = _data_kind(arg.annotation)
+        if kind is not None:
+            data_args[arg.name] = kind
+            if arg.default is None:
+                optional.add(arg.name)
+            continue
+        if arg.default is inspect.Parameter.empty:
+            raise PipelineError(
+                f"{name}: parameter {arg.name!r} needs a default, or a napari type "
+                "annotation (napari.types.ImageData or LabelsData) if it takes data"
+            )
+        params[arg.name] = ParamSpec(arg.name, _resolve(arg.annotation), arg.default)
+    returns = info.get("returns")
+    if returns is None:
+        ret = signature.return_annotation
+        returns = _data_kind(ret) or ("table" if _is_table(ret) else None)
+    if returns not in OUTPUT_KINDS:
+        raise PipelineError(
+            f"{name} is not a stage: its return must be annotated napari.types.ImageData, "
+            "napari.types.LabelsData or pandas.DataFrame"
+        )
+    menu = info.get("menu") or {"image": "filter", "table": "measure"}.get(returns, "segment")
+    return StageSpec(
+        name=name,
+        function=function,
+        data_args=data_args,
+        optional_data=frozenset(optional),
+        params=params,
+        returns=returns,
+        menu=menu,
+        doc=inspect.getdoc(function) or "",
+    )
+
+
+_SIMPLE = {"float": float, "int": int, "bool": bool, "str": str}
+
+
+def _resolve(annotation: Any) -> Any:
+    """Turn simple string annotations (``'float'``) into types; leave the rest."""
+    if isinstance(annotation, str):
+        return _SIMPLE.get(annotation.strip(), annotation)
+    return annotation
+
+
+def import_function(reference: str) -> Callable[..., Any]:
+    """Import ``package.module:function``; raise PipelineError if it cannot be found."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute or not module_name.replace(".", "").replace("_", "x").isalnum():
+        raise PipelineError(
+            f"function {reference!r} is neither a built-in stage nor of the form "
+            "'package.module:function'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise PipelineError(f"cannot import module {module_name!r} ({error})") from None
+    target: Any = module
+    for part in attribute.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise PipelineError(f"module {module_name!r} has no function {attribute!r}")
+    if not callable(target):
+        raise PipelineError(f"{reference!r} is not a function")
+    return target
+
+
+def describe_type(annotation: Any) -> str:
+    """A short, user-facing name for an annotation (``'a number'``, ``'one of ...'``)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is float:
+        return "a number"
+    if annotation is int:
+        return "a whole number"
+    if annotation is bool:
+        return "true or false"
+    if annotation is str:
+        return "a string"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple) and args:
+        if origin is tuple and Ellipsis not in args:
+            return f"a list of {len(args)} items, each {describe_type(args[0])}"
+        return f"a list, each item {describe_type(args[0])}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else describe_type(a) for a in args)
+    return "a value"
+
+
+def check_param(spec: ParamSpec, value: Any) -> Any:
+    """Return ``value`` checked (and normalised) against ``spec``'s annotation.
+
+    Raises
+    ------
+    ValueError
+        With what was given and what was expected.
+    """
+    ok, normalised = _check(spec.annotation, value)
+    if not ok:
+        raise ValueError(f"expected {spec.expected}, got {value!r} ({type(value).__name__})")
+    return normalised
+
+
+def _check(annotation: Any, value: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if annotation is int:
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if annotation is bool:
+        return isinstance(value, bool), value
+    if annotation is str:
+        return isinstance(value, str), value
+    if origin is Literal:
+        return value in args, value
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            if option is type(None):
+                if value is None:
+                    return True, None
+                continue
+            ok, normalised = _check(option, value)
+            if ok:
+                return True, normalised
+        return False, value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        if origin is tuple and args and Ellipsis not in args:
+            if len(value) != len(args):
+                return False, value
+            pairs = list(zip(args, value, strict=True))
+        else:
+            item_type = args[0] if args else Any
+            pairs = [(item_type, item) for item in value]
+        checked = [_check(a, v) for a, v in pairs]
+        if not all(ok for ok, _ in checked):
+            return False, value
+        return True, [v for _, v in checked]
+    return True, value
