@@ -11,13 +11,13 @@ __version__ = "0.1.0"
 __all__ = ["Pipeline", "PipelineError", "StageError", "__version__", "run_batch"]
 
 if TYPE_CHECKING:
-    from .core.run import run_batch
+    from .core.batch import run_batch
 
 
 def __getattr__(name: str) -> Any:
     # the batch engine is imported on first use, so loading a pipeline stays light
     if name == "run_batch":
-        from .core.run import run_batch
+        from .core.batch import run_batch
 
         return run_batch
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,9 @@ from pathlib import Path
 
 __all__ = ["atomic_path", "write_text_atomic"]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
@@ -24,6 +27,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     )
     os.close(handle)
     temporary = Path(name)
+    os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
     try:
         yield temporary
         os.replace(temporary, target)

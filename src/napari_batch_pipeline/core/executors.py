@@ -1,0 +1,209 @@
+"""Executors: serial, threads, processes and dask.distributed behind one interface.
+
+An executor maps a picklable function over jobs with a bounded number in flight and
+yields ``(job, result)`` pairs as they finish; a job whose worker died yields its
+exception as the result. ``cancel()`` stops promptly: nothing new starts, process workers
+are killed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from typing import Any
+
+from .errors import PipelineError
+
+__all__ = ["EXECUTORS", "Executor", "make_executor"]
+
+EXECUTORS = ("serial", "threads", "processes", "dask")
+
+
+class Executor:
+    """Serial: one job after another in this process."""
+
+    name = "serial"
+
+    def __init__(self, workers: int = 1):
+        self.workers = max(1, int(workers))
+        self._cancelled = threading.Event()
+
+    @property
+    def window(self) -> int:
+        """How many jobs may be in flight at once."""
+        return 2 * self.workers if self.workers > 1 else 1
+
+    def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        for job in jobs:
+            if self._cancelled.is_set():
+                return
+            yield job, function(job)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def close(self) -> None:
+        """Release workers (a no-op for serial)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _PoolExecutor(Executor):
+    """Shared logic of the pools that return concurrent.futures futures (``self._executor``)."""
+
+    _executor: Any
+
+    def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        pool = self._executor
+        pending: dict[futures.Future, Any] = {}
+        jobs = iter(jobs)
+
+        def submit(count: int) -> None:
+            for job in itertools.islice(jobs, count):
+                pending[pool.submit(function, job)] = job
+
+        submit(self.window)
+        while pending and not self._cancelled.is_set():
+            finished, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
+            for future in finished:
+                job = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:
+                    result = error
+                yield job, result
+                if self._cancelled.is_set():
+                    break
+            if not self._cancelled.is_set():
+                submit(self.window - len(pending))
+        for future in pending:
+            future.cancel()
+
+
+class ThreadExecutor(_PoolExecutor):
+    """A pool of threads in this process (numpy and scikit-image release the GIL)."""
+
+    name = "threads"
+
+    def __init__(self, workers: int = 2):
+        super().__init__(workers)
+        self._executor = futures.ThreadPoolExecutor(self.workers, thread_name_prefix="batch")
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class ProcessExecutor(_PoolExecutor):
+    """A pool of worker processes (loky), kept warm between runs."""
+
+    name = "processes"
+
+    def __init__(self, workers: int = 2):
+        super().__init__(workers)
+        from joblib.externals.loky import get_reusable_executor
+
+        self._executor = get_reusable_executor(max_workers=self.workers, timeout=300)
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._executor.shutdown(wait=False, kill_workers=True)
+
+    def close(self) -> None:
+        if self._cancelled.is_set():
+            self._executor.shutdown(wait=True, kill_workers=True)
+
+
+class DaskExecutor(Executor):
+    """dask.distributed: an existing scheduler, or a LocalCluster of worker processes."""
+
+    name = "dask"
+
+    def __init__(self, workers: int = 2, scheduler: str | None = None):
+        super().__init__(workers)
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise PipelineError("the dask executor needs dask.distributed: pip install 'dask[distributed]'") from None
+        self._cluster = None
+        try:
+            if scheduler:
+                self._client = Client(scheduler, timeout="10s")
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=40,
+                )
+                self._client = Client(self._cluster)
+        except OSError as error:
+            raise PipelineError(f"cannot connect to the dask scheduler {scheduler!r}: {error}") from None
+        if scheduler:
+            self.workers = max(1, len(self._client.scheduler_info().get("workers", {})))
+
+    def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        from distributed import as_completed
+
+        jobs = iter(jobs)
+        running = as_completed()
+        owners: dict[str, Any] = {}
+
+        def submit(count: int) -> None:
+            for job in itertools.islice(jobs, count):
+                future = self._client.submit(function, job, pure=False)
+                owners[future.key] = job
+                running.add(future)
+
+        submit(self.window)
+        for future in running:
+            job = owners.pop(future.key)
+            try:
+                result = future.result()
+            except Exception as error:
+                result = error
+            future.release()
+            yield job, result
+            if self._cancelled.is_set():
+                break
+            submit(1)
+        for future in list(running.futures):
+            future.cancel()
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(name: str, workers: int | None = None, scheduler: str | None = None) -> Executor:
+    """Build an executor by name; ``workers`` defaults to the number of CPU cores."""
+    if name not in EXECUTORS:
+        raise PipelineError(f"executor {name!r}: expected one of {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise PipelineError(f"workers: expected 1 or more, got {workers}")
+    if scheduler and name != "dask":
+        raise PipelineError("--scheduler is for the dask executor; add --executor dask")
+    count = workers or (os.cpu_count() or 1)
+    if name == "serial":
+        return Executor(1)
+    if name == "threads":
+        return ThreadExecutor(count)
+    if name == "processes":
+        return ProcessExecutor(count)
+    return DaskExecutor(count, scheduler)

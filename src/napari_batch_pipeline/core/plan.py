@@ -1,0 +1,273 @@
+"""Tasks (images x parameter sets) and the memory and time estimate of a batch."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import tracemalloc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import PipelineError
+from .pipeline import Pipeline
+from .sources import Source, read_image
+
+__all__ = [
+    "Estimate",
+    "Task",
+    "estimate",
+    "format_bytes",
+    "make_tasks",
+    "param_label",
+    "parameter_sets",
+    "parse_size",
+    "parse_sweep",
+]
+
+#: memory of one worker process before it holds any image (Python, numpy, scikit-image)
+WORKER_BASE_BYTES = 200 * 2**20
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of a batch: one image with one parameter set.
+
+    Attributes
+    ----------
+    index : int
+        Position in the plan; tables are written in this order.
+    source : Source
+        The input image.
+    params : dict
+        The swept parameters of this task, ``{'stage.param': value}``; empty without a sweep.
+    """
+
+    index: int
+    source: Source
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return param_label(self.params)
+
+    @property
+    def key(self) -> str:
+        """Stable identity across runs: the image and the parameter set."""
+        return self.source.relative + ("|" + self.label if self.params else "")
+
+    @property
+    def output_stem(self) -> str:
+        """``<image path without suffix>[__<parameter set>]``."""
+        return self.source.stem + ("__" + self.label if self.params else "")
+
+
+def param_label(params: Mapping[str, Any]) -> str:
+    """A file-name friendly label of a parameter set: ``blurred.sigma=2,mask.method=otsu``."""
+    return ",".join(f"{key}={_text(value)}" for key, value in params.items())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(_text(v) for v in value)
+    text = str(value)
+    return "".join(c if c.isalnum() or c in ".-_" else "-" for c in text)
+
+
+def parse_sweep(options: Iterable[str]) -> dict[str, list[Any]]:
+    """Parse ``--sweep STAGE.PARAM=V1,V2,...`` options into ``{'stage.param': [values]}``.
+
+    Values are read as YAML scalars: ``2`` is an int, ``2.5`` a float, ``otsu`` a string.
+    """
+    sweep: dict[str, list[Any]] = {}
+    for option in options:
+        key, sep, values = option.partition("=")
+        key = key.strip()
+        if not sep or "." not in key or not values.strip():
+            raise PipelineError(f"--sweep {option!r}: expected STAGE.PARAM=V1,V2,...")
+        try:
+            parsed = [yaml.safe_load(v.strip()) for v in values.split(",") if v.strip()]
+        except yaml.YAMLError:
+            raise PipelineError(f"--sweep {option!r}: cannot read the values") from None
+        if key in sweep:
+            raise PipelineError(f"--sweep {key} is given twice")
+        sweep[key] = parsed
+    return sweep
+
+
+def parameter_sets(pipeline: Pipeline, sweep: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
+    """The grid of a sweep, each set validated against the pipeline; ``[{}]`` without one.
+
+    Raises
+    ------
+    PipelineError
+        If a key names no stage or parameter, or a value has the wrong type.
+    """
+    if not sweep:
+        return [{}]
+    keys = list(sweep)
+    for key in keys:
+        values = sweep[key]
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise PipelineError(f"sweep {key!r}: expected a non-empty list of values, got {values!r}")
+        if len(set(map(repr, values))) != len(values):
+            raise PipelineError(f"sweep {key!r}: values repeat in {list(values)!r}")
+    grid = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(sweep[k] for k in keys))]
+    checked = []
+    for params in grid:
+        swept = pipeline.with_params(params)
+        # keep the normalised values (2 -> 2.0 for a float parameter)
+        checked.append({key: swept[key.partition(".")[0]].params[key.partition(".")[2]] for key in params})
+    return checked
+
+
+def make_tasks(sources: Sequence[Source], param_sets: Sequence[Mapping[str, Any]]) -> list[Task]:
+    """Every image with every parameter set, image by image."""
+    tasks = []
+    for source in sources:
+        for params in param_sets:
+            tasks.append(Task(len(tasks), source, dict(params)))
+    return tasks
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a batch will cost, measured on its first image."""
+
+    tasks: int
+    workers: int
+    in_flight: int
+    seconds_per_task: float
+    peak_bytes_per_task: int
+    output_bytes_per_task: int
+    total_bytes: int
+    seconds: float
+    budget_bytes: int
+
+    @property
+    def fits(self) -> bool:
+        return self.total_bytes <= self.budget_bytes
+
+    def summary(self) -> str:
+        return (
+            f"{self.tasks} task(s) on {self.workers} worker(s): about "
+            f"{format_seconds(self.seconds)} and {format_bytes(self.total_bytes)} of memory at peak "
+            f"({format_bytes(self.peak_bytes_per_task)} per task, {self.in_flight} in flight; "
+            f"budget {format_bytes(self.budget_bytes)}); "
+            f"{format_bytes(self.output_bytes_per_task * self.tasks)} written"
+        )
+
+    def advice(self) -> str:
+        return (
+            f"the batch would need about {format_bytes(self.total_bytes)} of memory, over the budget "
+            f"of {format_bytes(self.budget_bytes)}; use fewer workers (--workers), the vertical "
+            "strategy, or raise --memory-budget"
+        )
+
+
+def measure_first(pipeline: Pipeline, image: np.ndarray) -> tuple[float, int, int]:
+    """Run the chain once; return seconds, peak traced bytes and bytes of saved outputs."""
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        outputs = pipeline.run(image)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    saved = sum(outputs[name].nbytes for name in pipeline.saved_stages)
+    return seconds, peak + image.nbytes, saved
+
+
+def estimate(
+    pipeline: Pipeline,
+    sources: Sequence[Source],
+    n_param_sets: int = 1,
+    *,
+    workers: int = 1,
+    executor: str = "serial",
+    budget: int | None = None,
+    measured: tuple[float, int, int] | None = None,
+) -> Estimate:
+    """Estimate memory and time of a batch from its first readable image.
+
+    Parameters
+    ----------
+    measured : (seconds, peak bytes, saved bytes), optional
+        A measurement already made (see :func:`measure_first`); else one is made here.
+    """
+    if measured is None:
+        image = None
+        for source in sources[:5]:
+            try:
+                image = read_image(source.path)
+                break
+            except Exception:
+                continue
+        if image is None:
+            raise PipelineError("none of the first images can be read; nothing to estimate from")
+        measured = measure_first(pipeline, image)
+    seconds, peak, saved = measured
+    n_tasks = len(sources) * n_param_sets
+    workers = max(1, workers if executor != "serial" else 1)
+    in_flight = min(n_tasks, workers)
+    base = WORKER_BASE_BYTES * workers if executor in ("processes", "dask") else 0
+    total = base + peak * in_flight
+    return Estimate(
+        tasks=n_tasks,
+        workers=workers,
+        in_flight=in_flight,
+        seconds_per_task=seconds,
+        peak_bytes_per_task=peak,
+        output_bytes_per_task=saved,
+        total_bytes=total,
+        seconds=seconds * n_tasks / workers,
+        budget_bytes=budget if budget is not None else default_budget(),
+    )
+
+
+def default_budget() -> int:
+    """Half of the memory available now."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available * 0.5)
+    except Exception:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") * 0.5)
+
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
+          "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``'4G'``, ``'512 MiB'``, ``'1000000'`` -> bytes."""
+    number = text.strip().upper().rstrip()
+    unit = number.lstrip("0123456789. ")
+    value = number[: len(number) - len(unit)].strip()
+    try:
+        return int(float(value) * _UNITS[unit.strip()])
+    except (KeyError, ValueError):
+        raise PipelineError(f"memory size {text!r}: expected a number with an optional unit, like 4G or 512M") from None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
