@@ -1,0 +1,155 @@
+"""What each command of the command line does; parsing lives in :mod:`cli`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from .cli import EXIT_CANCELLED, install_cancel_handler
+from .core.batch import BatchRun, Report
+from .core.events import RunFinished, RunStarted, StageProgress, TaskFinished
+from .core.plan import format_seconds, parse_size, parse_sweep
+
+__all__ = ["command_demo", "command_estimate", "command_run", "command_stages"]
+
+log = logging.getLogger("napari_batch_pipeline")
+
+
+def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchRun:
+    return BatchRun(
+        args.pipeline,
+        args.input,
+        output,
+        pattern=args.pattern,
+        recursive=args.recursive,
+        metadata=args.metadata,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        strategy=args.strategy,
+        sweep=parse_sweep(args.sweep),
+        memory_budget=parse_size(args.memory_budget) if args.memory_budget else None,
+        limit=args.limit,
+        **extra,
+    )
+
+
+def command_run(args: argparse.Namespace) -> int:
+    batch = _batch(args, args.output, fresh=args.fresh)
+    report = execute(batch, quiet=args.quiet)
+    print_summary(report)
+    return EXIT_CANCELLED if report.cancelled else report.exit_code
+
+
+def command_estimate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        batch = _batch(args, Path(scratch) / "unused")
+        plan = batch.estimate()
+    print(f"{len(batch.sources)} image(s) x {len(batch.param_sets)} parameter set(s)")
+    print(plan.summary())
+    if not plan.fits:
+        print(f"warning: {plan.advice()}")
+    return 0
+
+
+def execute(batch: BatchRun, quiet: bool = False) -> Report:
+    """Run ``batch`` with a progress bar (on a terminal) or log lines, Ctrl-C to cancel."""
+    previous = install_cancel_handler(batch.cancel)
+    bar = None
+    try:
+        for event in batch.events():
+            if isinstance(event, RunStarted):
+                resumed = f", {event.skipped} already done (resuming)" if event.skipped else ""
+                log.info(
+                    "%d task(s) with %s x%d, %s strategy%s",
+                    event.total, event.executor, event.workers, event.strategy, resumed,
+                )
+                if event.estimate is not None:
+                    log.info("estimate: %s", event.estimate.summary())
+                bar = _progress_bar(event, quiet)
+            elif isinstance(event, TaskFinished):
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(failed=event.failed, refresh=False)
+                elif not quiet:
+                    log.info("[%d/%d] %s %s", event.done + event.failed, event.total, event.status, event.image)
+                if event.status == "failed":
+                    message = f"failed: {event.image}: {event.record['error']}"
+                    if bar is not None:
+                        bar.write(message, file=sys.stderr)
+                    else:
+                        log.warning(message)
+            elif isinstance(event, StageProgress) and bar is not None:
+                bar.set_description(f"{event.stage} {event.done}/{event.total}", refresh=True)
+            elif isinstance(event, RunFinished):
+                report = event.report
+    finally:
+        if bar is not None:
+            bar.close()
+        signal.signal(signal.SIGINT, previous)
+    return report
+
+
+def _progress_bar(event: RunStarted, quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=event.total, initial=event.skipped, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+
+def print_summary(report: Report) -> None:
+    images = report.images
+    state = "cancelled" if report.cancelled else "finished"
+    print(
+        f"{state}: {report.done} done, {report.failed} failed, {report.skipped} resumed, "
+        f"of {report.total} task(s) in {format_seconds(report.seconds)}"
+    )
+    failed = images[images["status"] == "failed"]
+    for row in failed.itertuples():
+        print(f"  failed {row.image}: {row.error}")
+    print(f"results: {report.output_dir}")
+    for name in ("images.csv", *(f"{stage}.csv" for stage in report.table_stages)):
+        print(f"  {report.output_dir / name}")
+
+
+def command_stages(args: argparse.Namespace) -> int:
+    from .core.stages import STAGES
+
+    for name, spec in STAGES.items():
+        data = ", ".join(f"{arg}: {kind}" + (" (optional)" if arg in spec.optional_data else "")
+                         for arg, kind in spec.data_args.items())
+        print(f"{name}  [{spec.menu}]  ({data}) -> {spec.returns}")
+        if spec.summary:
+            print(f"    {spec.summary}")
+        for param in spec.params.values():
+            print(f"    {param.name} = {param.default!r}  ({param.expected})")
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from .core.demo import prepare_demo
+
+    folder = Path(args.output).expanduser()
+    images, pipeline_file = prepare_demo(folder, count=args.images)
+    print(f"sample images: {images}\npipeline: {pipeline_file}")
+    batch = BatchRun(
+        pipeline_file, images, folder / "results", executor=args.executor, workers=args.workers,
+        command=f"napari-batch-pipeline demo {args.output}",
+    )
+    report = execute(batch, quiet=args.quiet)
+    import pandas as pd
+
+    table = report.images
+    columns = [c for c in table.columns if c in ("image", "status") or c.startswith("nuclei.")]
+    with pd.option_context("display.width", 120, "display.max_columns", 12, "display.precision", 1):
+        print(table[columns].to_string(index=False))
+    print_summary(report)
+    print(f"\nre-run it: napari-batch-pipeline run {pipeline_file} {images} -o {folder / 'results'}")
+    return EXIT_CANCELLED if report.cancelled else report.exit_code
