@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a pipeline over a folder")
-    _add_batch_options(run)
+    _add_batch_options(run, optional=True)
+    run.add_argument(
+        "--from-run", default=None, metavar="RUN_DIR",
+        help="re-run a finished run's exact configuration (pipeline, inputs, options) into OUTPUT_DIR",
+    )
     run.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="the run folder to write")
     run.add_argument("--fresh", action="store_true", help="replace a previous run in OUTPUT_DIR")
     run.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
@@ -52,20 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=None)
     demo.add_argument("--quiet", action="store_true")
 
+    export = commands.add_parser("export-script", help="write a standalone Python script of a pipeline")
+    export.add_argument("pipeline", metavar="PIPELINE", help="pipeline file (YAML)")
+    export.add_argument("-o", "--output", required=True, metavar="SCRIPT.py")
+
     commands.add_parser("stages", help="list the built-in stages and their parameters")
     return parser
 
 
-def _add_batch_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("pipeline", metavar="PIPELINE", help="pipeline file (YAML)")
-    command.add_argument("input", metavar="INPUT_DIR", help="folder of input images")
+def _add_batch_options(command: argparse.ArgumentParser, optional: bool = False) -> None:
+    nargs = "?" if optional else None
+    command.add_argument("pipeline", nargs=nargs, metavar="PIPELINE", help="pipeline file (YAML)")
+    command.add_argument("input", nargs=nargs, metavar="INPUT_DIR", help="folder of input images")
     command.add_argument("--pattern", default=None, metavar="GLOB", help="file name pattern (default: every image file)")
-    command.add_argument("--recursive", action="store_true", help="also look in subfolders")
+    command.add_argument("--recursive", action="store_true", default=None, help="also look in subfolders")
     command.add_argument("--metadata", default=None, metavar="REGEX", help="named groups on the relative path become columns")
-    command.add_argument("--executor", default="processes", choices=_executors())
+    command.add_argument("--executor", default=None, choices=_executors(), help="default: processes")
     command.add_argument("--workers", type=int, default=None, metavar="N", help="default: one per CPU core")
     command.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler to connect to")
-    command.add_argument("--strategy", default="vertical", choices=("vertical", "horizontal"))
+    command.add_argument("--strategy", default=None, choices=("vertical", "horizontal"), help="default: vertical")
     command.add_argument(
         "--sweep", action="append", default=[], metavar="STAGE.PARAM=V1,V2,...",
         help="sweep a parameter; several form a grid",

@@ -11,26 +11,29 @@ from typing import Any
 
 from .cli import EXIT_CANCELLED, install_cancel_handler
 from .core.batch import BatchRun, Report
+from .core.errors import PipelineError
 from .core.events import RunFinished, RunStarted, StageProgress, TaskFinished
 from .core.plan import format_seconds, parse_size, parse_sweep
 
-__all__ = ["command_demo", "command_estimate", "command_run", "command_stages"]
+__all__ = ["command_demo", "command_estimate", "command_export_script", "command_run", "command_stages"]
 
 log = logging.getLogger("napari_batch_pipeline")
 
 
 def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchRun:
+    if args.pipeline is None or args.input is None:
+        raise PipelineError("give PIPELINE and INPUT_DIR, or --from-run RUN_DIR")
     return BatchRun(
         args.pipeline,
         args.input,
         output,
         pattern=args.pattern,
-        recursive=args.recursive,
+        recursive=bool(args.recursive),
         metadata=args.metadata,
-        executor=args.executor,
+        executor=args.executor or "processes",
         workers=args.workers,
         scheduler=args.scheduler,
-        strategy=args.strategy,
+        strategy=args.strategy or "vertical",
         sweep=parse_sweep(args.sweep),
         memory_budget=parse_size(args.memory_budget) if args.memory_budget else None,
         limit=args.limit,
@@ -38,8 +41,51 @@ def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchR
     )
 
 
+def _from_run(args: argparse.Namespace) -> BatchRun:
+    """A batch with a finished run's configuration; options given on the line win."""
+    from .core.pipeline import Pipeline
+    from .core.run import RunFolder
+
+    if args.pipeline is not None or args.input is not None:
+        raise PipelineError("--from-run takes the pipeline and inputs from the run; give neither")
+    old = RunFolder(args.from_run)
+    try:
+        info = old.provenance()
+        pipeline = Pipeline.from_yaml(old.path / "pipeline.yaml")
+    except (OSError, ValueError) as error:
+        raise PipelineError(f"{args.from_run!r} is not a readable run folder: {error}") from None
+    if Path(args.output).expanduser().resolve() == old.path:
+        raise PipelineError("--from-run needs a new output folder (-o), not the run itself")
+    sweep = parse_sweep(args.sweep) or info.get("sweep") or {}
+
+    def pick(name: str, default: Any = None) -> Any:
+        value = getattr(args, name)
+        return value if value is not None else info.get(name, default)
+
+    budget = parse_size(args.memory_budget) if args.memory_budget else info.get("memory_budget")
+    return BatchRun(
+        pipeline,
+        info["input_dir"],
+        args.output,
+        pattern=pick("pattern"),
+        recursive=bool(pick("recursive", False)),
+        metadata=pick("metadata"),
+        executor=pick("executor", "processes"),
+        workers=pick("workers"),
+        scheduler=args.scheduler,
+        strategy=pick("strategy", "vertical"),
+        sweep=sweep,
+        memory_budget=budget,
+        limit=pick("limit"),
+        fresh=args.fresh,
+    )
+
+
 def command_run(args: argparse.Namespace) -> int:
-    batch = _batch(args, args.output, fresh=args.fresh)
+    if args.from_run:
+        batch = _from_run(args)
+    else:
+        batch = _batch(args, args.output, fresh=args.fresh)
     report = execute(batch, quiet=args.quiet)
     print_summary(report)
     return EXIT_CANCELLED if report.cancelled else report.exit_code
@@ -140,7 +186,7 @@ def command_demo(args: argparse.Namespace) -> int:
     images, pipeline_file = prepare_demo(folder, count=args.images)
     print(f"sample images: {images}\npipeline: {pipeline_file}")
     batch = BatchRun(
-        pipeline_file, images, folder / "results", executor=args.executor, workers=args.workers,
+        pipeline_file, images, folder / "results", executor=args.executor or "processes", workers=args.workers,
         command=f"napari-batch-pipeline demo {args.output}",
     )
     report = execute(batch, quiet=args.quiet)
@@ -153,3 +199,12 @@ def command_demo(args: argparse.Namespace) -> int:
     print_summary(report)
     print(f"\nre-run it: napari-batch-pipeline run {pipeline_file} {images} -o {folder / 'results'}")
     return EXIT_CANCELLED if report.cancelled else report.exit_code
+
+
+def command_export_script(args: argparse.Namespace) -> int:
+    from .core.export import export_script
+    from .core.pipeline import Pipeline
+
+    path = export_script(Pipeline.from_yaml(args.pipeline), args.output)
+    print(f"wrote {path}\nrun it: python {path} INPUT_DIR OUTPUT_DIR")
+    return 0

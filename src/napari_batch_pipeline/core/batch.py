@@ -114,6 +114,7 @@ class BatchRun:
         self.sweep = {key: list(values) for key, values in (sweep or {}).items()}
         self.param_sets = parameter_sets(self.pipeline, self.sweep)
         self.tasks = make_tasks(self.sources, self.param_sets)
+        self.options = {"pattern": pattern, "recursive": recursive, "metadata": metadata, "limit": limit}
         self.executor_name = executor
         self.workers = 1 if executor == "serial" else workers
         self.scheduler = scheduler
@@ -254,6 +255,8 @@ class BatchRun:
             "command": self.command,
             "pipeline": {"name": self.pipeline.name, "hash": self.pipeline.hash},
             "input_dir": str(self.input_dir),
+            **self.options,
+            "memory_budget": self.memory_budget,
             "inputs": [
                 {"image": s.relative, "bytes": _stat(s.path)[0], "modified": _stat(s.path)[1]}
                 for s in self.sources
