@@ -1,0 +1,135 @@
+"""Shared test set-up and fixtures.
+
+GUI tests need a real X display: they fail without one, never skip.
+Fixtures build on each other: ``pipeline_yaml`` -> ``pipeline_file`` -> ``pipeline``.
+Everything is made on the fly in ``tmp_path``; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+
+from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.stages import STAGES
+from napari_batch_pipeline.core.synthetic import nuclei_image as make_nuclei_image
+
+# fixtures that start Qt; a test using one is a GUI test
+_GUI_FIXTURES = {"make_napari_viewer", "make_napari_viewer_proxy", "qtbot", "qapp"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _GUI_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.gui)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if item.get_closest_marker("gui") and sys.platform.startswith("linux") and headless:
+        pytest.fail(
+            "this GUI test needs a display: run `bash scripts/test.sh`, or install Xvfb "
+            "(pytest-xvfb then starts it), or run pytest under `xvfb-run -a`",
+            pytrace=False,
+        )
+
+
+#: The example pipeline of DESIGN.md ("Pipeline file"), verbatim.
+DESIGN_PIPELINE_YAML = """\
+version: 1
+name: nuclei
+stages:
+  - name: blurred            # unique; names the stage's output
+    function: gaussian       # a built-in stage, or "package.module:function"
+    params: {sigma: 2}
+  - name: mask
+    function: threshold
+    params: {method: otsu}
+  - name: labels
+    function: label
+    save: true               # write this stage's output for every image
+  - name: nuclei
+    function: measure
+    inputs: {labels: labels, intensity: input}
+    params: {properties: [area, intensity_mean]}
+"""
+
+
+@pytest.fixture
+def nuclei_image() -> np.ndarray:
+    """A synthetic 256 x 256 uint16 fluorescence image of nuclei (fixed seed)."""
+    return make_nuclei_image()
+
+
+@pytest.fixture
+def coins() -> np.ndarray:
+    """scikit-image's bundled coins image, (303, 384) uint8."""
+    return skimage.data.coins()
+
+
+@pytest.fixture
+def pipeline_yaml() -> str:
+    """The text of the DESIGN example pipeline file."""
+    return DESIGN_PIPELINE_YAML
+
+
+@pytest.fixture
+def pipeline_file(tmp_path: Path, pipeline_yaml: str) -> Path:
+    """The DESIGN example written to ``tmp_path / 'nuclei.yaml'``."""
+    path = tmp_path / "nuclei.yaml"
+    path.write_text(pipeline_yaml, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def pipeline(pipeline_file: Path) -> Pipeline:
+    """The DESIGN example, loaded and validated."""
+    return Pipeline.from_yaml(pipeline_file)
+
+
+@pytest.fixture
+def user_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str], str]]:
+    """Write importable Python modules for user stages: ``user_module(name, source)``.
+
+    ``name`` may be dotted (``'my_pkg.stages'``); packages get an ``__init__.py``.
+    Returns ``name``, so ``f"{name}:function"`` is a stage reference. The modules live
+    in ``tmp_path / 'modules'`` (on ``sys.path`` for the test); afterwards they leave
+    ``sys.modules``, and stages registered during the test leave the catalogue.
+    """
+    root = tmp_path / "modules"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    catalogue = dict(STAGES)
+    written: list[str] = []
+
+    def write(name: str, source: str) -> str:
+        *packages, module = name.split(".")
+        folder = root
+        for package in packages:
+            folder = folder / package
+            folder.mkdir(exist_ok=True)
+            (folder / "__init__.py").touch()
+        (folder / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        importlib.invalidate_caches()
+        written.append(name)
+        return name
+
+    yield write
+
+    STAGES.clear()
+    STAGES.update(catalogue)
+    for name in written:
+        parts = name.split(".")
+        for end in range(len(parts), 0, -1):
+            sys.modules.pop(".".join(parts[:end]), None)
