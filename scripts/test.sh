@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The test command: bash scripts/test.sh [PYTEST ARGS...]
+#
+# On a fresh Debian/Ubuntu machine (as root, or with sudo) it installs what Qt and napari
+# need to draw on a virtual X display, creates .venv, installs the package with its
+# testing extra, then runs ruff (lint and format), mypy and pytest under Xvfb.
+# Arguments go to pytest. The exit status is pytest's, or 1 if only a check failed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+
+# Xvfb, Mesa software OpenGL and the X/xcb libraries the Qt xcb platform plugin loads
+SYSTEM_PACKAGES=(
+    xvfb xauth
+    libgl1 libgl1-mesa-dri libegl1 libglib2.0-0 libdbus-1-3 libfontconfig1
+    libx11-xcb1 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+    libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0
+    libxcb-cursor0
+)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+install_system_packages() {
+    if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
+        command -v xvfb-run >/dev/null && return 0
+        echo "error: not a Debian-like system and xvfb-run is missing;" \
+            "install Xvfb, Mesa OpenGL and the Qt xcb libraries by hand" >&2
+        exit 2
+    fi
+    local missing=() package
+    for package in "${SYSTEM_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$package")
+    done
+    # Debian's own python3 needs python3-venv for `python3 -m venv`
+    if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+        missing+=(python3-venv)
+    fi
+    if ((${#missing[@]} == 0)); then
+        return 0
+    fi
+    log "installing system packages: ${missing[*]}"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_python_packages() {
+    if [[ ! -x $VENV/bin/python ]]; then
+        log "creating $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    # reinstall only when pyproject.toml changed since the last install
+    local stamp=$VENV/.napari-batch-pipeline-testing
+    local digest
+    digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [[ -f $stamp && $(cat "$stamp") == "$digest" ]] \
+        && "$VENV/bin/python" -c "import napari_batch_pipeline" 2>/dev/null; then
+        return 0
+    fi
+    log "installing the package and its testing extra into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e ".[testing]"
+    echo "$digest" >"$stamp"
+}
+
+install_system_packages
+install_python_packages
+
+failed=()
+check() {
+    local name=$1
+    shift
+    log "$name"
+    if "$@"; then
+        return 0
+    else
+        failed+=("$name (exit status $?)")
+    fi
+}
+
+lint_paths=()
+for path in src tests benchmarks; do
+    if [[ -e $path ]]; then
+        lint_paths+=("$path")
+    fi
+done
+check "ruff check" "$VENV/bin/ruff" check "${lint_paths[@]}"
+check "ruff format --check" "$VENV/bin/ruff" format --check "${lint_paths[@]}"
+check "mypy" "$VENV/bin/mypy"
+
+log "pytest $*"
+# A real X server (not QT_QPA_PLATFORM=offscreen, which cannot draw napari's image layers);
+# GUI tests fail, never skip, without a display. xvfb-run gives the display, so the
+# pytest-xvfb plugin is told not to start a second one.
+pytest_status=0
+QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x1024x24" \
+    "$VENV/bin/python" -m pytest --no-xvfb "$@" || pytest_status=$?
+
+if ((${#failed[@]})); then
+    printf '\nfailed checks:\n' >&2
+    printf '  %s\n' "${failed[@]}" >&2
+fi
+if ((pytest_status != 0)); then
+    printf '\npytest failed (exit status %d)\n' "$pytest_status" >&2
+    exit "$pytest_status"
+fi
+if ((${#failed[@]})); then
+    exit 1
+fi
+log "all checks passed"
