@@ -100,7 +100,7 @@ def binary_opening(mask: "napari.types.LabelsData", radius: int = 1) -> "napari.
     -------
     (M, N) ndarray of bool
     """
-    return ndi.binary_opening(mask.astype(bool), structure=morphology.disk(radius))
+    return morphology.opening(mask.astype(bool), morphology.disk(radius))
 
 
 @stage(menu="segment", returns="mask")
