@@ -126,7 +126,7 @@ class Pipeline:
                 f"{source}: unknown key {unknown[0]!r}; expected {', '.join(sorted(_TOP_KEYS))}"
             )
         version = data.get("version")
-        if version != VERSION:
+        if version != VERSION or isinstance(version, bool):  # True == 1
             raise PipelineError(
                 f"{source}: version: expected {VERSION}, got {version!r}"
                 + (" (missing)" if version is None else " (unsupported version)")
@@ -286,7 +286,9 @@ def _validate_stages(raw: list[StageConfig | Mapping[str, Any]]) -> tuple[StageC
         raise PipelineError("stages: expected at least one stage, got an empty list")
     done: dict[str, StageConfig] = {}
     later = {
-        str(item.get("name")) if isinstance(item, Mapping) else item.name for item in raw
+        str(item.get("name")) if isinstance(item, Mapping) else item.name
+        for item in raw
+        if isinstance(item, (Mapping, StageConfig))
     }
     for index, item in enumerate(raw):
         stage = _validate_stage(item, index, done, later)
