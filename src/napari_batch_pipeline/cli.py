@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a pipeline over a folder")
     _add_batch_options(run, optional=True)
     run.add_argument(
-        "--from-run", default=None, metavar="RUN_DIR",
+        "--from-run",
+        default=None,
+        metavar="RUN_DIR",
         help="re-run a finished run's exact configuration (pipeline, inputs, options) into OUTPUT_DIR",
     )
     run.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="the run folder to write")
@@ -68,18 +70,38 @@ def _add_batch_options(command: argparse.ArgumentParser, optional: bool = False)
     nargs = "?" if optional else None
     command.add_argument("pipeline", nargs=nargs, metavar="PIPELINE", help="pipeline file (YAML)")
     command.add_argument("input", nargs=nargs, metavar="INPUT_DIR", help="folder of input images")
-    command.add_argument("--pattern", default=None, metavar="GLOB", help="file name pattern (default: every image file)")
+    command.add_argument(
+        "--pattern",
+        default=None,
+        metavar="GLOB",
+        help="file name pattern (default: every image file)",
+    )
     command.add_argument("--recursive", action="store_true", default=None, help="also look in subfolders")
-    command.add_argument("--metadata", default=None, metavar="REGEX", help="named groups on the relative path become columns")
+    command.add_argument(
+        "--metadata",
+        default=None,
+        metavar="REGEX",
+        help="named groups on the relative path become columns",
+    )
     command.add_argument("--executor", default=None, choices=_executors(), help="default: processes")
     command.add_argument("--workers", type=int, default=None, metavar="N", help="default: one per CPU core")
     command.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler to connect to")
-    command.add_argument("--strategy", default=None, choices=("vertical", "horizontal"), help="default: vertical")
     command.add_argument(
-        "--sweep", action="append", default=[], metavar="STAGE.PARAM=V1,V2,...",
+        "--strategy", default=None, choices=("vertical", "horizontal"), help="default: vertical"
+    )
+    command.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="STAGE.PARAM=V1,V2,...",
         help="sweep a parameter; several form a grid",
     )
-    command.add_argument("--memory-budget", default=None, metavar="SIZE", help="e.g. 4G (default: half the free memory)")
+    command.add_argument(
+        "--memory-budget",
+        default=None,
+        metavar="SIZE",
+        help="e.g. 4G (default: half the free memory)",
+    )
     command.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
 
 
@@ -117,7 +139,10 @@ def install_cancel_handler(cancel: Any) -> Any:
     previous = signal.getsignal(signal.SIGINT)
 
     def handle(signum: int, frame: Any) -> None:
-        print("\ncancelling: finishing writes, stopping workers (Ctrl-C again to abort)", file=sys.stderr)
+        print(
+            "\ncancelling: finishing writes, stopping workers (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
         signal.signal(signal.SIGINT, signal.default_int_handler)
         cancel()
 

@@ -15,7 +15,13 @@ from .core.errors import PipelineError
 from .core.events import RunFinished, RunStarted, StageProgress, TaskFinished
 from .core.plan import format_seconds, parse_size, parse_sweep
 
-__all__ = ["command_demo", "command_estimate", "command_export_script", "command_run", "command_stages"]
+__all__ = [
+    "command_demo",
+    "command_estimate",
+    "command_export_script",
+    "command_run",
+    "command_stages",
+]
 
 log = logging.getLogger("napari_batch_pipeline")
 
@@ -82,10 +88,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    if args.from_run:
-        batch = _from_run(args)
-    else:
-        batch = _batch(args, args.output, fresh=args.fresh)
+    batch = _from_run(args) if args.from_run else _batch(args, args.output, fresh=args.fresh)
     report = execute(batch, quiet=args.quiet)
     print_summary(report)
     return EXIT_CANCELLED if report.cancelled else report.exit_code
@@ -114,7 +117,11 @@ def execute(batch: BatchRun, quiet: bool = False) -> Report:
                 resumed = f", {event.skipped} already done (resuming)" if event.skipped else ""
                 log.info(
                     "%d task(s) with %s x%d, %s strategy%s",
-                    event.total, event.executor, event.workers, event.strategy, resumed,
+                    event.total,
+                    event.executor,
+                    event.workers,
+                    event.strategy,
+                    resumed,
                 )
                 if event.estimate is not None:
                     log.info("estimate: %s", event.estimate.summary())
@@ -124,7 +131,13 @@ def execute(batch: BatchRun, quiet: bool = False) -> Report:
                     bar.update(1)
                     bar.set_postfix(failed=event.failed, refresh=False)
                 elif not quiet:
-                    log.info("[%d/%d] %s %s", event.done + event.failed, event.total, event.status, event.image)
+                    log.info(
+                        "[%d/%d] %s %s",
+                        event.done + event.failed,
+                        event.total,
+                        event.status,
+                        event.image,
+                    )
                 if event.status == "failed":
                     message = f"failed: {event.image}: {event.record['error']}"
                     if bar is not None:
@@ -169,8 +182,10 @@ def command_stages(args: argparse.Namespace) -> int:
     from .core.stages import STAGES
 
     for name, spec in STAGES.items():
-        data = ", ".join(f"{arg}: {kind}" + (" (optional)" if arg in spec.optional_data else "")
-                         for arg, kind in spec.data_args.items())
+        data = ", ".join(
+            f"{arg}: {kind}" + (" (optional)" if arg in spec.optional_data else "")
+            for arg, kind in spec.data_args.items()
+        )
         print(f"{name}  [{spec.menu}]  ({data}) -> {spec.returns}")
         if spec.summary:
             print(f"    {spec.summary}")
@@ -186,7 +201,11 @@ def command_demo(args: argparse.Namespace) -> int:
     images, pipeline_file = prepare_demo(folder, count=args.images)
     print(f"sample images: {images}\npipeline: {pipeline_file}")
     batch = BatchRun(
-        pipeline_file, images, folder / "results", executor=args.executor or "processes", workers=args.workers,
+        pipeline_file,
+        images,
+        folder / "results",
+        executor=args.executor or "processes",
+        workers=args.workers,
         command=f"napari-batch-pipeline demo {args.output}",
     )
     report = execute(batch, quiet=args.quiet)

@@ -64,7 +64,10 @@ def _run_script(pipeline: Pipeline, images: Path, out: Path, env: dict[str, str]
     script.write_text(script_text(pipeline), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, str(script), str(images), str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
 
@@ -89,14 +92,27 @@ def test_exported_script_is_standalone_python(pipeline: Pipeline) -> None:
         for alias in node.names
     }
     assert "napari_batch_pipeline" not in imported
-    assert imported <= {"argparse", "re", "sys", "time", "pathlib", "typing", "numpy", "pandas",
-                        "tifffile", "scipy", "skimage"}
+    assert imported <= {
+        "argparse",
+        "re",
+        "sys",
+        "time",
+        "pathlib",
+        "typing",
+        "numpy",
+        "pandas",
+        "tifffile",
+        "scipy",
+        "skimage",
+    }
     assert "BLURRED_SIGMA = 2.0" in text
     functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     assert {"blurred", "mask", "labels", "nuclei", "process", "main"} <= functions
 
 
-def test_exported_script_gives_the_engine_tables(pipeline: Pipeline, image_folder: Path, tmp_path: Path) -> None:
+def test_exported_script_gives_the_engine_tables(
+    pipeline: Pipeline, image_folder: Path, tmp_path: Path
+) -> None:
     run_batch(pipeline, image_folder, tmp_path / "engine")
     _run_script(pipeline, image_folder, tmp_path / "script")
     _assert_same_tables(tmp_path / "engine", tmp_path / "script", ["nuclei"])
@@ -117,20 +133,45 @@ def test_exported_script_with_a_user_function(user_module, image_folder: Path, t
 def test_cli_export_script_and_from_run(pipeline_file: Path, image_folder: Path, tmp_path: Path) -> None:
     cli = [sys.executable, "-m", "napari_batch_pipeline.cli"]
     script = tmp_path / "nuclei.py"
-    done = subprocess.run([*cli, "export-script", str(pipeline_file), "-o", str(script)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*cli, "export-script", str(pipeline_file), "-o", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert script.exists()
     first = tmp_path / "first"
     done = subprocess.run(
-        [*cli, "run", str(pipeline_file), str(image_folder), "-o", str(first), "--executor", "threads",
-         "--workers", "2", "--strategy", "horizontal", "--sweep", "blurred.sigma=1,2", "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        [
+            *cli,
+            "run",
+            str(pipeline_file),
+            str(image_folder),
+            "-o",
+            str(first),
+            "--executor",
+            "threads",
+            "--workers",
+            "2",
+            "--strategy",
+            "horizontal",
+            "--sweep",
+            "blurred.sigma=1,2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     again = tmp_path / "again"
-    done = subprocess.run([*cli, "run", "--from-run", str(first), "-o", str(again), "--quiet"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*cli, "run", "--from-run", str(first), "-o", str(again), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "horizontal" in done.stderr and "threads" in done.stderr
     pd.testing.assert_frame_equal(pd.read_csv(first / "nuclei.csv"), pd.read_csv(again / "nuclei.csv"))

@@ -96,15 +96,9 @@ def _widget_signature(spec: StageSpec) -> inspect.Signature:
     parameters: list[inspect.Parameter] = []
     keyword_only = False
     for name, annotation, default in arguments:
-        if default is inspect.Parameter.empty and any(
-            p.default is not p.empty for p in parameters
-        ):
+        if default is inspect.Parameter.empty and any(p.default is not p.empty for p in parameters):
             keyword_only = True
-        kind = (
-            inspect.Parameter.KEYWORD_ONLY
-            if keyword_only
-            else inspect.Parameter.POSITIONAL_OR_KEYWORD
-        )
+        kind = inspect.Parameter.KEYWORD_ONLY if keyword_only else inspect.Parameter.POSITIONAL_OR_KEYWORD
         parameters.append(inspect.Parameter(name, kind, annotation=annotation, default=default))
     return inspect.Signature(parameters)
 
@@ -133,9 +127,7 @@ def _show_result(
         if isinstance(layer, Image):
             layer.reset_contrast_limits()
         return layer
-    return viewer.add_layer(
-        layer_type(data, name=name, scale=source.scale, translate=source.translate)
-    )
+    return viewer.add_layer(layer_type(data, name=name, scale=source.scale, translate=source.translate))
 
 
 def _show_table(

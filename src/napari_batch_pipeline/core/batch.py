@@ -107,14 +107,23 @@ class BatchRun:
         if self.folder.path == self.input_dir:
             raise PipelineError("the output folder must differ from the input folder")
         self.sources = find_images(
-            self.input_dir, pattern, recursive=recursive, metadata=metadata, exclude=[self.folder.path]
+            self.input_dir,
+            pattern,
+            recursive=recursive,
+            metadata=metadata,
+            exclude=[self.folder.path],
         )
         if limit is not None:
             self.sources = self.sources[:limit]
         self.sweep = {key: list(values) for key, values in (sweep or {}).items()}
         self.param_sets = parameter_sets(self.pipeline, self.sweep)
         self.tasks = make_tasks(self.sources, self.param_sets)
-        self.options = {"pattern": pattern, "recursive": recursive, "metadata": metadata, "limit": limit}
+        self.options = {
+            "pattern": pattern,
+            "recursive": recursive,
+            "metadata": metadata,
+            "limit": limit,
+        }
         self.executor_name = executor
         self.workers = 1 if executor == "serial" else workers
         self.scheduler = scheduler
@@ -192,17 +201,32 @@ class BatchRun:
                 probes.append(record)
         plan = None
         if pending or probes:
-            plan = estimate(
-                self.pipeline, [t.source for t in self.tasks], 1, workers=self.workers or _cpus(),
-                executor=self.executor_name, budget=self.memory_budget, measured=measured,
-            ) if measured is not None or self.strategy == "horizontal" else None
+            plan = (
+                estimate(
+                    self.pipeline,
+                    [t.source for t in self.tasks],
+                    1,
+                    workers=self.workers or _cpus(),
+                    executor=self.executor_name,
+                    budget=self.memory_budget,
+                    measured=measured,
+                )
+                if measured is not None or self.strategy == "horizontal"
+                else None
+            )
             if plan is not None and self.memory_budget is not None and not plan.fits:
                 for record in probes:
                     self.folder.append(record)
                 raise PipelineError(plan.advice())
         workers = (self.workers or _cpus()) if self.executor_name != "serial" else 1
         yield RunStarted(
-            len(self.tasks), skipped, str(self.folder.path), self.strategy, self.executor_name, workers, plan
+            len(self.tasks),
+            skipped,
+            str(self.folder.path),
+            self.strategy,
+            self.executor_name,
+            workers,
+            plan,
         )
         for record in probes:
             yield finished(record)
@@ -242,8 +266,13 @@ class BatchRun:
             {
                 "finished": _timestamp(),
                 "status": "cancelled" if self.cancelled else "finished",
-                "counts": {"tasks": len(self.tasks), "done": done, "failed": counts["failed"],
-                           "skipped": skipped, "pending": len(self.tasks) - done - counts["failed"]},
+                "counts": {
+                    "tasks": len(self.tasks),
+                    "done": done,
+                    "failed": counts["failed"],
+                    "skipped": skipped,
+                    "pending": len(self.tasks) - done - counts["failed"],
+                },
                 "seconds": round(self.report.seconds, 3),
             }
         )
@@ -331,8 +360,12 @@ def _probe(job: TaskJob) -> tuple[dict[str, Any], tuple[float, int, int] | None]
 def _record(job: TaskJob, result: Any) -> dict[str, Any]:
     if isinstance(result, BaseException):
         return {
-            "key": job.key, "index": job.index, "image": job.image, "status": "failed",
-            "error": f"worker stopped: {type(result).__name__}: {result}", "seconds": float("nan"),
+            "key": job.key,
+            "index": job.index,
+            "image": job.image,
+            "status": "failed",
+            "error": f"worker stopped: {type(result).__name__}: {result}",
+            "seconds": float("nan"),
         }
     return dict(result)
 

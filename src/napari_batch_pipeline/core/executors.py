@@ -138,7 +138,9 @@ class DaskExecutor(Executor):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise PipelineError("the dask executor needs dask.distributed: pip install 'dask[distributed]'") from None
+            raise PipelineError(
+                "the dask executor needs dask.distributed: pip install 'dask[distributed]'"
+            ) from None
         self._cluster = None
         try:
             if scheduler:
@@ -162,7 +164,7 @@ class DaskExecutor(Executor):
 
         jobs = iter(jobs)
         running = as_completed()
-        owners: dict[str, Any] = {}
+        owners: dict[Any, Any] = {}
 
         def submit(count: int) -> None:
             for job in itertools.islice(jobs, count):

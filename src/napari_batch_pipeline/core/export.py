@@ -21,7 +21,7 @@ from .stages.measure import DEFAULT_PROPERTIES
 
 __all__ = ["export_script", "script_text"]
 
-_PRELUDE = '''\
+_PRELUDE = """\
 import argparse
 import re
 import sys
@@ -39,9 +39,9 @@ from skimage import measure as sk_measure
 ThresholdMethod = Literal["otsu", "li", "yen", "triangle", "mean", "isodata", "minimum", "local"]
 THRESHOLD_METHODS = ThresholdMethod.__args__
 DEFAULT_PROPERTIES = {default_properties!r}
-'''
+"""
 
-_RUNNER = '''
+_RUNNER = """
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -144,7 +144,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
-'''
+"""
 
 
 def script_text(pipeline: Pipeline) -> str:

@@ -23,7 +23,15 @@ from .events import StageProgress
 from .files import atomic_path
 from .pipeline import INPUT, Pipeline
 from .sources import ImageReadError, read_image
-from .tasks import TaskJob, _traceback, load_pipeline, part_path, save_image, summarize, table_frame
+from .tasks import (
+    TaskJob,
+    _traceback,
+    load_pipeline,
+    part_path,
+    save_image,
+    summarize,
+    table_frame,
+)
 
 if TYPE_CHECKING:
     from .batch import BatchRun
@@ -75,7 +83,11 @@ def run_unit(job: UnitJob) -> dict[str, Any]:
     except (ImageReadError, StageError) as error:
         return {"status": "failed", "error": str(error), "traceback": _traceback(error)}
     except Exception as error:
-        return {"status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": _traceback(error)}
+        return {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": _traceback(error),
+        }
 
 
 def finish_task(task: TaskJob) -> dict[str, Any]:
@@ -87,7 +99,10 @@ def finish_task(task: TaskJob) -> dict[str, Any]:
         stem = _stem(task)
         out = Path(task.output_dir)
         for name in pipeline.saved_stages:
-            save_image(out / name / f"{task.output_stem}.tif", _load(intermediate_path(out, pipeline, name, stem)))
+            save_image(
+                out / name / f"{task.output_stem}.tif",
+                _load(intermediate_path(out, pipeline, name, stem)),
+            )
         summary: dict[str, Any] = {}
         for name in pipeline.table_stages:
             table = _load(intermediate_path(out, pipeline, name, stem))
@@ -119,26 +134,39 @@ def run(batch: BatchRun, tasks: Sequence[Task], executor: Executor) -> Iterator[
                 units[unit_id].keys.append(key)
             else:
                 units[unit_id] = UnitJob(stage, job, [key])
-        done = 0
-        for unit, result in executor.map(run_unit, list(units.values())):
-            done += 1
+        for done, (unit, result) in enumerate(executor.map(run_unit, list(units.values())), 1):
             if isinstance(result, BaseException):
-                result = {"status": "failed", "error": f"worker stopped: {type(result).__name__}: {result}"}
+                result = {
+                    "status": "failed",
+                    "error": f"worker stopped: {type(result).__name__}: {result}",
+                }
             for key in unit.keys:
                 if result["status"] == "failed":
                     failed[key] = result
                     job = jobs[key]
-                    yield {"key": key, "index": job.index, "image": job.image, "status": "failed",
-                           "error": result["error"], "traceback": result.get("traceback"),
-                           "seconds": seconds[key]}
+                    yield {
+                        "key": key,
+                        "index": job.index,
+                        "image": job.image,
+                        "status": "failed",
+                        "error": result["error"],
+                        "traceback": result.get("traceback"),
+                        "seconds": seconds[key],
+                    }
             yield StageProgress(stage, done, len(units))
         if executor.cancelled:
             return
     remaining = [job for key, job in jobs.items() if key not in failed]
     for _job, record in executor.map(finish_task, remaining):
         if isinstance(record, BaseException):
-            record = {"key": _job.key, "index": _job.index, "image": _job.image, "status": "failed",
-                      "error": f"worker stopped: {record}", "seconds": float("nan")}
+            record = {
+                "key": _job.key,
+                "index": _job.index,
+                "image": _job.image,
+                "status": "failed",
+                "error": f"worker stopped: {record}",
+                "seconds": float("nan"),
+            }
         yield record
 
 

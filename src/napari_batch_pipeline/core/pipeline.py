@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -117,8 +117,7 @@ class Pipeline:
         """Build a pipeline from the mapping of a pipeline file."""
         if not isinstance(data, Mapping):
             raise PipelineError(
-                f"{source}: expected a mapping with keys version, name, stages; "
-                f"got {type(data).__name__}"
+                f"{source}: expected a mapping with keys version, name, stages; got {type(data).__name__}"
             )
         unknown = sorted(set(map(str, data)) - _TOP_KEYS)
         if unknown:
@@ -138,7 +137,11 @@ class Pipeline:
 
     def to_dict(self) -> dict[str, Any]:
         """The pipeline as a file mapping, every default filled in."""
-        return {"version": VERSION, "name": self.name, "stages": [s.to_dict() for s in self.stages]}
+        return {
+            "version": VERSION,
+            "name": self.name,
+            "stages": [s.to_dict() for s in self.stages],
+        }
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
@@ -174,11 +177,9 @@ class Pipeline:
         try:
             return self._by_name[name]
         except KeyError:
-            raise PipelineError(
-                f"no stage named {name!r}; stages are {', '.join(self._by_name)}"
-            ) from None
+            raise PipelineError(f"no stage named {name!r}; stages are {', '.join(self._by_name)}") from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[StageConfig]:
         return iter(self.stages)
 
     def __len__(self) -> int:
@@ -203,8 +204,7 @@ class Pipeline:
             stage_name, _, param = key.partition(".")
             if stage_name not in stages or not param:
                 raise PipelineError(
-                    f"parameter {key!r}: expected 'stage.param' with a stage among "
-                    f"{', '.join(stages)}"
+                    f"parameter {key!r}: expected 'stage.param' with a stage among {', '.join(stages)}"
                 )
             stage = stages[stage_name]
             stages[stage_name] = replace(stage, params={**stage.params, param: value})
@@ -272,11 +272,11 @@ def _check_output(stage: StageConfig, kind: str, result: Any) -> Any:
         return result
     if not isinstance(result, np.ndarray):
         raise StageError(stage.name, stage.function, f"expected an array, got {type(result).__name__}")
-    if kind in ("labels", "mask") and not (
-        np.issubdtype(result.dtype, np.integer) or result.dtype == bool
-    ):
+    if kind in ("labels", "mask") and not (np.issubdtype(result.dtype, np.integer) or result.dtype == bool):
         raise StageError(
-            stage.name, stage.function, f"expected integer labels or a mask, got dtype {result.dtype}"
+            stage.name,
+            stage.function,
+            f"expected integer labels or a mask, got dtype {result.dtype}",
         )
     return result
 
@@ -297,7 +297,10 @@ def _validate_stages(raw: list[StageConfig | Mapping[str, Any]]) -> tuple[StageC
 
 
 def _validate_stage(
-    item: StageConfig | Mapping[str, Any], index: int, done: Mapping[str, StageConfig], later: set[str]
+    item: StageConfig | Mapping[str, Any],
+    index: int,
+    done: Mapping[str, StageConfig],
+    later: set[str],
 ) -> StageConfig:
     data = item.to_dict() if isinstance(item, StageConfig) else item
     label = f"#{index + 1}"
@@ -314,10 +317,14 @@ def _validate_stage(
         raise PipelineError("duplicate stage name; every stage needs its own name", stage=name, key="name")
     unknown = sorted(set(map(str, data)) - _STAGE_KEYS)
     if unknown:
-        raise PipelineError(f"unknown key; expected {', '.join(sorted(_STAGE_KEYS))}", stage=name, key=unknown[0])
+        raise PipelineError(
+            f"unknown key; expected {', '.join(sorted(_STAGE_KEYS))}", stage=name, key=unknown[0]
+        )
     function = data.get("function")
     if not isinstance(function, str):
-        raise PipelineError(f"expected the name of a stage function, got {function!r}", stage=name, key="function")
+        raise PipelineError(
+            f"expected the name of a stage function, got {function!r}", stage=name, key="function"
+        )
     try:
         spec = get_stage(function)
     except PipelineError as error:
@@ -334,7 +341,11 @@ def _validate_stage(
 
 def _validate_params(name: str, spec: StageSpec, given: Any) -> dict[str, Any]:
     if not isinstance(given, Mapping):
-        raise PipelineError(f"expected a mapping of parameter names to values, got {given!r}", stage=name, key="params")
+        raise PipelineError(
+            f"expected a mapping of parameter names to values, got {given!r}",
+            stage=name,
+            key="params",
+        )
     params = spec.defaults()
     for key, value in given.items():
         if key not in spec.params:
@@ -360,7 +371,11 @@ def _validate_inputs(
     index: int,
 ) -> dict[str, str]:
     if not isinstance(given, Mapping):
-        raise PipelineError(f"expected a mapping of data arguments to stage names, got {given!r}", stage=name, key="inputs")
+        raise PipelineError(
+            f"expected a mapping of data arguments to stage names, got {given!r}",
+            stage=name,
+            key="inputs",
+        )
     previous = list(done)[-1] if done else INPUT
     inputs: dict[str, str] = {}
     for arg in given:
@@ -385,7 +400,11 @@ def _validate_inputs(
                     key=f"inputs.{arg}",
                 )
         if not isinstance(source, str):
-            raise PipelineError(f"expected a stage name or {INPUT!r}, got {source!r}", stage=name, key=f"inputs.{arg}")
+            raise PipelineError(
+                f"expected a stage name or {INPUT!r}, got {source!r}",
+                stage=name,
+                key=f"inputs.{arg}",
+            )
         if source != INPUT and source not in done:
             why = "comes later in the pipeline" if source in later and source != name else "does not exist"
             if source == name:
@@ -398,7 +417,9 @@ def _validate_inputs(
             )
         if source != INPUT and done[source].returns == "table":
             raise PipelineError(
-                f"{source!r} gives a table, but {arg!r} takes {kind}", stage=name, key=f"inputs.{arg}"
+                f"{source!r} gives a table, but {arg!r} takes {kind}",
+                stage=name,
+                key=f"inputs.{arg}",
             )
         inputs[arg] = source
     return inputs

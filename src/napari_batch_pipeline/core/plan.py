@@ -127,7 +127,7 @@ def parameter_sets(pipeline: Pipeline, sweep: Mapping[str, Sequence[Any]] | None
 
 def make_tasks(sources: Sequence[Source], param_sets: Sequence[Mapping[str, Any]]) -> list[Task]:
     """Every image with every parameter set, image by image."""
-    tasks = []
+    tasks: list[Task] = []
     for source in sources:
         for params in param_sets:
             tasks.append(Task(len(tasks), source, dict(params)))
@@ -240,8 +240,22 @@ def default_budget() -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") * 0.5)
 
 
-_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
-          "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40, "TIB": 2**40}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 2**10,
+    "KB": 2**10,
+    "KIB": 2**10,
+    "M": 2**20,
+    "MB": 2**20,
+    "MIB": 2**20,
+    "G": 2**30,
+    "GB": 2**30,
+    "GIB": 2**30,
+    "T": 2**40,
+    "TB": 2**40,
+    "TIB": 2**40,
+}
 
 
 def parse_size(text: str) -> int:
@@ -252,7 +266,9 @@ def parse_size(text: str) -> int:
     try:
         return int(float(value) * _UNITS[unit.strip()])
     except (KeyError, ValueError):
-        raise PipelineError(f"memory size {text!r}: expected a number with an optional unit, like 4G or 512M") from None
+        raise PipelineError(
+            f"memory size {text!r}: expected a number with an optional unit, like 4G or 512M"
+        ) from None
 
 
 def format_bytes(n: float) -> str:

@@ -63,7 +63,9 @@ class RunFolder:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
-            raise PipelineError(f"output folder {str(self.path)!r} cannot be written: {error.strerror or error}") from None
+            raise PipelineError(
+                f"output folder {str(self.path)!r} cannot be written: {error.strerror or error}"
+            ) from None
         existing = self.path / "pipeline.yaml"
         if existing.exists() and not fresh:
             try:
@@ -213,7 +215,16 @@ def provenance_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("napari-batch-pipeline", "numpy", "scikit-image", "scipy", "pandas", "tifffile", "dask", "distributed"):
+    for package in (
+        "napari-batch-pipeline",
+        "numpy",
+        "scikit-image",
+        "scipy",
+        "pandas",
+        "tifffile",
+        "dask",
+        "distributed",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -118,7 +118,9 @@ def find_images(
             continue
         found.append(Source(path=path, relative=relative.as_posix()))
     if not found:
-        what = f"matching {pattern!r}" if pattern else "with an image suffix (" + ", ".join(IMAGE_SUFFIXES) + ")"
+        what = (
+            f"matching {pattern!r}" if pattern else "with an image suffix (" + ", ".join(IMAGE_SUFFIXES) + ")"
+        )
         raise PipelineError(f"no files {what} in {str(root)!r}" + ("" if recursive else " (try --recursive)"))
     found.sort(key=lambda s: natural_key(s.relative))
     if regex is not None:
@@ -132,11 +134,11 @@ def _compile_metadata(metadata: str | None) -> re.Pattern[str] | None:
     try:
         regex = re.compile(metadata)
     except re.error as error:
-        raise PipelineError(f"metadata pattern {metadata!r} is not a valid regular expression: {error}") from None
-    if not regex.groupindex:
         raise PipelineError(
-            f"metadata pattern {metadata!r} has no named groups; write them as (?P<name>...)"
-        )
+            f"metadata pattern {metadata!r} is not a valid regular expression: {error}"
+        ) from None
+    if not regex.groupindex:
+        raise PipelineError(f"metadata pattern {metadata!r} has no named groups; write them as (?P<name>...)")
     return regex
 
 
@@ -190,8 +192,7 @@ def read_image(path: str | Path) -> np.ndarray:
         )
     if image.ndim != 2:
         raise ImageReadError(
-            f"{path.name} has {image.ndim} dimensions, shape {image.shape}; the pipeline "
-            "expects 2D images"
+            f"{path.name} has {image.ndim} dimensions, shape {image.shape}; the pipeline expects 2D images"
         )
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
         raise ImageReadError(f"{path.name} has non-numeric pixels (dtype {image.dtype})")

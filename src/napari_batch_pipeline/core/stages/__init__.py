@@ -70,7 +70,10 @@ def _distance(a: str, b: str) -> int:
     for i, char_a in enumerate(a, 1):
         previous, row[0] = row[0], i
         for j, char_b in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (char_a != char_b))
+            previous, row[j] = (
+                row[j],
+                min(row[j] + 1, row[j - 1] + 1, previous + (char_a != char_b)),
+            )
     return row[-1]
 
 

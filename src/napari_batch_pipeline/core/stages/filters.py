@@ -92,10 +92,10 @@ def rescale_intensity(
     """
     low, high = in_range
     if not 0 <= low < high <= 100:
-        raise ValueError(
-            f"in_range must be two percentiles with 0 <= low < high <= 100, got {in_range!r}"
-        )
+        raise ValueError(f"in_range must be two percentiles with 0 <= low < high <= 100, got {in_range!r}")
     limits = np.percentile(image, (low, high))
     return exposure.rescale_intensity(
-        image.astype(np.float32), in_range=(float(limits[0]), float(limits[1])), out_range=(0.0, 1.0)
+        image.astype(np.float32),
+        in_range=(float(limits[0]), float(limits[1])),
+        out_range=(0.0, 1.0),
     ).astype(np.float32)

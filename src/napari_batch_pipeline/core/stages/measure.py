@@ -39,13 +39,10 @@ def measure(
         needs = [p for p in wanted if "intensity" in p]
         if needs:
             raise ValueError(
-                f"properties {needs} need an intensity image; connect one with "
-                "inputs: {intensity: input}"
+                f"properties {needs} need an intensity image; connect one with inputs: {{intensity: input}}"
             )
     elif np.shape(intensity) != np.shape(labels):
-        raise ValueError(
-            f"intensity image has shape {np.shape(intensity)}, labels have {np.shape(labels)}"
-        )
+        raise ValueError(f"intensity image has shape {np.shape(intensity)}, labels have {np.shape(labels)}")
     table = sk_measure.regionprops_table(
         np.asarray(labels).astype(np.int32, copy=False),
         intensity_image=intensity,

@@ -198,8 +198,7 @@ def import_function(reference: str) -> Callable[..., Any]:
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute or not module_name.replace(".", "").replace("_", "x").isalnum():
         raise PipelineError(
-            f"function {reference!r} is neither a built-in stage nor of the form "
-            "'package.module:function'"
+            f"function {reference!r} is neither a built-in stage nor of the form 'package.module:function'"
         )
     try:
         module = importlib.import_module(module_name)

@@ -63,9 +63,7 @@ def threshold(
 
 
 @stage(menu="segment")
-def remove_small_objects(
-    labels: "napari.types.LabelsData", min_size: int = 64
-) -> "napari.types.LabelsData":
+def remove_small_objects(labels: "napari.types.LabelsData", min_size: int = 64) -> "napari.types.LabelsData":
     """Remove objects smaller than ``min_size`` pixels from a mask or a label image.
 
     Parameters
