@@ -85,9 +85,7 @@ def test_run_does_not_modify_the_image(pipeline: Pipeline, coins: np.ndarray) ->
 
 def test_run_until_and_on_stage(pipeline: Pipeline, coins: np.ndarray) -> None:
     seen: list[tuple[str, Any]] = []
-    outputs = pipeline.run(
-        coins, until="mask", on_stage=lambda name, out: seen.append((name, out))
-    )
+    outputs = pipeline.run(coins, until="mask", on_stage=lambda name, out: seen.append((name, out)))
     assert list(outputs) == ["blurred", "mask"]
     assert [name for name, _ in seen] == ["blurred", "mask"]
     assert seen[1][1] is outputs["mask"]
@@ -364,7 +362,11 @@ BAD_FILES: dict[str, tuple[Any, str | None, str | None, list[str]]] = {
         ["measure has no data argument 'image'", "labels, intensity"],
     ),
     "table_as_input": (
-        _file(_stage("labels", "label"), _stage("table", "measure"), _stage("more", "label")),
+        _file(
+            _stage("labels", "label"),
+            _stage("table", "measure", "    params: {properties: [area]}\n"),
+            _stage("more", "label"),
+        ),
         "more",
         "inputs.mask",
         ["'table' gives a table"],
@@ -473,9 +475,7 @@ def test_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> None:
     path.write_text("version: 1\nstages:\n  - name: a\n    function: [gaussian\n")
     with pytest.raises(PipelineError) as excinfo:
         Pipeline.from_yaml(path)
-    assert re.match(
-        rf"{re.escape(str(path))}, line \d+, column \d+: invalid YAML: ", str(excinfo.value)
-    )
+    assert re.match(rf"{re.escape(str(path))}, line \d+, column \d+: invalid YAML: ", str(excinfo.value))
 
 
 def test_same_errors_from_text(pipeline_yaml: str) -> None:
@@ -590,17 +590,17 @@ def dict_table(labels: "napari.types.LabelsData") -> "pandas.DataFrame":
 def test_stage_raising_gives_stage_error(coins: np.ndarray) -> None:
     pipeline = Pipeline.from_text(
         _file(
-            _stage("blurred", "gaussian"),
-            _stage("stretched", "rescale_intensity", "    params: {in_range: [99, 1]}\n"),
+            _stage("mask", "threshold"),
+            _stage("labels", "label", "    params: {connectivity: 3}\n"),
         )
     )
     with pytest.raises(StageError) as excinfo:
         pipeline.run(coins)
     error = excinfo.value
-    assert error.stage == "stretched"
-    assert error.function == "rescale_intensity"
-    assert str(error).startswith("stage 'stretched' (rescale_intensity) failed: ValueError: ")
-    assert "in_range" in str(error)
+    assert error.stage == "labels"
+    assert error.function == "label"
+    assert str(error).startswith("stage 'labels' (label) failed: ValueError: ")
+    assert "onnectivity" in str(error)
     assert isinstance(error.__cause__, ValueError)
 
 
@@ -650,3 +650,30 @@ def test_stage_config_is_immutable(pipeline: Pipeline) -> None:
 def test_unknown_stage_lookup(pipeline: Pipeline) -> None:
     with pytest.raises(PipelineError, match="no stage named 'nope'; stages are blurred, mask"):
         pipeline["nope"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "fragment"),
+    [
+        ("  - name: m\n    function: measure\n    inputs: {labels: input}\n", "need an intensity image"),
+        (
+            "  - name: m\n    function: measure\n    inputs: {labels: input, intensity: input}\n"
+            "    params: {properties: [area, aera]}\n",
+            "unknown ['aera']",
+        ),
+        ("  - name: g\n    function: gaussian\n    params: {sigma: -1}\n", "sigma must be 0 or more"),
+        (
+            "  - name: r\n    function: rescale_intensity\n    params: {in_range: [99, 1]}\n",
+            "0 <= low < high",
+        ),
+        (
+            "  - name: t\n    function: threshold\n    params: {method: local, block_size: 4}\n",
+            "block_size must be odd",
+        ),
+    ],
+)
+def test_values_that_cannot_work_are_refused_at_load(stage: str, fragment: str) -> None:
+    with pytest.raises(PipelineError) as excinfo:
+        Pipeline.from_text("version: 1\nstages:\n" + stage)
+    assert fragment in str(excinfo.value)
+    assert excinfo.value.key == "params"

@@ -331,6 +331,10 @@ def _validate_stage(
         raise PipelineError(str(error), stage=name, key="function") from None
     params = _validate_params(name, spec, data.get("params") or {})
     inputs = _validate_inputs(name, spec, data.get("inputs") or {}, done, later, index)
+    if spec.check is not None:
+        problem = spec.check(params, set(inputs))
+        if problem:
+            raise PipelineError(problem, stage=name, key="params")
     save = data.get("save", False)
     if not isinstance(save, bool):
         raise PipelineError(f"expected true or false, got {save!r}", stage=name, key="save")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 import tracemalloc
 from collections.abc import Iterable, Mapping, Sequence
@@ -90,13 +91,25 @@ def parse_sweep(options: Iterable[str]) -> dict[str, list[Any]]:
         if not sep or "." not in key or not values.strip():
             raise PipelineError(f"--sweep {option!r}: expected STAGE.PARAM=V1,V2,...")
         try:
-            parsed = [yaml.safe_load(v.strip()) for v in values.split(",") if v.strip()]
+            parsed = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
         except yaml.YAMLError:
             raise PipelineError(f"--sweep {option!r}: cannot read the values") from None
+        if not parsed:
+            raise PipelineError(f"--sweep {option!r}: expected STAGE.PARAM=V1,V2,...")
         if key in sweep:
             raise PipelineError(f"--sweep {key} is given twice")
         sweep[key] = parsed
     return sweep
+
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _scalar(text: str) -> Any:
+    """A YAML scalar; ``1e-3`` is a float too (YAML 1.1 would read it as a string)."""
+    if _FLOAT.match(text):
+        return float(text)
+    return yaml.safe_load(text)
 
 
 def parameter_sets(pipeline: Pipeline, sweep: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
@@ -122,6 +135,8 @@ def parameter_sets(pipeline: Pipeline, sweep: Mapping[str, Sequence[Any]] | None
         swept = pipeline.with_params(params)
         # keep the normalised values (2 -> 2.0 for a float parameter)
         checked.append({key: swept[key.partition(".")[0]].params[key.partition(".")[2]] for key in params})
+    if len({repr(params) for params in checked}) != len(checked):
+        raise PipelineError(f"sweep {dict(sweep)!r}: some values are the same once read (2 and 2.0)")
     return checked
 
 

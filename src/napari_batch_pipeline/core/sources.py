@@ -181,8 +181,9 @@ def read_image(path: str | Path) -> np.ndarray:
     except MemoryError:
         raise
     except Exception as error:
+        what = "a truncated or damaged TIFF file" if _has_tiff_header(path) else "not a readable image"
         raise ImageReadError(
-            f"{path.name} is not a readable image ({type(error).__name__}: {_first_line(error)})"
+            f"{path.name} is {what} ({type(error).__name__}: {_first_line(error)})"
         ) from None
     image = np.squeeze(np.asarray(image))
     if image.ndim == 3 and image.shape[-1] in (3, 4):
@@ -207,6 +208,16 @@ def _read(path: Path) -> np.ndarray:
     import imageio.v3 as iio
 
     return iio.imread(path)
+
+
+def _has_tiff_header(path: Path) -> bool:
+    """Whether the file starts like a TIFF (classic or BigTIFF, either byte order)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def _first_line(error: BaseException) -> str:

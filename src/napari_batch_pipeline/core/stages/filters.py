@@ -4,6 +4,8 @@ Annotations of data arguments are napari type names written as strings, so that 
 module never imports napari while magicgui can still resolve them when it builds a widget.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 from skimage import exposure, filters, morphology
 
@@ -12,7 +14,22 @@ from .registry import stage
 __all__ = ["gaussian", "median", "rescale_intensity", "white_tophat"]
 
 
-@stage(menu="filter")
+def _non_negative(name: str) -> Callable[[dict, set[str]], str | None]:
+    def check(params: dict, connected: set[str]) -> str | None:
+        value = params[name]
+        return f"{name} must be 0 or more, got {value}" if value < 0 else None
+
+    return check
+
+
+def _percentiles(params: dict, connected: set[str]) -> str | None:
+    low, high = params["in_range"]
+    if not 0 <= low < high <= 100:
+        return f"in_range must be two percentiles with 0 <= low < high <= 100, got {[low, high]}"
+    return None
+
+
+@stage(menu="filter", check=_non_negative("sigma"))
 def gaussian(image: "napari.types.ImageData", sigma: float = 2.0) -> "napari.types.ImageData":
     """Smooth an image with a Gaussian filter.
 
@@ -32,7 +49,7 @@ def gaussian(image: "napari.types.ImageData", sigma: float = 2.0) -> "napari.typ
     return np.asarray(smoothed, dtype=np.float32)
 
 
-@stage(menu="filter")
+@stage(menu="filter", check=_non_negative("radius"))
 def median(image: "napari.types.ImageData", radius: int = 2) -> "napari.types.ImageData":
     """Remove salt-and-pepper noise with a median filter over a disk.
 
@@ -51,7 +68,7 @@ def median(image: "napari.types.ImageData", radius: int = 2) -> "napari.types.Im
     return filters.median(image, morphology.disk(radius))
 
 
-@stage(menu="filter")
+@stage(menu="filter", check=_non_negative("radius"))
 def white_tophat(image: "napari.types.ImageData", radius: int = 15) -> "napari.types.ImageData":
     """Subtract the background: the image minus its opening by a disk.
 
@@ -70,7 +87,7 @@ def white_tophat(image: "napari.types.ImageData", radius: int = 15) -> "napari.t
     return morphology.white_tophat(image, morphology.disk(radius))
 
 
-@stage(menu="filter")
+@stage(menu="filter", check=_percentiles)
 def rescale_intensity(
     image: "napari.types.ImageData",
     in_range: tuple[float, float] = (1.0, 99.8),

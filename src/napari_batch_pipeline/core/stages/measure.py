@@ -9,9 +9,29 @@ from .registry import stage
 __all__ = ["DEFAULT_PROPERTIES", "measure"]
 
 DEFAULT_PROPERTIES = ("area", "intensity_mean")
+try:  # the names regionprops_table accepts
+    from skimage.measure._regionprops import PROPS as _PROPS
+
+    PROPERTY_NAMES = frozenset(_PROPS.values()) | frozenset(_PROPS) | {"label"}
+except ImportError:  # a future scikit-image may move it: then any name passes here
+    PROPERTY_NAMES = frozenset()
 
 
-@stage(menu="measure", returns="table")
+def _check(params: dict, connected: set[str]) -> str | None:
+    wanted = params["properties"]
+    if not wanted:
+        return "properties: expected at least one regionprops property name"
+    unknown = [p for p in wanted if PROPERTY_NAMES and p not in PROPERTY_NAMES]
+    if unknown:
+        known = ", ".join(sorted(PROPERTY_NAMES)[:12])
+        return f"properties: unknown {unknown}; known names include {known}, ..."
+    needs = [p for p in wanted if "intensity" in p]
+    if needs and "intensity" not in connected:
+        return f"properties {needs} need an intensity image; add inputs: {{intensity: input}}"
+    return None
+
+
+@stage(menu="measure", returns="table", check=_check)
 def measure(
     labels: "napari.types.LabelsData",
     intensity: "napari.types.ImageData | None" = None,

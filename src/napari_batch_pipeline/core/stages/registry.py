@@ -33,7 +33,12 @@ _DATA_NAMES = {"ImageData": "image", "LabelsData": "labels"}
 _TABLE_NAMES = ("DataFrame", "pandas.DataFrame", "pd.DataFrame")
 
 
-def stage(*, menu: str, returns: str | None = None) -> Callable[[Callable], Callable]:
+def stage(
+    *,
+    menu: str,
+    returns: str | None = None,
+    check: Callable[[dict[str, Any], set[str]], str | None] | None = None,
+) -> Callable[[Callable], Callable]:
     """Mark a function as a built-in stage.
 
     Parameters
@@ -42,10 +47,14 @@ def stage(*, menu: str, returns: str | None = None) -> Callable[[Callable], Call
         The napari Layers menu the stage belongs under.
     returns : str, optional
         The output kind when the annotation alone cannot say it (``'mask'``).
+    check : callable, optional
+        ``check(params, connected_data_args)`` returns a message when the values cannot
+        work together (checked when a pipeline loads, before any image), else None.
     """
 
     def mark(function: Callable) -> Callable:
-        function.__stage_info__ = {"menu": menu, "returns": returns}  # type: ignore[attr-defined]
+        info = {"menu": menu, "returns": returns, "check": check}
+        function.__stage_info__ = info  # type: ignore[attr-defined]
         return function
 
     return mark
@@ -94,6 +103,7 @@ class StageSpec:
     returns: str
     menu: str
     doc: str = field(default="", compare=False)
+    check: Callable[[dict[str, Any], set[str]], str | None] | None = field(default=None, compare=False)
 
     @property
     def main_arg(self) -> str:
@@ -180,6 +190,7 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         returns=returns,
         menu=menu,
         doc=inspect.getdoc(function) or "",
+        check=info.get("check"),
     )
 
 

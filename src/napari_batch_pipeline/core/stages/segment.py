@@ -27,7 +27,13 @@ ThresholdMethod = Literal["otsu", "li", "yen", "triangle", "mean", "isodata", "m
 THRESHOLD_METHODS: tuple[str, ...] = ThresholdMethod.__args__  # type: ignore[attr-defined]
 
 
-@stage(menu="segment", returns="mask")
+def _odd_block(params: dict, connected: set[str]) -> str | None:
+    if params["method"] == "local" and params["block_size"] % 2 == 0:
+        return f"block_size must be odd for the local method, got {params['block_size']}"
+    return None
+
+
+@stage(menu="segment", returns="mask", check=_odd_block)
 def threshold(
     image: "napari.types.ImageData",
     method: ThresholdMethod = "otsu",
