@@ -91,6 +91,10 @@ def command_run(args: argparse.Namespace) -> int:
     batch = _from_run(args) if args.from_run else _batch(args, args.output, fresh=args.fresh)
     report = execute(batch, quiet=args.quiet)
     print_summary(report)
+    if batch.sweep and report.done + report.skipped and report.table_stages:
+        from .core.sweep_plot import save_sweep_plot
+
+        print(f"  {save_sweep_plot(report.output_dir, list(batch.sweep))}")
     return EXIT_CANCELLED if report.cancelled else report.exit_code
 
 
