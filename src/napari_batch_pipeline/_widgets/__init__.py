@@ -3,6 +3,6 @@
 Nothing in ``core`` may import from here.
 """
 
-from .stage_widgets import gaussian_widget, make_stage_widget, result_layer_name
+from .stage_widgets import StageWidget, gaussian_widget, make_stage_widget, result_layer_name
 
-__all__ = ["gaussian_widget", "make_stage_widget", "result_layer_name"]
+__all__ = ["StageWidget", "gaussian_widget", "make_stage_widget", "result_layer_name"]

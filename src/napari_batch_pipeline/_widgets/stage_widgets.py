@@ -1,27 +1,49 @@
 """Each core stage as a magicgui widget: pick layers, set parameters, get a result layer.
 
 ``make_stage_widget(name)`` builds the widget for any stage of the catalogue; the
-``<stage>_widget`` functions are what the npe2 manifest names. To add a stage to napari,
-write ``def median_widget() -> FunctionGui: return make_stage_widget("median")`` and
-give it a command, a widget and a menu entry in ``napari.yaml``.
+``<stage>_widget`` functions are what the npe2 manifest names (one command, one widget
+and one Layers-menu entry per built-in stage in ``napari.yaml``).
+
+The Run button computes in a napari thread worker, so the viewer stays responsive;
+calling the widget from Python (``widget(sigma=3)``) computes in the calling thread
+and returns the result layer, as a script expects.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-from magicgui import magicgui
 from magicgui.widgets import FunctionGui
 from napari.layers import Image, Labels, Layer
-from napari.utils.notifications import show_info
+from napari.qt.threading import FunctionWorker, create_worker
+from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 
 from ..core.stages import StageSpec, get_stage
 
-__all__ = ["gaussian_widget", "make_stage_widget", "result_layer_name"]
+__all__ = [
+    "BUILTIN_WIDGETS",
+    "StageWidget",
+    "binary_opening_widget",
+    "expand_labels_widget",
+    "fill_holes_widget",
+    "gaussian_widget",
+    "label_widget",
+    "make_stage_widget",
+    "measure_widget",
+    "median_widget",
+    "remove_small_objects_widget",
+    "rescale_intensity_widget",
+    "result_layer_name",
+    "threshold_widget",
+    "voronoi_otsu_labeling_widget",
+    "watershed_widget",
+    "white_tophat_widget",
+]
 
 # napari layer type offered for each kind of data argument
 _LAYER_TYPES: dict[str, type[Layer]] = {"image": Image, "labels": Labels}
@@ -32,7 +54,78 @@ def result_layer_name(layer_name: str, stage_name: str) -> str:
     return f"{layer_name} {stage_name}"
 
 
-def make_stage_widget(stage_name: str) -> FunctionGui:
+@dataclass
+class _StageCall:
+    """One run of a stage: its inputs taken from the layers, and where the output goes."""
+
+    viewer: Viewer
+    spec: StageSpec
+    data: dict[str, Any]
+    params: dict[str, Any]
+    source: Layer
+    layers: dict[str, Layer | None]
+
+    def compute(self) -> Any:
+        """The core stage on the layers' data; safe to call from a worker thread."""
+        return self.spec.function(**self.data, **self.params)
+
+    def show(self, result: Any) -> Any:
+        """Put the output in the viewer (main thread); return its layer or the table."""
+        return _show_result(self.viewer, self.spec, result, self.source, self.layers)
+
+
+class StageWidget(FunctionGui):
+    """The widget of one stage; see :func:`make_stage_widget`.
+
+    Attributes
+    ----------
+    spec : StageSpec
+        The stage.
+    worker : FunctionWorker or None
+        The worker of the last click on Run (or :meth:`start`).
+    """
+
+    def __init__(self, spec: StageSpec):
+        signature = _widget_signature(spec)
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            call = _prepare(spec, signature.bind(*args, **kwargs).arguments)
+            return call.show(call.compute())
+
+        run.__signature__ = signature  # type: ignore[attr-defined]
+        run.__name__ = spec.name.rpartition(":")[2]
+        run.__doc__ = spec.doc  # magicgui turns its parameter section into tooltips
+        super().__init__(run, call_button=f"Run {run.__name__}")
+        self.spec = spec
+        self.worker: FunctionWorker | None = None
+        # the button runs the stage in a thread worker instead of in the event loop
+        button = self.call_button
+        assert button is not None
+        button.changed.disconnect()
+        button.changed.connect(self.start)
+
+    def start(self) -> FunctionWorker:
+        """Run the stage with the current values in a thread worker; return the worker.
+
+        The output layer is added (or updated) when the worker returns; an error
+        becomes a napari notification.
+        """
+        bound = self.__signature__.bind()
+        bound.apply_defaults()
+        call = _prepare(self.spec, dict(bound.arguments))
+        worker = create_worker(call.compute, _ignore_errors=True)
+        worker.returned.connect(call.show)
+        worker.errored.connect(lambda error: show_error(f"{self.spec.name}: {error}"))
+        button = self.call_button
+        if button is not None:
+            button.enabled = False
+            worker.finished.connect(lambda: setattr(button, "enabled", True))
+        self.worker = worker
+        worker.start()
+        return worker
+
+
+def make_stage_widget(stage_name: str) -> StageWidget:
     """Build the widget for the stage called ``stage_name``.
 
     The widget has one layer chooser per data argument of the stage, one field per
@@ -40,7 +133,8 @@ def make_stage_widget(stage_name: str) -> FunctionGui:
     stage on the chosen layers' data and shows the output in the viewer: an image in an
     Image layer, a mask or labels in a Labels layer, named ``"<input layer> <stage>"``
     and updated in place on the next run; a table becomes the features of the Labels
-    layer it measured. Called from Python, the widget returns that layer (or the table).
+    layer it measured. The button computes in a thread worker; called from Python, the
+    widget computes at once and returns that layer (or the table).
 
     Parameters
     ----------
@@ -53,29 +147,102 @@ def make_stage_widget(stage_name: str) -> FunctionGui:
     PipelineError
         If there is no such stage.
     """
-    spec = get_stage(stage_name)
-    signature = _widget_signature(spec)
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        arguments = signature.bind(*args, **kwargs).arguments
-        viewer = arguments.pop("viewer")
-        layers: dict[str, Layer | None] = {name: arguments.pop(name) for name in spec.data_args}
-        source = layers[spec.main_arg]
-        if source is None:
-            raise ValueError(f"{spec.name}: choose a layer for {spec.main_arg!r}")
-        data = {name: None if layer is None else layer.data for name, layer in layers.items()}
-        result = spec.function(**data, **arguments)
-        return _show_result(viewer, spec, result, source, layers)
-
-    run.__signature__ = signature  # type: ignore[attr-defined]
-    run.__name__ = spec.name.rpartition(":")[2]
-    run.__doc__ = spec.doc  # magicgui turns its parameter section into tooltips
-    return magicgui(run, call_button=f"Run {run.__name__}")
+    return StageWidget(get_stage(stage_name))
 
 
-def gaussian_widget() -> FunctionGui:
+def gaussian_widget() -> StageWidget:
     """The Gaussian filter stage as a widget."""
     return make_stage_widget("gaussian")
+
+
+def median_widget() -> StageWidget:
+    """The median filter stage as a widget."""
+    return make_stage_widget("median")
+
+
+def rescale_intensity_widget() -> StageWidget:
+    """The intensity rescaling stage as a widget."""
+    return make_stage_widget("rescale_intensity")
+
+
+def white_tophat_widget() -> StageWidget:
+    """The white top-hat (background subtraction) stage as a widget."""
+    return make_stage_widget("white_tophat")
+
+
+def threshold_widget() -> StageWidget:
+    """The threshold stage as a widget."""
+    return make_stage_widget("threshold")
+
+
+def remove_small_objects_widget() -> StageWidget:
+    """The small-object removal stage as a widget."""
+    return make_stage_widget("remove_small_objects")
+
+
+def binary_opening_widget() -> StageWidget:
+    """The binary opening stage as a widget."""
+    return make_stage_widget("binary_opening")
+
+
+def fill_holes_widget() -> StageWidget:
+    """The hole filling stage as a widget."""
+    return make_stage_widget("fill_holes")
+
+
+def label_widget() -> StageWidget:
+    """The connected-component labelling stage as a widget."""
+    return make_stage_widget("label")
+
+
+def voronoi_otsu_labeling_widget() -> StageWidget:
+    """The Voronoi-Otsu labelling stage as a widget."""
+    return make_stage_widget("voronoi_otsu_labeling")
+
+
+def watershed_widget() -> StageWidget:
+    """The seeded watershed stage as a widget."""
+    return make_stage_widget("watershed")
+
+
+def expand_labels_widget() -> StageWidget:
+    """The label expansion stage as a widget."""
+    return make_stage_widget("expand_labels")
+
+
+def measure_widget() -> StageWidget:
+    """The measurement stage as a widget."""
+    return make_stage_widget("measure")
+
+
+#: The manifest's widget factory of each built-in stage, by stage name.
+BUILTIN_WIDGETS = {
+    "gaussian": gaussian_widget,
+    "median": median_widget,
+    "rescale_intensity": rescale_intensity_widget,
+    "white_tophat": white_tophat_widget,
+    "threshold": threshold_widget,
+    "remove_small_objects": remove_small_objects_widget,
+    "binary_opening": binary_opening_widget,
+    "fill_holes": fill_holes_widget,
+    "label": label_widget,
+    "voronoi_otsu_labeling": voronoi_otsu_labeling_widget,
+    "watershed": watershed_widget,
+    "expand_labels": expand_labels_widget,
+    "measure": measure_widget,
+}
+
+
+def _prepare(spec: StageSpec, arguments: dict[str, Any]) -> _StageCall:
+    """Split bound widget arguments into the viewer, the layers and the parameters."""
+    arguments = dict(arguments)
+    viewer = arguments.pop("viewer")
+    layers: dict[str, Layer | None] = {name: arguments.pop(name) for name in spec.data_args}
+    source = layers[spec.main_arg]
+    if source is None:
+        raise ValueError(f"{spec.name}: choose a layer for {spec.main_arg!r}")
+    data = {name: None if layer is None else layer.data for name, layer in layers.items()}
+    return _StageCall(viewer, spec, data, arguments, source, layers)
 
 
 def _widget_signature(spec: StageSpec) -> inspect.Signature:
