@@ -7,6 +7,7 @@ thread. ``run_batch`` is the one-call form.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import tracemalloc
@@ -18,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from . import horizontal
-from .errors import PipelineError
+from .errors import PipelineError, StageError
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import EXECUTORS, make_executor
 from .pipeline import Pipeline
@@ -102,6 +103,10 @@ class BatchRun:
             raise PipelineError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
         if limit is not None and limit < 1:
             raise PipelineError(f"limit: expected 1 or more, got {limit}")
+        if workers is not None and workers < 1:
+            raise PipelineError(f"workers: expected 1 or more, got {workers}")
+        if scheduler and executor != "dask":
+            raise PipelineError("--scheduler is for the dask executor; add --executor dask")
         self.input_dir = Path(input_dir).expanduser().resolve()
         self.folder = RunFolder(output_dir)
         if self.folder.path == self.input_dir:
@@ -177,6 +182,8 @@ class BatchRun:
     def events(self) -> Iterator[Event]:
         """Run the batch, yielding events; the last one is RunFinished."""
         started = time.perf_counter()
+        if self.memory_budget is not None:
+            self._check_budget()
         records: dict[str, dict[str, Any]] = dict(self.folder.prepare(self.pipeline, fresh=self.fresh))
         keys = {task.key for task in self.tasks}
         records = {key: record for key, record in records.items() if key in keys}
@@ -200,9 +207,10 @@ class BatchRun:
                 record, measured = _probe(self.job(pending.pop(0)))
                 probes.append(record)
         plan = None
-        if pending or probes:
-            plan = (
-                estimate(
+        if (pending or probes) and (measured is not None or self.strategy == "horizontal"):
+            # without an image the chain runs on there is no estimate; the tasks fail alone
+            with contextlib.suppress(PipelineError, StageError):
+                plan = estimate(
                     self.pipeline,
                     [t.source for t in self.tasks],
                     1,
@@ -211,13 +219,6 @@ class BatchRun:
                     budget=self.memory_budget,
                     measured=measured,
                 )
-                if measured is not None or self.strategy == "horizontal"
-                else None
-            )
-            if plan is not None and self.memory_budget is not None and not plan.fits:
-                for record in probes:
-                    self.folder.append(record)
-                raise PipelineError(plan.advice())
         workers = (self.workers or _cpus()) if self.executor_name != "serial" else 1
         yield RunStarted(
             len(self.tasks),
@@ -277,6 +278,15 @@ class BatchRun:
             }
         )
         yield RunFinished(self.report)
+
+    def _check_budget(self) -> None:
+        """Refuse, before anything is written, a batch that would not fit the memory budget."""
+        try:
+            plan = self.estimate()
+        except (PipelineError, StageError):
+            return  # no image the chain runs on to measure: the tasks fail on their own
+        if not plan.fits:
+            raise PipelineError(plan.advice())
 
     def _provenance(self, skipped: int) -> dict[str, Any]:
         return {
