@@ -10,6 +10,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -144,7 +145,8 @@ def install_cancel_handler(cancel: Any) -> Any:
             file=sys.stderr,
         )
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        cancel()
+        # not here: the handler may have interrupted this thread inside a pool's lock
+        threading.Thread(target=cancel, name="cancel-batch", daemon=True).start()
 
     signal.signal(signal.SIGINT, handle)
     return previous

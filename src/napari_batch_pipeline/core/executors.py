@@ -71,7 +71,14 @@ class _PoolExecutor(Executor):
 
         def submit(count: int) -> None:
             for job in itertools.islice(jobs, count):
-                pending[pool.submit(function, job)] = job
+                if self._cancelled.is_set():
+                    return
+                try:
+                    pending[pool.submit(function, job)] = job
+                except RuntimeError:  # cancel() shut the pool down from another thread
+                    if self._cancelled.is_set():
+                        return
+                    raise
 
         submit(self.window)
         while pending and not self._cancelled.is_set():
@@ -81,6 +88,8 @@ class _PoolExecutor(Executor):
                 try:
                     result = future.result()
                 except Exception as error:
+                    if self._cancelled.is_set():
+                        continue  # stopped by cancel(): not a failure of the task
                     result = error
                 yield job, result
                 if self._cancelled.is_set():
@@ -118,14 +127,26 @@ class ProcessExecutor(_PoolExecutor):
         from joblib.externals.loky import get_reusable_executor
 
         self._executor = get_reusable_executor(max_workers=self.workers, timeout=300)
+        self._stopping: list[Any] = []
 
     def cancel(self) -> None:
         super().cancel()
+        if not self._stopping:
+            # shutdown(wait=False) lets go of the manager thread and the workers; keep them so
+            # that close() can wait until the killed workers are gone (and write no more)
+            pool = self._executor
+            self._stopping = [
+                getattr(pool, "_executor_manager_thread", None),
+                *(getattr(pool, "_processes", None) or {}).values(),
+            ]
         self._executor.shutdown(wait=False, kill_workers=True)
 
     def close(self) -> None:
         if self._cancelled.is_set():
             self._executor.shutdown(wait=True, kill_workers=True)
+            for item in self._stopping:
+                if item is not None:
+                    item.join(timeout=30)
 
 
 class DaskExecutor(Executor):
