@@ -57,16 +57,8 @@ class RunFolder:
             If the folder cannot be written, or holds a run of another pipeline and
             ``fresh`` is False.
         """
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as error:
-            raise PipelineError(
-                f"output folder {str(self.path)!r} cannot be written: {error.strerror or error}"
-            ) from None
         existing = self.path / "pipeline.yaml"
+        # refused before anything in the folder is touched
         if existing.exists() and not fresh:
             try:
                 previous = Pipeline.from_yaml(existing)
@@ -77,6 +69,15 @@ class RunFolder:
                     f"output folder {str(self.path)!r} holds a run of a different pipeline; "
                     "use --fresh to replace it, or choose another output folder"
                 )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise PipelineError(
+                f"output folder {str(self.path)!r} cannot be written: {error.strerror or error}"
+            ) from None
         if fresh:
             self.clear(pipeline)
         self.remove_partials()
