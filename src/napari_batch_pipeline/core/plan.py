@@ -135,8 +135,14 @@ def parameter_sets(pipeline: Pipeline, sweep: Mapping[str, Sequence[Any]] | None
         swept = pipeline.with_params(params)
         # keep the normalised values (2 -> 2.0 for a float parameter)
         checked.append({key: swept[key.partition(".")[0]].params[key.partition(".")[2]] for key in params})
-    if len({repr(params) for params in checked}) != len(checked):
-        raise PipelineError(f"sweep {dict(sweep)!r}: some values are the same once read (2 and 2.0)")
+    seen: set[str] = set()
+    for params in checked:
+        if repr(params) in seen:
+            raise PipelineError(
+                f"sweep: the parameter set {param_label(params)} comes twice (2 and 2.0 are the "
+                "same number); give each value once"
+            )
+        seen.add(repr(params))
     return checked
 
 
