@@ -1,0 +1,338 @@
+"""The command line, end to end in subprocesses: run, estimate, demo, stages, exit status,
+the run folder, clear errors and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import tifffile
+import yaml
+
+from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.stages import STAGES
+from napari_batch_pipeline.core.synthetic import nuclei_image
+
+SLOW_PIPELINE = """\
+version: 1
+name: slow nuclei
+stages:
+  - {name: background, function: white_tophat, params: {radius: 20}}
+  - {name: blurred, function: gaussian, params: {sigma: 1}}
+  - {name: mask, function: threshold}
+  - {name: labels, function: label, save: true}
+  - {name: nuclei, function: measure, inputs: {labels: labels, intensity: input}}
+"""
+
+
+def cli(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``napari-batch-pipeline ARGS`` as a user would; output as text."""
+    return subprocess.run(
+        [*_command(), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("napari-batch-pipeline")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "napari_batch_pipeline.cli"]
+
+
+def tree(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    """Three small synthetic images."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for number in range(3):
+        image = nuclei_image(shape=(96, 96), n_nuclei=6, radius=6, seed=number)
+        tifffile.imwrite(folder / f"cell {number + 1}.tif", image)
+    return folder
+
+
+# -- stages -----------------------------------------------------------------------------------
+
+
+def test_stages_lists_every_built_in_stage() -> None:
+    result = cli("stages")
+    assert result.returncode == 0, result.stderr
+    listed = [line.split()[0] for line in result.stdout.splitlines() if line and not line[0].isspace()]
+    assert sorted(listed) == sorted(STAGES)
+    for name in ("gaussian", "threshold", "label", "measure", "voronoi_otsu_labeling", "watershed"):
+        assert name in listed
+    assert "sigma = 2.0" in result.stdout
+    assert "'otsu'" in result.stdout
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def test_run_writes_the_run_folder(
+    tmp_path: Path, pipeline_file: Path, pipeline: Pipeline, images: Path
+) -> None:
+    out = tmp_path / "out"
+    result = cli("run", pipeline_file, images, "-o", out, "--executor", "threads", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "3 done, 0 failed" in result.stdout
+    assert str(out / "images.csv") in result.stdout
+
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "images.csv",
+        "labels",
+        "nuclei.csv",
+        "pipeline.yaml",
+        "run.json",
+    ]
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["cell 1.tif", "cell 2.tif", "cell 3.tif"]
+
+    written = yaml.safe_load((out / "pipeline.yaml").read_text(encoding="utf-8"))
+    assert written == pipeline.to_dict()
+    assert written["stages"][1]["params"] == {"method": "otsu", "block_size": 35, "offset": 0.0}
+
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    for package in ("python", "numpy", "scikit-image", "napari-batch-pipeline"):
+        assert info["versions"][package][0].isdigit(), package
+    assert info["command"].startswith("napari-batch-pipeline run")
+    assert "--executor threads" in info["command"]
+    assert (info["executor"], info["workers"], info["strategy"], info["sweep"]) == (
+        "threads",
+        2,
+        "vertical",
+        {},
+    )
+    assert info["started"] <= info["finished"]
+    assert info["status"] == "finished"
+    assert info["counts"] == {"tasks": 3, "done": 3, "failed": 0, "skipped": 0, "pending": 0}
+    assert info["input_dir"] == str(images.resolve())
+
+    table = pd.read_csv(out / "images.csv")
+    assert table["image"].tolist() == ["cell 1.tif", "cell 2.tif", "cell 3.tif"]
+    assert list(table.columns[:4]) == ["image", "status", "error", "seconds"]
+    assert {"nuclei.count", "nuclei.mean_area", "nuclei.mean_intensity_mean"} <= set(table.columns)
+    nuclei = pd.read_csv(out / "nuclei.csv")
+    assert list(nuclei.columns) == ["image", "label", "area", "intensity_mean"]
+    assert nuclei.groupby("image").size().tolist() == table["nuclei.count"].tolist()
+
+
+def test_run_with_repeated_sweeps_is_a_grid(tmp_path: Path, pipeline_file: Path, images: Path) -> None:
+    out = tmp_path / "out"
+    result = cli(
+        "run",
+        pipeline_file,
+        images,
+        "-o",
+        out,
+        "--executor",
+        "serial",
+        "--limit",
+        "2",
+        "--sweep",
+        "blurred.sigma=1,2,3",
+        "--sweep",
+        "mask.method=otsu,li",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "images.csv")
+    assert len(table) == 2 * 3 * 2
+    assert list(table.columns[:3]) == ["image", "blurred.sigma", "mask.method"]
+    assert sorted(set(table["blurred.sigma"])) == [1.0, 2.0, 3.0]
+    nuclei = pd.read_csv(out / "nuclei.csv")
+    assert list(nuclei.columns[:3]) == ["image", "blurred.sigma", "mask.method"]
+    assert (out / "labels" / "cell 1__blurred.sigma=3.0,mask.method=li.tif").exists()
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert info["sweep"] == {"blurred.sigma": [1, 2, 3], "mask.method": ["otsu", "li"]}
+
+
+def test_run_exit_1_when_a_task_fails(tmp_path: Path, pipeline_file: Path, images: Path) -> None:
+    (images / "cell 4.tif").write_bytes(b"")
+    result = cli("run", pipeline_file, images, "-o", tmp_path / "out", "--executor", "serial", "--quiet")
+    assert result.returncode == 1
+    assert "failed cell 4.tif" in result.stdout and "zero-byte" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+# -- clear errors, exit 2 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "invalid pipeline",
+        "missing pipeline",
+        "missing input folder",
+        "bad sweep",
+        "unknown sweep parameter",
+        "unwritable output",
+        "different pipeline",
+        "zero workers",
+    ],
+)
+def test_unusable_input_is_exit_2_with_one_clear_line(
+    tmp_path: Path, pipeline_file: Path, pipeline_yaml: str, images: Path, case: str
+) -> None:
+    pipeline, folder, out = pipeline_file, images, tmp_path / "out"
+    extra: list[str] = []
+    expected = ""
+    if case == "invalid pipeline":
+        pipeline = tmp_path / "bad.yaml"
+        pipeline.write_text(pipeline_yaml.replace("sigma: 2", "sigma: two"), encoding="utf-8")
+        expected = "stage 'blurred', params.sigma"
+    elif case == "missing pipeline":
+        pipeline = tmp_path / "nope.yaml"
+        expected = "does not exist"
+    elif case == "missing input folder":
+        folder = tmp_path / "no such folder"
+        expected = "does not exist"
+    elif case == "bad sweep":
+        extra = ["--sweep", "blurred.sigma"]
+        expected = "STAGE.PARAM=V1,V2"
+    elif case == "unknown sweep parameter":
+        extra = ["--sweep", "blurred.size=1,2"]
+        expected = "unknown parameter"
+    elif case == "unwritable output":
+        blocker = tmp_path / "a file"
+        blocker.write_text("not a folder")
+        out = blocker / "out"  # no folder can be made inside a regular file, even as root
+        expected = "cannot be written"
+    elif case == "different pipeline":
+        other = tmp_path / "other.yaml"
+        other.write_text(pipeline_yaml.replace("sigma: 2", "sigma: 3"), encoding="utf-8")
+        first = cli("run", other, folder, "-o", out, "--executor", "serial", "--quiet")
+        assert first.returncode == 0, first.stderr
+        expected = "different pipeline"
+    elif case == "zero workers":
+        extra = ["--workers", "0"]
+        expected = "workers"
+    before = tree(tmp_path)
+    result = cli("run", pipeline, folder, "-o", out, "--executor", "serial", *extra)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert tree(tmp_path) == before  # nothing ran: nothing was written or touched
+
+
+# -- estimate ---------------------------------------------------------------------------------
+
+
+def test_estimate_prints_and_writes_nothing(tmp_path: Path, pipeline_file: Path, images: Path) -> None:
+    before = tree(tmp_path)
+    result = cli(
+        "estimate",
+        pipeline_file,
+        images,
+        "--executor",
+        "processes",
+        "--workers",
+        "2",
+        "--sweep",
+        "blurred.sigma=1,2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3 image(s) x 2 parameter set(s)" in result.stdout
+    assert "6 task(s) on 2 worker(s)" in result.stdout
+    assert "memory" in result.stdout
+    assert tree(tmp_path) == before
+
+    tight = cli("estimate", pipeline_file, images, "--memory-budget", "1K", cwd=tmp_path)
+    assert tight.returncode == 0
+    assert "warning:" in tight.stdout and "--memory-budget" in tight.stdout
+    assert tree(tmp_path) == before
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def test_demo_runs_and_prints_the_summary_table(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = cli("demo", out, "--images", "2", "--executor", "serial", "--quiet")
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.split()[:2] == ["image", "status"])
+    assert "nuclei.count" in header
+    assert result.stdout.count("nuclei_0") >= 2 and "done" in result.stdout
+    assert "finished: 2 done, 0 failed" in result.stdout
+    table = pd.read_csv(out / "results" / "images.csv")
+    assert table["status"].tolist() == ["done", "done"]
+    assert (table["nuclei.count"] > 10).all()
+    assert (out / "nuclei.yaml").exists()
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A pipeline file and 24 images that take a few seconds together."""
+    folder = tmp_path / "slow images"
+    folder.mkdir()
+    for number in range(24):
+        image = nuclei_image(shape=(128, 128), n_nuclei=8, radius=6, seed=number)
+        tifffile.imwrite(folder / f"img{number + 1}.tif", image)
+    pipeline = tmp_path / "slow.yaml"
+    pipeline.write_text(SLOW_PIPELINE, encoding="utf-8")
+    return pipeline, folder
+
+
+def test_ctrl_c_cancels_cleanly_and_a_rerun_completes(tmp_path: Path, slow_run: tuple[Path, Path]) -> None:
+    pipeline, folder = slow_run
+    out = tmp_path / "out"
+    argv = [
+        *_command(),
+        "run",
+        str(pipeline),
+        str(folder),
+        "-o",
+        str(out),
+        "--executor",
+        "processes",
+        "--workers",
+        "2",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        ledger = out / ".ledger.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if ledger.exists() and ledger.read_bytes().count(b"\n") >= 1:
+                break
+            time.sleep(0.01)
+        assert process.poll() is None, "the run ended before Ctrl-C"
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the whole process group
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "cancelled:" in stdout
+    assert not [p for p in out.rglob("*") if ".part." in p.name or p.name.endswith(".part")]
+    table = pd.read_csv(out / "images.csv")
+    assert len(table) == 24
+    assert (table["status"] == "pending").sum() >= 12
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["status"] == "cancelled"
+
+    rerun = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    table = pd.read_csv(out / "images.csv")
+    assert (table["status"] == "done").all()
+    nuclei = pd.read_csv(out / "nuclei.csv")
+    assert nuclei.groupby("image", sort=False).size().to_dict() == dict(
+        zip(table["image"], table["nuclei.count"], strict=True)
+    )
+    assert len(list((out / "labels").iterdir())) == 24
