@@ -188,3 +188,24 @@ def test_killed_run_completes_with_identical_tables(
     assert sorted(p.name for p in (killed / "labels").iterdir()) == sorted(
         p.name for p in (slow_case.whole / "labels").iterdir()
     )
+
+
+def test_a_changed_input_file_is_computed_again(pipeline, tmp_path) -> None:
+    from napari_batch_pipeline import run_batch
+    from napari_batch_pipeline.core.synthetic import nuclei_image, write_nuclei_folder
+
+    images = tmp_path / "changing"
+    write_nuclei_folder(images, count=3, shape=(96, 96), n_nuclei=8, radius=6)
+    first = run_batch(pipeline, images, tmp_path / "run")
+    assert first.done == 3
+    changed = images / "nuclei_02.tif"
+    import tifffile
+
+    tifffile.imwrite(changed, nuclei_image(shape=(96, 96), n_nuclei=3, radius=6, seed=42))
+    again = run_batch(pipeline, images, tmp_path / "run")
+    assert (again.skipped, again.done) == (2, 1)
+    table = again.images.set_index("image")
+    assert (
+        table.loc["nuclei_02.tif", "nuclei.count"]
+        != first.images.set_index("image").loc["nuclei_02.tif", "nuclei.count"]
+    )

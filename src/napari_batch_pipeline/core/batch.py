@@ -185,14 +185,16 @@ class BatchRun:
         if self.memory_budget is not None:
             self._check_budget()
         records: dict[str, dict[str, Any]] = dict(self.folder.prepare(self.pipeline, fresh=self.fresh))
-        keys = {task.key for task in self.tasks}
-        records = {key: record for key, record in records.items() if key in keys}
+        # a finished task counts only while its input file is unchanged (size, modification time)
+        inputs = {task.key: _fingerprint(task.source.path) for task in self.tasks}
+        records = {key: r for key, r in records.items() if key in inputs and r.get("input") == inputs[key]}
         skipped = len(records)
         pending = [task for task in self.tasks if task.key not in records]
         counts = {"done": 0, "failed": 0}
         self.folder.write_provenance(self._provenance(skipped))
 
         def finished(record: dict[str, Any]) -> TaskFinished:
+            record["input"] = inputs[record["key"]]
             self.folder.append(record)
             record.pop("traceback", None)
             records[record["key"]] = record
@@ -386,6 +388,15 @@ def _stat(path: Path) -> tuple[int | None, str | None]:
     except OSError:
         return None, None
     return info.st_size, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(info.st_mtime))
+
+
+def _fingerprint(path: Path) -> list[int] | None:
+    """Size and modification time (ns) of an input: a changed file is computed again."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns]
 
 
 def _timestamp() -> str:

@@ -171,7 +171,7 @@ class DaskExecutor(Executor):
                     n_workers=self.workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port: never clashes with another cluster
                     silence_logs=40,
                 )
                 self._client = Client(self._cluster)
