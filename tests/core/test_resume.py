@@ -198,13 +198,13 @@ def test_a_changed_input_file_is_computed_again(pipeline, tmp_path) -> None:
     write_nuclei_folder(images, count=3, shape=(96, 96), n_nuclei=8, radius=6)
     first = run_batch(pipeline, images, tmp_path / "run")
     assert first.done == 3
+    before = first.images.set_index("image")["nuclei.mean_area"]  # read now: the file is rewritten
     changed = images / "nuclei_02.tif"
     import tifffile
 
     tifffile.imwrite(changed, nuclei_image(shape=(96, 96), n_nuclei=3, radius=6, seed=42))
     again = run_batch(pipeline, images, tmp_path / "run")
     assert (again.skipped, again.done) == (2, 1)
-    before = first.images.set_index("image")["nuclei.mean_area"]
     after = again.images.set_index("image")["nuclei.mean_area"]
     assert after["nuclei_02.tif"] != before["nuclei_02.tif"]
     assert after["nuclei_01.tif"] == before["nuclei_01.tif"]
