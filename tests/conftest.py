@@ -97,9 +97,7 @@ def pipeline(pipeline_file: Path) -> Pipeline:
 
 
 @pytest.fixture
-def user_module(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[str, str], str]]:
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], str]]:
     """Write importable Python modules for user stages: ``user_module(name, source)``.
 
     ``name`` may be dotted (``'my_pkg.stages'``); packages get an ``__init__.py``.

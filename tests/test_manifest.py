@@ -30,9 +30,7 @@ def test_package_manifest_links_to_root_manifest():
 def test_npe2_validate_passes():
     npe2_cli = shutil.which("npe2", path=str(Path(sys.executable).parent))
     command = [npe2_cli] if npe2_cli else [sys.executable, "-m", "npe2"]
-    result = subprocess.run(
-        [*command, "validate", "--imports", PLUGIN], capture_output=True, text=True
-    )
+    result = subprocess.run([*command, "validate", "--imports", PLUGIN], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid" in result.stdout
 

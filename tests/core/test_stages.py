@@ -195,9 +195,7 @@ def test_white_tophat_removes_flat_background(nuclei_image: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("in_range", [(1.0, 99.8), (0.0, 100.0), (5.0, 95.0)])
-def test_rescale_intensity_matches_skimage(
-    nuclei_image: np.ndarray, in_range: tuple[float, float]
-) -> None:
+def test_rescale_intensity_matches_skimage(nuclei_image: np.ndarray, in_range: tuple[float, float]) -> None:
     result = run_stage("rescale_intensity", nuclei_image, in_range=in_range)
     low, high = np.percentile(nuclei_image, in_range)
     expected = exposure.rescale_intensity(
@@ -256,9 +254,7 @@ def _without_small(objects: np.ndarray, min_size: int) -> np.ndarray:
 
 @pytest.mark.parametrize("min_size", [1, 20, 64, 400])
 @pytest.mark.parametrize("kind", ["mask", "labels"])
-def test_remove_small_objects_matches_reference(
-    coins: np.ndarray, kind: str, min_size: int
-) -> None:
+def test_remove_small_objects_matches_reference(coins: np.ndarray, kind: str, min_size: int) -> None:
     objects = otsu_mask(coins) if kind == "mask" else otsu_labels(coins)
     result = run_stage("remove_small_objects", objects, min_size=min_size)
     assert result.dtype == objects.dtype
@@ -372,9 +368,7 @@ def test_watershed_matches_skimage(coins: np.ndarray, compactness: float, with_m
     mask = otsu_mask(coins) if with_mask else None
     spec = get_stage("watershed")
     result = spec.function(coins, markers, mask=mask, compactness=compactness)
-    expected = segmentation.watershed(
-        -coins.astype(np.float32), markers, mask=mask, compactness=compactness
-    )
+    expected = segmentation.watershed(-coins.astype(np.float32), markers, mask=mask, compactness=compactness)
     assert result.dtype == np.int32
     np.testing.assert_array_equal(result, expected)
     assert set(np.unique(result)) - {0} == set(np.unique(markers)) - {0}
@@ -563,9 +557,7 @@ def test_register_stage_names_a_function_by_reference(catalogue) -> None:
 
 REFUSED_SOURCES = {
     "plain_annotations": (
-        "import numpy as np\n"
-        "def f(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:\n"
-        "    return image\n",
+        "import numpy as np\ndef f(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:\n    return image\n",
         "no argument is annotated with a napari type",
     ),
     "no_annotations": ("def f(image, sigma=1.0):\n    return image\n", "napari type"),

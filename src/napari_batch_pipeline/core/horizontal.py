@@ -178,5 +178,5 @@ def _stem(task: TaskJob) -> str:
 
 def _load(path: Path) -> Any:
     if path.suffix == ".csv":
-        return pd.read_csv(path, float_precision="round_trip")
+        return pd.read_csv(path)
     return np.load(path, allow_pickle=False)
