@@ -1,0 +1,103 @@
+"""npe2 reader: open a batch run folder in napari.
+
+A run folder (``pipeline.yaml`` and ``images.csv``, see DESIGN) opens as lazy layers:
+the input images of the done tasks, then one layer per saved stage output (labels for
+masks and labels, images otherwise). Each is one dask-backed stack when the images
+share shape and dtype (a slider steps through the tasks, in images.csv order), else
+one layer per image up to a cap. Nothing is read until napari shows it.
+
+The tables travel in each layer's ``metadata``: ``images`` (images.csv), ``tables``
+(``{stage: <stage>.csv}``), ``names`` (the task shown at each step of the stack) and
+``run_folder``. No Qt here: the reader works wherever napari's layer model does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .core.results import RunResults, SavedOutputs, is_run_folder
+
+__all__ = ["MAX_SEPARATE", "napari_get_reader", "read_run_folder", "run_layer_data", "saved_layer_data"]
+
+#: at most this many layers per stage when the outputs cannot be stacked
+MAX_SEPARATE = 20
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """The run-folder reader if ``path`` is a run folder, else None (napari asks another plugin)."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    return read_run_folder if is_run_folder(path) else None
+
+
+def read_run_folder(path: str | list[str]) -> list[LayerData]:
+    """Layer data of a run folder: inputs and saved stage outputs, lazily, with the tables.
+
+    Raises
+    ------
+    PipelineError
+        If the folder is not a readable run folder.
+    ValueError
+        If it has neither saved outputs nor reachable input images to show.
+    """
+    folder = path[0] if isinstance(path, list) else path
+    layers = run_layer_data(RunResults(folder))
+    if not layers:
+        raise ValueError(
+            f"run folder {str(folder)!r} has no saved stage outputs (no stage has save: true) "
+            "and its input images are not reachable; open images.csv or the <stage>.csv tables instead"
+        )
+    return layers
+
+
+def run_layer_data(results: RunResults, *, max_separate: int = MAX_SEPARATE) -> list[LayerData]:
+    """Layer data tuples for a run's inputs and saved outputs (see the module docstring)."""
+    metadata = {
+        "run_folder": str(results.path),
+        "images": results.images,
+        "tables": {stage: results.table(stage) for stage in results.table_stages},
+    }
+    prefix = results.path.name
+    layers = saved_layer_data(results.saved_inputs(max_separate=max_separate), prefix, metadata)
+    for stage in results.pipeline.saved_stages:
+        saved = results.saved_outputs(stage, max_separate=max_separate)
+        layers += saved_layer_data(saved, prefix, metadata)
+    return layers
+
+
+def saved_layer_data(saved: SavedOutputs, prefix: str, metadata: dict[str, Any]) -> list[LayerData]:
+    """Layer data tuples of one stage's saved outputs: one stack, or one per image.
+
+    Layers are named ``"<prefix>: <stage>"`` (a stack) or ``"<prefix>: <stage> <image>"``.
+    """
+    layer_type = "labels" if saved.is_labels else "image"
+    if saved.stack is not None:
+        arrays = [(saved.stack, f"{prefix}: {saved.stage}", saved.names)]
+    else:
+        arrays = [
+            (array, f"{prefix}: {saved.stage} {name}", [name])
+            for array, name in zip(saved.separate, saved.names, strict=True)
+        ]
+    layers: list[LayerData] = []
+    for data, name, names in arrays:
+        meta: dict[str, Any] = {"name": name, "metadata": {**metadata, "stage": saved.stage, "names": names}}
+        if layer_type == "image":
+            meta["contrast_limits"] = _contrast_limits(data)
+        else:
+            meta["opacity"] = 0.6
+        layers.append((data, meta, layer_type))
+    return layers
+
+
+def _contrast_limits(data: Any) -> tuple[float, float]:
+    """From the first image only, so that opening a stack reads one file, not all."""
+    first = np.asarray(data[0] if data.ndim > 2 else data)
+    low, high = float(np.nanmin(first)), float(np.nanmax(first))
+    return (low, high) if high > low else (low, low + 1.0)
