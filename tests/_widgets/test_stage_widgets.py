@@ -49,13 +49,13 @@ def test_running_again_updates_the_same_layer(viewer):
 def test_gaussian_opens_from_the_plugins_menu_and_runs_in_a_worker(viewer, qtbot):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Gaussian")
     assert widget.sigma.value == STAGES["gaussian"].params["sigma"].default
-    widget.call_button.clicked()
-    assert widget.worker is not None
-    assert not widget.call_button.enabled  # until the worker is done
-    with qtbot.waitSignal(widget.worker.finished, timeout=10_000):
-        pass
+    with qtbot.waitSignal(widget.called, timeout=10_000) as blocker:
+        widget.call_button.clicked()
+        assert widget.worker is not None
+        assert not widget.call_button.enabled  # until the worker is done
+    assert blocker.args == [viewer.layers["nuclei gaussian"]]
     np.testing.assert_array_equal(viewer.layers["nuclei gaussian"].data, gaussian(nuclei_image(), sigma=2.0))
-    assert widget.call_button.enabled
+    qtbot.waitUntil(lambda: widget.call_button.enabled)
 
 
 def test_start_returns_the_worker_and_reports_errors(make_napari_viewer, qtbot, monkeypatch):
@@ -67,9 +67,8 @@ def test_start_returns_the_worker_and_reports_errors(make_napari_viewer, qtbot, 
     monkeypatch.setattr("napari_batch_pipeline._widgets.stage_widgets.show_error", errors.append)
     widget.method.value = "local"
     widget.block_size.value = 4  # even: scikit-image refuses it
-    worker = widget.start()
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        pass
+    widget.start()
+    qtbot.waitUntil(lambda: bool(errors) and widget.call_button.enabled, timeout=10_000)
     assert len(errors) == 1 and errors[0].startswith("threshold:")
     assert "rgb threshold" not in viewer.layers
 

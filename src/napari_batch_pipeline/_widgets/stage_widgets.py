@@ -107,14 +107,15 @@ class StageWidget(FunctionGui):
     def start(self) -> FunctionWorker:
         """Run the stage with the current values in a thread worker; return the worker.
 
-        The output layer is added (or updated) when the worker returns; an error
-        becomes a napari notification.
+        The output layer is added (or updated) when the worker returns, then ``called``
+        is emitted with it, as after a direct call; an error becomes a napari
+        notification.
         """
         bound = self.__signature__.bind()
         bound.apply_defaults()
         call = _prepare(self.spec, dict(bound.arguments))
         worker = create_worker(call.compute, _ignore_errors=True)
-        worker.returned.connect(call.show)
+        worker.returned.connect(lambda result: self.called.emit(call.show(result)))
         worker.errored.connect(lambda error: show_error(f"{self.spec.name}: {error}"))
         button = self.call_button
         if button is not None:

@@ -1,0 +1,516 @@
+"""The *Batch processing* widget: a folder through a pipeline, watched from napari.
+
+The engine (:class:`~napari_batch_pipeline.core.batch.BatchRun`) runs in a napari
+thread worker whose generator yields the engine's events; the widget turns them into a
+progress bar, one table row per finished task, and at the end the saved outputs as
+lazy layers. Cancel calls ``BatchRun.cancel()`` and lets the engine finish cleanly
+(tables written, nothing half-written left). A click on a row shows that task's input
+image with its saved outputs.
+
+Driven from Python as a user's script would::
+
+    widget = BatchWidget(viewer)
+    widget.input_dir.value = "images/"
+    widget.output_dir.value = "results/"
+    widget.pipeline.value = "nuclei.yaml"
+    worker = widget.start()          # a napari GeneratorWorker
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.types import FileDialogMode
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    TextEdit,
+)
+from napari.layers import Layer
+from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+from napari.viewer import Viewer
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from .._reader import run_layer_data
+from ..core.batch import STRATEGIES, BatchRun, Report
+from ..core.errors import PipelineError
+from ..core.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
+from ..core.executors import EXECUTORS
+from ..core.pipeline import Pipeline
+from ..core.plan import Estimate, parse_sweep
+from ..core.results import RunResults, task_label, task_outputs
+from ..core.sources import read_image
+
+__all__ = ["BatchWidget"]
+
+#: most layers added per stage when a run's outputs differ in shape (no single stack)
+MAX_SEPARATE_LAYERS = 20
+_FAILED = QColor(255, 120, 120, 90)
+
+
+@dataclass
+class _Loaded:
+    """Yielded by the worker after the run: layers of its saved outputs, not yet in the viewer.
+
+    The layers are built in the worker thread (a layer is a model; building one reads
+    a TIFF header or two and, the first time, sets napari's units up), so the main
+    thread only adds them.
+    """
+
+    layers: list[Layer]
+    problem: str = ""
+
+
+class BatchWidget(QWidget):
+    """Run a pipeline over a folder; watch progress, results and failures in napari.
+
+    Emits, in the main thread, ``engine_event(event)`` for each event of the engine
+    (:mod:`napari_batch_pipeline.core.events`) once the widget has shown it, and
+    ``run_finished(report)`` (Report, or None after an error) once a run has ended and
+    its results are in the viewer.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer results are shown in.
+
+    Attributes
+    ----------
+    input_dir, pattern, output_dir, pipeline, executor, workers, strategy, sweep, fresh
+        The fields, magicgui widgets: set ``.value`` from Python.
+    table : QTableWidget
+        One row per finished task: image, parameter set, status, seconds, summary
+        values, error.
+    worker : GeneratorWorker or None
+        The worker of the current (or last) run.
+    report : Report or None
+        The engine's report of the last finished run.
+    """
+
+    engine_event = Signal(object)
+    run_finished = Signal(object)
+
+    def __init__(self, napari_viewer: Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        cpus = os.cpu_count() or 1
+        self.input_dir = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, nullable=True, label="input folder")
+        self.pattern = LineEdit(label="pattern", tooltip="glob on file names (*.tif); empty: every image")
+        self.output_dir = FileEdit(
+            mode=FileDialogMode.EXISTING_DIRECTORY, nullable=True, label="output folder"
+        )
+        self.pipeline = FileEdit(
+            mode=FileDialogMode.EXISTING_FILE,
+            filter="*.yaml *.yml",
+            nullable=True,
+            label="pipeline",
+            tooltip="a pipeline file; empty: the current pipeline of an open Pipeline builder",
+        )
+        self.executor = ComboBox(choices=EXECUTORS, value="processes", label="executor")
+        self.workers = SpinBox(value=min(4, cpus), min=1, max=max(64, cpus), label="workers")
+        self.strategy = ComboBox(choices=STRATEGIES, value="vertical", label="strategy")
+        self.sweep = TextEdit(
+            label="sweep",
+            tooltip="optional, one per line: stage.param=v1,v2,... (several lines form a grid)",
+        )
+        self.fresh = CheckBox(text="start fresh (replace a run of another pipeline there)")
+        self.estimate_button = PushButton(text="Estimate")
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.estimate_text = Label(value="")
+        self.progress_bar = ProgressBar(value=0, min=0, max=1, label="images")
+        self.status = Label(value="")
+        self.form = Container(
+            widgets=[
+                self.input_dir,
+                self.pattern,
+                self.output_dir,
+                self.pipeline,
+                self.executor,
+                self.workers,
+                self.strategy,
+                self.sweep,
+                self.fresh,
+                Container(
+                    widgets=[self.estimate_button, self.run_button, self.cancel_button],
+                    layout="horizontal",
+                    labels=False,
+                ),
+                self.estimate_text,
+                self.progress_bar,
+                self.status,
+            ]
+        )
+        self.sweep.native.setMaximumHeight(60)
+        self.estimate_text.native.setWordWrap(True)
+        self.status.native.setWordWrap(True)
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.cellClicked.connect(self._on_cell_clicked)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.table, stretch=1)
+
+        self.estimate_button.changed.connect(self._on_estimate_clicked)
+        self.run_button.changed.connect(self._on_run_clicked)
+        self.cancel_button.changed.connect(self.cancel)
+
+        self.worker: GeneratorWorker | None = None
+        self.estimate_worker: FunctionWorker | None = None
+        self.batch: BatchRun | None = None
+        self.report: Report | None = None
+        self.failures: list[tuple[str, str]] = []
+        self.result_layers: list[Layer] = []
+        self.row_layers: list[Layer] = []
+        self._rows: list[tuple[str, str]] = []  # (image, parameter-set label) per table row
+        self._values: list[dict[str, Any]] = []  # the cells of each row, by column
+        self._columns: list[str] = []
+        self._progress: progress | None = None
+        self._steps, self._stepped_at = 0, 0.0  # progress not yet shown, and when it last was
+        self._pending_layers: list[Layer] = []
+        # a run is over when its worker has finished and its result layers are all added
+        self._active = self._worker_finished = self._loading = False
+
+    # -- what to run --------------------------------------------------------------------
+
+    def current_pipeline(self) -> Pipeline:
+        """The pipeline file's pipeline, else the current pipeline of an open builder.
+
+        Raises
+        ------
+        PipelineError
+            If there is neither, or the file is invalid.
+        """
+        path = _path(self.pipeline)
+        if path:
+            return Pipeline.from_yaml(path)
+        raise PipelineError("choose a pipeline file")
+
+    def make_batch(self) -> BatchRun:
+        """A BatchRun of the fields' values; validated, nothing written yet.
+
+        Raises
+        ------
+        PipelineError
+            For a missing folder, an invalid pipeline or sweep, or unusable options.
+        """
+        input_dir, output_dir = _path(self.input_dir), _path(self.output_dir)
+        if not input_dir:
+            raise PipelineError("choose an input folder")
+        if not output_dir:
+            raise PipelineError("choose an output folder")
+        sweep = parse_sweep(line for line in self.sweep.value.splitlines() if line.strip())
+        return BatchRun(
+            self.current_pipeline(),
+            input_dir,
+            output_dir,
+            pattern=self.pattern.value.strip() or None,
+            executor=self.executor.value,
+            workers=self.workers.value,
+            strategy=self.strategy.value,
+            sweep=sweep,
+            fresh=self.fresh.value,
+            command="napari: Batch processing widget",
+        )
+
+    # -- running ------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """From :meth:`start` until the results are shown (``run_finished``)."""
+        return self._active
+
+    def start(self) -> GeneratorWorker:
+        """Start the batch in a thread worker and return it.
+
+        Raises
+        ------
+        PipelineError
+            If the fields do not make a valid batch (nothing is started then).
+        RuntimeError
+            If a batch is already running.
+        """
+        if self.running:
+            raise RuntimeError("a batch is already running; cancel it first")
+        batch = self.make_batch()
+        self.batch, self.report = batch, None
+        self._clear_table()
+        self.failures = []
+        self.status.value = f"starting {len(batch.tasks)} task(s)..."
+        self.progress_bar.max, self.progress_bar.value = max(1, len(batch.tasks)), 0
+        self._progress = progress(total=len(batch.tasks), desc="Batch processing")
+        self._steps, self._stepped_at = 0, time.monotonic()
+        worker = create_worker(_run, batch, _ignore_errors=True)
+        worker.yielded.connect(self._on_event)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker, self._active = worker, True
+        self._worker_finished = self._loading = False
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the engine to stop; it finishes cleanly and the worker then ends."""
+        if self.batch is not None and self.running:
+            self.batch.cancel()
+            self.status.value = "cancelling..."
+            self.cancel_button.enabled = False
+
+    def estimate(self) -> FunctionWorker:
+        """Measure the first image in a thread worker; its summary goes under the buttons."""
+        batch = self.make_batch()
+        worker = create_worker(batch.estimate, _ignore_errors=True)
+        worker.returned.connect(self._on_estimate)
+        worker.errored.connect(self._on_error)
+        self.estimate_text.value = "estimating..."
+        self.estimate_worker = worker
+        worker.start()
+        return worker
+
+    def _on_run_clicked(self) -> None:
+        try:
+            self.start()
+        except (PipelineError, RuntimeError) as error:
+            self.status.value = str(error)
+            show_error(str(error))
+
+    def _on_estimate_clicked(self) -> None:
+        try:
+            self.estimate()
+        except PipelineError as error:
+            self.estimate_text.value = str(error)
+            show_error(str(error))
+
+    def _on_estimate(self, estimate: Estimate) -> None:
+        self.estimate_text.value = estimate.summary()
+
+    def _on_error(self, error: Exception) -> None:
+        self.status.value = f"error: {error}"
+        show_error(str(error))
+
+    def _on_event(self, event: Event | _Loaded) -> None:
+        if isinstance(event, RunStarted):
+            self.progress_bar.value = event.skipped
+            self._advance(event.skipped)
+            resumed = f", {event.skipped} already done" if event.skipped else ""
+            self.status.value = (
+                f"running {event.total} task(s){resumed}: {event.strategy}, "
+                f"{event.executor} x {event.workers}"
+            )
+            if event.estimate is not None:
+                self.estimate_text.value = event.estimate.summary()
+        elif isinstance(event, TaskFinished):
+            self._add_row(event.record)
+            self.progress_bar.value = event.done + event.failed
+            self._advance(1)
+            if event.status == "failed":
+                self.failures.append((event.image, str(event.record.get("error", ""))))
+        elif isinstance(event, StageProgress):
+            self.status.value = f"stage {event.stage}: {event.done} of {event.total}"
+        elif isinstance(event, RunFinished):
+            self.report = event.report
+            self.status.value = _summary(event.report, self.failures)
+        elif isinstance(event, _Loaded):
+            self._show_results(event.layers)
+            if event.problem:
+                show_info(event.problem)
+            return
+        self.engine_event.emit(event)
+
+    def _advance(self, steps: int, *, flush: bool = False) -> None:
+        """Move napari's progress bar on, at most every 0.5 s: each update repaints the window."""
+        self._steps += steps
+        now = time.monotonic()
+        if self._progress is not None and self._steps and (flush or now - self._stepped_at >= 0.5):
+            self._progress.update(self._steps)
+            self._steps, self._stepped_at = 0, now
+
+    def _on_finished(self) -> None:
+        self.cancel_button.enabled = False
+        if self._progress is not None:
+            self._advance(0, flush=True)
+            self._progress.close()
+            self._progress = None
+        self._worker_finished = True
+        self._end_if_done()
+
+    def _end_if_done(self) -> None:
+        """Once the worker has finished and the result layers are in: the run is over."""
+        if not self._active or not self._worker_finished or self._loading:
+            return
+        self.run_button.enabled = True
+        self._active = False
+        self.run_finished.emit(self.report)
+
+    # -- the table ----------------------------------------------------------------------
+
+    def _clear_table(self) -> None:
+        self._rows, self._values = [], []
+        self._columns = ["image", "parameters", "status", "seconds", "error"]
+        self.table.setRowCount(0)
+        self.table.setColumnCount(len(self._columns))
+        self.table.setHorizontalHeaderLabels(self._columns)
+
+    def _add_row(self, record: dict[str, Any]) -> None:
+        label = task_label(str(record.get("key", "")))
+        values = {
+            "image": record["image"],
+            "parameters": label,
+            "status": record["status"],
+            "seconds": record.get("seconds"),
+            **record.get("summary", {}),
+            "error": record.get("error", ""),
+        }
+        self._rows.append((str(record["image"]), label))
+        self._values.append(values)
+        new = [column for column in values if column not in self._columns]
+        if new:
+            # summary columns go before "error", which stays last; rows so far are refilled
+            self._columns[-1:-1] = new
+            self.table.setColumnCount(len(self._columns))
+            self.table.setHorizontalHeaderLabels(self._columns)
+            self.table.setRowCount(len(self._values) - 1)
+            for row, old in enumerate(self._values[:-1]):
+                self._fill(row, old)
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        self._fill(row, values)
+
+    def _fill(self, row: int, values: dict[str, Any]) -> None:
+        failed = values["status"] == "failed"
+        for column, value in values.items():
+            item = QTableWidgetItem(_cell(value))
+            if failed:
+                item.setBackground(_FAILED)
+            self.table.setItem(row, self._columns.index(column), item)
+
+    def _on_cell_clicked(self, row: int, _column: int) -> None:
+        self.show_row(row)
+
+    def show_row(self, row: int) -> list[Layer]:
+        """Show the task of table row ``row``: its input image and saved outputs as layers.
+
+        The layers of the previous click are removed; the new ones are named
+        ``"<image> [<parameter set>]"`` and ``"... <stage>"``, with the parameter set in
+        their metadata. Returns them.
+        """
+        if self.batch is None or not 0 <= row < len(self._rows):
+            return []
+        image, label = self._rows[row]
+        for layer in self.row_layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        name = f"{image} [{label}]" if label else image
+        metadata = {"image": image, "parameters": label, "run_folder": str(self.batch.folder.path)}
+        layers: list[Layer] = []
+        source = self.batch.input_dir / image
+        if source.is_file():
+            try:
+                layers.append(self.viewer.add_image(read_image(source), name=name, metadata=metadata))
+            except Exception as error:  # an input that failed its task may be unreadable
+                show_info(f"cannot show {image}: {error}")
+        outputs = task_outputs(self.batch.folder.path, self.batch.pipeline, image, label)
+        for stage, path in outputs.items():
+            data = read_image(path)
+            layer_name = f"{name} {stage}"
+            if self.batch.pipeline[stage].returns in ("mask", "labels"):
+                layers.append(self.viewer.add_labels(data, name=layer_name, metadata=metadata))
+            else:
+                layers.append(self.viewer.add_image(data, name=layer_name, metadata=metadata))
+        self.row_layers = layers
+        return layers
+
+    # -- results as layers --------------------------------------------------------------
+
+    def _show_results(self, layers: list[Layer]) -> None:
+        """Replace the layers of the previous run (and any of the same names) with ``layers``.
+
+        One layer per turn of the event loop: adding a layer builds its visuals and
+        controls, which is the slowest thing the main thread does here.
+        """
+        for layer in self.result_layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.result_layers = []
+        self._pending_layers = list(layers)
+        self._loading = True
+        self._add_next_layer()
+
+    def _add_next_layer(self) -> None:
+        if not self._pending_layers:
+            self._loading = False
+            self._end_if_done()
+            return
+        layer = self._pending_layers.pop(0)
+        if layer.name in self.viewer.layers:
+            self.viewer.layers.remove(layer.name)
+        self.viewer.add_layer(layer)
+        self.result_layers.append(layer)
+        QTimer.singleShot(0, self._add_next_layer)
+
+    def closeEvent(self, event: Any) -> None:
+        self.cancel()
+        super().closeEvent(event)
+
+
+def _run(batch: BatchRun) -> Iterator[Event | _Loaded]:
+    """The worker's generator: the engine's events, then the results' layer data."""
+    yield from batch.events()
+    try:
+        results = RunResults(batch.folder.path)
+        data = run_layer_data(results, max_separate=MAX_SEPARATE_LAYERS)
+        layers = [Layer.create(*layer_data) for layer_data in data]
+    except (PipelineError, OSError, ValueError) as error:
+        yield _Loaded([], f"results not loaded: {error}")
+        return
+    yield _Loaded(layers)
+
+
+def _summary(report: Report, failures: list[tuple[str, str]]) -> str:
+    """One line for the status label: counts, time, and the failures with their messages."""
+    what = "cancelled" if report.cancelled else "finished"
+    text = f"{what} in {report.seconds:.1f} s: {report.done} done, {report.failed} failed"
+    if report.skipped:
+        text += f", {report.skipped} resumed"
+    pending = report.total - report.done - report.failed - report.skipped
+    if pending:
+        text += f", {pending} not run"
+    if failures:
+        text += "\nfailed: " + "; ".join(f"{image}: {error}" for image, error in failures[:5])
+        if len(failures) > 5:
+            text += f" (and {len(failures) - 5} more, see the table)"
+    return text
+
+
+def _path(edit: FileEdit) -> Path | None:
+    value = edit.value
+    return value if isinstance(value, Path) else None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.4g}"
+    return str(value)
