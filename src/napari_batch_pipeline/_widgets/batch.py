@@ -203,7 +203,12 @@ class BatchWidget(QWidget):
         path = _path(self.pipeline)
         if path:
             return Pipeline.from_yaml(path)
-        raise PipelineError("choose a pipeline file")
+        from .builder import builder_pipeline
+
+        pipeline = builder_pipeline(self.viewer)
+        if pipeline is None:
+            raise PipelineError("choose a pipeline file, or open the Pipeline builder and add stages")
+        return pipeline
 
     def make_batch(self) -> BatchRun:
         """A BatchRun of the fields' values; validated, nothing written yet.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 
-from ..core.stages import StageSpec, get_stage
+from ..core.stages import ParamSpec, StageSpec, get_stage
 
 __all__ = [
     "BUILTIN_WIDGETS",
@@ -36,6 +36,7 @@ __all__ = [
     "make_stage_widget",
     "measure_widget",
     "median_widget",
+    "param_annotation",
     "remove_small_objects_widget",
     "rescale_intensity_widget",
     "result_layer_name",
@@ -246,6 +247,19 @@ def _prepare(spec: StageSpec, arguments: dict[str, Any]) -> _StageCall:
     return _StageCall(viewer, spec, data, arguments, source, layers)
 
 
+def param_annotation(param: ParamSpec) -> Any:
+    """The annotation magicgui builds a parameter's field from.
+
+    Numbers get a range wide enough for any sensible value (magicgui's default is
+    0 to 999); the stage itself checks what it accepts.
+    """
+    if param.annotation is float:
+        return Annotated[float, {"min": -1e6, "max": 1e6, "step": 0.1}]
+    if param.annotation is int:
+        return Annotated[int, {"min": -(10**6), "max": 10**6}]
+    return param.annotation
+
+
 def _widget_signature(spec: StageSpec) -> inspect.Signature:
     """Layers for the data arguments, the stage's own parameters, and the viewer."""
     arguments: list[tuple[str, Any, Any]] = []  # (name, annotation, default)
@@ -256,7 +270,7 @@ def _widget_signature(spec: StageSpec) -> inspect.Signature:
             arguments.append((name, Optional[layer_type], None))  # noqa: UP045
         else:
             arguments.append((name, layer_type, inspect.Parameter.empty))
-    arguments += [(p.name, p.annotation, p.default) for p in spec.params.values()]
+    arguments += [(p.name, param_annotation(p), p.default) for p in spec.params.values()]
     # napari fills a Viewer argument with the viewer holding the widget; magicgui hides it
     arguments.append(("viewer", Viewer, inspect.Parameter.empty))
 
