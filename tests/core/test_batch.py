@@ -339,3 +339,15 @@ def test_cancel_stops_early_and_a_rerun_completes(
         np.testing.assert_array_equal(
             tifffile.imread(out / "labels" / name), tifffile.imread(slow_case.whole / "labels" / name)
         )
+
+
+def test_process_batches_leave_joblib_working(pipeline: Pipeline, image_folder: Path, tmp_path: Path) -> None:
+    """The engine's worker pool is its own: joblib (and scikit-learn) in the same session still work."""
+    import joblib
+
+    assert joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-n) for n in range(4)) == [0, 1, 2, 3]
+    first = run_batch(pipeline, image_folder, tmp_path / "a", executor="processes", workers=2)
+    assert first.exit_code == 0
+    assert joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-n) for n in range(4)) == [0, 1, 2, 3]
+    again = run_batch(pipeline, image_folder, tmp_path / "b", executor="processes", workers=2)
+    assert again.exit_code == 0

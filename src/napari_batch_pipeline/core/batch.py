@@ -201,46 +201,57 @@ class BatchRun:
             counts[record["status"]] += 1
             return TaskFinished(record, counts["done"] + skipped, counts["failed"], len(self.tasks))
 
-        # the first tasks run here, measured: they give the estimate and the first result
+        # The first task runs here, measured: it gives the estimate and the first result.
+        # A pool starts on the next tasks first, so its workers are busy meanwhile.
         probes: list[dict[str, Any]] = []
         measured: tuple[float, int, int] | None = None
-        if self.strategy == "vertical":
-            while pending and measured is None and len(probes) < 3 and not self.cancelled:
-                record, measured = _probe(self.job(pending.pop(0)))
-                probes.append(record)
-        plan = None
-        if (pending or probes) and (measured is not None or self.strategy == "horizontal"):
-            # without an image the chain runs on there is no estimate; the tasks fail alone
-            with contextlib.suppress(PipelineError, StageError):
-                plan = estimate(
-                    self.pipeline,
-                    [t.source for t in self.tasks],
-                    1,
-                    workers=self.workers or _cpus(),
-                    executor=self.executor_name,
-                    budget=self.memory_budget,
-                    measured=measured,
-                )
-        workers = (self.workers or _cpus()) if self.executor_name != "serial" else 1
-        yield RunStarted(
-            len(self.tasks),
-            skipped,
-            str(self.folder.path),
-            self.strategy,
-            self.executor_name,
-            workers,
-            plan,
-        )
-        for record in probes:
-            yield finished(record)
+        results: Iterator[tuple[Any, Any]] | None = None
         try:
+            if self.strategy == "vertical" and pending and not self.cancelled:
+                if self.executor_name == "serial":
+                    while pending and measured is None and len(probes) < 3 and not self.cancelled:
+                        record, measured = _probe(self.job(pending.pop(0)))
+                        probes.append(record)
+                else:
+                    first = pending.pop(0)
+                    self._executor = make_executor(self.executor_name, self.workers, self.scheduler)
+                    results = self._executor.map(run_task, (self.job(task) for task in pending))
+                    record, measured = _probe(self.job(first))
+                    probes.append(record)
+            plan = None
+            if (pending or probes) and (measured is not None or self.strategy == "horizontal"):
+                # without an image the chain runs on there is no estimate; the tasks fail alone
+                with contextlib.suppress(PipelineError, StageError):
+                    plan = estimate(
+                        self.pipeline,
+                        [t.source for t in self.tasks],
+                        1,
+                        workers=self.workers or _cpus(),
+                        executor=self.executor_name,
+                        budget=self.memory_budget,
+                        measured=measured,
+                    )
+            workers = (self.workers or _cpus()) if self.executor_name != "serial" else 1
+            yield RunStarted(
+                len(self.tasks),
+                skipped,
+                str(self.folder.path),
+                self.strategy,
+                self.executor_name,
+                workers,
+                plan,
+            )
+            for record in probes:
+                yield finished(record)
             if pending and not self.cancelled:
-                self._executor = make_executor(self.executor_name, self.workers, self.scheduler)
+                if self._executor is None:
+                    self._executor = make_executor(self.executor_name, self.workers, self.scheduler)
                 if self.cancelled:
                     self._executor.cancel()
                 if self.strategy == "vertical":
-                    jobs = (self.job(task) for task in pending)
-                    for job, result in self._executor.map(run_task, jobs):
+                    if results is None:
+                        results = self._executor.map(run_task, (self.job(task) for task in pending))
+                    for job, result in results:
                         yield finished(_record(job, result))
                 else:
                     steps = horizontal.run(self, pending, self._executor)

@@ -8,8 +8,10 @@ are killed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
@@ -65,6 +67,7 @@ class _PoolExecutor(Executor):
     _executor: Any
 
     def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        """Submit the first window now (workers start at once); iterate to collect results."""
         pool = self._executor
         pending: dict[futures.Future, Any] = {}
         jobs = iter(jobs)
@@ -81,6 +84,11 @@ class _PoolExecutor(Executor):
                     raise
 
         submit(self.window)
+        return self._collect(pending, submit)
+
+    def _collect(
+        self, pending: dict[futures.Future, Any], submit: Callable[[int], None]
+    ) -> Iterator[tuple[Any, Any]]:
         while pending and not self._cancelled.is_set():
             finished, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
             for future in finished:
@@ -118,16 +126,26 @@ class ThreadExecutor(_PoolExecutor):
 
 
 class ProcessExecutor(_PoolExecutor):
-    """A pool of worker processes (loky), kept warm between runs."""
+    """A pool of worker processes (loky), kept warm between runs.
+
+    The pool is this package's own, not loky's shared one that joblib uses, so that a
+    batch neither breaks nor replaces the workers of joblib (or scikit-learn) in the same
+    Python session.
+    """
 
     name = "processes"
 
     def __init__(self, workers: int = 2):
         super().__init__(workers)
-        from joblib.externals.loky import get_reusable_executor
-
-        self._executor = get_reusable_executor(max_workers=self.workers, timeout=300)
+        self._executor = _process_pool(self.workers)
         self._stopping: list[Any] = []
+
+    def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        # Workers are spawned by the first submissions; with SIGINT ignored meanwhile they
+        # inherit that, so a Ctrl-C at the terminal reaches only this process, which
+        # cancels cleanly, instead of printing a traceback from every starting worker.
+        with _sigint_ignored():
+            return super().map(function, jobs)
 
     def cancel(self) -> None:
         super().cancel()
@@ -140,6 +158,7 @@ class ProcessExecutor(_PoolExecutor):
                 *(getattr(pool, "_processes", None) or {}).values(),
             ]
         self._executor.shutdown(wait=False, kill_workers=True)
+        _POOLS.pop(self.workers, None)
 
     def close(self) -> None:
         if self._cancelled.is_set():
@@ -147,6 +166,32 @@ class ProcessExecutor(_PoolExecutor):
             for item in self._stopping:
                 if item is not None:
                     item.join(timeout=30)
+
+
+_POOLS: dict[int, Any] = {}
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _process_pool(workers: int) -> Any:
+    """This package's warm loky pool of ``workers`` processes, made anew when it broke."""
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    pool = _POOLS.get(workers)
+    flags = getattr(pool, "_flags", None)
+    if pool is None or getattr(flags, "broken", None) or getattr(flags, "shutdown", False):
+        pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, timeout=300)
+    return pool
 
 
 class DaskExecutor(Executor):
@@ -194,11 +239,16 @@ class DaskExecutor(Executor):
                 running.add(future)
 
         submit(self.window)
+        return self._collect(running, owners, submit)
+
+    def _collect(self, running: Any, owners: dict[Any, Any], submit: Callable[[int], None]) -> Iterator[Any]:
         for future in running:
             job = owners.pop(future.key)
             try:
                 result = future.result()
             except Exception as error:
+                if self._cancelled.is_set():
+                    break
                 result = error
             future.release()
             yield job, result
