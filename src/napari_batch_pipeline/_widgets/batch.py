@@ -57,6 +57,7 @@ from ..core.pipeline import Pipeline
 from ..core.plan import Estimate, parse_sweep
 from ..core.results import RunResults, task_label, task_outputs
 from ..core.sources import read_image
+from .results import ResultsView
 
 __all__ = ["BatchWidget"]
 
@@ -134,6 +135,7 @@ class BatchWidget(QWidget):
         self.estimate_button = PushButton(text="Estimate")
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.results_button = PushButton(text="Tables and plots", enabled=False)
         self.estimate_text = Label(value="")
         self.progress_bar = ProgressBar(value=0, min=0, max=1, label="images")
         self.status = Label(value="")
@@ -149,7 +151,7 @@ class BatchWidget(QWidget):
                 self.sweep,
                 self.fresh,
                 Container(
-                    widgets=[self.estimate_button, self.run_button, self.cancel_button],
+                    widgets=[self.estimate_button, self.run_button, self.cancel_button, self.results_button],
                     layout="horizontal",
                     labels=False,
                 ),
@@ -173,8 +175,10 @@ class BatchWidget(QWidget):
         self.estimate_button.changed.connect(self._on_estimate_clicked)
         self.run_button.changed.connect(self._on_run_clicked)
         self.cancel_button.changed.connect(self.cancel)
+        self.results_button.changed.connect(self.show_tables)
 
         self.worker: GeneratorWorker | None = None
+        self.results_view: ResultsView | None = None
         self.estimate_worker: FunctionWorker | None = None
         self.batch: BatchRun | None = None
         self.report: Report | None = None
@@ -366,6 +370,9 @@ class BatchWidget(QWidget):
             return
         self.run_button.enabled = True
         self._active = False
+        self.results_button.enabled = self.report is not None
+        if self.report is not None and self.results_view is not None:
+            self.show_tables()  # an open results view follows the latest run
         self.run_finished.emit(self.report)
 
     # -- the table ----------------------------------------------------------------------
@@ -474,6 +481,22 @@ class BatchWidget(QWidget):
         self.result_layers.append(layer)
         QTimer.singleShot(0, self._add_next_layer)
 
+    def show_tables(self) -> ResultsView | None:
+        """Open (or refresh) the Batch results view of the last run: tables and plots."""
+        if self.batch is None:
+            return None
+        view = self.results_view
+        try:
+            if view is None or not _alive(view):
+                view = ResultsView(self.viewer)
+                self.viewer.window.add_dock_widget(view, name="Batch results", area="right", tabify=True)
+            view.load(self.batch.folder.path)
+        except PipelineError as error:
+            show_error(str(error))
+            return None
+        self.results_view = view
+        return view
+
     def closeEvent(self, event: Any) -> None:
         self.cancel()
         super().closeEvent(event)
@@ -506,6 +529,15 @@ def _summary(report: Report, failures: list[tuple[str, str]]) -> str:
         if len(failures) > 5:
             text += f" (and {len(failures) - 5} more, see the table)"
     return text
+
+
+def _alive(widget: QWidget) -> bool:
+    """False once Qt has deleted the widget (its dock was closed)."""
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _path(edit: FileEdit) -> Path | None:

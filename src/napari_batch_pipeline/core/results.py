@@ -1,5 +1,7 @@
 """A run folder read back: saved stage outputs as lazy stacks, the tables, and plot data.
 
+(The plot of a measurement against a swept parameter is :mod:`.sweep_plot`.)
+
 Nothing here holds more than one image at a time: saved outputs become dask arrays
 whose blocks are read from their TIFF files only when a viewer (or a computation)
 asks for them, so opening a run of 1,000 images costs a directory listing and 1,000
@@ -28,8 +30,8 @@ __all__ = [
     "SavedOutputs",
     "is_run_folder",
     "lazy_stack",
-    "measurement_by_parameter",
     "measurement_columns",
+    "measurement_values",
     "object_counts",
     "output_stem",
     "param_columns",
@@ -384,35 +386,20 @@ def object_counts(images: pd.DataFrame, stage: str, params: Sequence[str] = ()) 
     return pd.DataFrame({"name": names, "count": done[column].to_numpy(dtype=float)})
 
 
-def measurement_by_parameter(table: pd.DataFrame, parameter: str, measurement: str) -> pd.DataFrame:
-    """Mean, standard deviation and count of a per-object measurement per parameter value.
-
-    Parameters
-    ----------
-    table : DataFrame
-        A ``<stage>.csv`` table of a swept run (it has the parameter column).
-    parameter : str
-        A parameter column, ``'<stage>.<param>'``.
-    measurement : str
-        A numeric column of ``table``.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``value``, ``mean``, ``std``, ``count``, sorted by ``value``.
+def measurement_values(table: pd.DataFrame, column: str) -> np.ndarray:
+    """The finite values of a numeric column, for a histogram.
 
     Raises
     ------
     ValueError
-        If either column is missing.
+        If the column is missing or not numeric.
     """
-    for column in (parameter, measurement):
-        if column not in table:
-            raise ValueError(f"no column {column!r} in the table; its columns are {', '.join(table.columns)}")
-    grouped = table.groupby(parameter, sort=True)[measurement]
-    frame = grouped.agg(["mean", "std", "count"]).reset_index().rename(columns={parameter: "value"})
-    frame["std"] = frame["std"].fillna(0.0)
-    return frame
+    if column not in table:
+        raise ValueError(
+            f"no column {column!r} in the table; its columns are {', '.join(map(str, table.columns))}"
+        )
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+    return values[np.isfinite(values)]
 
 
 def _scalar(value: Any) -> Any:

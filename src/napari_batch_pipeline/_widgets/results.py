@@ -1,0 +1,296 @@
+"""The *Batch results* view: a run folder's tables, to copy or save, and plots of them.
+
+The tables are images.csv (one row per task) and each ``<stage>.csv`` (one row per
+object), shown through a model over the DataFrame, so a table of 50,000 objects opens
+at once. Plots: objects per image, the histogram of a measurement, and a measurement
+against a swept parameter. The data comes from :mod:`napari_batch_pipeline.core.results`
+and :mod:`napari_batch_pipeline.core.sweep_plot`; this module only draws and wires.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from magicgui.types import FileDialogMode
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
+from qtpy.QtWidgets import QApplication, QFileDialog, QTableView, QVBoxLayout, QWidget
+
+from ..core.errors import PipelineError
+from ..core.results import RunResults, measurement_columns, measurement_values, object_counts
+from ..core.sweep_plot import sweep_figure
+
+__all__ = ["PLOTS", "DataFrameModel", "ResultsView"]
+
+#: the plots the view draws
+PLOTS = ("objects per image", "histogram", "against a parameter")
+_IMAGES = "images"
+#: above this many tasks the objects-per-image plot drops the bar labels
+_MAX_BARS = 60
+
+
+class DataFrameModel(QAbstractTableModel):
+    """A read-only Qt table model over a DataFrame; cells are formatted when shown."""
+
+    def __init__(self, frame: pd.DataFrame | None = None):
+        super().__init__()
+        self.frame = frame if frame is not None else pd.DataFrame()
+
+    def set_frame(self, frame: pd.DataFrame) -> None:
+        self.beginResetModel()
+        self.frame = frame
+        self.endResetModel()
+
+    def rowCount(self, parent: Any = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.frame)
+
+    def columnCount(self, parent: Any = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.frame.columns)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+            return None
+        value = self.frame.iat[index.row(), index.column()]
+        if isinstance(value, float):
+            return "" if np.isnan(value) else f"{value:.6g}"
+        return str(value)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return str(self.frame.columns[section])
+        return str(section + 1)
+
+
+class ResultsView(QWidget):
+    """Tables and plots of a batch run folder.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer, optional
+        Unused; napari passes it when the view opens from the Plugins menu.
+    run_folder : path, optional
+        A run folder to show at once.
+
+    Attributes
+    ----------
+    folder : FileEdit
+        The run folder (setting it loads it).
+    table_choice : ComboBox
+        ``images`` (images.csv) or a table stage (``<stage>.csv``).
+    plot_kind, measurement, parameter : ComboBox
+        What the plot shows.
+    results : RunResults or None
+    frame : DataFrame
+        The table shown.
+    figure : matplotlib Figure
+        The plot shown.
+    """
+
+    def __init__(self, napari_viewer: Any = None, run_folder: str | Path | None = None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.results: RunResults | None = None
+        self.folder = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, nullable=True, label="run folder")
+        self.table_choice = ComboBox(label="table", choices=[_IMAGES])
+        self.copy_button = PushButton(text="Copy")
+        self.save_button = PushButton(text="Save as CSV...")
+        self.plot_kind = ComboBox(label="plot", choices=PLOTS)
+        self.measurement = ComboBox(label="measurement", choices=[])
+        self.parameter = ComboBox(label="parameter", choices=[])
+        self.status = Label(value="")
+        form = Container(
+            widgets=[
+                self.folder,
+                self.table_choice,
+                Container(widgets=[self.copy_button, self.save_button], layout="horizontal", labels=False),
+            ]
+        )
+        plot_form = Container(widgets=[self.plot_kind, self.measurement, self.parameter, self.status])
+        self.model = DataFrameModel()
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.figure = Figure(figsize=(5, 3), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(220)
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.table, stretch=1)
+        layout.addWidget(plot_form.native)
+        layout.addWidget(self.canvas, stretch=1)
+
+        self.folder.changed.connect(self._on_folder_changed)
+        self.table_choice.changed.connect(self._show_table)
+        self.copy_button.changed.connect(self.copy)
+        self.save_button.changed.connect(self._on_save_clicked)
+        self.plot_kind.changed.connect(self._on_plot_kind_changed)
+        self.measurement.changed.connect(self.draw)
+        self.parameter.changed.connect(self.draw)
+        if run_folder is not None:
+            self.load(run_folder)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.model.frame
+
+    # -- loading ------------------------------------------------------------------------
+
+    def load(self, run_folder: str | Path) -> RunResults:
+        """Show the run folder ``run_folder``.
+
+        Raises
+        ------
+        PipelineError
+            If it is not a run folder.
+        """
+        results = RunResults(run_folder)
+        self.results = results
+        with self.folder.changed.blocked():
+            self.folder.value = results.path
+        with self.table_choice.changed.blocked():
+            self.table_choice.choices = [_IMAGES, *results.table_stages]
+            self.table_choice.value = results.table_stages[0] if results.table_stages else _IMAGES
+        with self.parameter.changed.blocked():
+            self.parameter.choices = results.param_columns
+        self._show_table()
+        self._on_plot_kind_changed()
+        return results
+
+    def _on_folder_changed(self) -> None:
+        folder = self.folder.value
+        if isinstance(folder, Path):
+            try:
+                self.load(folder)
+            except PipelineError as error:
+                self.status.value = str(error)
+
+    def table_frame(self, name: str | None = None) -> pd.DataFrame:
+        """images.csv, or the table of stage ``name`` (default: the chosen one)."""
+        if self.results is None:
+            return pd.DataFrame()
+        name = name or self.table_choice.value
+        return self.results.images if name == _IMAGES else self.results.table(name)
+
+    def _show_table(self) -> None:
+        self.model.set_frame(self.table_frame())
+        self.table.resizeColumnsToContents()
+
+    # -- copy and save ------------------------------------------------------------------
+
+    def copy(self) -> str:
+        """Put the table on the clipboard as tab-separated text (pastes into a spreadsheet)."""
+        text = self.frame.to_csv(sep="\t", index=False)
+        clipboard = QApplication.clipboard()
+        if clipboard is not None:
+            clipboard.setText(text)
+        self.status.value = f"copied {len(self.frame)} rows"
+        return text
+
+    def save_csv(self, path: str | Path) -> Path:
+        """Write the table shown to ``path`` as CSV."""
+        path = Path(path)
+        self.frame.to_csv(path, index=False)
+        self.status.value = f"saved {path.name}"
+        return path
+
+    def _on_save_clicked(self) -> None:
+        name = f"{self.table_choice.value}.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Save table", name, "CSV (*.csv)")
+        if path:
+            try:
+                self.save_csv(path)
+            except OSError as error:
+                show_error(f"cannot save {path}: {error}")
+
+    # -- plots --------------------------------------------------------------------------
+
+    def _on_plot_kind_changed(self) -> None:
+        """Offer the measurements the chosen plot can show, then draw it."""
+        kind = self.plot_kind.value
+        results = self.results
+        choices: list[str] = []
+        if results is not None:
+            if kind == "histogram":
+                for stage in results.table_stages:
+                    table = results.table(stage)
+                    choices += [f"{stage}: {c}" for c in measurement_columns(table, results.pipeline)]
+            elif kind == "against a parameter":
+                choices = measurement_columns(results.images, results.pipeline)
+            else:
+                choices = [f"{stage}.count" for stage in results.table_stages]
+        with self.measurement.changed.blocked():
+            self.measurement.choices = choices
+        self.parameter.visible = kind == "against a parameter"
+        self.draw()
+
+    def draw(self) -> Figure:
+        """Draw the chosen plot; return the figure."""
+        figure, results = self.figure, self.results
+        figure.clear()
+        message = ""
+        if results is None:
+            message = "open a run folder"
+        elif not self.measurement.value:
+            message = "no measurements: the pipeline has no table stage"
+        else:
+            kind = self.plot_kind.value
+            try:
+                if kind == "objects per image":
+                    _draw_counts(figure, results, str(self.measurement.value).removesuffix(".count"))
+                elif kind == "histogram":
+                    stage, _, column = str(self.measurement.value).partition(": ")
+                    _draw_histogram(figure, results.table(stage), stage, column)
+                elif not self.parameter.value:
+                    message = "no swept parameter: run a batch with a sweep"
+                else:
+                    figure = self._draw_sweep(results, self.parameter.value, self.measurement.value)
+            except ValueError as error:
+                message = str(error)
+        if message:
+            figure.clear()
+            figure.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+        self.status.value = message
+        self.canvas.draw_idle()
+        return figure
+
+    def _draw_sweep(self, results: RunResults, parameter: str, measurement: str) -> Figure:
+        """The sweep plot of the command line (``sweep.png``), shown in the canvas."""
+        figure = sweep_figure(results.images, parameter, measurement)
+        figure.set_dpi(self.figure.get_dpi())
+        width, height = self.figure.get_size_inches()
+        figure.set_size_inches(float(width), float(height))
+        figure.set_canvas(self.canvas)
+        self.canvas.figure = figure
+        self.figure = figure
+        return figure
+
+
+def _draw_counts(figure: Figure, results: RunResults, stage: str) -> None:
+    counts = object_counts(results.images, stage, results.param_columns)
+    axes = figure.add_subplot()
+    if len(counts) <= _MAX_BARS:
+        axes.bar(range(len(counts)), counts["count"], color="C0")
+        axes.set_xticks(range(len(counts)), counts["name"], rotation=90, fontsize=7)
+    else:
+        axes.plot(range(len(counts)), counts["count"], ".", color="C0")
+        axes.set_xlabel("task (images.csv order)")
+    axes.set_ylabel("objects")
+    axes.set_title(f"{stage}: objects per image ({len(counts)} done)")
+
+
+def _draw_histogram(figure: Figure, table: pd.DataFrame, stage: str, column: str) -> None:
+    values = measurement_values(table, column)
+    axes = figure.add_subplot()
+    axes.hist(values, bins=min(50, max(5, int(np.sqrt(len(values))))), color="C0")
+    axes.set_xlabel(column)
+    axes.set_ylabel("objects")
+    axes.set_title(f"{stage}: {column} ({len(values)} objects)")
