@@ -18,6 +18,7 @@ From Python::
     builder.add_stage("threshold")
     builder.add_stage("label")
     worker = builder.run()
+    panel = builder.open_sweep()                 # try a range of values of one parameter
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import weakref
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,13 +38,16 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QFileDialog, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.cache import StageCache
 from ..core.errors import PipelineError
 from ..core.pipeline import Pipeline
 from ..core.stages import STAGES, get_stage
 from .stage_panel import StagePanel
+
+if TYPE_CHECKING:
+    from .sweep import SweepPanel
 
 __all__ = ["DEBOUNCE_MS", "PipelineBuilder", "builder_pipeline"]
 
@@ -112,6 +116,7 @@ class PipelineBuilder(QWidget):
         self.auto_run = CheckBox(value=True, text="re-run on change")
         self.save_button = PushButton(text="Save...")
         self.load_button = PushButton(text="Load...")
+        self.sweep_button = PushButton(text="Sweep...", tooltip="try a range of values of a parameter")
         self.status = Label(value="add stages, then Run")
         self.status.native.setWordWrap(True)
         top = Container(
@@ -124,13 +129,13 @@ class PipelineBuilder(QWidget):
         )
         bottom = Container(
             widgets=[
-                Container(
-                    widgets=[self.run_button, self.auto_run, self.save_button, self.load_button],
-                    layout="horizontal",
-                    labels=False,
-                ),
-                self.status,
+                self.run_button,
+                self.auto_run,
+                self.save_button,
+                self.load_button,
+                self.sweep_button,
             ],
+            layout="horizontal",
             labels=False,
         )
         self._stages_widget = QWidget()
@@ -138,11 +143,15 @@ class PipelineBuilder(QWidget):
         self._stages_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setMinimumHeight(280)  # the stages are the builder's content: claim room in the dock area
         scroll.setWidget(self._stages_widget)
         layout = QVBoxLayout(self)
+        for fixed in (top, bottom):  # only the stage list gives up height when the dock is short
+            fixed.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         layout.addWidget(top.native)
         layout.addWidget(scroll, stretch=1)
         layout.addWidget(bottom.native)
+        layout.addWidget(self.status.native)
 
         self.panels: list[StagePanel] = []
         self.output_layers: dict[tuple[int, str], Layer] = {}
@@ -160,6 +169,8 @@ class PipelineBuilder(QWidget):
         self.run_button.changed.connect(self._run_quietly)
         self.save_button.changed.connect(self._on_save_clicked)
         self.load_button.changed.connect(self._on_load_clicked)
+        self.sweep_button.changed.connect(self.open_sweep)
+        self._sweep_panel: SweepPanel | None = None
         for field in (self.image, self.test_mode, self.second_image):
             field.changed.connect(self.schedule_run)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
@@ -270,6 +281,17 @@ class PipelineBuilder(QWidget):
         pipeline = Pipeline.from_yaml(path)
         self.set_pipeline(pipeline)
         return pipeline
+
+    def open_sweep(self) -> SweepPanel:
+        """Dock the parameter sweep panel of this builder (one per builder) and return it."""
+        from .sweep import SweepPanel
+
+        panel = self._sweep_panel if self._sweep_panel is not None else SweepPanel(self)
+        if panel.parent() is None:  # new, or its dock was closed
+            self.viewer.window.add_dock_widget(panel, name="Parameter sweep", area="right")
+        self._sweep_panel = panel
+        panel.refresh()
+        return panel
 
     def _update_sources(self) -> None:
         earlier: list[tuple[str, str]] = []
