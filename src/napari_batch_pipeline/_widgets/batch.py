@@ -168,6 +168,7 @@ class BatchWidget(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.cellClicked.connect(self._on_cell_clicked)
+        self.table.setMinimumHeight(180)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
         layout.addWidget(self.table, stretch=1)
@@ -489,7 +490,7 @@ class BatchWidget(QWidget):
         try:
             if view is None or not _alive(view):
                 view = ResultsView(self.viewer)
-                self.viewer.window.add_dock_widget(view, name="Batch results", area="right", tabify=True)
+                self.viewer.window.add_dock_widget(view, name="Batch results", area="right")
             view.load(self.batch.folder.path)
         except PipelineError as error:
             show_error(str(error))

@@ -119,6 +119,7 @@ class ResultsView(QWidget):
         self.model = DataFrameModel()
         self.table = QTableView()
         self.table.setModel(self.model)
+        self.table.setMinimumHeight(140)
         self.figure = Figure(figsize=(5, 3), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(220)
@@ -268,6 +269,8 @@ class ResultsView(QWidget):
         figure.set_dpi(self.figure.get_dpi())
         width, height = self.figure.get_size_inches()
         figure.set_size_inches(float(width), float(height))
+        for axes in figure.axes:  # the dock is narrower than the command line's PNG
+            axes.title.set_fontsize("small")
         figure.set_canvas(self.canvas)
         self.canvas.figure = figure
         self.figure = figure
