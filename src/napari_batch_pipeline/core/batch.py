@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import tracemalloc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +194,7 @@ class BatchRun:
 
         def finished(record: dict[str, Any]) -> TaskFinished:
             record["input"] = inputs[record["key"]]
+            record.pop("held_bytes", None)
             self.folder.append(record)
             record.pop("traceback", None)
             records[record["key"]] = record
@@ -364,13 +364,9 @@ def run_batch(
 
 
 def _probe(job: TaskJob) -> tuple[dict[str, Any], tuple[float, int, int] | None]:
-    """Run one task here with memory tracing; the measurement if it succeeded."""
-    tracemalloc.start()
-    try:
-        record = run_task(job)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    """Run one task here; its measurement (seconds, bytes held, bytes written) if it succeeded."""
+    record = run_task(job)
+    peak = record.pop("held_bytes", 0)
     if record["status"] != "done":
         return record, None
     saved = 0

@@ -6,7 +6,6 @@ import itertools
 import os
 import re
 import time
-import tracemalloc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,17 +190,14 @@ class Estimate:
 
 
 def measure_first(pipeline: Pipeline, image: np.ndarray) -> tuple[float, int, int]:
-    """Run the chain once; return seconds, peak traced bytes and bytes of saved outputs."""
-    tracemalloc.start()
-    try:
-        start = time.perf_counter()
-        outputs = pipeline.run(image)
-        seconds = time.perf_counter() - start
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    """Run the chain once; return seconds, peak bytes of one task and bytes of saved outputs."""
+    from .tasks import held_bytes
+
+    start = time.perf_counter()
+    outputs = pipeline.run(image)
+    seconds = time.perf_counter() - start
     saved = sum(outputs[name].nbytes for name in pipeline.saved_stages)
-    return seconds, peak + image.nbytes, saved
+    return seconds, held_bytes(image, outputs), saved
 
 
 def estimate(

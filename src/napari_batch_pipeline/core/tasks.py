@@ -22,7 +22,16 @@ from .files import atomic_path
 from .pipeline import Pipeline
 from .sources import ImageReadError, read_image
 
-__all__ = ["PARTS", "TaskJob", "part_path", "run_task", "save_image", "summarize", "table_frame"]
+__all__ = [
+    "PARTS",
+    "TaskJob",
+    "held_bytes",
+    "part_path",
+    "run_task",
+    "save_image",
+    "summarize",
+    "table_frame",
+]
 
 PARTS = ".parts"
 _PIPELINES: dict[str, Pipeline] = {}
@@ -64,6 +73,7 @@ def run_task(job: TaskJob) -> dict[str, Any]:
         pipeline = load_pipeline(job.pipeline, job.pipeline_hash, job.params)
         image = read_image(job.path)
         outputs = pipeline.run(image)
+        record["held_bytes"] = held_bytes(image, outputs)
         del image
         record["summary"] = write_outputs(job, pipeline, outputs)
         record.update(status="done", error="")
@@ -89,6 +99,19 @@ def write_outputs(job: TaskJob, pipeline: Pipeline, outputs: dict[str, Any]) -> 
             frame.to_csv(temporary, index=False)
         summary.update(summarize(name, outputs[name]))
     return summary
+
+
+def held_bytes(image: np.ndarray, outputs: dict[str, Any]) -> int:
+    """Memory one task holds at its end (the input and every stage output), plus the
+    temporaries of its largest stage (about twice its output). A thread-safe stand-in
+    for tracing allocations, which is not safe while other threads allocate."""
+    sizes = [image.nbytes]
+    for output in outputs.values():
+        if isinstance(output, np.ndarray):
+            sizes.append(output.nbytes)
+        elif isinstance(output, pd.DataFrame):
+            sizes.append(int(output.memory_usage(index=True, deep=True).sum()))
+    return sum(sizes) + 2 * max(sizes)
 
 
 def save_image(path: Path, data: np.ndarray) -> None:
