@@ -127,8 +127,9 @@ def _image_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
             import tifffile
 
             with tifffile.TiffFile(path) as tiff:
-                series = tiff.series[0]
-                shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+                # one page (what the engine writes): its header says all, and is quick to read
+                page = tiff.pages.first if len(tiff.pages) == 1 else tiff.series[0]
+                shape, dtype = tuple(page.shape), np.dtype(page.dtype)
         else:
             import imageio.v3 as iio
 

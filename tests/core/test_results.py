@@ -1,0 +1,82 @@
+"""core.results: a run folder read back lazily, and the data the results plots draw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from napari_batch_pipeline import run_batch
+from napari_batch_pipeline.core.errors import PipelineError
+from napari_batch_pipeline.core.results import (
+    RunResults,
+    is_run_folder,
+    lazy_stack,
+    measurement_columns,
+    measurement_values,
+    object_counts,
+    output_stem,
+    task_label,
+)
+from napari_batch_pipeline.core.synthetic import write_nuclei_folder
+
+
+@pytest.fixture
+def swept(tmp_path, pipeline):
+    write_nuclei_folder(tmp_path / "images", count=2, shape=(96, 96), n_nuclei=6, radius=6)
+    run_batch(pipeline, tmp_path / "images", tmp_path / "run", sweep={"blurred.sigma": [1, 2]})
+    return RunResults(tmp_path / "run")
+
+
+def test_names_of_tasks_and_their_files():
+    assert output_stem("a/b.tif") == "a/b"
+    assert output_stem("b.tif", "blurred.sigma=2.0") == "b__blurred.sigma=2.0"
+    assert task_label("b.tif|blurred.sigma=2.0") == "blurred.sigma=2.0"
+    assert task_label("b.tif") == ""
+
+
+def test_rows_map_to_their_saved_files(swept):
+    assert swept.param_columns == ["blurred.sigma"]
+    assert [swept.row_name(i) for i in range(4)] == [
+        "nuclei_01.tif [blurred.sigma=1.0]",
+        "nuclei_01.tif [blurred.sigma=2.0]",
+        "nuclei_02.tif [blurred.sigma=1.0]",
+        "nuclei_02.tif [blurred.sigma=2.0]",
+    ]
+    path = swept.task_outputs(3)["labels"]
+    assert path.name == "nuclei_02__blurred.sigma=2.0.tif"
+    saved = swept.saved_outputs("labels")
+    assert saved.is_labels and saved.stack.shape == (4, 96, 96) and saved.left_out == 0
+    np.testing.assert_array_equal(np.asarray(saved.stack[3]), tifffile.imread(path))
+    inputs = swept.saved_inputs()
+    np.testing.assert_array_equal(np.asarray(inputs.stack[2]), tifffile.imread(swept.input_path(2)))
+
+
+def test_lazy_stack_reads_only_what_is_asked(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.tif")
+        tifffile.imwrite(paths[-1], np.full((4, 5), i, np.uint16))
+    stack = lazy_stack(paths, (4, 5), np.uint16)
+    paths[0].unlink()  # never read below
+    assert stack.shape == (3, 4, 5) and stack.dtype == np.uint16
+    assert int(stack[2].max()) == 2
+
+
+def test_plot_data(swept):
+    counts = object_counts(swept.images, "nuclei", swept.param_columns)
+    assert list(counts["name"])[1] == "nuclei_01.tif [blurred.sigma=2.0]"
+    np.testing.assert_array_equal(counts["count"], swept.images["nuclei.count"])
+    table = swept.table("nuclei")
+    assert measurement_columns(table, swept.pipeline) == ["area", "intensity_mean"]
+    assert len(measurement_values(table, "area")) == len(table)
+    with pytest.raises(ValueError, match="no column 'volume'"):
+        measurement_values(table, "volume")
+    assert object_counts(pd.DataFrame({"image": ["a"]}), "nuclei").empty
+
+
+def test_not_a_run_folder(tmp_path):
+    assert not is_run_folder(tmp_path)
+    with pytest.raises(PipelineError, match="not a run folder"):
+        RunResults(tmp_path)
