@@ -16,6 +16,18 @@ importlib.import_module({module!r})
 print(json.dumps(sorted(m for m in {gui!r} if m in sys.modules)))
 """
 
+EVERY_CORE_MODULE = """
+import importlib, json, pkgutil, sys
+import napari_batch_pipeline.core as core
+names = [m.name for m in pkgutil.walk_packages(core.__path__, core.__name__ + ".")]
+for name in names:
+    importlib.import_module(name)
+names += ["napari_batch_pipeline.cli", "napari_batch_pipeline.cli_commands"]
+for name in names[-2:]:
+    importlib.import_module(name)
+print(json.dumps([len(names), sorted(m for m in {gui!r} if m in sys.modules)]))
+"""
+
 
 @pytest.mark.parametrize(
     "module",
@@ -31,3 +43,13 @@ def test_importing_the_engine_loads_no_gui_module(module):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_no_core_module_and_not_the_command_line_loads_a_gui_module():
+    """Every module under core/ (found by walking the package), and the command line."""
+    code = EVERY_CORE_MODULE.format(gui=GUI_MODULES)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    count, loaded = json.loads(result.stdout.splitlines()[-1])
+    assert count > 15
+    assert loaded == []
