@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
@@ -45,8 +44,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtGui import QColor
-from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from .._reader import run_layer_data
 from ..core.batch import STRATEGIES, BatchRun, Report
@@ -55,15 +53,15 @@ from ..core.events import Event, RunFinished, RunStarted, StageProgress, TaskFin
 from ..core.executors import EXECUTORS
 from ..core.pipeline import Pipeline
 from ..core.plan import Estimate, parse_sweep
-from ..core.results import RunResults, task_label, task_outputs
+from ..core.results import RunResults, task_outputs
 from ..core.sources import read_image
 from .results import ResultsView
+from .task_table import TaskTable
 
 __all__ = ["BatchWidget"]
 
 #: most layers added per stage when a run's outputs differ in shape (no single stack)
 MAX_SEPARATE_LAYERS = 20
-_FAILED = QColor(255, 120, 120, 90)
 
 
 @dataclass
@@ -96,7 +94,7 @@ class BatchWidget(QWidget):
     ----------
     input_dir, pattern, output_dir, pipeline, executor, workers, strategy, sweep, fresh
         The fields, magicgui widgets: set ``.value`` from Python.
-    table : QTableWidget
+    table : TaskTable
         One row per finished task: image, parameter set, status, seconds, summary
         values, error.
     worker : GeneratorWorker or None
@@ -163,12 +161,8 @@ class BatchWidget(QWidget):
         self.sweep.native.setMaximumHeight(60)
         self.estimate_text.native.setWordWrap(True)
         self.status.native.setWordWrap(True)
-        self.table = QTableWidget(0, 0)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table = TaskTable()
         self.table.cellClicked.connect(self._on_cell_clicked)
-        self.table.setMinimumHeight(180)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
         layout.addWidget(self.table, stretch=1)
@@ -186,9 +180,6 @@ class BatchWidget(QWidget):
         self.failures: list[tuple[str, str]] = []
         self.result_layers: list[Layer] = []
         self.row_layers: list[Layer] = []
-        self._rows: list[tuple[str, str]] = []  # (image, parameter-set label) per table row
-        self._values: list[dict[str, Any]] = []  # the cells of each row, by column
-        self._columns: list[str] = []
         self._progress: progress | None = None
         self._steps, self._stepped_at = 0, 0.0  # progress not yet shown, and when it last was
         self._pending_layers: list[Layer] = []
@@ -263,7 +254,7 @@ class BatchWidget(QWidget):
             raise RuntimeError("a batch is already running; cancel it first")
         batch = self.make_batch()
         self.batch, self.report = batch, None
-        self._clear_table()
+        self.table.clear_tasks()
         self.failures = []
         self.status.value = f"starting {len(batch.tasks)} task(s)..."
         self.progress_bar.max, self.progress_bar.value = max(1, len(batch.tasks)), 0
@@ -331,7 +322,7 @@ class BatchWidget(QWidget):
             if event.estimate is not None:
                 self.estimate_text.value = event.estimate.summary()
         elif isinstance(event, TaskFinished):
-            self._add_row(event.record)
+            self.table.add_record(event.record)
             self.progress_bar.value = event.done + event.failed
             self._advance(1)
             if event.status == "failed":
@@ -378,46 +369,6 @@ class BatchWidget(QWidget):
 
     # -- the table ----------------------------------------------------------------------
 
-    def _clear_table(self) -> None:
-        self._rows, self._values = [], []
-        self._columns = ["image", "parameters", "status", "seconds", "error"]
-        self.table.setRowCount(0)
-        self.table.setColumnCount(len(self._columns))
-        self.table.setHorizontalHeaderLabels(self._columns)
-
-    def _add_row(self, record: dict[str, Any]) -> None:
-        label = task_label(str(record.get("key", "")))
-        values = {
-            "image": record["image"],
-            "parameters": label,
-            "status": record["status"],
-            "seconds": record.get("seconds"),
-            **record.get("summary", {}),
-            "error": record.get("error", ""),
-        }
-        self._rows.append((str(record["image"]), label))
-        self._values.append(values)
-        new = [column for column in values if column not in self._columns]
-        if new:
-            # summary columns go before "error", which stays last; rows so far are refilled
-            self._columns[-1:-1] = new
-            self.table.setColumnCount(len(self._columns))
-            self.table.setHorizontalHeaderLabels(self._columns)
-            self.table.setRowCount(len(self._values) - 1)
-            for row, old in enumerate(self._values[:-1]):
-                self._fill(row, old)
-        row = self.table.rowCount()
-        self.table.insertRow(row)
-        self._fill(row, values)
-
-    def _fill(self, row: int, values: dict[str, Any]) -> None:
-        failed = values["status"] == "failed"
-        for column, value in values.items():
-            item = QTableWidgetItem(_cell(value))
-            if failed:
-                item.setBackground(_FAILED)
-            self.table.setItem(row, self._columns.index(column), item)
-
     def _on_cell_clicked(self, row: int, _column: int) -> None:
         self.show_row(row)
 
@@ -428,9 +379,9 @@ class BatchWidget(QWidget):
         ``"<image> [<parameter set>]"`` and ``"... <stage>"``, with the parameter set in
         their metadata. Returns them.
         """
-        if self.batch is None or not 0 <= row < len(self._rows):
+        if self.batch is None or not 0 <= row < len(self.table.tasks):
             return []
-        image, label = self._rows[row]
+        image, label = self.table.tasks[row]
         for layer in self.row_layers:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
@@ -544,11 +495,3 @@ def _alive(widget: QWidget) -> bool:
 def _path(edit: FileEdit) -> Path | None:
     value = edit.value
     return value if isinstance(value, Path) else None
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if np.isnan(value) else f"{value:.4g}"
-    return str(value)
