@@ -21,8 +21,8 @@ def image_folder(tmp_path: Path) -> Path:
 def batch_widget(make_napari_viewer, image_folder, pipeline_file, tmp_path):
     """A docked BatchWidget with its fields set: the DESIGN pipeline on ``image_folder``.
 
-    The serial executor keeps the tests quick (the engine runs in the widget's worker
-    thread); the output folder is ``tmp_path / 'out'``.
+    Two threads keep the tests quick and run a pool inside the widget's worker thread;
+    the output folder is ``tmp_path / 'out'``.
     """
     from napari_batch_pipeline._widgets.batch import BatchWidget
 
@@ -32,7 +32,8 @@ def batch_widget(make_napari_viewer, image_folder, pipeline_file, tmp_path):
     widget.input_dir.value = image_folder
     widget.output_dir.value = tmp_path / "out"
     widget.pipeline.value = pipeline_file
-    widget.executor.value = "serial"
+    widget.executor.value = "threads"
+    widget.workers.value = 2
     return widget
 
 
