@@ -173,3 +173,13 @@ def test_pipeline_builder_opens_from_the_plugins_menu(make_napari_viewer):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Pipeline builder")
     assert isinstance(widget, PipelineBuilder)
+
+
+def test_export_script_writes_the_builders_pipeline(builder, wait_run, tmp_path):
+    wait_run(builder, lambda: three_stages(builder))
+    builder.panels[0].params["sigma"].value = 3.0
+    script = builder.export_script(tmp_path / "tuned.py")
+    text = script.read_text()
+    assert "BLURRED_SIGMA = 3.0" in text
+    assert "def blurred(outputs):" in text and "def labels(outputs):" in text
+    compile(text, str(script), "exec")

@@ -42,6 +42,7 @@ from qtpy.QtWidgets import QFileDialog, QScrollArea, QSizePolicy, QVBoxLayout, Q
 
 from ..core.cache import StageCache
 from ..core.errors import PipelineError
+from ..core.export import export_script
 from ..core.pipeline import Pipeline
 from ..core.stages import STAGES, get_stage
 from .stage_panel import StagePanel
@@ -116,6 +117,9 @@ class PipelineBuilder(QWidget):
         self.auto_run = CheckBox(value=True, text="re-run on change")
         self.save_button = PushButton(text="Save...")
         self.load_button = PushButton(text="Load...")
+        self.export_button = PushButton(
+            text="Export...", tooltip="write a standalone Python script that runs this pipeline over a folder"
+        )
         self.sweep_button = PushButton(text="Sweep...", tooltip="try a range of values of a parameter")
         self.status = Label(value="add stages, then Run")
         self.status.native.setWordWrap(True)
@@ -133,6 +137,7 @@ class PipelineBuilder(QWidget):
                 self.auto_run,
                 self.save_button,
                 self.load_button,
+                self.export_button,
                 self.sweep_button,
             ],
             layout="horizontal",
@@ -169,6 +174,7 @@ class PipelineBuilder(QWidget):
         self.run_button.changed.connect(self._run_quietly)
         self.save_button.changed.connect(self._on_save_clicked)
         self.load_button.changed.connect(self._on_load_clicked)
+        self.export_button.changed.connect(self._on_export_clicked)
         self.sweep_button.changed.connect(self.open_sweep)
         self._sweep_panel: SweepPanel | None = None
         for field in (self.image, self.test_mode, self.second_image):
@@ -275,6 +281,10 @@ class PipelineBuilder(QWidget):
     def save(self, path: str | Path) -> Path:
         """Write the pipeline file (whole or not at all)."""
         return self.pipeline().save(path)
+
+    def export_script(self, path: str | Path) -> Path:
+        """Write the pipeline as a standalone script (see ``napari-batch-pipeline export-script``)."""
+        return export_script(self.pipeline(), path)
 
     def load(self, path: str | Path) -> Pipeline:
         """Load a pipeline file into the builder."""
@@ -468,6 +478,18 @@ class PipelineBuilder(QWidget):
             try:
                 self.save(path)
                 self.status.value = f"saved {path}"
+            except PipelineError as error:
+                self.status.value = str(error)
+                show_error(str(error))
+
+    def _on_export_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export pipeline as a Python script", "pipeline_script.py", "Python (*.py)"
+        )
+        if path:
+            try:
+                self.export_script(path)
+                self.status.value = f"exported {path}: python {Path(path).name} INPUT_DIR OUTPUT_DIR"
             except PipelineError as error:
                 self.status.value = str(error)
                 show_error(str(error))
