@@ -22,7 +22,7 @@ from .errors import StageError
 from .events import StageProgress
 from .files import atomic_path
 from .pipeline import INPUT, Pipeline
-from .sources import ImageReadError, read_image
+from .sources import ImageReadError, path_stem, read_image
 from .tasks import (
     TaskJob,
     _traceback,
@@ -172,8 +172,7 @@ def run(batch: BatchRun, tasks: Sequence[Task], executor: Executor) -> Iterator[
 
 def _stem(task: TaskJob) -> str:
     """Intermediates are named by image only: the stage key already holds the parameters."""
-    suffix = Path(task.image).suffix
-    return task.image[: -len(suffix)] if suffix else task.image
+    return path_stem(task.image)
 
 
 def _load(path: Path) -> Any:

@@ -15,7 +15,7 @@ import yaml
 
 from .errors import PipelineError
 from .pipeline import Pipeline
-from .sources import Source, read_image
+from .sources import Source, path_stem, read_image
 
 __all__ = [
     "Estimate",
@@ -23,6 +23,7 @@ __all__ = [
     "estimate",
     "format_bytes",
     "make_tasks",
+    "output_stem",
     "param_label",
     "parameter_sets",
     "parse_size",
@@ -63,7 +64,20 @@ class Task:
     @property
     def output_stem(self) -> str:
         """``<image path without suffix>[__<parameter set>]``."""
-        return self.source.stem + ("__" + self.label if self.params else "")
+        return output_stem(self.source.relative, self.label)
+
+
+def output_stem(image: str, label: str = "") -> str:
+    """The name (without ``.tif``) of a task's saved outputs: ``<image stem>[__<label>]``.
+
+    Parameters
+    ----------
+    image : str
+        The ``image`` column: the path relative to the input folder, ``/`` separated.
+    label : str
+        The task's parameter-set label (:func:`param_label`), empty without a sweep.
+    """
+    return path_stem(image) + ("__" + label if label else "")
 
 
 def param_label(params: Mapping[str, Any]) -> str:

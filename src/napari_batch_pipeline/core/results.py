@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import PipelineError
 from .pipeline import Pipeline
-from .plan import param_label
+from .plan import output_stem, param_label
 from .sources import read_image
 
 __all__ = [
@@ -49,22 +49,6 @@ def is_run_folder(path: str | Path) -> bool:
     """True if ``path`` is a folder holding ``pipeline.yaml`` and ``images.csv``."""
     path = Path(path)
     return path.is_dir() and all((path / name).is_file() for name in MARKERS)
-
-
-def output_stem(image: str, label: str = "") -> str:
-    """The name (without ``.tif``) of a task's saved outputs: ``<image stem>[__<label>]``.
-
-    Parameters
-    ----------
-    image : str
-        The ``image`` column: the path relative to the input folder, ``/`` separated.
-    label : str
-        The task's parameter-set label (:func:`napari_batch_pipeline.core.plan.param_label`),
-        empty without a sweep.
-    """
-    suffix = PurePosixPath(image).suffix
-    stem = image[: -len(suffix)] if suffix else image
-    return stem + ("__" + label if label else "")
 
 
 def task_label(key: str) -> str:

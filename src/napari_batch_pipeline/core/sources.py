@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ __all__ = [
     "Source",
     "find_images",
     "natural_key",
+    "path_stem",
     "read_image",
 ]
 
@@ -54,8 +55,13 @@ class Source:
     @property
     def stem(self) -> str:
         """The relative path without its suffix: how output files are named."""
-        suffix = Path(self.relative).suffix
-        return self.relative[: -len(suffix)] if suffix else self.relative
+        return path_stem(self.relative)
+
+
+def path_stem(relative: str) -> str:
+    """``'plate 1/a.b.tif'`` -> ``'plate 1/a.b'``: a relative path without its last suffix."""
+    suffix = PurePosixPath(relative).suffix
+    return relative[: -len(suffix)] if suffix else relative
 
 
 def natural_key(text: str) -> list[Any]:
