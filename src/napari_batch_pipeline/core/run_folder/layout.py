@@ -1,0 +1,171 @@
+"""Every name and path of a run folder, and nothing else.
+
+This module is the one place that knows how a run folder is laid out (see DESIGN, "Run
+folder")::
+
+    pipeline.yaml  run.json  images.csv  <stage>.csv  errors.log
+    <stage>/<image path without suffix>[__<parameter set>].tif     saved stage outputs
+    intermediate/<stage>/<stage key>/<image stem>.npy|.csv          horizontal strategy
+    .ledger.jsonl  .parts/<stage>/<task digest>.csv                 bookkeeping
+
+Writers, readers, the worker, the horizontal strategy and the reader plugin all ask
+:class:`RunLayout` for a path instead of assembling one. Pure path arithmetic: nothing
+here touches the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+__all__ = [
+    "ERRORS_LOG",
+    "IMAGES_TABLE",
+    "INTERMEDIATE",
+    "LEDGER",
+    "MARKERS",
+    "OUTPUT_SUFFIX",
+    "PARTS",
+    "PIPELINE_FILE",
+    "PROVENANCE_FILE",
+    "TABLE_SUFFIX",
+    "RunLayout",
+    "output_stem",
+    "path_stem",
+]
+
+PIPELINE_FILE = "pipeline.yaml"
+PROVENANCE_FILE = "run.json"
+IMAGES_TABLE = "images.csv"
+ERRORS_LOG = "errors.log"
+LEDGER = ".ledger.jsonl"
+PARTS = ".parts"
+INTERMEDIATE = "intermediate"
+OUTPUT_SUFFIX = ".tif"
+TABLE_SUFFIX = ".csv"
+ARRAY_SUFFIX = ".npy"
+#: the files whose presence marks a folder as a run folder
+MARKERS = (PIPELINE_FILE, IMAGES_TABLE)
+
+
+def path_stem(relative: str) -> str:
+    """``'plate 1/a.b.tif'`` -> ``'plate 1/a.b'``: a relative path without its last suffix."""
+    suffix = PurePosixPath(relative).suffix
+    return relative[: -len(suffix)] if suffix else relative
+
+
+def output_stem(image: str, label: str = "") -> str:
+    """The name (without suffix) of a task's saved outputs: ``<image stem>[__<label>]``.
+
+    Parameters
+    ----------
+    image : str
+        The ``image`` column: the path relative to the input folder, ``/`` separated.
+    label : str
+        The task's parameter-set label, empty without a sweep.
+    """
+    return path_stem(image) + ("__" + label if label else "")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of one run folder.
+
+    Parameters
+    ----------
+    root : Path
+        The run folder (absolute).
+    """
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> RunLayout:
+        """The layout of the folder ``path`` (made absolute; ``~`` expanded)."""
+        return cls(Path(path).expanduser().resolve())
+
+    # -- files of the run ---------------------------------------------------------------
+
+    @property
+    def pipeline_file(self) -> Path:
+        return self.root / PIPELINE_FILE
+
+    @property
+    def provenance_file(self) -> Path:
+        return self.root / PROVENANCE_FILE
+
+    @property
+    def images_table(self) -> Path:
+        return self.root / IMAGES_TABLE
+
+    @property
+    def errors_log(self) -> Path:
+        return self.root / ERRORS_LOG
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / LEDGER
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.root / PARTS
+
+    @property
+    def intermediate_dir(self) -> Path:
+        return self.root / INTERMEDIATE
+
+    def table(self, stage: str) -> Path:
+        """``<stage>.csv``: the per-object table of a table stage."""
+        return self.root / f"{stage}{TABLE_SUFFIX}"
+
+    def stage_dir(self, stage: str) -> Path:
+        """``<stage>/``: where a saved stage's outputs go."""
+        return self.root / stage
+
+    def output(self, stage: str, stem: str) -> Path:
+        """``<stage>/<stem>.tif``: one saved output (``stem`` from :func:`output_stem`)."""
+        return self.root / stage / f"{stem}{OUTPUT_SUFFIX}"
+
+    def task_output(self, stage: str, image: str, label: str = "") -> Path:
+        """The saved output of ``stage`` for the task of ``image`` with parameter set ``label``."""
+        return self.output(stage, output_stem(image, label))
+
+    def part(self, stage: str, key: str) -> Path:
+        """A task's rows of ``<stage>.csv``, written by its worker, joined at the end."""
+        digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+        return self.root / PARTS / stage / f"{digest}{TABLE_SUFFIX}"
+
+    def intermediate(self, stage: str, stage_key: str, image: str, *, table: bool) -> Path:
+        """A horizontal intermediate: ``intermediate/<stage>/<stage key>/<image stem>.npy``.
+
+        Parameters
+        ----------
+        stage_key : str
+            The hash of the stage and everything upstream (``Pipeline.stage_key``).
+        image : str
+            The task's ``image``; the stage key already holds the parameters.
+        table : bool
+            A table (``.csv``) rather than an array (``.npy``).
+        """
+        suffix = TABLE_SUFFIX if table else ARRAY_SUFFIX
+        return self.root / INTERMEDIATE / stage / stage_key / f"{path_stem(image)}{suffix}"
+
+    # -- what the run wrote ---------------------------------------------------------------
+
+    def written_by_run(self, stages: list[str]) -> list[Path]:
+        """Every path a run of a pipeline with these stages may have written."""
+        paths = [
+            self.ledger,
+            self.images_table,
+            self.errors_log,
+            self.provenance_file,
+            self.parts_dir,
+        ]
+        for stage in stages:
+            paths += [self.stage_dir(stage), self.table(stage)]
+        return paths
+
+    def is_run_folder(self) -> bool:
+        """True if the folder holds ``pipeline.yaml`` and ``images.csv``."""
+        return self.root.is_dir() and all((self.root / name).is_file() for name in MARKERS)

@@ -1,0 +1,129 @@
+"""The columns of a run folder's tables, and how rows are made from a task's results.
+
+``images.csv`` has one row per task: ``image``, the parameter columns
+(``<stage>.<param>``), the metadata columns, ``status``, ``error``, ``seconds``, then the
+task's summary (``<stage>.count`` and ``<stage>.mean_<measurement>`` of each table
+stage). ``<stage>.csv`` has one row per object: ``image``, parameter and metadata
+columns, ``label``, then the measured properties. This module owns those column names.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..files import atomic_path
+
+__all__ = [
+    "BOOKKEEPING",
+    "ERROR",
+    "IMAGE",
+    "LABEL",
+    "SECONDS",
+    "STATUS",
+    "cell",
+    "concatenate",
+    "count_column",
+    "images_frame",
+    "mean_column",
+    "object_rows",
+    "summarize",
+]
+
+IMAGE = "image"
+STATUS = "status"
+ERROR = "error"
+SECONDS = "seconds"
+LABEL = "label"
+#: columns of images.csv and <stage>.csv that are bookkeeping, not measurements
+BOOKKEEPING = frozenset({IMAGE, STATUS, ERROR, SECONDS, LABEL, "index"})
+
+
+def count_column(stage: str) -> str:
+    """``<stage>.count``: the number of objects a task's table stage found."""
+    return f"{stage}.count"
+
+
+def mean_column(stage: str, measurement: str) -> str:
+    """``<stage>.mean_<measurement>``: a task's mean of one measurement."""
+    return f"{stage}.mean_{measurement}"
+
+
+def summarize(stage: str, table: pd.DataFrame) -> dict[str, Any]:
+    """Object count and the mean of each numeric measurement of one task's table.
+
+    Returns
+    -------
+    dict
+        ``{'<stage>.count': n, '<stage>.mean_<column>': mean, ...}``; means are NaN
+        for an empty table.
+    """
+    summary: dict[str, Any] = {count_column(stage): len(table)}
+    for column in table.columns:
+        if column == LABEL or not pd.api.types.is_numeric_dtype(table[column]):
+            continue
+        mean = float(table[column].mean()) if len(table) else float("nan")
+        summary[mean_column(stage, column)] = mean
+    return summary
+
+
+def cell(value: Any) -> Any:
+    """A parameter value as a table cell: lists become ``'1-99.8'``."""
+    return "-".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
+def object_rows(
+    image: str, params: Mapping[str, Any], metadata: Mapping[str, Any], table: pd.DataFrame
+) -> pd.DataFrame:
+    """Rows of ``<stage>.csv`` for one task: image, parameter and metadata columns, then the table's."""
+    front = {IMAGE: image, **params, **metadata}
+    frame = table.copy()
+    for position, (column, value) in enumerate(front.items()):
+        if column in frame.columns:
+            frame = frame.drop(columns=column)
+        frame.insert(position, column, [cell(value)] * len(frame))
+    return frame
+
+
+def images_frame(rows: Iterable[tuple[str, Mapping[str, Any], Mapping[str, Any], Any]]) -> pd.DataFrame:
+    """``images.csv`` from ``(image, params, metadata, record)`` per task, in task order.
+
+    ``record`` is the task's :class:`~.records.TaskRecord`, or None while it is pending.
+    """
+    frame_rows = []
+    for image, params, metadata, record in rows:
+        row = {IMAGE: image, **{k: cell(v) for k, v in params.items()}, **metadata}
+        row[STATUS] = record.status if record is not None else "pending"
+        row[ERROR] = record.error if record is not None else ""
+        row[SECONDS] = record.seconds if record is not None else math.nan
+        if record is not None:
+            row.update(record.summary)
+        frame_rows.append(row)
+    return pd.DataFrame(frame_rows)
+
+
+def concatenate(parts: Sequence[Path], target: Path) -> None:
+    """Join CSV parts into one file without holding them in memory (same header: text join)."""
+    parts = [p for p in parts if p.exists()]
+    headers = set()
+    for part in parts:
+        with part.open(encoding="utf-8") as handle:
+            headers.add(handle.readline())
+    with atomic_path(target) as temporary:
+        if len(headers) > 1:
+            pd.concat((pd.read_csv(p) for p in parts), ignore_index=True).to_csv(temporary, index=False)
+            return
+        with temporary.open("w", encoding="utf-8") as out:
+            if not parts:
+                out.write(f"{IMAGE},{LABEL}\n")
+            for number, part in enumerate(parts):
+                with part.open(encoding="utf-8") as handle:
+                    header = handle.readline()
+                    if number == 0:
+                        out.write(header)
+                    shutil.copyfileobj(handle, out)
