@@ -3,7 +3,7 @@
 #
 # On a fresh Debian/Ubuntu machine (as root, or with sudo) it installs what Qt and napari
 # need to draw on a virtual X display, creates .venv, installs the package with its
-# testing extra, then runs ruff (lint and format), mypy and pytest under Xvfb.
+# testing extra, then runs ruff (lint and format), mypy, import-linter and pytest under Xvfb.
 # Arguments go to pytest. The exit status is pytest's, or 1 if only a check failed.
 set -euo pipefail
 
@@ -95,6 +95,8 @@ done
 check "ruff check" "$VENV/bin/ruff" check "${lint_paths[@]}"
 check "ruff format --check" "$VENV/bin/ruff" format --check "${lint_paths[@]}"
 check "mypy" "$VENV/bin/mypy"
+# import-linter: the core stays free of Qt, napari and the views; no import cycles
+check "lint-imports" "$VENV/bin/lint-imports"
 
 log "pytest $*"
 # A real X server (not QT_QPA_PLATFORM=offscreen, which cannot draw napari's image layers);

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .core.results import RunResults, SavedOutputs, is_run_folder
+from .core.run_folder.lazy import SavedOutputs
+from .core.run_folder.reader import RunResults, is_run_folder
 
 __all__ = ["MAX_SEPARATE", "napari_get_reader", "read_run_folder", "run_layer_data", "saved_layer_data"]
 

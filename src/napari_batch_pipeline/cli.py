@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,13 +18,11 @@ __all__ = ["main"]
 
 log = logging.getLogger("napari_batch_pipeline")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own exit status is 2 too
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +103,7 @@ def _add_batch_options(command: argparse.ArgumentParser, optional: bool = False)
 
 
 def _executors() -> tuple[str, ...]:
-    from .core.executors import EXECUTORS
+    from .core.options import EXECUTORS
 
     return EXECUTORS
 
@@ -128,28 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"error: {error}{cli_commands.flag_hint(error.options)}", file=sys.stderr)
+        return cli_commands.EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_CANCELLED
-
-
-def install_cancel_handler(cancel: Any) -> Any:
-    """First Ctrl-C cancels the batch cleanly; a second one interrupts at once."""
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handle(signum: int, frame: Any) -> None:
-        print(
-            "\ncancelling: finishing writes, stopping workers (Ctrl-C again to abort)",
-            file=sys.stderr,
-        )
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        # not here: the handler may have interrupted this thread inside a pool's lock
-        threading.Thread(target=cancel, name="cancel-batch", daemon=True).start()
-
-    signal.signal(signal.SIGINT, handle)
-    return previous
+        return cli_commands.EXIT_CANCELLED
 
 
 if __name__ == "__main__":

@@ -6,14 +6,17 @@ import argparse
 import logging
 import signal
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_CANCELLED, install_cancel_handler
-from .core.batch import BatchRun, Report
+from .core.batch import BatchRun
 from .core.errors import PipelineError
 from .core.events import RunFinished, RunStarted, StageProgress, TaskFinished
 from .core.plan import format_seconds, parse_size, parse_sweep
+from .core.report import Report
+from .core.run_folder.layout import RunLayout
 
 __all__ = [
     "command_demo",
@@ -24,6 +27,46 @@ __all__ = [
 ]
 
 log = logging.getLogger("napari_batch_pipeline")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+#: how the command line sets each batch option that core messages speak of
+FLAGS = {
+    "pattern": "--pattern",
+    "recursive": "--recursive",
+    "metadata": "--metadata",
+    "executor": "--executor",
+    "workers": "--workers",
+    "scheduler": "--scheduler",
+    "strategy": "--strategy",
+    "sweep": "--sweep",
+    "memory_budget": "--memory-budget",
+    "limit": "--limit",
+    "fresh": "--fresh",
+}
+
+
+def flag_hint(options: Sequence[str]) -> str:
+    """`` (command line: --fresh)`` for the options a core message speaks of; ``''`` for none."""
+    flags = [FLAGS[name] for name in options if name in FLAGS]
+    return f" (command line: {', '.join(flags)})" if flags else ""
+
+
+def install_cancel_handler(cancel: Any) -> Any:
+    """First Ctrl-C cancels the batch cleanly; a second one interrupts at once."""
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handle(signum: int, frame: Any) -> None:
+        print(
+            "\ncancelling: finishing writes, stopping workers (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # not here: the handler may have interrupted this thread inside a pool's lock
+        threading.Thread(target=cancel, name="cancel-batch", daemon=True).start()
+
+    signal.signal(signal.SIGINT, handle)
+    return previous
 
 
 def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchRun:
@@ -49,18 +92,19 @@ def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchR
 
 def _from_run(args: argparse.Namespace) -> BatchRun:
     """A batch with a finished run's configuration; options given on the line win."""
+    import json
+
     from .core.pipeline import Pipeline
-    from .core.run import RunFolder
 
     if args.pipeline is not None or args.input is not None:
         raise PipelineError("--from-run takes the pipeline and inputs from the run; give neither")
-    old = RunFolder(args.from_run)
+    old = RunLayout.at(args.from_run)
     try:
-        info = old.provenance()
-        pipeline = Pipeline.from_yaml(old.path / "pipeline.yaml")
+        info = json.loads(old.provenance_file.read_text(encoding="utf-8"))
+        pipeline = Pipeline.from_yaml(old.pipeline_file)
     except (OSError, ValueError) as error:
         raise PipelineError(f"{args.from_run!r} is not a readable run folder: {error}") from None
-    if Path(args.output).expanduser().resolve() == old.path:
+    if Path(args.output).expanduser().resolve() == old.root:
         raise PipelineError("--from-run needs a new output folder (-o), not the run itself")
     sweep = parse_sweep(args.sweep) or info.get("sweep") or {}
 
@@ -107,7 +151,7 @@ def command_estimate(args: argparse.Namespace) -> int:
     print(f"{len(batch.sources)} image(s) x {len(batch.param_sets)} parameter set(s)")
     print(plan.summary())
     if not plan.fits:
-        print(f"warning: {plan.advice()}")
+        print(f"warning: {plan.advice()}{flag_hint(plan.advice_options)}")
     return 0
 
 
@@ -143,7 +187,7 @@ def execute(batch: BatchRun, quiet: bool = False) -> Report:
                         event.image,
                     )
                 if event.status == "failed":
-                    message = f"failed: {event.image}: {event.record['error']}"
+                    message = f"failed: {event.image}: {event.error}"
                     if bar is not None:
                         bar.write(message, file=sys.stderr)
                     else:
@@ -178,8 +222,9 @@ def print_summary(report: Report) -> None:
     for row in failed.itertuples():
         print(f"  failed {row.image}: {row.error}")
     print(f"results: {report.output_dir}")
-    for name in ("images.csv", *(f"{stage}.csv" for stage in report.table_stages)):
-        print(f"  {report.output_dir / name}")
+    layout = RunLayout.at(report.output_dir)
+    for path in (layout.images_table, *(layout.table(stage) for stage in report.table_stages)):
+        print(f"  {path}")
 
 
 def command_stages(args: argparse.Namespace) -> int:

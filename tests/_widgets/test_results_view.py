@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QApplication
 
 from napari_batch_pipeline import run_batch
 from napari_batch_pipeline._widgets.results import ResultsView
-from napari_batch_pipeline.core.results import RunResults
+from napari_batch_pipeline.core.run_folder.reader import RunResults
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import pytest
 import tifffile
 from skimage import filters, measure
 
-from napari_batch_pipeline.core.batch import Report, run_batch
+from napari_batch_pipeline.core.batch import run_batch
+from napari_batch_pipeline.core.report import Report
 from napari_batch_pipeline.core.pipeline import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image
 

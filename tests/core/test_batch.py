@@ -16,7 +16,7 @@ import tifffile
 
 from napari_batch_pipeline.core.batch import BatchRun, run_batch
 from napari_batch_pipeline.core.events import RunFinished, RunStarted, StageProgress, TaskFinished
-from napari_batch_pipeline.core.horizontal import INTERMEDIATE
+from napari_batch_pipeline.core.run_folder.layout import INTERMEDIATE
 from napari_batch_pipeline.core.pipeline import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
@@ -257,7 +257,7 @@ def test_events_start_finish_and_one_per_task(
     assert sorted(e.image for e in finished) == sorted(["img1.tif", "img2.tif", "img3.tif", "img10.tif"])
     assert [e.done for e in finished] == [1, 2, 3, 4]
     assert all(e.status == "done" and e.total == 4 and e.failed == 0 for e in finished)
-    assert all("traceback" not in e.record for e in finished)
+    assert all(e.record.traceback is None for e in finished)
     progress = [e for e in events if isinstance(e, StageProgress)]
     if strategy == "horizontal":
         assert [(e.stage, e.done) for e in progress if e.done == e.total] == [
@@ -327,7 +327,7 @@ def test_cancel_stops_early_and_a_rerun_completes(
     assert partial_files(folder) == []
     images = report.images
     assert (images["status"] == "pending").sum() >= report.total // 2
-    assert batch.folder.provenance()["status"] == "cancelled"
+    assert report.results.provenance["status"] == "cancelled"
 
     resumed = run_batch(pipeline, folder, out, executor=executor, workers=2, strategy=strategy)
     assert resumed.exit_code == 0 and not resumed.cancelled

@@ -16,10 +16,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from napari_batch_pipeline.core.batch import Report, run_batch
+from napari_batch_pipeline.core.batch import run_batch
+from napari_batch_pipeline.core.report import Report
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline import Pipeline
-from napari_batch_pipeline.core.run import LEDGER
+from napari_batch_pipeline.core.run_folder.layout import LEDGER
 
 
 def ledger_lines(run: Path) -> list[dict]:
@@ -114,7 +115,7 @@ def test_a_different_pipeline_is_refused_unless_fresh(
     )
     with pytest.raises(PipelineError, match="different pipeline") as excinfo:
         run_batch(other, image_folder, run)
-    assert "--fresh" in str(excinfo.value)
+    assert "start fresh" in str(excinfo.value) and excinfo.value.options == ("fresh",)
     assert snapshot(run) == before  # refused before anything was touched
     assert Pipeline.from_yaml(run / "pipeline.yaml").stage_names == ["blurred", "mask", "labels", "nuclei"]
 

@@ -12,6 +12,7 @@ import pytest
 import tifffile
 
 from napari_batch_pipeline.core.batch import run_batch
+from napari_batch_pipeline.core.run_folder.layout import path_stem
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline import Pipeline
 from napari_batch_pipeline.core.sources import ImageReadError, find_images, natural_key, read_image
@@ -59,7 +60,7 @@ def test_recursive_finds_subfolders_with_slash_paths(tmp_path: Path) -> None:
     ]
     sources = find_images(tmp_path, recursive=True)
     assert all(s.path.is_absolute() and s.path.exists() for s in sources)
-    assert sources[0].stem == "plate1/well2/a"
+    assert path_stem(sources[0].relative) == "plate1/well2/a"
 
 
 def test_metadata_regex_gives_columns(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from napari_batch_pipeline.core.sweep import (
     sweep_values,
 )
 from napari_batch_pipeline.core.synthetic import nuclei_image
-from napari_batch_pipeline.core.tasks import summarize
+from napari_batch_pipeline.core.run_folder.tables import summarize
 
 SIGMAS = {"blurred.sigma": [1.0, 2.0, 3.0]}
 GRID = {"blurred.sigma": [1, 2, 3], "mask.method": ["otsu", "li"]}

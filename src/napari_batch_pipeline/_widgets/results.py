@@ -23,7 +23,8 @@ from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtWidgets import QApplication, QFileDialog, QTableView, QVBoxLayout, QWidget
 
 from ..core.errors import PipelineError
-from ..core.results import RunResults, measurement_columns, measurement_values, object_counts
+from ..core.plot_data import measurement_columns, measurement_values, object_counts
+from ..core.run_folder.reader import RunResults
 from ..core.sweep_plot import sweep_figure
 
 __all__ = ["PLOTS", "DataFrameModel", "ResultsView"]

@@ -8,7 +8,7 @@ import numpy as np
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
-from ..core.results import task_label
+from ..core.run_folder.records import TaskRecord
 
 __all__ = ["TaskTable"]
 
@@ -41,18 +41,17 @@ class TaskTable(QTableWidget):
         self.setColumnCount(len(self.columns))
         self.setHorizontalHeaderLabels(self.columns)
 
-    def add_record(self, record: dict[str, Any]) -> None:
+    def add_record(self, record: TaskRecord) -> None:
         """Append the row of one finished task."""
-        label = task_label(str(record.get("key", "")))
         values = {
-            "image": record["image"],
-            "parameters": label,
-            "status": record["status"],
-            "seconds": record.get("seconds"),
-            **record.get("summary", {}),
-            "error": record.get("error", ""),
+            "image": record.image,
+            "parameters": record.label,
+            "status": record.status,
+            "seconds": record.seconds,
+            **record.summary,
+            "error": record.error,
         }
-        self.tasks.append((str(record["image"]), label))
+        self.tasks.append((record.image, record.label))
         self._values.append(values)
         new = [column for column in values if column not in self.columns]
         if new:

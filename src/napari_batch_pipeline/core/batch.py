@@ -1,6 +1,6 @@
 """The batch engine: a folder in, a run folder out; vertical or horizontal; resumable.
 
-``BatchRun`` validates everything when it is built (nothing is written), then
+``BatchRun`` checks everything when it is built (nothing is written), then
 ``events()`` runs it and yields plain events; ``cancel()`` may be called from another
 thread. ``run_batch`` is the one-call form.
 """
@@ -10,58 +10,35 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from . import horizontal
 from .errors import PipelineError, StageError
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
-from .executors import EXECUTORS, make_executor
+from .executors import Executor, make_executor
+from .options import STRATEGIES, BatchOptions
 from .pipeline import Pipeline
 from .plan import Estimate, Task, estimate, make_tasks, parameter_sets
-from .run import RunFolder, command_line, provenance_versions
+from .report import Report
+from .run_folder.records import TaskRecord
+from .run_folder.writer import RunFolder, command_line, provenance_versions, timestamp
 from .sources import find_images
-from .tasks import TaskJob, run_task
+from .strategies import Measured, make_strategy
+from .tasks import TaskJob
 
 __all__ = ["STRATEGIES", "BatchRun", "Report", "run_batch"]
 
-STRATEGIES = ("vertical", "horizontal")
-
 
 @dataclass
-class Report:
-    """The outcome of a batch run; tables are read from the run folder."""
+class _Ledger:
+    """The state of a run's tasks while it runs: finished records, and the counts."""
 
-    output_dir: Path
-    total: int
-    done: int
-    failed: int
+    records: dict[str, TaskRecord]
+    inputs: dict[str, list[int] | None]
     skipped: int
-    cancelled: bool
-    seconds: float
-    table_stages: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every task is done, 1 otherwise."""
-        return 0 if self.done + self.skipped == self.total and not self.cancelled else 1
-
-    @property
-    def images(self) -> pd.DataFrame:
-        return pd.read_csv(self.output_dir / "images.csv")
-
-    @property
-    def tables(self) -> dict[str, pd.DataFrame]:
-        return {stage: pd.read_csv(self.output_dir / f"{stage}.csv") for stage in self.table_stages}
-
-    @property
-    def failures(self) -> pd.DataFrame:
-        images = self.images
-        return images[images["status"] == "failed"][["image", "error"]]
+    counts: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0})
 
 
 class BatchRun:
@@ -82,61 +59,31 @@ class BatchRun:
         input_dir: str | Path,
         output_dir: str | Path,
         *,
-        pattern: str | None = None,
-        recursive: bool = False,
-        metadata: str | None = None,
-        executor: str = "serial",
-        workers: int | None = None,
-        scheduler: str | None = None,
-        strategy: str = "vertical",
-        sweep: Mapping[str, Sequence[Any]] | None = None,
-        memory_budget: int | None = None,
-        limit: int | None = None,
-        fresh: bool = False,
         command: str | None = None,
+        **options: Any,
     ):
         self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline.from_yaml(pipeline)
-        if strategy not in STRATEGIES:
-            raise PipelineError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
-        if executor not in EXECUTORS:
-            raise PipelineError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
-        if limit is not None and limit < 1:
-            raise PipelineError(f"limit: expected 1 or more, got {limit}")
-        if workers is not None and workers < 1:
-            raise PipelineError(f"workers: expected 1 or more, got {workers}")
-        if scheduler and executor != "dask":
-            raise PipelineError("--scheduler is for the dask executor; add --executor dask")
+        self.options = BatchOptions(**options)
         self.input_dir = Path(input_dir).expanduser().resolve()
         self.folder = RunFolder(output_dir)
         if self.folder.path == self.input_dir:
             raise PipelineError("the output folder must differ from the input folder")
         self.sources = find_images(
             self.input_dir,
-            pattern,
-            recursive=recursive,
-            metadata=metadata,
+            self.options.pattern,
+            recursive=self.options.recursive,
+            metadata=self.options.metadata,
             exclude=[self.folder.path],
-        )
-        if limit is not None:
-            self.sources = self.sources[:limit]
-        self.sweep = {key: list(values) for key, values in (sweep or {}).items()}
+        )[: self.options.limit]
+        self.sweep = dict(self.options.sweep)
         self.param_sets = parameter_sets(self.pipeline, self.sweep)
         self.tasks = make_tasks(self.sources, self.param_sets)
-        self.options = {
-            "pattern": pattern,
-            "recursive": recursive,
-            "metadata": metadata,
-            "limit": limit,
-        }
-        self.executor_name = executor
-        self.workers = 1 if executor == "serial" else workers
-        self.scheduler = scheduler
-        self.strategy = strategy
-        self.memory_budget = memory_budget
-        self.fresh = fresh
+        self.strategy = self.options.strategy
+        self.executor_name = self.options.executor
+        self.workers = self.options.worker_count
         self.command = command or command_line()
         self._cancel = threading.Event()
-        self._executor: Any = None
+        self._executor: Executor | None = None
         self.report: Report | None = None
 
     # -- control ------------------------------------------------------------------------
@@ -151,146 +98,141 @@ class BatchRun:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    def estimate(self) -> Estimate:
+    def estimate(self, measured: Measured | None = None) -> Estimate:
         """Memory and time of the batch, measured on the first image; writes nothing."""
         return estimate(
             self.pipeline,
             self.sources,
             len(self.param_sets),
-            workers=self.workers or _cpus(),
+            workers=self.workers,
             executor=self.executor_name,
-            budget=self.memory_budget,
+            budget=self.options.memory_budget,
+            measured=measured,
         )
 
-    # -- running ------------------------------------------------------------------------
-
     def job(self, task: Task) -> TaskJob:
+        """What a worker needs for ``task``."""
         return TaskJob(
             key=task.key,
             index=task.index,
             path=str(task.source.path),
-            image=task.source.relative,
-            output_stem=task.output_stem,
+            image=task.image,
+            label=task.label,
             output_dir=str(self.folder.path),
             pipeline=self.pipeline.to_dict(),
             pipeline_hash=self.pipeline.hash,
             params=task.params,
-            metadata=task.source.metadata,
+            metadata=task.metadata,
         )
+
+    # -- running ------------------------------------------------------------------------
 
     def events(self) -> Iterator[Event]:
         """Run the batch, yielding events; the last one is RunFinished."""
         started = time.perf_counter()
-        if self.memory_budget is not None:
+        if self.options.memory_budget is not None:
             self._check_budget()
-        records: dict[str, dict[str, Any]] = dict(self.folder.prepare(self.pipeline, fresh=self.fresh))
-        # a finished task counts only while its input file is unchanged (size, modification time)
-        inputs = {task.key: _fingerprint(task.source.path) for task in self.tasks}
-        records = {key: r for key, r in records.items() if key in inputs and r.get("input") == inputs[key]}
-        skipped = len(records)
-        pending = [task for task in self.tasks if task.key not in records]
-        counts = {"done": 0, "failed": 0}
-        self.folder.write_provenance(self._provenance(skipped))
-
-        def finished(record: dict[str, Any]) -> TaskFinished:
-            record["input"] = inputs[record["key"]]
-            record.pop("held_bytes", None)
-            self.folder.append(record)
-            record.pop("traceback", None)
-            records[record["key"]] = record
-            counts[record["status"]] += 1
-            return TaskFinished(record, counts["done"] + skipped, counts["failed"], len(self.tasks))
-
-        # The first task runs here, measured: it gives the estimate and the first result.
-        # A pool starts on the next tasks first, so its workers are busy meanwhile.
-        probes: list[dict[str, Any]] = []
-        measured: tuple[float, int, int] | None = None
-        results: Iterator[tuple[Any, Any]] | None = None
+        ledger = self._open()
+        pending = [self.job(task) for task in self.tasks if task.key not in ledger.records]
+        strategy = make_strategy(self.strategy)
         try:
-            if self.strategy == "vertical" and pending and not self.cancelled:
-                if self.executor_name == "serial":
-                    while pending and measured is None and len(probes) < 3 and not self.cancelled:
-                        record, measured = _probe(self.job(pending.pop(0)))
-                        probes.append(record)
-                else:
-                    first = pending.pop(0)
-                    self._executor = make_executor(self.executor_name, self.workers, self.scheduler)
-                    results = self._executor.map(run_task, (self.job(task) for task in pending))
-                    record, measured = _probe(self.job(first))
-                    probes.append(record)
-            plan = None
-            if (pending or probes) and (measured is not None or self.strategy == "horizontal"):
-                # without an image the chain runs on there is no estimate; the tasks fail alone
-                with contextlib.suppress(PipelineError, StageError):
-                    plan = estimate(
-                        self.pipeline,
-                        [t.source for t in self.tasks],
-                        1,
-                        workers=self.workers or _cpus(),
-                        executor=self.executor_name,
-                        budget=self.memory_budget,
-                        measured=measured,
-                    )
-            workers = (self.workers or _cpus()) if self.executor_name != "serial" else 1
+            start = strategy.start(
+                [] if self.cancelled else pending, self._make_executor, serial=self.executor_name == "serial"
+            )
             yield RunStarted(
                 len(self.tasks),
-                skipped,
+                ledger.skipped,
                 str(self.folder.path),
                 self.strategy,
                 self.executor_name,
-                workers,
-                plan,
+                self.workers,
+                self._plan(start.measured, bool(pending)),
             )
-            for record in probes:
-                yield finished(record)
-            if pending and not self.cancelled:
-                if self._executor is None:
-                    self._executor = make_executor(self.executor_name, self.workers, self.scheduler)
-                if self.cancelled:
-                    self._executor.cancel()
-                if self.strategy == "vertical":
-                    if results is None:
-                        results = self._executor.map(run_task, (self.job(task) for task in pending))
-                    for job, result in results:
-                        yield finished(_record(job, result))
-                else:
-                    steps = horizontal.run(self, pending, self._executor)
-                    for item in steps:
-                        if isinstance(item, StageProgress):
-                            yield item
-                        else:
-                            yield finished(item)
+            for record in start.probes:
+                yield self._finished(ledger, record)
+            items = start.results
+            if items is None and start.remaining and not self.cancelled:
+                items = strategy.run(self.pipeline, start.remaining, self._make_executor())
+            for item in items or ():
+                yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
         finally:
             if self._executor is not None:
                 self._executor.close()
             self.folder.remove_partials()
-        self.folder.write_tables(self.pipeline, self.tasks, records)
-        done = sum(1 for r in records.values() if r["status"] == "done")
-        self.report = Report(
+        self.report = self._close(ledger, time.perf_counter() - started)
+        yield RunFinished(self.report)
+
+    def _make_executor(self) -> Executor:
+        self._executor = make_executor(self.options)
+        if self.cancelled:
+            self._executor.cancel()
+        return self._executor
+
+    def _open(self) -> _Ledger:
+        """Prepare the run folder; the tasks already done with an unchanged input are kept."""
+        done = self.folder.prepare(self.pipeline, fresh=self.options.fresh)
+        inputs = {task.key: _fingerprint(task.source.path) for task in self.tasks}
+        records = {key: r for key, r in done.items() if key in inputs and r.input == inputs[key]}
+        self.folder.write_provenance(self._provenance(len(records)))
+        return _Ledger(records, inputs, len(records))
+
+    def _plan(self, measured: Measured | None, anything: bool) -> Estimate | None:
+        """The estimate from the measured first task; None when nothing could be measured."""
+        if not anything or (measured is None and self.strategy != "horizontal"):
+            return None
+        # without an image the chain runs on there is no estimate; the tasks fail alone
+        with contextlib.suppress(PipelineError, StageError):
+            return estimate(
+                self.pipeline,
+                [t.source for t in self.tasks],
+                1,
+                workers=self.workers,
+                executor=self.executor_name,
+                budget=self.options.memory_budget,
+                measured=measured,
+            )
+        return None
+
+    def _finished(self, ledger: _Ledger, record: TaskRecord) -> TaskFinished:
+        """Keep a finished task's record (ledger first) and report it."""
+        record = record.replace(input=ledger.inputs[record.key], held_bytes=0)
+        self.folder.append(record)
+        record = record.replace(traceback=None)
+        ledger.records[record.key] = record
+        ledger.counts[record.status] += 1
+        return TaskFinished(
+            record, ledger.counts["done"] + ledger.skipped, ledger.counts["failed"], len(self.tasks)
+        )
+
+    def _close(self, ledger: _Ledger, seconds: float) -> Report:
+        """Write the tables and the end of run.json; the report."""
+        self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
+        done = sum(1 for r in ledger.records.values() if r.done)
+        report = Report(
             output_dir=self.folder.path,
             total=len(self.tasks),
-            done=done - skipped,
-            failed=counts["failed"],
-            skipped=skipped,
+            done=done - ledger.skipped,
+            failed=ledger.counts["failed"],
+            skipped=ledger.skipped,
             cancelled=self.cancelled,
-            seconds=time.perf_counter() - started,
+            seconds=seconds,
             table_stages=self.pipeline.table_stages,
         )
         self.folder.write_provenance(
             {
-                "finished": _timestamp(),
+                "finished": timestamp(),
                 "status": "cancelled" if self.cancelled else "finished",
                 "counts": {
                     "tasks": len(self.tasks),
                     "done": done,
-                    "failed": counts["failed"],
-                    "skipped": skipped,
-                    "pending": len(self.tasks) - done - counts["failed"],
+                    "failed": ledger.counts["failed"],
+                    "skipped": ledger.skipped,
+                    "pending": len(self.tasks) - done - ledger.counts["failed"],
                 },
-                "seconds": round(self.report.seconds, 3),
+                "seconds": round(seconds, 3),
             }
         )
-        yield RunFinished(self.report)
+        return report
 
     def _check_budget(self) -> None:
         """Refuse, before anything is written, a batch that would not fit the memory budget."""
@@ -299,7 +241,7 @@ class BatchRun:
         except (PipelineError, StageError):
             return  # no image the chain runs on to measure: the tasks fail on their own
         if not plan.fits:
-            raise PipelineError(plan.advice())
+            raise PipelineError(plan.advice(), options=plan.advice_options)
 
     def _provenance(self, skipped: int) -> dict[str, Any]:
         return {
@@ -307,18 +249,18 @@ class BatchRun:
             "command": self.command,
             "pipeline": {"name": self.pipeline.name, "hash": self.pipeline.hash},
             "input_dir": str(self.input_dir),
-            **self.options,
-            "memory_budget": self.memory_budget,
+            **self.options.inputs(),
+            "memory_budget": self.options.memory_budget,
             "inputs": [
                 {"image": s.relative, "bytes": _stat(s.path)[0], "modified": _stat(s.path)[1]}
                 for s in self.sources
             ],
             "executor": self.executor_name,
-            "workers": self.workers,
-            "scheduler": self.scheduler,
+            "workers": self.options.workers if self.executor_name != "serial" else 1,
+            "scheduler": self.options.scheduler,
             "strategy": self.strategy,
             "sweep": self.sweep,
-            "started": _timestamp(),
+            "started": timestamp(),
             "finished": None,
             "status": "running",
             "resumed_tasks": skipped,
@@ -348,7 +290,7 @@ def run_batch(
         ``pattern``, ``recursive``, ``metadata``, ``executor`` (serial, threads,
         processes, dask), ``workers``, ``scheduler``, ``strategy`` (vertical,
         horizontal), ``sweep`` (``{'stage.param': [values]}``), ``memory_budget``
-        (bytes), ``limit``, ``fresh``.
+        (bytes), ``limit``, ``fresh`` (see :class:`~.options.BatchOptions`).
 
     Returns
     -------
@@ -361,32 +303,6 @@ def run_batch(
             on_event(event)
     assert batch.report is not None
     return batch.report
-
-
-def _probe(job: TaskJob) -> tuple[dict[str, Any], tuple[float, int, int] | None]:
-    """Run one task here; its measurement (seconds, bytes held, bytes written) if it succeeded."""
-    record = run_task(job)
-    peak = record.pop("held_bytes", 0)
-    if record["status"] != "done":
-        return record, None
-    saved = 0
-    for stage in Pipeline.from_dict(job.pipeline).saved_stages:
-        path = Path(job.output_dir) / stage / f"{job.output_stem}.tif"
-        saved += path.stat().st_size if path.exists() else 0
-    return record, (record["seconds"], peak, saved)
-
-
-def _record(job: TaskJob, result: Any) -> dict[str, Any]:
-    if isinstance(result, BaseException):
-        return {
-            "key": job.key,
-            "index": job.index,
-            "image": job.image,
-            "status": "failed",
-            "error": f"worker stopped: {type(result).__name__}: {result}",
-            "seconds": float("nan"),
-        }
-    return dict(result)
 
 
 def _stat(path: Path) -> tuple[int | None, str | None]:
@@ -404,13 +320,3 @@ def _fingerprint(path: Path) -> list[int] | None:
     except OSError:
         return None
     return [info.st_size, info.st_mtime_ns]
-
-
-def _timestamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 1

@@ -6,6 +6,8 @@ notification) and shown as its message alone, without a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = ["PipelineError", "StageError"]
 
 
@@ -20,11 +22,24 @@ class PipelineError(ValueError):
         The stage the mistake is in, when there is one.
     key : str, optional
         The key of that stage (``function``, ``params.sigma``, ``inputs.labels`` ...).
+    options : sequence of str, optional
+        The batch options the message speaks of, by their names in the Python API
+        (``fresh``, ``workers``, ``memory_budget`` ...). The message itself names them by
+        their meaning ("start fresh"); the command line and the widgets add how to set
+        them there (``--fresh``, a check box).
     """
 
-    def __init__(self, message: str, *, stage: str | None = None, key: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str | None = None,
+        key: str | None = None,
+        options: Sequence[str] = (),
+    ):
         self.stage = stage
         self.key = key
+        self.options = tuple(options)
         where = ""
         if stage is not None:
             where = f"stage {stage!r}"

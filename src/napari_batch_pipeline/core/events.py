@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .batch import Report
     from .plan import Estimate
+    from .report import Report
+    from .run_folder.records import TaskRecord
 
 __all__ = ["Event", "RunFinished", "RunStarted", "StageProgress", "TaskFinished"]
 
@@ -41,20 +42,28 @@ class StageProgress(Event):
 
 @dataclass(frozen=True)
 class TaskFinished(Event):
-    """One task ended, done or failed; ``record`` is its row of images.csv."""
+    """One task ended, done or failed; ``record`` holds its row of images.csv.
 
-    record: dict[str, Any]
+    ``done`` and ``failed`` count the run's tasks so far (tasks resumed from an earlier
+    run among the done), of ``total``.
+    """
+
+    record: TaskRecord
     done: int
     failed: int
     total: int
 
     @property
     def status(self) -> str:
-        return str(self.record["status"])
+        return self.record.status
 
     @property
     def image(self) -> str:
-        return str(self.record["image"])
+        return self.record.image
+
+    @property
+    def error(self) -> str:
+        return self.record.error
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -18,10 +17,9 @@ from concurrent import futures
 from typing import Any
 
 from .errors import PipelineError
+from .options import BatchOptions
 
-__all__ = ["EXECUTORS", "Executor", "make_executor"]
-
-EXECUTORS = ("serial", "threads", "processes", "dask")
+__all__ = ["Executor", "make_executor"]
 
 
 class Executor:
@@ -264,19 +262,13 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
 
-def make_executor(name: str, workers: int | None = None, scheduler: str | None = None) -> Executor:
-    """Build an executor by name; ``workers`` defaults to the number of CPU cores."""
-    if name not in EXECUTORS:
-        raise PipelineError(f"executor {name!r}: expected one of {', '.join(EXECUTORS)}")
-    if workers is not None and workers < 1:
-        raise PipelineError(f"workers: expected 1 or more, got {workers}")
-    if scheduler and name != "dask":
-        raise PipelineError("--scheduler is for the dask executor; add --executor dask")
-    count = workers or (os.cpu_count() or 1)
-    if name == "serial":
-        return Executor(1)
-    if name == "threads":
+def make_executor(options: BatchOptions) -> Executor:
+    """Build the executor ``options`` name, with ``options.worker_count`` workers."""
+    count = options.worker_count
+    if options.executor == "threads":
         return ThreadExecutor(count)
-    if name == "processes":
+    if options.executor == "processes":
         return ProcessExecutor(count)
-    return DaskExecutor(count, scheduler)
+    if options.executor == "dask":
+        return DaskExecutor(count, options.scheduler)
+    return Executor(1)

@@ -15,19 +15,20 @@ import yaml
 
 from .errors import PipelineError
 from .pipeline import Pipeline
-from .sources import Source, path_stem, read_image
+from .run_folder.layout import output_stem, param_label
+from .sources import Source, read_image
 
 __all__ = [
     "Estimate",
     "Task",
     "estimate",
     "format_bytes",
+    "held_bytes",
     "make_tasks",
-    "output_stem",
-    "param_label",
     "parameter_sets",
     "parse_size",
     "parse_sweep",
+    "task_label",
 ]
 
 #: memory of one worker process before it holds any image (Python, numpy, scikit-image)
@@ -57,6 +58,15 @@ class Task:
         return param_label(self.params)
 
     @property
+    def image(self) -> str:
+        """The ``image`` column: the input's path relative to the input folder."""
+        return self.source.relative
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.source.metadata
+
+    @property
     def key(self) -> str:
         """Stable identity across runs: the image and the parameter set."""
         return self.source.relative + ("|" + self.label if self.params else "")
@@ -67,33 +77,13 @@ class Task:
         return output_stem(self.source.relative, self.label)
 
 
-def output_stem(image: str, label: str = "") -> str:
-    """The name (without ``.tif``) of a task's saved outputs: ``<image stem>[__<label>]``.
-
-    Parameters
-    ----------
-    image : str
-        The ``image`` column: the path relative to the input folder, ``/`` separated.
-    label : str
-        The task's parameter-set label (:func:`param_label`), empty without a sweep.
-    """
-    return path_stem(image) + ("__" + label if label else "")
-
-
-def param_label(params: Mapping[str, Any]) -> str:
-    """A file-name friendly label of a parameter set: ``blurred.sigma=2,mask.method=otsu``."""
-    return ",".join(f"{key}={_text(value)}" for key, value in params.items())
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "-".join(_text(v) for v in value)
-    text = str(value)
-    return "".join(c if c.isalnum() or c in ".-_" else "-" for c in text)
+def task_label(key: str) -> str:
+    """The parameter-set label inside a task key (``'a.tif|blurred.sigma=2.0'``), or ``''``."""
+    return key.partition("|")[2]
 
 
 def parse_sweep(options: Iterable[str]) -> dict[str, list[Any]]:
-    """Parse ``--sweep STAGE.PARAM=V1,V2,...`` options into ``{'stage.param': [values]}``.
+    """Parse sweep texts ``STAGE.PARAM=V1,V2,...`` into ``{'stage.param': [values]}``.
 
     Values are read as YAML scalars: ``2`` is an int, ``2.5`` a float, ``otsu`` a string.
     """
@@ -102,15 +92,15 @@ def parse_sweep(options: Iterable[str]) -> dict[str, list[Any]]:
         key, sep, values = option.partition("=")
         key = key.strip()
         if not sep or "." not in key or not values.strip():
-            raise PipelineError(f"--sweep {option!r}: expected STAGE.PARAM=V1,V2,...")
+            raise PipelineError(f"sweep {option!r}: expected STAGE.PARAM=V1,V2,...")
         try:
             parsed = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
         except yaml.YAMLError:
-            raise PipelineError(f"--sweep {option!r}: cannot read the values") from None
+            raise PipelineError(f"sweep {option!r}: cannot read the values") from None
         if not parsed:
-            raise PipelineError(f"--sweep {option!r}: expected STAGE.PARAM=V1,V2,...")
+            raise PipelineError(f"sweep {option!r}: expected STAGE.PARAM=V1,V2,...")
         if key in sweep:
-            raise PipelineError(f"--sweep {key} is given twice")
+            raise PipelineError(f"sweep {key} is given twice")
         sweep[key] = parsed
     return sweep
 
@@ -198,20 +188,36 @@ class Estimate:
     def advice(self) -> str:
         return (
             f"the batch would need about {format_bytes(self.total_bytes)} of memory, over the budget "
-            f"of {format_bytes(self.budget_bytes)}; use fewer workers (--workers), the vertical "
-            "strategy, or raise --memory-budget"
+            f"of {format_bytes(self.budget_bytes)}; use fewer workers, the vertical strategy, "
+            "or a larger memory budget"
         )
+
+    #: the options :meth:`advice` speaks of
+    advice_options = ("workers", "strategy", "memory_budget")
 
 
 def measure_first(pipeline: Pipeline, image: np.ndarray) -> tuple[float, int, int]:
     """Run the chain once; return seconds, peak bytes of one task and bytes of saved outputs."""
-    from .tasks import held_bytes
-
     start = time.perf_counter()
     outputs = pipeline.run(image)
     seconds = time.perf_counter() - start
     saved = sum(outputs[name].nbytes for name in pipeline.saved_stages)
     return seconds, held_bytes(image, outputs), saved
+
+
+def held_bytes(image: np.ndarray, outputs: Mapping[str, Any]) -> int:
+    """Memory one task holds at its end (the input and every stage output), plus the
+    temporaries of its largest stage (about twice its output). A thread-safe stand-in
+    for tracing allocations, which is not safe while other threads allocate."""
+    import pandas as pd
+
+    sizes = [image.nbytes]
+    for output in outputs.values():
+        if isinstance(output, np.ndarray):
+            sizes.append(output.nbytes)
+        elif isinstance(output, pd.DataFrame):
+            sizes.append(int(output.memory_usage(index=True, deep=True).sum()))
+    return sum(sizes) + 2 * max(sizes)
 
 
 def estimate(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,6 @@ __all__ = [
     "Source",
     "find_images",
     "natural_key",
-    "path_stem",
     "read_image",
 ]
 
@@ -51,17 +50,6 @@ class Source:
     path: Path
     relative: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def stem(self) -> str:
-        """The relative path without its suffix: how output files are named."""
-        return path_stem(self.relative)
-
-
-def path_stem(relative: str) -> str:
-    """``'plate 1/a.b.tif'`` -> ``'plate 1/a.b'``: a relative path without its last suffix."""
-    suffix = PurePosixPath(relative).suffix
-    return relative[: -len(suffix)] if suffix else relative
 
 
 def natural_key(text: str) -> list[Any]:
@@ -127,7 +115,11 @@ def find_images(
         what = (
             f"matching {pattern!r}" if pattern else "with an image suffix (" + ", ".join(IMAGE_SUFFIXES) + ")"
         )
-        raise PipelineError(f"no files {what} in {str(root)!r}" + ("" if recursive else " (try --recursive)"))
+        if recursive:
+            raise PipelineError(f"no files {what} in {str(root)!r} or its subfolders")
+        raise PipelineError(
+            f"no files {what} in {str(root)!r} (try looking in subfolders too)", options=("recursive",)
+        )
     found.sort(key=lambda s: natural_key(s.relative))
     if regex is not None:
         found = [_with_metadata(s, regex) for s in found]

@@ -24,9 +24,10 @@ from scipy import ndimage as ndi
 from .cache import StageCache
 from .errors import PipelineError
 from .pipeline import Pipeline
-from .plan import _scalar, param_label, parameter_sets
+from .plan import _scalar, parameter_sets
+from .run_folder.layout import param_label
+from .run_folder.tables import summarize
 from .stages import ParamSpec
-from .tasks import summarize
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["SWEEP_PNG", "default_measurement", "save_sweep_plot", "sweep_figure", "sweep_table"]
+from .run_folder.layout import RunLayout
 
-SWEEP_PNG = "sweep.png"
+__all__ = ["default_measurement", "save_sweep_plot", "sweep_figure", "sweep_table"]
 
 
 def default_measurement(images: pd.DataFrame) -> str:
@@ -78,9 +78,10 @@ def save_sweep_plot(run_dir: str | Path, parameters: Sequence[str], measurement:
     from .files import atomic_path
 
     run_dir = Path(run_dir)
-    images = pd.read_csv(run_dir / "images.csv")
+    layout = RunLayout.at(run_dir)
+    images = pd.read_csv(layout.images_table)
     figure = sweep_figure(images, parameters[0], measurement)
-    target = run_dir / SWEEP_PNG
+    target = layout.sweep_plot
     with atomic_path(target) as temporary:
         FigureCanvasAgg(figure).print_png(str(temporary))
     return target

@@ -16,8 +16,10 @@ here touches the disk.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 __all__ = [
     "ERRORS_LOG",
@@ -29,9 +31,11 @@ __all__ = [
     "PARTS",
     "PIPELINE_FILE",
     "PROVENANCE_FILE",
+    "SWEEP_PLOT",
     "TABLE_SUFFIX",
     "RunLayout",
     "output_stem",
+    "param_label",
     "path_stem",
 ]
 
@@ -45,6 +49,7 @@ INTERMEDIATE = "intermediate"
 OUTPUT_SUFFIX = ".tif"
 TABLE_SUFFIX = ".csv"
 ARRAY_SUFFIX = ".npy"
+SWEEP_PLOT = "sweep.png"
 #: the files whose presence marks a folder as a run folder
 MARKERS = (PIPELINE_FILE, IMAGES_TABLE)
 
@@ -53,6 +58,21 @@ def path_stem(relative: str) -> str:
     """``'plate 1/a.b.tif'`` -> ``'plate 1/a.b'``: a relative path without its last suffix."""
     suffix = PurePosixPath(relative).suffix
     return relative[: -len(suffix)] if suffix else relative
+
+
+def param_label(params: Mapping[str, Any]) -> str:
+    """A file-name friendly label of a parameter set: ``blurred.sigma=2,mask.method=otsu``.
+
+    It names a task's outputs (``<image>__<label>.tif``) and completes its key.
+    """
+    return ",".join(f"{key}={_text(value)}" for key, value in params.items())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(_text(v) for v in value)
+    text = str(value)
+    return "".join(c if c.isalnum() or c in ".-_" else "-" for c in text)
 
 
 def output_stem(image: str, label: str = "") -> str:
@@ -114,6 +134,10 @@ class RunLayout:
     @property
     def intermediate_dir(self) -> Path:
         return self.root / INTERMEDIATE
+
+    @property
+    def sweep_plot(self) -> Path:
+        return self.root / SWEEP_PLOT
 
     def table(self, stage: str) -> Path:
         """``<stage>.csv``: the per-object table of a table stage."""

@@ -13,11 +13,14 @@ import math
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..files import atomic_path
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
 
 __all__ = [
     "BOOKKEEPING",
@@ -32,6 +35,7 @@ __all__ = [
     "images_frame",
     "mean_column",
     "object_rows",
+    "param_columns",
     "summarize",
 ]
 
@@ -70,6 +74,12 @@ def summarize(stage: str, table: pd.DataFrame) -> dict[str, Any]:
         mean = float(table[column].mean()) if len(table) else float("nan")
         summary[mean_column(stage, column)] = mean
     return summary
+
+
+def param_columns(columns: Sequence[str], pipeline: Pipeline) -> list[str]:
+    """The columns named ``<stage>.<param>`` for a parameter of ``pipeline``, in their order."""
+    params = {f"{s.name}.{p}" for s in pipeline.stages for p in s.params}
+    return [c for c in columns if c in params]
 
 
 def cell(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""core.results: a run folder read back lazily, and the data the results plots draw."""
+"""core.run_folder.reader and .lazy: a run folder read back lazily; core.plot_data: what the plots draw."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import tifffile
 
 from napari_batch_pipeline import run_batch
 from napari_batch_pipeline.core.errors import PipelineError
-from napari_batch_pipeline.core.results import (
-    RunResults,
-    is_run_folder,
-    lazy_stack,
-    measurement_columns,
-    measurement_values,
-    object_counts,
-    output_stem,
-    task_label,
-)
+from napari_batch_pipeline.core.plan import task_label
+from napari_batch_pipeline.core.plot_data import measurement_columns, measurement_values, object_counts
+from napari_batch_pipeline.core.run_folder.layout import output_stem
+from napari_batch_pipeline.core.run_folder.lazy import lazy_stack
+from napari_batch_pipeline.core.run_folder.reader import RunResults, is_run_folder
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
 

@@ -1,0 +1,146 @@
+"""A run's saved outputs as lazy arrays: one dask stack per stage, read only when shown.
+
+Nothing here holds more than one image at a time: saved outputs become dask arrays
+whose blocks are read from their files only when a viewer (or a computation) asks for
+them, so opening a run of 1,000 images costs a directory listing and 1,000 TIFF
+headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SavedOutputs", "lazy_stack", "load_saved", "read_tiff"]
+
+
+def lazy_stack(
+    paths: Sequence[str | Path],
+    shape: tuple[int, ...],
+    dtype: Any,
+    reader: Callable[[str], np.ndarray] | None = None,
+) -> Any:
+    """A dask array stacking TIFF files of one shape, each read only when needed.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The files, in stack order.
+    shape : tuple of int
+        The shape every file holds, e.g. ``(M, N)``.
+    dtype : numpy dtype
+        Their dtype.
+    reader : callable, optional
+        ``reader(path) -> ndarray``; default: ``tifffile.imread``.
+
+    Returns
+    -------
+    (len(paths), *shape) dask array
+        One block per file; building it reads nothing.
+    """
+    import dask.array as da
+
+    files = [str(p) for p in paths]
+    read_file = reader or read_tiff
+    if not files:
+        raise ValueError("lazy_stack needs at least one file, got none")
+
+    def read(block_id: tuple[int, ...] | None = None) -> np.ndarray:
+        assert block_id is not None
+        return np.asarray(read_file(files[block_id[0]])).reshape(shape)[np.newaxis]
+
+    chunks = ((1,) * len(files), *((n,) for n in shape))
+    return da.map_blocks(read, chunks=chunks, dtype=dtype, meta=np.empty((0,) * (len(shape) + 1), dtype))
+
+
+def read_tiff(path: str) -> np.ndarray:
+    import tifffile
+
+    return tifffile.imread(path)
+
+
+def _image_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape (singleton axes dropped) and dtype of an image file, or None if unreadable.
+
+    Reads only the header: TIFF through tifffile, other formats through imageio.
+    """
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tiff:
+                # one page (what the engine writes): its header says all, and is quick to read
+                page = tiff.pages.first if len(tiff.pages) == 1 else tiff.series[0]
+                shape, dtype = tuple(page.shape), np.dtype(page.dtype)
+        else:
+            import imageio.v3 as iio
+
+            props = iio.improps(path)
+            shape, dtype = tuple(props.shape), np.dtype(props.dtype)
+    except Exception:
+        return None
+    return tuple(n for n in shape if n != 1), dtype
+
+
+def load_saved(
+    result: SavedOutputs,
+    found: Sequence[tuple[str, Path]],
+    max_separate: int,
+    reader: Callable[[str], np.ndarray],
+) -> SavedOutputs:
+    """Fill ``result`` with one lazy stack of ``found`` (name, path) pairs, or separate arrays."""
+    headers = [_image_header(path) for _, path in found]
+    readable = [
+        (name, path, header)
+        for (name, path), header in zip(found, headers, strict=True)
+        if header is not None
+    ]
+    result.left_out = len(found) - len(readable)
+    if not readable:
+        return result
+    if len({header for _, _, header in readable}) == 1:
+        shape, dtype = readable[0][2]
+        result.names = [name for name, _, _ in readable]
+        result.stack = lazy_stack([path for _, path, _ in readable], shape, dtype, reader)
+        return result
+    for name, path, (shape, dtype) in readable[:max_separate]:
+        result.names.append(name)
+        result.separate.append(lazy_stack([path], shape, dtype, reader)[0])
+    result.left_out += max(0, len(readable) - max_separate)
+    return result
+
+
+@dataclass
+class SavedOutputs:
+    """The saved outputs of one stage of a run, ready to show.
+
+    Attributes
+    ----------
+    stage : str
+        The stage name.
+    kind : {'image', 'mask', 'labels'}
+        What the stage gives; masks and labels are shown as labels.
+    names : list of str
+        One name per output (image and parameter set), in images.csv order.
+    stack : dask array or None
+        ``(len(names), M, N)``: every output, lazily, when they share shape and dtype.
+    separate : list of dask array
+        Otherwise one lazy array per output, at most ``max_separate`` of them.
+    left_out : int
+        Outputs not loaded because of that cap (or unreadable).
+    """
+
+    stage: str
+    kind: str
+    names: list[str] = field(default_factory=list)
+    stack: Any = None
+    separate: list[Any] = field(default_factory=list)
+    left_out: int = 0
+
+    @property
+    def is_labels(self) -> bool:
+        return self.kind in ("mask", "labels")

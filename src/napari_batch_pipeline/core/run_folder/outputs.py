@@ -1,0 +1,85 @@
+"""Writing one task's results into the run folder: saved stage images and table rows.
+
+The worker of a task calls :func:`write_task_outputs` once its chain has run (or, in
+the horizontal strategy, once its intermediates are complete); it is the only place
+that writes them. Every file is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..files import atomic_path
+from .layout import RunLayout
+from .tables import object_rows, summarize
+
+__all__ = ["save_image", "write_task_outputs"]
+
+
+def save_image(path: Any, data: np.ndarray) -> None:
+    """Write an array as TIFF, whole or not at all (masks as uint8).
+
+    Parameters
+    ----------
+    path : Path
+        The target file.
+    data : ndarray
+        Any shape; a boolean mask is written as 0 and 1.
+    """
+    import tifffile
+
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    with atomic_path(path) as temporary:
+        tifffile.imwrite(temporary, data)
+
+
+def write_task_outputs(
+    layout: RunLayout,
+    saved: list[str],
+    tables: list[str],
+    outputs: Mapping[str, Any],
+    *,
+    key: str,
+    image: str,
+    label: str,
+    params: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Write a task's saved stage outputs and its rows of the table stages.
+
+    Parameters
+    ----------
+    layout : RunLayout
+        The run folder.
+    saved, tables : list of str
+        The stages whose output is saved, and the table stages.
+    outputs : mapping
+        Stage name to output (array or DataFrame); may be lazy, e.g. a dict-like
+        that loads intermediates on access.
+    key, image, label, params, metadata
+        The task: its identity, ``image`` column, parameter-set label, swept
+        parameters and metadata fields.
+
+    Returns
+    -------
+    dict
+        The task's summary values for ``images.csv``.
+
+    Raises
+    ------
+    OSError
+        If a file cannot be written (nothing half-written is left).
+    """
+    for stage in saved:
+        save_image(layout.task_output(stage, image, label), outputs[stage])
+    summary: dict[str, Any] = {}
+    for stage in tables:
+        table = outputs[stage]
+        with atomic_path(layout.part(stage, key)) as temporary:
+            object_rows(image, params, metadata, table).to_csv(temporary, index=False)
+        summary.update(summarize(stage, table))
+    return summary

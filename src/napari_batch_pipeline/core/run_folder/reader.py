@@ -1,0 +1,172 @@
+"""Reading a run folder back: its tables, provenance, and each task's saved outputs.
+
+Qt- and napari-free: the reader plugin, the widgets, the report of a finished batch
+and the command line all read runs through :class:`RunResults`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PipelineError
+from ..pipeline import Pipeline
+from ..sources import read_image
+from .layout import MARKERS, RunLayout, param_label
+from .lazy import SavedOutputs, load_saved, read_tiff
+from .tables import ERROR, IMAGE, STATUS, param_columns
+
+__all__ = ["RunResults", "is_run_folder", "task_outputs"]
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """True if ``path`` is a folder holding ``pipeline.yaml`` and ``images.csv``."""
+    return RunLayout(Path(path)).is_run_folder()
+
+
+class RunResults:
+    """The results of a batch run folder (finished, cancelled or still running).
+
+    Parameters
+    ----------
+    path : path
+        The run folder: ``pipeline.yaml``, ``images.csv`` and the rest (see DESIGN).
+
+    Raises
+    ------
+    PipelineError
+        If ``path`` is not a run folder.
+    """
+
+    def __init__(self, path: str | Path):
+        self.layout = RunLayout.at(path)
+        self.path = self.layout.root
+        if not self.layout.is_run_folder():
+            raise PipelineError(
+                f"{str(self.path)!r} is not a run folder: expected {' and '.join(MARKERS)} in it"
+            )
+        self.pipeline = Pipeline.from_yaml(self.layout.pipeline_file)
+
+    # -- tables -------------------------------------------------------------------------
+
+    @cached_property
+    def images(self) -> pd.DataFrame:
+        """images.csv: one row per task."""
+        frame = pd.read_csv(self.layout.images_table)
+        if ERROR in frame:
+            frame[ERROR] = frame[ERROR].astype(object).where(frame[ERROR].notna(), "").astype(str)
+        return frame
+
+    @cached_property
+    def provenance(self) -> dict[str, Any]:
+        """run.json, or an empty mapping if it is missing or unreadable."""
+        try:
+            return dict(json.loads(self.layout.provenance_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def table_stages(self) -> list[str]:
+        return [s for s in self.pipeline.table_stages if self.layout.table(s).is_file()]
+
+    def table(self, stage: str) -> pd.DataFrame:
+        """The per-object table ``<stage>.csv``."""
+        return pd.read_csv(self.layout.table(stage))
+
+    @property
+    def param_columns(self) -> list[str]:
+        """The swept parameter columns of images.csv (``'blurred.sigma'``), in sweep order."""
+        return param_columns(list(self.images.columns), self.pipeline)
+
+    @property
+    def input_dir(self) -> Path | None:
+        """The input folder the run read, if run.json names it."""
+        folder = self.provenance.get("input_dir")
+        return Path(folder) if folder else None
+
+    # -- one task -----------------------------------------------------------------------
+
+    def row_label(self, index: int) -> str:
+        """The parameter-set label of row ``index`` of images.csv (``''`` without a sweep)."""
+        row = self.images.iloc[index]
+        return param_label({column: _scalar(row[column]) for column in self.param_columns})
+
+    def row_name(self, index: int) -> str:
+        """A readable name of row ``index``: ``'a.tif'`` or ``'a.tif [blurred.sigma=2.0]'``."""
+        image = str(self.images.iloc[index][IMAGE])
+        label = self.row_label(index)
+        return f"{image} [{label}]" if label else image
+
+    def input_path(self, index: int) -> Path | None:
+        """The input image of row ``index``, if the input folder is known."""
+        folder = self.input_dir
+        return folder / str(self.images.iloc[index][IMAGE]) if folder else None
+
+    def task_outputs(self, index: int) -> dict[str, Path]:
+        """The saved outputs of row ``index`` that exist, by stage."""
+        image = str(self.images.iloc[index][IMAGE])
+        return task_outputs(self.path, self.pipeline, image, self.row_label(index))
+
+    # -- every task ---------------------------------------------------------------------
+
+    def done_rows(self) -> list[int]:
+        """Row numbers of images.csv whose task is done."""
+        images = self.images
+        return list(images.index[images[STATUS] == "done"]) if STATUS in images else []
+
+    def saved_outputs(self, stage: str, *, max_separate: int = 20) -> SavedOutputs:
+        """The saved outputs of ``stage`` for every done task, as lazy arrays.
+
+        Parameters
+        ----------
+        stage : str
+            A stage with ``save: true``.
+        max_separate : int
+            When the outputs differ in shape or dtype, load at most this many, one
+            array each.
+        """
+        found = []
+        for index in self.done_rows():
+            path = self.layout.task_output(stage, str(self.images.at[index, IMAGE]), self.row_label(index))
+            if path.is_file():
+                found.append((self.row_name(index), path))
+        return load_saved(SavedOutputs(stage, self.pipeline[stage].returns), found, max_separate, read_tiff)
+
+    def saved_inputs(self, *, max_separate: int = 20) -> SavedOutputs:
+        """The input images of the done tasks, as lazy arrays in the same order as the outputs.
+
+        Empty when run.json does not name the input folder or the files are gone.
+        """
+        found = []
+        for index in self.done_rows():
+            path = self.input_path(index)
+            if path is not None and path.is_file():
+                found.append((self.row_name(index), path))
+        return load_saved(SavedOutputs("input", "image"), found, max_separate, read_image)
+
+
+def task_outputs(output_dir: str | Path, pipeline: Pipeline, image: str, label: str = "") -> dict[str, Path]:
+    """The saved outputs of one task that exist, by stage.
+
+    Parameters
+    ----------
+    output_dir : path
+        The run folder.
+    pipeline : Pipeline
+        The pipeline that was run.
+    image, label : str
+        The task's ``image`` (relative path) and parameter-set label.
+    """
+    layout = RunLayout.at(output_dir)
+    paths = {stage: layout.task_output(stage, image, label) for stage in pipeline.saved_stages}
+    return {stage: path for stage, path in paths.items() if path.is_file()}
+
+
+def _scalar(value: Any) -> Any:
+    """A pandas cell as the plain Python value the run labelled its files with."""
+    return value.item() if isinstance(value, np.generic) else value

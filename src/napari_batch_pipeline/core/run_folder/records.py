@@ -1,0 +1,127 @@
+"""The record of one finished task: what the worker reports and the ledger keeps.
+
+A record is made once, by the worker (or by the engine for a worker that died), and
+never mutated: :meth:`TaskRecord.replace` gives a changed copy. One line of the
+ledger is :meth:`TaskRecord.to_json`; its traceback goes to ``errors.log`` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import traceback as tb
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DONE", "FAILED", "TaskRecord", "format_traceback"]
+
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One finished task, done or failed.
+
+    Attributes
+    ----------
+    key : str
+        The task's identity across runs (image and parameter set).
+    index : int
+        Its position in the plan.
+    image : str
+        The ``image`` column: path relative to the input folder.
+    status : {'done', 'failed'}
+    error : str
+        Why it failed; empty when done.
+    seconds : float
+        Time the worker spent on it (NaN when unknown).
+    summary : dict
+        ``<stage>.count`` and ``<stage>.mean_<measurement>`` of each table stage.
+    label : str
+        The parameter-set label (empty without a sweep).
+    input : list of int or None
+        Size and modification time (ns) of the input when it ran: a changed input is
+        computed again on resume.
+    traceback : str or None
+        The full traceback of a failure; written to ``errors.log``, not to the ledger.
+    held_bytes : int
+        Memory the task held at its end (for the estimate); not kept.
+    """
+
+    key: str
+    index: int
+    image: str
+    status: str
+    error: str = ""
+    seconds: float = math.nan
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+    input: list[int] | None = None
+    traceback: str | None = None
+    held_bytes: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.status == DONE
+
+    def replace(self, **changes: Any) -> TaskRecord:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ledger line: everything but the traceback and the held bytes."""
+        return {
+            "key": self.key,
+            "index": self.index,
+            "image": self.image,
+            "label": self.label,
+            "status": self.status,
+            "error": self.error,
+            "seconds": self.seconds,
+            "summary": dict(self.summary),
+            "input": self.input,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskRecord:
+        """A record from a ledger line (lines of earlier versions lack ``label``).
+
+        Raises
+        ------
+        KeyError, TypeError, ValueError
+            If the line is not a task record.
+        """
+        key = str(data["key"])
+        return cls(
+            key=key,
+            index=int(data["index"]),
+            image=str(data["image"]),
+            status=str(data["status"]),
+            error=str(data.get("error") or ""),
+            seconds=float(data.get("seconds", math.nan)),
+            summary=dict(data.get("summary") or {}),
+            label=str(data.get("label", key.partition("|")[2])),
+            input=data.get("input"),
+        )
+
+    @classmethod
+    def failure(
+        cls,
+        key: str,
+        index: int,
+        image: str,
+        error: str,
+        *,
+        label: str = "",
+        seconds: float = math.nan,
+        traceback: str | None = None,
+    ) -> TaskRecord:
+        """The record of a failed task."""
+        return cls(key, index, image, FAILED, error, seconds, label=label, traceback=traceback)
+
+
+def format_traceback(error: BaseException) -> str:
+    """The full traceback of ``error``, as ``errors.log`` keeps it."""
+    return "".join(tb.format_exception(error))

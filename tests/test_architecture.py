@@ -1,0 +1,84 @@
+"""The package's shape: import contracts hold, modules stay small, core messages speak of
+options by meaning, and no widget registry lives at module level."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_batch_pipeline"
+MAX_LINES = 450
+#: a command-line flag as core messages must not write it (``--fresh``, ``--memory-budget``)
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+
+
+def _modules(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+def test_import_contracts_hold() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    command = [str(lint)] if lint.exists() else [shutil.which("lint-imports") or "lint-imports"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE.parents[1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout and "KEPT" in result.stdout
+
+
+@pytest.mark.parametrize("path", _modules(PACKAGE), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_stay_small(path: Path) -> None:
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it by concept (at most {MAX_LINES})"
+
+
+def _strings(tree: ast.AST) -> list[tuple[int, str]]:
+    """String literals and the literal parts of f-strings, with their line numbers."""
+    found = []
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            found.append((node.lineno, node.value))
+    return found
+
+
+# The exported script (and its generator) is a standalone program with a command line of its own.
+_OWN_COMMAND_LINE = {"export_runtime.py", "export.py"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules(PACKAGE / "core") if p.name not in _OWN_COMMAND_LINE],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_core_messages_name_no_command_line_flag(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    flags = [(line, text) for line, text in _strings(tree) if FLAG.search(text)]
+    assert not flags, f"{path.name} names command-line flags: {flags}"
+
+
+def test_the_flag_check_finds_a_flag() -> None:
+    tree = ast.parse('def f():\n    raise ValueError(f"use --fresh to replace {x}")\n')
+    assert [text for _, text in _strings(tree) if FLAG.search(text)] == ["use --fresh to replace "]
+
+
+@pytest.mark.parametrize("path", _modules(PACKAGE / "_widgets"), ids=lambda p: p.name)
+def test_no_module_level_registry_of_widgets(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            text = ast.unparse(node.value)
+            assert not re.search(r"Weak(Set|ValueDictionary)|\bset\(\)|\[\]$", text), (
+                f"{path.name}:{node.lineno} keeps widgets at module level: {ast.unparse(node)}"
+            )
