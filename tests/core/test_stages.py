@@ -437,6 +437,76 @@ def test_measure_refuses_missing_or_mismatched_intensity(
         run_stage("measure", otsu_labels(coins), intensity, properties=["intensity_mean"])
 
 
+# -- parameter checks: written once, run at load and on a direct call -----------------------
+
+#: stage, its data arguments (None: left unconnected), parameters that cannot work
+BAD_VALUES: list[tuple[str, dict[str, str | None], dict[str, Any]]] = [
+    ("gaussian", {"image": "input"}, {"sigma": -1.0}),
+    ("median", {"image": "input"}, {"radius": -2}),
+    ("white_tophat", {"image": "input"}, {"radius": -1}),
+    ("rescale_intensity", {"image": "input"}, {"in_range": [99.0, 1.0]}),
+    ("threshold", {"image": "input"}, {"method": "local", "block_size": 4}),
+    ("measure", {"labels": "input", "intensity": None}, {"properties": ["area", "intensity_mean"]}),
+    ("measure", {"labels": "input", "intensity": "input"}, {"properties": ["area", "aera"]}),
+    ("measure", {"labels": "input", "intensity": "input"}, {"properties": []}),
+]
+CHECKED_STAGES = sorted({name for name, _, _ in BAD_VALUES})
+
+
+@pytest.mark.parametrize(("name", "inputs", "params"), BAD_VALUES)
+def test_a_direct_call_refuses_what_loading_refuses(
+    coins: np.ndarray, name: str, inputs: dict[str, str | None], params: dict[str, Any]
+) -> None:
+    connected = {arg: source for arg, source in inputs.items() if source is not None}
+    with pytest.raises(PipelineError) as loading:
+        Pipeline([{"name": "s", "function": name, "inputs": connected, "params": params}])
+    assert loading.value.key == "params"
+    message = str(loading.value).removeprefix("stage 's', params: ")
+    assert message != str(loading.value)
+    data = {arg: (coins if source else None) for arg, source in inputs.items()}
+    with pytest.raises(ValueError) as calling:
+        get_stage(name).function(**data, **params)
+    assert str(calling.value) == message
+
+
+def test_the_check_runs_before_computing() -> None:
+    """Checked first: no image is needed to learn that the values cannot work."""
+    with pytest.raises(ValueError, match="block_size must be odd for the local method, got 4"):
+        get_stage("threshold").function(None, method="local", block_size=4)
+    with pytest.raises(ValueError, match=r"method must be one of otsu, li.*; got 'bogus'"):
+        get_stage("threshold").function(None, method="bogus")
+
+
+@pytest.mark.parametrize("name", CHECKED_STAGES)
+def test_checked_stage_keeps_its_signature_and_catalogue_entry(name: str) -> None:
+    from magicgui.signature import magic_signature
+
+    spec = get_stage(name)
+    function = spec.function
+    original = inspect.unwrap(function)
+    assert original is not function  # the checking wrapper
+    assert function.__name__ == original.__name__ == name
+    assert inspect.signature(function) == inspect.signature(original)
+    assert list(magic_signature(function).parameters) == list(inspect.signature(original).parameters)
+    assert function.__stage_info__["check"] is spec.check is not None
+    assert inspect.getsource(function) == inspect.getsource(original)
+
+
+def test_threshold_parameters_are_what_magicgui_shows() -> None:
+    assert list(inspect.signature(get_stage("threshold").function).parameters) == [
+        "image",
+        "method",
+        "block_size",
+        "offset",
+    ]
+
+
+def test_stages_without_checks_are_not_wrapped() -> None:
+    function = get_stage("label").function
+    assert inspect.unwrap(function) is function
+    assert get_stage("label").check is None
+
+
 # -- the registry: user functions ------------------------------------------------------------
 
 USER_STAGES = '''

@@ -15,6 +15,8 @@ __all__ = ["gaussian", "median", "rescale_intensity", "white_tophat"]
 
 
 def _non_negative(name: str) -> Callable[[dict, set[str]], str | None]:
+    """The check that parameter ``name`` is 0 or more (see ``stage``)."""
+
     def check(params: dict, connected: set[str]) -> str | None:
         value = params[name]
         return f"{name} must be 0 or more, got {value}" if value < 0 else None
@@ -23,6 +25,7 @@ def _non_negative(name: str) -> Callable[[dict, set[str]], str | None]:
 
 
 def _percentiles(params: dict, connected: set[str]) -> str | None:
+    """Two increasing percentiles (see ``stage``)."""
     low, high = params["in_range"]
     if not 0 <= low < high <= 100:
         return f"in_range must be two percentiles with 0 <= low < high <= 100, got {[low, high]}"
@@ -107,10 +110,7 @@ def rescale_intensity(
     (M, N) ndarray of float32
         The rescaled image, in [0, 1].
     """
-    low, high = in_range
-    if not 0 <= low < high <= 100:
-        raise ValueError(f"in_range must be two percentiles with 0 <= low < high <= 100, got {in_range!r}")
-    limits = np.percentile(image, (low, high))
+    limits = np.percentile(image, in_range)
     return exposure.rescale_intensity(
         image.astype(np.float32),
         in_range=(float(limits[0]), float(limits[1])),

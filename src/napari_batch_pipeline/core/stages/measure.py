@@ -18,6 +18,7 @@ except ImportError:  # a future scikit-image may move it: then any name passes h
 
 
 def _check(params: dict, connected: set[str]) -> str | None:
+    """Known property names, and an intensity image for the intensity ones (see ``stage``)."""
     wanted = params["properties"]
     if not wanted:
         return "properties: expected at least one regionprops property name"
@@ -55,13 +56,7 @@ def measure(
         Column ``label``, then one column per (expanded) property.
     """
     wanted = [p for p in properties if p != "label"]
-    if intensity is None:
-        needs = [p for p in wanted if "intensity" in p]
-        if needs:
-            raise ValueError(
-                f"properties {needs} need an intensity image; connect one with inputs: {{intensity: input}}"
-            )
-    elif np.shape(intensity) != np.shape(labels):
+    if intensity is not None and np.shape(intensity) != np.shape(labels):
         raise ValueError(f"intensity image has shape {np.shape(intensity)}, labels have {np.shape(labels)}")
     table = sk_measure.regionprops_table(
         np.asarray(labels).astype(np.int32, copy=False),

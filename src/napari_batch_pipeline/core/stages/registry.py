@@ -7,6 +7,7 @@ argument is a parameter, and must have a default a user can start from.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import types
@@ -33,11 +34,15 @@ _DATA_NAMES = {"ImageData": "image", "LabelsData": "labels"}
 _TABLE_NAMES = ("DataFrame", "pandas.DataFrame", "pd.DataFrame")
 
 
+#: ``check(params, connected_data_args)``: a message when the values cannot work together, else None
+Check = Callable[[dict[str, Any], set[str]], str | None]
+
+
 def stage(
     *,
     menu: str,
     returns: str | None = None,
-    check: Callable[[dict[str, Any], set[str]], str | None] | None = None,
+    check: Check | None = None,
 ) -> Callable[[Callable], Callable]:
     """Mark a function as a built-in stage.
 
@@ -49,15 +54,44 @@ def stage(
         The output kind when the annotation alone cannot say it (``'mask'``).
     check : callable, optional
         ``check(params, connected_data_args)`` returns a message when the values cannot
-        work together (checked when a pipeline loads, before any image), else None.
+        work together, else None. The one place a stage's parameter checks are written:
+        a pipeline runs it when it loads, before any image (see ``stage_config``), and a
+        direct call of the stage runs it before computing.
+
+    Returns
+    -------
+    callable
+        A decorator. With ``check``, it returns a wrapper (``functools.wraps``: same
+        name, docstring and signature; ``inspect.unwrap`` gives the function) that raises
+        ``ValueError(message)`` when the check fails; without, the function itself.
     """
 
     def mark(function: Callable) -> Callable:
         info = {"menu": menu, "returns": returns, "check": check}
-        function.__stage_info__ = info  # type: ignore[attr-defined]
-        return function
+        marked = function if check is None else _checked(function, check)
+        marked.__stage_info__ = info  # type: ignore[attr-defined]
+        return marked
 
     return mark
+
+
+def _checked(function: Callable, check: Check) -> Callable:
+    """``function`` running ``check`` on its parameters and connected data arguments first."""
+    signature = inspect.signature(function)
+    data = [name for name, arg in signature.parameters.items() if _data_kind(arg.annotation)]
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = bound.arguments
+        params = {name: value for name, value in values.items() if name not in data}
+        problem = check(params, {name for name in data if values.get(name) is not None})
+        if problem:
+            raise ValueError(problem)
+        return function(*args, **kwargs)
+
+    return checked
 
 
 @dataclass(frozen=True)
@@ -103,7 +137,7 @@ class StageSpec:
     returns: str
     menu: str
     doc: str = field(default="", compare=False)
-    check: Callable[[dict[str, Any], set[str]], str | None] | None = field(default=None, compare=False)
+    check: Check | None = field(default=None, compare=False)
 
     @property
     def main_arg(self) -> str:

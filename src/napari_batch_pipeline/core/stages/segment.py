@@ -27,13 +27,17 @@ ThresholdMethod = Literal["otsu", "li", "yen", "triangle", "mean", "isodata", "m
 THRESHOLD_METHODS: tuple[str, ...] = ThresholdMethod.__args__  # type: ignore[attr-defined]
 
 
-def _odd_block(params: dict, connected: set[str]) -> str | None:
-    if params["method"] == "local" and params["block_size"] % 2 == 0:
+def _threshold_check(params: dict, connected: set[str]) -> str | None:
+    """A known method, and an odd block size for the local one (see ``stage``)."""
+    method = params["method"]
+    if method not in THRESHOLD_METHODS:
+        return f"method must be one of {', '.join(THRESHOLD_METHODS)}; got {method!r}"
+    if method == "local" and params["block_size"] % 2 == 0:
         return f"block_size must be odd for the local method, got {params['block_size']}"
     return None
 
 
-@stage(menu="segment", returns="mask", check=_odd_block)
+@stage(menu="segment", returns="mask", check=_threshold_check)
 def threshold(
     image: "napari.types.ImageData",
     method: ThresholdMethod = "otsu",
@@ -59,11 +63,7 @@ def threshold(
     (M, N) ndarray of bool
         True where ``image`` is above the threshold.
     """
-    if method not in THRESHOLD_METHODS:
-        raise ValueError(f"method must be one of {', '.join(THRESHOLD_METHODS)}; got {method!r}")
     if method == "local":
-        if block_size % 2 == 0:
-            raise ValueError(f"block_size must be odd! Given block_size {block_size}.")
         return image > filters.threshold_local(image, block_size=block_size, offset=offset)
     return image > getattr(filters, f"threshold_{method}")(image)
 
