@@ -1,156 +1,90 @@
 """Export a pipeline as a plain, standalone Python script that writes the same tables.
 
 The script imports scikit-image, numpy, pandas and tifffile (scipy comes with
-scikit-image), plus the user's own modules where the pipeline names them. Built-in stage
-functions are copied from their source, so the script computes exactly what the engine
-computes; each pipeline stage becomes one function, its parameters named constants.
+scikit-image), plus the user's own modules where the pipeline names them; never this
+package. It is assembled from real code: the built-in stage functions (undecorated, their
+napari annotations written as numpy and pandas types) and the runtime of
+:mod:`.export_runtime` are copied from their source with every function and constant
+they use from the package, as ``inspect.getsource`` and the constants' values give them,
+and the import lines of their modules that they need. So the script computes what the
+engine computes and names its files as the engine does. Each pipeline stage becomes one
+function, its parameters named constants.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
+import functools
 import inspect
 import re
+import symtable
+import textwrap
+import typing
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from . import export_runtime
 from .files import write_text_atomic
 from .pipeline import INPUT, Pipeline
-from .run import provenance_versions
+from .run_folder.writer import provenance_versions
 from .stages import STAGES
-from .stages.measure import DEFAULT_PROPERTIES
 
 __all__ = ["export_script", "script_text"]
 
-_PRELUDE = """\
-import argparse
-import re
-import sys
-import time
-from pathlib import Path
-from typing import Literal
-
-import numpy as np
-import pandas as pd
-import tifffile
-from scipy import ndimage as ndi
-from skimage import exposure, feature, filters, measure, morphology, segmentation
-from skimage import measure as sk_measure
-
-ThresholdMethod = Literal["otsu", "li", "yen", "triangle", "mean", "isodata", "minimum", "local"]
-THRESHOLD_METHODS = ThresholdMethod.__args__
-DEFAULT_PROPERTIES = {default_properties!r}
-"""
-
-_RUNNER = """
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-
-
-def natural_key(text):
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\\d+)", text)]
-
-
-def find_images(folder, pattern=None, output=None):
-    walker = folder.glob(pattern or "*")
-    found = []
-    for path in walker:
-        relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-            continue
-        if pattern is None and path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if output is not None and path.resolve().is_relative_to(output):
-            continue
-        found.append(relative.as_posix())
-    return sorted(found, key=natural_key)
-
-
-def read_image(path):
-    if path.suffix.lower() in (".tif", ".tiff"):
-        image = tifffile.imread(path)
-    else:
-        from skimage import io
-
-        image = io.imread(path)
-    image = np.squeeze(np.asarray(image))
-    if image.ndim != 2:
-        raise ValueError(f"{path.name} has shape {image.shape}; 2D images are expected")
-    return image
-
-
-def summarize(stage, table):
-    summary = {f"{stage}.count": len(table)}
-    for column in table.columns:
-        if column == "label" or not pd.api.types.is_numeric_dtype(table[column]):
-            continue
-        summary[f"{stage}.mean_{column}"] = float(table[column].mean()) if len(table) else float("nan")
-    return summary
-
-
-def save_tiff(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, data.astype(np.uint8) if data.dtype == bool else data)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("input", type=Path, help="folder of input images")
-    parser.add_argument("output", type=Path, help="folder for the tables and saved outputs")
-    parser.add_argument("--pattern", default=None, help="file name pattern (default: image files)")
-    args = parser.parse_args(argv)
-    folder, output = args.input.resolve(), args.output.resolve()
-    images = find_images(folder, args.pattern, output)
-    if not images:
-        sys.exit(f"no images in {folder}")
-    output.mkdir(parents=True, exist_ok=True)
-    rows = []
-    tables = {stage: output / f"{stage}.csv.part" for stage in TABLE_STAGES}
-    headers = {}
-    for relative in images:
-        start = time.perf_counter()
-        row = {"image": relative}
-        try:
-            outputs = process(read_image(folder / relative))
-            stem = relative.rsplit(".", 1)[0] if "." in Path(relative).name else relative
-            for stage in SAVED_STAGES:
-                save_tiff(output / stage / f"{stem}.tif", outputs[stage])
-            summary = {}
-            for stage in TABLE_STAGES:
-                table = outputs[stage].copy()
-                table.insert(0, "image", [relative] * len(table))
-                with open(tables[stage], "a", encoding="utf-8") as handle:
-                    if stage not in headers:
-                        headers[stage] = True
-                        handle.write(table.to_csv(index=False))
-                    else:
-                        handle.write(table.to_csv(index=False, header=False))
-                summary.update(summarize(stage, outputs[stage]))
-            row.update(status="done", error="")
-        except Exception as error:
-            row.update(status="failed", error=f"{type(error).__name__}: {error}")
-            summary = {}
-        row["seconds"] = round(time.perf_counter() - start, 4)
-        row.update(summary)
-        rows.append(row)
-        print(f"{row['status']}: {relative}", file=sys.stderr)
-    pd.DataFrame(rows).to_csv(output / "images.csv", index=False)
-    for stage, part in tables.items():
-        if not part.exists():
-            part.write_text("image,label\\n", encoding="utf-8")
-        part.replace(output / f"{stage}.csv")
-    failed = sum(row["status"] == "failed" for row in rows)
-    print(f"{len(rows) - failed} done, {failed} failed; tables in {output}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-"""
+_PACKAGE = __name__.partition(".")[0]
+#: the script's own names, besides what it copies
+_SCRIPT_NAMES = ("process", "SAVED_STAGES", "TABLE_STAGES")
+#: string annotations of stage functions, as the script writes them
+_ANNOTATIONS = (
+    (re.compile(r"([\"'])napari\.types\.(?:ImageData|LabelsData)"), r"\1np.ndarray"),
+    (re.compile(r"([\"'])pandas\.DataFrame\1"), r"\1pd.DataFrame\1"),
+)
 
 
 def script_text(pipeline: Pipeline) -> str:
-    """The source of a standalone script that runs ``pipeline`` over a folder."""
+    """The source of a standalone script that runs ``pipeline`` over a folder.
+
+    Usage of the script: ``python script.py INPUT_DIR OUTPUT_DIR [--pattern GLOB]``.
+    """
+    bundle = _Bundle()
+    callees, user_imports = {}, []
+    for stage in pipeline.stages:
+        if stage.function in STAGES and ":" not in stage.function:
+            callees[stage.name] = bundle.copy(STAGES[stage.function].function, f"stage_{stage.function}")
+        else:
+            module, _, attribute = stage.function.partition(":")
+            callees[stage.name] = bundle.claim(f"user_{_identifier(stage.function)}", stage.function)
+            user_imports.append(f"from {module} import {attribute} as {callees[stage.name]}")
+    stage_functions = list(bundle.functions)
+    bundle.copy(export_runtime.main)
+    runtime = [text for name, text in bundle.functions.items() if name not in stage_functions]
+    parameters, functions = _pipeline_code(pipeline, callees, set(bundle.names) | set(_SCRIPT_NAMES))
+    sections = [
+        "\n".join([*_header(pipeline), bundle.import_lines(), *user_imports]),
+        _block("names of the run folder and the stages", [bundle.constant_lines()]),
+        _block("parameters", [parameters]),
+        _block(
+            "stage functions (as in napari-batch-pipeline)", [bundle.functions[n] for n in stage_functions]
+        ),
+        _block("the pipeline: one function per stage", functions),
+        _block("the runtime (as in napari-batch-pipeline)", runtime),
+        'if __name__ == "__main__":\n'
+        "    raise SystemExit(main(process, SAVED_STAGES, TABLE_STAGES, description=__doc__))",
+    ]
+    return "\n\n\n".join(section.strip("\n") for section in sections) + "\n"
+
+
+def export_script(pipeline: Pipeline, path: str | Path) -> Path:
+    """Write the standalone script of ``pipeline`` to ``path``."""
+    return write_text_atomic(Path(path), script_text(pipeline))
+
+
+def _header(pipeline: Pipeline) -> list[str]:
     versions = provenance_versions()
-    header = [
+    return [
         "#!/usr/bin/env python3",
         f'"""Run the pipeline {pipeline.name!r} over a folder of images; write its tables.',
         "",
@@ -159,66 +93,197 @@ def script_text(pipeline: Pipeline) -> str:
         '"""',
         f"# pipeline hash: {pipeline.hash}",
         "# made with: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform"),
-        "",
     ]
-    constants, wrappers, imports, copied = [], [], [], {}
+
+
+def _pipeline_code(pipeline: Pipeline, callees: dict[str, str], taken: set[str]) -> tuple[str, list[str]]:
+    """The parameter constants, and one function per stage then ``process``.
+
+    Names the script already uses (``taken``) get a ``_stage`` suffix.
+    """
+    constants, functions, calls = [], [], []
     for stage in pipeline.stages:
-        spec = stage.spec
-        if stage.function in STAGES and ":" not in stage.function:
-            callee = f"stage_{stage.function}"
-            copied[stage.function] = _builtin_source(stage.function)
-        else:
-            module, _, attribute = stage.function.partition(":")
-            callee = f"user_{_identifier(stage.function)}"
-            imports.append(f"from {module} import {attribute} as {callee}")
         arguments = [f"{arg}=outputs[{src!r}]" for arg, src in stage.inputs.items()]
         for name, value in stage.params.items():
-            constant = _identifier(f"{stage.name}_{name}").upper()
-            constants.append(f"{constant} = {_literal(value, spec.params[name].default)}")
+            constant = _unique(_identifier(f"{stage.name}_{name}").upper(), taken)
+            constants.append(f"{constant} = {_literal(value, stage.spec.params[name].default)}")
             arguments.append(f"{name}={constant}")
-        wrappers.append(
-            f"def {_identifier(stage.name)}(outputs):\n"
+        function = _unique(_identifier(stage.name), taken)
+        functions.append(
+            f"def {function}(outputs):\n"
             f'    """Stage {stage.name!r}: {stage.function}."""\n'
-            f"    return {callee}({', '.join(arguments)})\n"
+            f"    return {callees[stage.name]}({', '.join(arguments)})"
         )
+        calls.append(f"    outputs[{stage.name!r}] = {function}(outputs)")
+    constants += [f"SAVED_STAGES = {pipeline.saved_stages!r}", f"TABLE_STAGES = {pipeline.table_stages!r}"]
     process = [
         "def process(image):",
         '    """Every stage on one image: {stage name: output}."""',
         f"    outputs = {{{INPUT!r}: image}}",
-        *(f"    outputs[{s.name!r}] = {_identifier(s.name)}(outputs)" for s in pipeline.stages),
+        *calls,
         f"    del outputs[{INPUT!r}]",
         "    return outputs",
-        "",
     ]
-    parts = [
-        "\n".join(header),
-        _PRELUDE.format(default_properties=DEFAULT_PROPERTIES),
-        "\n".join(imports) + ("\n" if imports else ""),
-        "# -- parameters " + "-" * 60,
-        "\n".join(constants),
-        f"SAVED_STAGES = {pipeline.saved_stages!r}",
-        f"TABLE_STAGES = {pipeline.table_stages!r}",
-        "",
-        "# -- stage functions (as in napari-batch-pipeline) " + "-" * 24,
-        "\n\n".join(copied.values()),
-        "# -- the pipeline: one function per stage " + "-" * 33,
-        "\n\n".join(wrappers),
-        "\n".join(process),
-        _RUNNER,
-    ]
-    return "\n".join(parts)
+    return "\n".join(constants), [*functions, "\n".join(process)]
 
 
-def export_script(pipeline: Pipeline, path: str | Path) -> Path:
-    """Write the standalone script of ``pipeline`` to ``path``."""
-    return write_text_atomic(Path(path), script_text(pipeline))
+class _Bundle:
+    """Functions copied from their source with everything they use, for one script.
+
+    A name a copied function uses is, in the function's module: a builtin (left alone),
+    an import of another library (the module's import line is copied), a function of
+    this package (copied in turn, before the one that uses it) or a constant (written as
+    an assignment of its value). Two different things under one name are refused.
+    """
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {}
+        self.imports: dict[str, str] = {}
+        self.constants: dict[str, str] = {}
+        self.functions: dict[str, str] = {}
+
+    def claim(self, name: str, value: Any) -> str:
+        """Reserve ``name`` for ``value``; raise if it holds something else already."""
+        if name in self.names and not _same(self.names[name], value):
+            raise RuntimeError(
+                f"the exported script would bind {name!r} to both {self.names[name]!r} and {value!r}"
+            )
+        self.names[name] = value
+        return name
+
+    def copy(self, function: Callable[..., Any], name: str | None = None) -> str:
+        """Copy ``function`` (undecorated) as ``name`` with what it uses; return the name."""
+        function = inspect.unwrap(function)
+        name = name or function.__name__
+        if name in self.names:
+            return self.claim(name, function)
+        self.claim(name, function)
+        source = _function_source(function, name)
+        for used in sorted(_global_names(source)):
+            self._provide(used, function)
+        self.functions[name] = source
+        return name
+
+    def _provide(self, name: str, function: Callable[..., Any]) -> None:
+        namespace = function.__globals__
+        if name not in namespace:
+            if hasattr(builtins, name):
+                return
+            raise RuntimeError(f"{function.__qualname__} uses {name!r}, which its module does not define")
+        value = namespace[name]
+        statement = _imports(inspect.getmodule(function)).get(name)
+        if statement is not None:
+            self.imports[self.claim(name, value)] = statement
+        elif inspect.isfunction(value) and _internal(value.__module__):
+            self.copy(value, name)
+        elif typing.get_origin(value) is typing.Literal:
+            self.imports[self.claim("Literal", typing.Literal)] = "from typing import Literal"
+            items = ", ".join(map(repr, typing.get_args(value)))
+            self.constants[self.claim(name, value)] = f"{name} = Literal[{items}]"
+        else:
+            self.constants[self.claim(name, value)] = f"{name} = {_value(name, value)}"
+
+    def import_lines(self) -> str:
+        """The import lines: ``import`` ones first, then ``from`` ones merged by module."""
+        plain = sorted(s for s in self.imports.values() if s.startswith("import "))
+        merged: dict[str, set[str]] = {}
+        for statement in self.imports.values():
+            if statement.startswith("from "):
+                module, _, names = statement.removeprefix("from ").partition(" import ")
+                merged.setdefault(module, set()).add(names)
+        froms = [f"from {module} import {', '.join(sorted(merged[module]))}" for module in sorted(merged)]
+        return "\n".join(["", *plain, "", *froms, ""])
+
+    def constant_lines(self) -> str:
+        """The assignments of the constants, by name."""
+        return "\n".join(self.constants[name] for name in sorted(self.constants))
 
 
-def _builtin_source(name: str) -> str:
-    source = inspect.getsource(STAGES[name].function)
-    lines = [line for line in source.splitlines() if not line.startswith("@stage(")]
-    text = "\n".join(lines) + "\n"
-    return re.sub(rf"^def {name}\(", f"def stage_{name}(", text, count=1, flags=re.M)
+def _block(title: str, items: list[str]) -> str:
+    """A section of the script: a title line, then its items two blank lines apart."""
+    line = f"# -- {title} "
+    return line + "-" * (88 - len(line)) + "\n" + "\n\n\n".join(item.strip("\n") for item in items)
+
+
+def _function_source(function: Callable[..., Any], name: str) -> str:
+    """The source of ``function`` without its decorators, named ``name``."""
+    source = textwrap.dedent(inspect.getsource(function))
+    definition = ast.parse(source).body[0]
+    text = "\n".join(source.splitlines()[definition.lineno - 1 :]) + "\n"
+    for pattern, replacement in _ANNOTATIONS:
+        text = pattern.sub(replacement, text)
+    return re.sub(rf"^def {function.__name__}\(", f"def {name}(", text, count=1, flags=re.M)
+
+
+def _global_names(source: str) -> set[str]:
+    """The global names one function's source uses, string annotations included."""
+    table = symtable.symtable(source, "<exported>", "exec")
+    names = {symbol.get_name() for symbol in table.get_symbols() if symbol.is_referenced()}
+    scopes = list(table.get_children())
+    while scopes:
+        scope = scopes.pop()
+        names |= {s.get_name() for s in scope.get_symbols() if s.is_global() and s.is_referenced()}
+        scopes += scope.get_children()
+    for node in ast.walk(ast.parse(source)):
+        annotation = getattr(node, "annotation", None) if isinstance(node, ast.arg) else None
+        if isinstance(node, ast.FunctionDef):
+            annotation = node.returns
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            expression = ast.parse(annotation.value, mode="eval")
+            names |= {n.id for n in ast.walk(expression) if isinstance(n, ast.Name)}
+    return names
+
+
+@functools.cache
+def _imports(module: ModuleType | None) -> dict[str, str]:
+    """The import line of each name a module imports from another library, at top level."""
+    if module is None:
+        return {}
+    lines: dict[str, str] = {}
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if not _internal(alias.name):
+                    bound = alias.asname or alias.name.partition(".")[0]
+                    lines[bound] = f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "__future__" or _internal(node.module):
+                continue
+            for alias in node.names:
+                as_name = f" as {alias.asname}" if alias.asname else ""
+                lines[alias.asname or alias.name] = f"from {node.module} import {alias.name}{as_name}"
+    return lines
+
+
+def _internal(module: str) -> bool:
+    return module == _PACKAGE or module.startswith(f"{_PACKAGE}.")
+
+
+def _value(name: str, value: Any) -> str:
+    """``value`` as Python source; only literals (str, numbers, tuples ...) are accepted."""
+    text = repr(value)
+    try:
+        same = ast.literal_eval(text) == value
+    except (ValueError, SyntaxError):
+        same = False
+    if not same:
+        raise TypeError(f"cannot write {name} = {text} into the exported script; expected a literal value")
+    return text
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except Exception:
+        return False
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_stage`` (and so on) where the script already uses it."""
+    while name in taken:
+        name += "_stage"
+    taken.add(name)
+    return name
 
 
 def _identifier(text: str) -> str:
