@@ -226,6 +226,28 @@ def test_unusable_input_is_exit_2_with_one_clear_line(
 # -- estimate ---------------------------------------------------------------------------------
 
 
+def test_core_messages_get_the_flags_of_the_options_they_speak_of(
+    tmp_path: Path, pipeline_file: Path, images: Path
+) -> None:
+    out = tmp_path / "out"
+    first = cli("run", pipeline_file, images, "-o", out, "--executor", "serial", "--quiet")
+    assert first.returncode == 0, first.stderr
+    other = tmp_path / "other.yaml"
+    other.write_text(pipeline_file.read_text().replace("sigma: 2", "sigma: 3"), encoding="utf-8")
+    refused = cli("run", other, images, "-o", out, "--executor", "serial", "--quiet")
+    assert refused.returncode == 2
+    lines = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, refused.stderr
+    assert "start fresh" in lines[0] and lines[0].endswith("(command line: --fresh)")
+    fresh = cli("run", other, images, "-o", out, "--executor", "serial", "--quiet", "--fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    scheduler = cli(
+        "run", other, images, "-o", out, "--scheduler", "tcp://127.0.0.1:1", "--executor", "serial"
+    )
+    assert scheduler.returncode == 2
+    assert "dask executor" in scheduler.stderr and "--scheduler, --executor" in scheduler.stderr
+
+
 def test_estimate_prints_and_writes_nothing(tmp_path: Path, pipeline_file: Path, images: Path) -> None:
     before = tree(tmp_path)
     result = cli(

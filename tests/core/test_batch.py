@@ -16,8 +16,8 @@ import tifffile
 
 from napari_batch_pipeline.core.batch import BatchRun, run_batch
 from napari_batch_pipeline.core.events import RunFinished, RunStarted, StageProgress, TaskFinished
-from napari_batch_pipeline.core.run_folder.layout import INTERMEDIATE
 from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.run_folder.layout import INTERMEDIATE
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 EXECUTORS = ["serial", "threads", "processes", "dask"]

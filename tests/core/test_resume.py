@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from napari_batch_pipeline.core.batch import run_batch
-from napari_batch_pipeline.core.report import Report
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.report import Report
 from napari_batch_pipeline.core.run_folder.layout import LEDGER
 
 

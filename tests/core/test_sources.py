@@ -12,9 +12,9 @@ import pytest
 import tifffile
 
 from napari_batch_pipeline.core.batch import run_batch
-from napari_batch_pipeline.core.run_folder.layout import path_stem
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.run_folder.layout import path_stem
 from napari_batch_pipeline.core.sources import ImageReadError, find_images, natural_key, read_image
 
 

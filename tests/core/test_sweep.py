@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.run_folder.tables import summarize
 from napari_batch_pipeline.core.stages import get_stage
 from napari_batch_pipeline.core.sweep import (
     ImageSweep,
@@ -22,7 +23,6 @@ from napari_batch_pipeline.core.sweep import (
     sweep_values,
 )
 from napari_batch_pipeline.core.synthetic import nuclei_image
-from napari_batch_pipeline.core.run_folder.tables import summarize
 
 SIGMAS = {"blurred.sigma": [1.0, 2.0, 3.0]}
 GRID = {"blurred.sigma": [1, 2, 3], "mask.method": ["otsu", "li"]}
