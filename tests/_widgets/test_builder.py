@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
-from napari_batch_pipeline._widgets.builder import PipelineBuilder, builder_pipeline
+from napari_batch_pipeline._widgets.builder import PipelineBuilder
+from napari_batch_pipeline._widgets.session import session_for
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image
@@ -158,7 +159,7 @@ def test_the_batch_widget_runs_the_builders_pipeline(builder, wait_run, qtbot, i
     from napari_batch_pipeline._widgets.batch import BatchWidget
 
     wait_run(builder, lambda: three_stages(builder))
-    assert builder_pipeline(builder.viewer) == builder.pipeline()
+    assert session_for(builder.viewer).pipeline() == builder.pipeline()
     batch = BatchWidget(builder.viewer)
     batch.input_dir.value = image_folder
     batch.output_dir.value = tmp_path / "out"

@@ -56,6 +56,7 @@ from ..core.plan import Estimate, parse_sweep
 from ..core.results import RunResults, task_outputs
 from ..core.sources import read_image
 from .results import ResultsView
+from .session import session_for
 from .task_table import TaskTable
 
 __all__ = ["BatchWidget"]
@@ -189,22 +190,20 @@ class BatchWidget(QWidget):
     # -- what to run --------------------------------------------------------------------
 
     def current_pipeline(self) -> Pipeline:
-        """The pipeline file's pipeline, else the current pipeline of an open builder.
+        """The pipeline file's pipeline, else the pipeline being tuned in this viewer (the builder's).
 
         Raises
         ------
         PipelineError
-            If there is neither, or the file is invalid.
+            If there is neither, or the file or the tuned pipeline is invalid.
         """
         path = _path(self.pipeline)
         if path:
             return Pipeline.from_yaml(path)
-        from .builder import builder_pipeline
-
-        pipeline = builder_pipeline(self.viewer)
-        if pipeline is None:
+        session = session_for(self.viewer)
+        if not session.stages:
             raise PipelineError("choose a pipeline file, or open the Pipeline builder and add stages")
-        return pipeline
+        return session.pipeline()
 
     def make_batch(self) -> BatchRun:
         """A BatchRun of the fields' values; validated, nothing written yet.

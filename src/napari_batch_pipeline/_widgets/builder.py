@@ -1,15 +1,12 @@
 """The *Pipeline builder*: put a chain of stages together on one image and watch every output.
 
-Stages are added from the catalogue, removed and moved; each shows its parameter
-fields. Run computes the chain on the chosen image layer in a thread worker and shows
-each stage's output as a layer named after the stage (labels for masks and labels).
-A change of a parameter re-runs after a pause of 300 ms; unchanged upstream outputs
-come from a :class:`~napari_batch_pipeline.core.cache.StageCache`, and a run that a
-newer one supersedes stops and is ignored. Test mode runs the chain on a second image
-too, its layers suffixed with that image's name and shown beside the first.
-
-The pipeline is saved and loaded as a pipeline file; the Batch processing widget runs
-the builder's current pipeline when it has no file.
+A view of the viewer's tuning session (:func:`.session.session_for`): its stages are
+shown and edited in a :class:`.stage_panel.StageList`, and every change of
+the session re-runs the chain after a pause of 300 ms, in a thread worker, on the chosen
+image layer (and a second one in test mode, shown beside the first). Each stage's output
+becomes a layer named after the stage (labels for masks and labels); unchanged upstream
+outputs come from the session's cache, and a superseded run stops and is ignored. The
+Batch processing widget of the same viewer runs this pipeline when it has no file.
 
 From Python::
 
@@ -24,11 +21,9 @@ From Python::
 from __future__ import annotations
 
 import time
-import weakref
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,40 +33,21 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QFileDialog, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
-from ..core.cache import StageCache
 from ..core.errors import PipelineError
 from ..core.export import export_script
 from ..core.pipeline import Pipeline
-from ..core.stages import STAGES, get_stage
-from .stage_panel import StagePanel
+from ..core.session import ChainRun, TuningImage
+from ..core.stages import STAGES
+from .session import follow, session_for, tuning_image
+from .stage_panel import StageList, StagePanel
+from .sweep import SweepPanel
 
-if TYPE_CHECKING:
-    from .sweep import SweepPanel
-
-__all__ = ["DEBOUNCE_MS", "PipelineBuilder", "builder_pipeline"]
+__all__ = ["DEBOUNCE_MS", "PipelineBuilder"]
 
 #: pause after the last change before the chain re-runs
 DEBOUNCE_MS = 300
-
-_BUILDERS: weakref.WeakSet[PipelineBuilder] = weakref.WeakSet()
-
-
-def builder_pipeline(viewer: Any = None) -> Pipeline | None:
-    """The current pipeline of an open builder (of ``viewer``, if given), or None.
-
-    None too when the builder has no stages or its pipeline is invalid.
-    """
-    target = _unwrap(viewer) if viewer is not None else None
-    for builder in sorted(_BUILDERS, key=lambda b: b.created, reverse=True):
-        if target is not None and _unwrap(builder.viewer) is not target:
-            continue
-        try:
-            return builder.pipeline()
-        except PipelineError:
-            continue
-    return None
 
 
 class PipelineBuilder(QWidget):
@@ -83,6 +59,8 @@ class PipelineBuilder(QWidget):
 
     Attributes
     ----------
+    session : TuningSession
+        The viewer's session, which this widget shows and edits.
     image, second_image : ComboBox
         The image layer the chain runs on, and the second one of test mode.
     test_mode, auto_run : CheckBox
@@ -106,8 +84,8 @@ class PipelineBuilder(QWidget):
     def __init__(self, napari_viewer: Viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.created = time.monotonic()
-        self.pipeline_name = LineEdit(value="pipeline", label="pipeline name")
+        self.session = session_for(napari_viewer)
+        self.pipeline_name = LineEdit(value=self.session.name, label="pipeline name")
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.test_mode = CheckBox(value=False, text="test mode: also run on")
         self.second_image = ComboBox(label="second image", choices=self._image_choices, nullable=True)
@@ -131,62 +109,59 @@ class PipelineBuilder(QWidget):
                 Container(widgets=[self.stage_choice, self.add_button], layout="horizontal", labels=False),
             ]
         )
+        buttons = [self.run_button, self.auto_run, self.save_button, self.load_button]
         bottom = Container(
-            widgets=[
-                self.run_button,
-                self.auto_run,
-                self.save_button,
-                self.load_button,
-                self.export_button,
-                self.sweep_button,
-            ],
-            layout="horizontal",
-            labels=False,
+            widgets=[*buttons, self.export_button, self.sweep_button], layout="horizontal", labels=False
         )
-        self._stages_widget = QWidget()
-        self._stages_layout = QVBoxLayout(self._stages_widget)
-        self._stages_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumHeight(280)  # the stages are the builder's content: claim room in the dock area
-        scroll.setWidget(self._stages_widget)
+        self.stage_list = StageList(self.session)
+        self.stage_list.setMinimumHeight(280)  # the stages are the builder's content: claim room
         layout = QVBoxLayout(self)
         for fixed in (top, bottom):  # only the stage list gives up height when the dock is short
             fixed.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         layout.addWidget(top.native)
-        layout.addWidget(scroll, stretch=1)
+        layout.addWidget(self.stage_list, stretch=1)
         layout.addWidget(bottom.native)
         layout.addWidget(self.status.native)
 
-        self.panels: list[StagePanel] = []
         self.output_layers: dict[tuple[int, str], Layer] = {}
         self.tables: dict[tuple[int, str], pd.DataFrame] = {}
-        self.cache = StageCache()
         self.worker: GeneratorWorker | None = None
-        self._generation = 0
         self._started = 0.0
+        self._sweep_panel: SweepPanel | None = None
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self._run_quietly)
 
-        self.add_button.changed.connect(lambda: self.add_stage(self.stage_choice.value))
+        self.add_button.changed.connect(self._on_add_clicked)
         self.run_button.changed.connect(self._run_quietly)
-        self.save_button.changed.connect(self._on_save_clicked)
-        self.load_button.changed.connect(self._on_load_clicked)
-        self.export_button.changed.connect(self._on_export_clicked)
+        self.auto_run.changed.connect(self._on_auto_run)
+        self.save_button.changed.connect(partial(self._file_dialog, "save"))
+        self.load_button.changed.connect(partial(self._file_dialog, "load"))
+        self.export_button.changed.connect(partial(self._file_dialog, "export_script"))
         self.sweep_button.changed.connect(self.open_sweep)
-        self._sweep_panel: SweepPanel | None = None
+        self.pipeline_name.changed.connect(self.session.set_name)
         for field in (self.image, self.test_mode, self.second_image):
-            field.changed.connect(self.schedule_run)
+            field.changed.connect(self._push_images)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._refresh_images)
-        selected = self.viewer.layers.selection.active
-        if isinstance(selected, Image):
+        if isinstance(selected := self.viewer.layers.selection.active, Image):
             self.image.value = selected
-        _BUILDERS.add(self)
+        follow(
+            self,
+            self.session,
+            {
+                "stages_changed": "schedule_run",
+                "stage_changed": "schedule_run",
+                "name_changed": "_on_name_changed",
+                "images_changed": "schedule_run",
+            },
+        )
+        self.destroyed.connect(partial(_stop_runs, self.session))
+        self.schedule_run()  # the session may have stages already
+        self._push_images()
 
-    # -- the chain ----------------------------------------------------------------------
+    # -- the chain: edits go into the session, the session's changes come back ----------
 
     def add_stage(
         self,
@@ -197,86 +172,35 @@ class PipelineBuilder(QWidget):
         inputs: dict[str, str] | None = None,
         save: bool = False,
     ) -> StagePanel:
-        """Append a stage; return its panel.
+        """Append a stage (``function``: ``'gaussian'`` or ``'package.module:function'``; the
+        others as in a pipeline file, the name made unique by default); return its panel."""
+        draft = self.session.add_stage(function, name, params=params, inputs=inputs, save=save)
+        return self.stage_list.panel_of(draft)
 
-        Parameters
-        ----------
-        function : str
-            A catalogue stage (``'gaussian'``) or ``'package.module:function'``.
-        name : str, optional
-            Its name in the pipeline; default: the function's name, made unique.
-        params, inputs, save
-            As in a pipeline file.
-        """
-        spec = get_stage(function)
-        if name is None:
-            base = spec.name.rpartition(":")[2]
-            taken = {panel.stage for panel in self.panels}
-            name = (
-                base
-                if base not in taken
-                else next(f"{base}_{n}" for n in range(2, 1000) if f"{base}_{n}" not in taken)
-            )
-        panel = StagePanel(spec, name, params=params, inputs=inputs, save=save)
-        panel.up_button.changed.connect(lambda: self.move_stage(self.panels.index(panel), -1))
-        panel.down_button.changed.connect(lambda: self.move_stage(self.panels.index(panel), 1))
-        panel.remove_button.changed.connect(lambda: self.remove_stage(self.panels.index(panel)))
-        panel.changed.connect(self._on_panel_changed)
-        self.panels.append(panel)
-        self._stages_layout.insertWidget(len(self.panels) - 1, panel.native)
-        self._update_sources()
-        self.schedule_run()
-        return panel
+    @property
+    def panels(self) -> list[StagePanel]:
+        """The stages' panels, in order."""
+        return self.stage_list.panels
 
     def remove_stage(self, index: int) -> None:
         """Remove the stage at ``index`` (its layers go at the next run)."""
-        panel = self.panels.pop(index)
-        self._stages_layout.removeWidget(panel.native)
-        panel.native.setParent(None)
-        self._update_sources()
-        self.schedule_run()
+        self.session.remove_stage(index)
 
     def move_stage(self, index: int, offset: int) -> None:
         """Move the stage at ``index`` by ``offset`` places (-1: up, 1: down), within bounds."""
-        target = min(max(index + offset, 0), len(self.panels) - 1)
-        if target == index:
-            return
-        panel = self.panels.pop(index)
-        self.panels.insert(target, panel)
-        self._stages_layout.removeWidget(panel.native)
-        self._stages_layout.insertWidget(target, panel.native)
-        self._update_sources()
-        self.schedule_run()
+        self.session.move_stage(index, offset)
 
     def clear(self) -> None:
         """Remove every stage."""
-        while self.panels:
-            self.remove_stage(len(self.panels) - 1)
+        self.session.clear()
 
     def pipeline(self) -> Pipeline:
-        """The chain as a validated Pipeline.
-
-        Raises
-        ------
-        PipelineError
-            If there is no stage, or a stage's fields do not make a valid pipeline.
-        """
-        if not self.panels:
-            raise PipelineError("the pipeline has no stage yet; add one")
-        return Pipeline(
-            [panel.config() for panel in self.panels], name=self.pipeline_name.value or "pipeline"
-        )
+        """The chain as a validated Pipeline; PipelineError if empty or invalid."""
+        return self.session.pipeline()
 
     def set_pipeline(self, pipeline: Pipeline) -> None:
         """Replace the stages with those of ``pipeline``."""
-        with self._debounce_blocked():
-            self.clear()
-            self.pipeline_name.value = pipeline.name
-            for stage in pipeline.stages:
-                self.add_stage(
-                    stage.function, stage.name, params=stage.params, inputs=stage.inputs, save=stage.save
-                )
-        self.schedule_run()
+        self.session.set_pipeline(pipeline)
 
     def save(self, path: str | Path) -> Path:
         """Write the pipeline file (whole or not at all)."""
@@ -294,110 +218,92 @@ class PipelineBuilder(QWidget):
 
     def open_sweep(self) -> SweepPanel:
         """Dock the parameter sweep panel of this builder (one per builder) and return it."""
-        from .sweep import SweepPanel
-
-        panel = self._sweep_panel if self._sweep_panel is not None else SweepPanel(self)
+        panel = self._sweep_panel if self._sweep_panel is not None else SweepPanel(self.session, self.viewer)
         if panel.parent() is None:  # new, or its dock was closed
             self.viewer.window.add_dock_widget(panel, name="Parameter sweep", area="right")
         self._sweep_panel = panel
         panel.refresh()
         return panel
 
-    def _update_sources(self) -> None:
-        earlier: list[tuple[str, str]] = []
-        for panel in self.panels:
-            panel.set_sources(earlier)
-            earlier.append((panel.stage, panel.spec.returns))
+    def _on_name_changed(self, name: str) -> None:
+        if self.pipeline_name.value != name:  # not while typing it: the cursor would jump
+            with self.pipeline_name.changed.blocked():
+                self.pipeline_name.value = name
 
-    def _on_panel_changed(self) -> None:
-        self._update_sources()  # a renamed stage renames the choices after it
-        self.schedule_run()
+    def _on_add_clicked(self, _clicked: Any = None) -> None:
+        self.add_stage(self.stage_choice.value)
 
     # -- running ------------------------------------------------------------------------
 
-    def schedule_run(self) -> None:
+    def schedule_run(self, *_args: Any) -> None:
         """Re-run after a pause (restarted by every change), if re-run on change is on."""
-        if self.auto_run.value and self.panels and self.image.value is not None:
+        if self.auto_run.value and self.session.stages and self.session.image is not None:
             self._debounce.start()
 
+    def _on_auto_run(self, on: bool) -> None:
+        if not on:
+            self._debounce.stop()  # no pending re-run either
+
     def run(self) -> GeneratorWorker:
-        """Run the chain on the image (and the second image in test mode) in a worker.
+        """Run the chain on the image (and the second one in test mode) in a worker; return it.
 
-        Outputs of stages whose configuration and upstream are unchanged are reused.
-        A running chain is superseded: it stops before its next stage and is ignored.
-
-        Raises
-        ------
-        PipelineError
-            If the pipeline is invalid or no image layer is chosen.
+        Unchanged upstream outputs are reused; a running chain is superseded (it stops
+        before its next stage and is ignored). PipelineError if the pipeline is invalid
+        or no image layer is chosen.
         """
+        self._push_images()  # a layer's data may have been replaced
         self._debounce.stop()
-        pipeline = self.pipeline()
-        layers = self._input_layers()
-        self._generation += 1
-        generation = self._generation
+        chain = self.session.start_run()
         if self.worker is not None:
             self.worker.quit()
-        images = [(_image_key(layer), np.asarray(layer.data)) for layer in layers]
-        worker = create_worker(
-            _run_chain,
-            pipeline,
-            images,
-            self.cache,
-            lambda: self._generation != generation,
-            _ignore_errors=True,
-        )
-        worker.yielded.connect(partial(self._on_output, generation, pipeline, layers))
-        worker.errored.connect(partial(self._on_error, generation))
-        worker.finished.connect(partial(self._on_run_done, generation, pipeline, len(layers)))
+        worker = create_worker(chain.__iter__, _ignore_errors=True)  # a generator: yields each output
+        worker.yielded.connect(partial(self._on_output, chain))
+        worker.errored.connect(partial(self._on_error, chain))
+        worker.finished.connect(partial(self._on_run_done, chain))
         self.worker = worker
         self._started = time.perf_counter()
         self.status.value = "running..."
         worker.start()
         return worker
 
-    def _run_quietly(self) -> None:
+    def _run_quietly(self, *_args: Any) -> None:
         try:
             self.run()
         except PipelineError as error:
             self.status.value = str(error)
 
-    def _input_layers(self) -> list[Layer]:
+    def _push_images(self, *_args: Any) -> None:
+        """Hand the chosen layers to the session (a new key for new data)."""
         first = self.image.value
-        if first is None:
-            raise PipelineError("choose an image layer to run on")
-        layers = [first]
-        second = self.second_image.value
-        if self.test_mode.value and second is not None and second is not first:
-            layers.append(second)
-        return layers
+        second = self.second_image.value if self.test_mode.value else None
+        self.session.set_images(
+            tuning_image(first) if first is not None else None,
+            tuning_image(second) if second is not None and first is not None else None,
+        )
 
-    def _on_output(
-        self, generation: int, pipeline: Pipeline, sources: list[Layer], item: tuple[int, str, Any, bool]
-    ) -> None:
-        if generation != self._generation:
-            return  # superseded
+    def _on_output(self, chain: ChainRun, item: tuple[int, str, Any, bool]) -> None:
+        if chain.superseded():
+            return
         index, name, output, reused = item
         key = (index, name)
-        if pipeline[name].returns == "table":
+        if chain.pipeline[name].returns == "table":
             self.tables[key] = output
-            self._attach_table(index, pipeline, name, output)
+            self._attach_table(index, chain.pipeline, name, output)
             return
         layer = self.output_layers.get(key)
         if reused and layer is not None and layer in self.viewer.layers:
             return
-        self._show(key, pipeline[name].returns, output, sources)
+        self._show(key, chain.pipeline[name].returns, output, chain.images)
 
-    def _show(self, key: tuple[int, str], kind: str, data: np.ndarray, sources: list[Layer]) -> None:
+    def _show(self, key: tuple[int, str], kind: str, data: np.ndarray, sources: list[TuningImage]) -> None:
         index, name = key
         source = sources[index]
         layer_name = name if index == 0 else f"{name} [{source.name}]"
         translate = np.asarray(source.translate, dtype=float)
         if index > 0:  # test mode: beside the first image
-            translate[-1] += np.asarray(sources[0].data).shape[-1] * 1.1
+            translate[-1] += np.shape(sources[0].data)[-1] * 1.1
         layer_type: type[Layer] = Image if kind == "image" else Labels
-        if kind == "mask":
-            data = data.astype(np.uint8)
+        data = data.astype(np.uint8) if kind == "mask" else data
         layer = self.output_layers.get(key)
         if layer is not None and layer in self.viewer.layers and isinstance(layer, layer_type):
             layer.data = data
@@ -413,35 +319,27 @@ class PipelineBuilder(QWidget):
 
     def _attach_table(self, index: int, pipeline: Pipeline, name: str, table: pd.DataFrame) -> None:
         """A measurement table becomes the features of the labels layer it measured."""
-        labels_source = next(
-            (
-                src
-                for arg, src in pipeline[name].inputs.items()
-                if pipeline[name].spec.data_args[arg] == "labels"
-            ),
-            None,
-        )
-        layer = self.output_layers.get((index, labels_source)) if labels_source else None
+        stage = pipeline[name]
+        measured = [s for a, s in stage.inputs.items() if stage.spec.data_args[a] == "labels"]
+        layer = self.output_layers.get((index, measured[0])) if measured else None
         if isinstance(layer, Labels):
             features = table.copy()
             if "label" in features and "index" not in features:
                 features.insert(0, "index", features["label"])
             layer.features = features
 
-    def _on_error(self, generation: int, error: Exception) -> None:
-        if generation != self._generation:
+    def _on_error(self, chain: ChainRun, error: Exception) -> None:
+        if chain.superseded():
             return
         self.status.value = f"error: {error}"
         show_error(str(error))
         self.run_finished.emit(None)
 
-    def _on_run_done(self, generation: int, pipeline: Pipeline, n_images: int) -> None:
-        if generation != self._generation:
-            return
-        if self.status.value.startswith("error"):
+    def _on_run_done(self, chain: ChainRun) -> None:
+        if chain.superseded() or self.status.value.startswith("error"):
             return
         # drop the layers of stages no longer in the chain, and of an image no longer run
-        names = set(pipeline.stage_names)
+        names, n_images = set(chain.pipeline.stage_names), len(chain.images)
         for key, layer in list(self.output_layers.items()):
             if key[1] not in names or key[0] >= n_images:
                 del self.output_layers[key]
@@ -449,7 +347,7 @@ class PipelineBuilder(QWidget):
                 if layer in self.viewer.layers:
                     self.viewer.layers.remove(layer)
         seconds = time.perf_counter() - self._started
-        self.status.value = f"{len(pipeline)} stage(s) on {n_images} image(s) in {seconds:.2f} s"
+        self.status.value = f"{len(chain.pipeline)} stage(s) on {n_images} image(s) in {seconds:.2f} s"
         self.run_finished.emit(seconds)
 
     # -- layers, files ------------------------------------------------------------------
@@ -466,76 +364,36 @@ class PipelineBuilder(QWidget):
         for box in (self.image, self.second_image):
             with box.changed.blocked():
                 box.reset_choices()
+        self._push_images()
 
-    def _debounce_blocked(self) -> Any:
-        return _Blocked(self)
-
-    def _on_save_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save pipeline", "pipeline.yaml", "Pipeline (*.yaml *.yml)"
-        )
-        if path:
-            try:
-                self.save(path)
-                self.status.value = f"saved {path}"
-            except PipelineError as error:
-                self.status.value = str(error)
-                show_error(str(error))
-
-    def _on_export_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export pipeline as a Python script", "pipeline_script.py", "Python (*.py)"
-        )
-        if path:
-            try:
-                self.export_script(path)
-                self.status.value = f"exported {path}: python {Path(path).name} INPUT_DIR OUTPUT_DIR"
-            except PipelineError as error:
-                self.status.value = str(error)
-                show_error(str(error))
-
-    def _on_load_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load pipeline", "", "Pipeline (*.yaml *.yml)")
-        if path:
-            try:
-                self.load(path)
-                self.status.value = f"loaded {path}"
-            except PipelineError as error:
-                self.status.value = str(error)
-                show_error(str(error))
-
-
-class _Blocked:
-    """Within: changes do not schedule runs (loading a pipeline changes every field)."""
-
-    def __init__(self, builder: PipelineBuilder):
-        self.builder = builder
-        self.auto = False
-
-    def __enter__(self) -> None:
-        self.auto = self.builder.auto_run.value
-        self.builder.auto_run.value = False
-
-    def __exit__(self, *exc: object) -> None:
-        self.builder.auto_run.value = self.auto
-
-
-def _run_chain(
-    pipeline: Pipeline, images: list[tuple[str, np.ndarray]], cache: StageCache, superseded: Any
-) -> Iterator[tuple[int, str, Any, bool]]:
-    """The worker's generator: (image number, stage, output, reused) for every stage of every image."""
-    for index, (key, image) in enumerate(images):
-        for name, output, reused in cache.run(pipeline, image, key, stop=superseded):
-            yield index, name, output, reused
-        if superseded():
+    def _file_dialog(self, action: str, _clicked: Any = None) -> None:
+        """Ask for a file, then save, export or load it; what happened goes in the status."""
+        title, start, kinds, done = _DIALOGS[action]
+        ask = QFileDialog.getOpenFileName if action == "load" else QFileDialog.getSaveFileName
+        path, _ = ask(self, title, start, kinds)
+        if not path:
             return
+        try:
+            getattr(self, action)(path)
+            self.status.value = done.format(path=path, name=Path(path).name)
+        except PipelineError as error:
+            self.status.value = str(error)
+            show_error(str(error))
 
 
-def _image_key(layer: Layer) -> str:
-    """Identifies a layer's current data for the cache (new data, new key)."""
-    return f"{id(layer)}:{id(layer.data)}"
+#: the file dialog of each file button: title, suggested name, file types, status when done
+_DIALOGS = {
+    "save": ("Save pipeline", "pipeline.yaml", "Pipeline (*.yaml *.yml)", "saved {path}"),
+    "load": ("Load pipeline", "", "Pipeline (*.yaml *.yml)", "loaded {path}"),
+    "export_script": (
+        "Export pipeline as a Python script",
+        "pipeline_script.py",
+        "Python (*.py)",
+        "exported {path}: python {name} INPUT_DIR OUTPUT_DIR",
+    ),
+}
 
 
-def _unwrap(obj: Any) -> Any:
-    """The object behind napari's public-only proxy of a plugin's viewer."""
-    return getattr(obj, "__wrapped__", obj)
+def _stop_runs(session: Any, *_args: Any) -> None:
+    """A closed builder's runs end before their next stage, and nothing of them is shown."""
+    session.supersede()

@@ -1,24 +1,31 @@
-"""One stage in the Pipeline builder: its name, inputs, parameter fields and buttons.
+"""The stages in the Pipeline builder: one panel per stage (name, inputs, parameters, buttons).
 
-The parameter fields are built as in the stage widgets (:func:`param_annotation`), so a
-stage looks the same in both places. The panel knows nothing of the viewer; the builder
-reads :meth:`StagePanel.config` and listens to ``changed``.
+A :class:`StagePanel` shows one :class:`~napari_batch_pipeline.core.draft.StageDraft`:
+:meth:`StagePanel.set_draft` puts a draft's values in the fields, and a person's edits
+come out as signals; the panel knows neither the session nor the viewer. Its parameter
+fields are built as in the stage widgets (:func:`param_annotation`), so a stage looks
+the same in both places. A :class:`StageList` is the view of a session's stages: it
+keeps one panel per stage (across renames and moves), updates their fields when the
+session changes, and writes the edits into the session.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, Widget, create_widget
+from psygnal import Signal
+from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
+from ..core.draft import NONE, StageDraft
 from ..core.pipeline import INPUT
-from ..core.stages import StageSpec
+from ..core.session import TuningSession
+from .session import follow
 from .stage_widgets import param_annotation
 
-__all__ = ["NONE", "StagePanel"]
-
-#: the choice that leaves an optional data argument unconnected
-NONE = "(none)"
+__all__ = ["NONE", "StageList", "StagePanel"]
 
 
 class StagePanel(Container):
@@ -26,14 +33,8 @@ class StagePanel(Container):
 
     Parameters
     ----------
-    spec : StageSpec
-        The stage function.
-    name : str
-        The stage's name in the pipeline (names its output).
-    params, inputs : dict, optional
-        Values to start from (default: the stage's defaults; inputs chosen later).
-    save : bool
-        Whether batches save this stage's output.
+    draft : StageDraft
+        The stage to show first.
 
     Attributes
     ----------
@@ -45,19 +46,19 @@ class StagePanel(Container):
         or ``'(none)'`` when optional).
     save : CheckBox
     up_button, down_button, remove_button : PushButton
+
+    Emits ``renamed(name)``, ``param_edited(param, value)``, ``input_edited(arg, source)``
+    and ``save_edited(save)`` when a person edits a field (not when :meth:`set_draft` does).
     """
 
-    def __init__(
-        self,
-        spec: StageSpec,
-        name: str,
-        params: dict[str, Any] | None = None,
-        inputs: dict[str, str] | None = None,
-        save: bool = False,
-    ):
-        params = params or {}
-        self.spec = spec
-        self.stage_name = LineEdit(value=name, label="name")
+    renamed = Signal(str)
+    param_edited = Signal(str, object)
+    input_edited = Signal(str, str)
+    save_edited = Signal(bool)
+
+    def __init__(self, draft: StageDraft):
+        spec = self.spec = draft.spec
+        self.stage_name = LineEdit(value=draft.name, label="name")
         self.up_button = PushButton(text="▲", tooltip="move up")
         self.down_button = PushButton(text="▼", tooltip="move down")
         self.remove_button = PushButton(text="✕", tooltip="remove this stage")
@@ -70,21 +71,20 @@ class StagePanel(Container):
             labels=False,
         )
         header.margins = (0, 0, 0, 0)
-        self._wanted_inputs = dict(inputs or {})
         self.inputs: dict[str, ComboBox] = {
-            arg: ComboBox(label=f"{arg} from", choices=[INPUT], tooltip=f"{kind} for {arg!r}")
-            for arg, kind in list(spec.data_args.items())[1:]
+            arg: ComboBox(label=f"{arg} from", choices=[INPUT], tooltip=f"{spec.data_args[arg]} for {arg!r}")
+            for arg in draft.extra_args
         }
         self.params: dict[str, Any] = {
             param.name: create_widget(
-                value=params.get(param.name, param.default),
+                value=draft.params.get(param.name, param.default),
                 annotation=param_annotation(param),
                 name=param.name,
                 label=param.name,
             )
             for param in spec.params.values()
         }
-        self.save = CheckBox(value=save, text="save output in batches")
+        self.save = CheckBox(value=draft.save, text="save output in batches")
         if spec.returns == "table":
             self.save.visible = False  # tables are always written
         super().__init__(
@@ -92,60 +92,137 @@ class StagePanel(Container):
             labels=True,
         )
         self.native.setObjectName("stage_panel")
+        self.stage_name.changed.connect(self._on_name)
+        for name, widget in self.params.items():
+            widget.changed.connect(partial(self._on_param, name))
+        for arg, box in self.inputs.items():
+            box.changed.connect(partial(self._on_input, arg))
+        self.save.changed.connect(self._on_save)
 
     @property
     def stage(self) -> str:
         """The stage's name, as typed."""
         return str(self.stage_name.value).strip()
 
-    def config(self) -> dict[str, Any]:
-        """The stage as a mapping of a pipeline file."""
-        return {
-            "name": self.stage,
-            "function": self.spec.name,
-            "params": {key: _plain(widget.value) for key, widget in self.params.items()},
-            "inputs": {arg: box.value for arg, box in self.inputs.items() if box.value != NONE},
-            "save": bool(self.save.value) and self.spec.returns != "table",
-        }
-
-    def set_sources(self, earlier: list[tuple[str, str]]) -> None:
-        """Offer ``input`` and the earlier stages as sources of the extra data arguments.
+    def set_draft(self, draft: StageDraft, sources: Mapping[str, Sequence[str]]) -> None:
+        """Put the values of ``draft`` in the fields (only those that differ).
 
         Parameters
         ----------
-        earlier : list of (stage name, output kind)
-            The stages before this one; tables are never offered.
+        draft : StageDraft
+        sources : dict of str to list of str
+            The sources each extra data argument may choose from.
         """
+        if self.stage != draft.name:
+            _quietly(self.stage_name, draft.name)
+        for name, widget in self.params.items():
+            if name in draft.params and _plain(widget.value) != draft.params[name]:
+                _quietly(widget, draft.params[name])
         for arg, box in self.inputs.items():
-            kind = self.spec.data_args[arg]
-            names = [name for name, returns in earlier if returns != "table"]
-            choices = ([NONE] if arg in self.spec.optional_data else []) + [INPUT, *names]
-            wanted = self._wanted_inputs.get(arg, box.value if box.value in choices else None)
-            if wanted not in choices:
-                wanted = _default_source(arg, kind, earlier, arg in self.spec.optional_data)
+            value = draft.inputs.get(arg, NONE)
+            choices = list(sources.get(arg, ()))
+            if value not in choices:
+                choices.append(value)
             with box.changed.blocked():
-                box.choices = choices
-                box.value = wanted
-        self._wanted_inputs = {}
+                if list(box.choices) != choices:
+                    box.choices = choices
+                box.value = value
+        if bool(self.save.value) != draft.save:
+            _quietly(self.save, draft.save)
+
+    def _on_name(self, _value: Any = None) -> None:
+        self.renamed.emit(self.stage)
+
+    def _on_param(self, name: str, value: Any) -> None:
+        self.param_edited.emit(name, value)
+
+    def _on_input(self, arg: str, source: Any) -> None:
+        if source is not None:
+            self.input_edited.emit(arg, str(source))
+
+    def _on_save(self, value: Any) -> None:
+        self.save_edited.emit(bool(value))
 
 
-def _default_source(arg: str, kind: str, earlier: list[tuple[str, str]], optional: bool) -> str:
-    """Where an extra data argument is fed from until the user says otherwise.
+class StageList(QScrollArea):
+    """The stages of a session, one :class:`StagePanel` each, in order, in a scroll area.
 
-    An image comes from ``input`` (measure intensities on the raw image); required
-    labels from the latest stage giving labels or a mask; optional labels from nothing.
+    Parameters
+    ----------
+    session : TuningSession
+
+    Attributes
+    ----------
+    panels : list of StagePanel
+        In the order of the session's stages.
     """
-    if kind == "image":
-        return INPUT
-    if optional:
-        return NONE
-    for name, returns in reversed(earlier):
-        if returns in ("mask", "labels"):
-            return name
-    return INPUT
+
+    def __init__(self, session: TuningSession):
+        super().__init__()
+        self.session = session
+        self.panels: list[StagePanel] = []
+        self._panel_of: dict[int, StagePanel] = {}  # by StageDraft.uid
+        content = QWidget()
+        self._layout = QVBoxLayout(content)
+        self._layout.addStretch(1)
+        self.setWidgetResizable(True)
+        self.setWidget(content)
+        follow(self, session, {"stages_changed": "_on_stages_changed", "stage_changed": "_show_stage"})
+        self._on_stages_changed()
+
+    def panel_of(self, draft: StageDraft) -> StagePanel:
+        """The panel of a stage of the session."""
+        return self._panel_of[draft.uid]
+
+    def _on_stages_changed(self) -> None:
+        """One panel per draft, in order: kept across renames and moves, made for new ones."""
+        drafts = self.session.stages
+        old = self._panel_of
+        self._panel_of = {d.uid: old.pop(d.uid) if d.uid in old else self._new_panel(d) for d in drafts}
+        for panel in old.values():  # removed stages
+            self._layout.removeWidget(panel.native)
+            panel.native.setParent(None)
+        panels = list(self._panel_of.values())
+        if panels != self.panels:
+            for panel in panels:
+                self._layout.removeWidget(panel.native)
+            for index, panel in enumerate(panels):
+                self._layout.insertWidget(index, panel.native)
+            self.panels = panels
+        for index in range(len(drafts)):
+            self._show_stage(index)
+
+    def _show_stage(self, index: int) -> None:
+        draft = self.session.stages[index]
+        sources = {arg: self.session.sources(index, arg) for arg in draft.extra_args}
+        self.panels[index].set_draft(draft, sources)
+
+    def _new_panel(self, draft: StageDraft) -> StagePanel:
+        panel = StagePanel(draft)
+        panel.up_button.changed.connect(partial(self._edit, panel, "move_stage", -1))
+        panel.down_button.changed.connect(partial(self._edit, panel, "move_stage", 1))
+        panel.remove_button.changed.connect(partial(self._edit, panel, "remove_stage"))
+        panel.renamed.connect(partial(self._edit, panel, "rename_stage"))
+        panel.param_edited.connect(partial(self._edit, panel, "set_param"))
+        panel.input_edited.connect(partial(self._edit, panel, "set_input"))
+        panel.save_edited.connect(partial(self._edit, panel, "set_save"))
+        return panel
+
+    def _edit(self, panel: StagePanel, method: str, *args: Any) -> None:
+        """A person's edit of ``panel``: ``session.<method>(index of the panel, *args)``."""
+        if method == "move_stage":
+            args = args[:1]  # the offset, not the button's value
+        elif method == "remove_stage":
+            args = ()
+        getattr(self.session, method)(self.panels.index(panel), *args)
+
+
+def _quietly(widget: Any, value: Any) -> None:
+    with widget.changed.blocked():
+        widget.value = value
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
+    if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value

@@ -1,14 +1,14 @@
 """The *Parameter sweep* panel of the Pipeline builder: which value of a parameter works best?
 
-Bound to a :class:`~napari_batch_pipeline._widgets.builder.PipelineBuilder`, it sweeps one
-parameter of the builder's pipeline (a second one makes a grid) on the builder's image:
-start, stop and step for a number, a list (``otsu, li``) for anything else. Run computes
-every value in a thread worker (:func:`~napari_batch_pipeline.core.sweep.sweep_one_image`),
-cancellable, with a progress bar. The outputs of one stage become ONE stacked layer whose
-slider is the swept parameter (its axis labelled with the parameter's name); the value
-under the slider is shown beside a plot of a summary measurement (object count, mean area
-...) against the value. Apply writes the chosen value into the builder's parameter field,
-which re-runs the builder as any change does.
+A view of a viewer's :class:`~napari_batch_pipeline.core.session.TuningSession`, as the
+builder is: it sweeps one parameter of the session's pipeline (a second one makes a
+grid, :class:`.sweep_row.ParameterRow`) on the session's image, in a thread worker,
+cancellable, with a progress bar, and makes the result the session's sweep. The
+session's sweep is shown as ONE stacked layer of one stage's outputs whose slider is
+the swept parameter (its axis labelled with the parameter's name); the value under the
+slider is shown beside a plot of a summary measurement (object count, mean area ...)
+against the value. Apply writes the chosen value into the session, so the builder's
+field shows it and the chain re-runs as after any change.
 
 From Python::
 
@@ -25,19 +25,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSpinBox,
-    Label,
-    LineEdit,
-    ProgressBar,
-    PushButton,
-)
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels, Layer
@@ -47,142 +38,24 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.errors import PipelineError
-from ..core.pipeline import Pipeline
 from ..core.plan import param_label
-from ..core.sweep import (
-    ImageSweep,
-    default_range,
-    default_values_text,
-    is_numeric,
-    is_sweepable,
-    output_stage,
-    parse_values,
-    plot_sweep,
-    sweep_values,
-)
-
-if TYPE_CHECKING:
-    from .builder import PipelineBuilder
+from ..core.session import TuningImage, TuningSession
+from ..core.sweep import ImageSweep, output_stage, plot_sweep
+from .session import follow
+from .sweep_row import ParameterRow
 
 __all__ = ["ParameterRow", "SweepPanel"]
 
 
-class ParameterRow(Container):
-    """One swept parameter: its stage and name, and its values.
-
-    Attributes
-    ----------
-    stage, param : ComboBox
-        The stages of the pipeline with a parameter that takes single values, and those
-        parameters of the chosen stage.
-    start, stop, step : FloatSpinBox
-        The values of a numeric parameter (stop included).
-    values_text : LineEdit
-        The values of any other parameter, separated by commas.
-    """
-
-    def __init__(self, label: str):
-        self._pipeline: Pipeline | None = None
-        self.stage = ComboBox(label=label, choices=[])
-        self.param = ComboBox(label="parameter", choices=[])
-        self.start, self.stop, self.step = (
-            FloatSpinBox(label=name, min=-1e6, max=1e6, step=0.1) for name in ("start", "stop", "step")
-        )
-        self.range = Container(widgets=[self.start, self.stop, self.step], layout="horizontal")
-        self.range.margins = (0, 0, 0, 0)
-        self.values_text = LineEdit(label="values", tooltip="values separated by commas: 1, 2, 3 or otsu, li")
-        super().__init__(widgets=[self.stage, self.param, self.range, self.values_text])
-        self.margins = (0, 0, 0, 0)
-        self.stage.changed.connect(self._on_stage_changed)
-        self.param.changed.connect(self._on_param_changed)
-
-    @property
-    def key(self) -> str:
-        """``'stage.param'``."""
-        return f"{self.stage.value}.{self.param.value}"
-
-    def set_pipeline(self, pipeline: Pipeline) -> None:
-        """Offer the stages and parameters of ``pipeline``, keeping the choice where it remains."""
-        self._pipeline = pipeline
-        names = [s.name for s in pipeline.stages if any(map(is_sweepable, s.spec.params.values()))]
-        before = self.stage.value
-        with self.stage.changed.blocked():
-            self.stage.choices = names
-            if before in names:
-                self.stage.value = before
-        self._on_stage_changed(keep=True)
-
-    def values(self) -> list[Any]:
-        """The values to sweep, as typed.
-
-        Raises
-        ------
-        PipelineError
-            If no parameter is chosen, or the values cannot be read.
-        """
-        spec = self._param_spec()
-        if spec is None:
-            raise PipelineError("choose a stage and a parameter to sweep")
-        if not is_numeric(spec):
-            return parse_values(self.values_text.value)
-        start, stop, step = (float(w.value) for w in (self.start, self.stop, self.step))
-        if spec.annotation is int and all(v.is_integer() for v in (start, stop, step)):
-            return sweep_values(int(start), int(stop), int(step))
-        return sweep_values(start, stop, step)
-
-    def _param_spec(self) -> Any:
-        if self._pipeline is None or self.stage.value is None or self.param.value is None:
-            return None
-        return self._pipeline[self.stage.value].spec.params.get(self.param.value)
-
-    def _on_stage_changed(self, _value: Any = None, *, keep: bool = False) -> None:
-        if self._pipeline is None or self.stage.value is None:
-            with self.param.changed.blocked():
-                self.param.choices = []
-            return
-        spec = self._pipeline[self.stage.value].spec
-        names = [name for name, param in spec.params.items() if is_sweepable(param)]
-        before = self.param.value
-        with self.param.changed.blocked():
-            self.param.choices = names
-            if before in names:
-                self.param.value = before
-        if not (keep and before == self.param.value):
-            self._on_param_changed()
-        else:
-            self._show_fields()
-
-    def _on_param_changed(self, _value: Any = None) -> None:
-        """Offer values around the parameter's current value in the pipeline."""
-        spec = self._param_spec()
-        if spec is None or self._pipeline is None:
-            return
-        current = self._pipeline[self.stage.value].params.get(spec.name, spec.default)
-        if is_numeric(spec):
-            start, stop, step = default_range(spec, current)
-            whole = spec.annotation is int
-            for widget, value in ((self.start, start), (self.stop, stop), (self.step, step)):
-                widget.native.setDecimals(0 if whole else 4)
-                widget.step = 1 if whole else 0.1
-                widget.value = value
-        else:
-            self.values_text.value = default_values_text(spec, current)
-        self._show_fields()
-
-    def _show_fields(self) -> None:
-        spec = self._param_spec()
-        numeric = spec is not None and is_numeric(spec)
-        self.range.visible = numeric
-        self.values_text.visible = spec is not None and not numeric
-
-
 class SweepPanel(QWidget):
-    """Sweep parameters of a builder's pipeline on its image; show, plot and apply a value.
+    """Sweep parameters of a session's pipeline on its image; show, plot and apply a value.
 
     Parameters
     ----------
-    builder : PipelineBuilder
-        The pipeline and image come from it at each Run; Apply writes into its fields.
+    session : TuningSession
+        The pipeline and image come from it at each Run; Apply writes into it.
+    napari_viewer : napari.Viewer
+        Where the stacked layer goes, and whose sliders choose a value.
 
     Attributes
     ----------
@@ -194,7 +67,7 @@ class SweepPanel(QWidget):
     measurement : ComboBox
         The summary value plotted.
     result : ImageSweep or None
-        The latest complete sweep.
+        The session's sweep: the latest complete one.
     layer : Layer or None
         Its stacked layer.
     figure, axes, canvas
@@ -207,10 +80,10 @@ class SweepPanel(QWidget):
 
     sweep_finished = Signal(object)
 
-    def __init__(self, builder: PipelineBuilder):
+    def __init__(self, session: TuningSession, napari_viewer: Any):
         super().__init__()
-        self.builder = builder
-        self.viewer = builder.viewer
+        self.session = session
+        self.viewer = napari_viewer
         self.first = ParameterRow("sweep")
         self.use_second = CheckBox(value=False, text="and a second parameter (a grid)")
         self.second = ParameterRow("by")
@@ -245,7 +118,6 @@ class SweepPanel(QWidget):
         layout.addWidget(self.canvas, stretch=1)
         layout.addWidget(below.native)
 
-        self.result: ImageSweep | None = None
         self.layer: Layer | None = None
         self.worker: GeneratorWorker | None = None
         self._cancel = threading.Event()
@@ -256,15 +128,23 @@ class SweepPanel(QWidget):
         self.measurement.changed.connect(self._on_dims_changed)
         self.apply_button.changed.connect(self._apply_quietly)
         self.viewer.dims.events.current_step.connect(self._on_dims_changed)
-        builder.run_finished.connect(self.refresh)
+        follow(
+            self,
+            session,
+            {"stages_changed": "refresh", "stage_changed": "refresh", "sweep_changed": "_on_sweep_changed"},
+        )
         self.refresh()
+
+    @property
+    def result(self) -> ImageSweep | None:
+        return self.session.sweep
 
     # -- the sweep ----------------------------------------------------------------------
 
-    def refresh(self, _seconds: Any = None) -> None:
-        """Offer the stages of the builder's current pipeline (keeping choices that remain)."""
+    def refresh(self, _index: Any = None) -> None:
+        """Offer the stages of the session's current pipeline (keeping choices that remain)."""
         try:
-            pipeline = self.builder.pipeline()
+            pipeline = self.session.pipeline()
         except PipelineError as error:
             self.status.value = str(error)
             return
@@ -292,7 +172,7 @@ class SweepPanel(QWidget):
         return sweep
 
     def run(self) -> GeneratorWorker:
-        """Run the sweep on the builder's image in a thread worker; return the worker.
+        """Run the sweep on the session's image in a thread worker; return the worker.
 
         A sweep still running is cancelled first.
 
@@ -301,21 +181,19 @@ class SweepPanel(QWidget):
         PipelineError
             If the pipeline, the sweep or the image is unusable (nothing has started then).
         """
-        pipeline = self.builder.pipeline()
-        layer = self.builder.image.value
-        if layer is None:
-            raise PipelineError("choose an image layer in the builder")
-        result = ImageSweep(pipeline, self.sweep(), self.output.value or None)
+        result = self.session.new_sweep(self.sweep(), self.output.value or None)
+        image = self.session.image
+        assert image is not None  # new_sweep checks
         self.cancel()
         cancel = self._cancel = threading.Event()
-        worker = create_worker(_sweep, result, np.asarray(layer.data), cancel, _ignore_errors=True)
+        worker = create_worker(_sweep, result, image.data, cancel, _ignore_errors=True)
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(partial(self._on_done, worker, layer))
+        worker.returned.connect(partial(self._on_done, worker, image))
         worker.errored.connect(partial(self._on_error, worker))
         self.worker = worker
         self.progress.max = len(result)
         self.progress.value = 0
-        self.status.value = f"sweeping {len(result)} parameter set(s) on {layer.name}..."
+        self.status.value = f"sweeping {len(result)} parameter set(s) on {image.name}..."
         self._set_running(True)
         worker.start()
         return worker
@@ -345,25 +223,33 @@ class SweepPanel(QWidget):
         show_error(str(error))
         self.sweep_finished.emit(None)
 
-    def _on_done(self, worker: GeneratorWorker, source: Layer, result: ImageSweep) -> None:
+    def _on_done(self, worker: GeneratorWorker, image: TuningImage, result: ImageSweep) -> None:
         if worker is not self.worker:
             return  # a superseded sweep
         self._set_running(False)
         if not result.complete:
             self.status.value = f"cancelled after {len(result.points)} of {len(result)} parameter set(s)"
-            self.sweep_finished.emit(result)
+        else:
+            self.session.set_sweep(result, image)  # shown by _on_sweep_changed
+        self.sweep_finished.emit(result)
+
+    def _on_sweep_changed(self, result: ImageSweep | None) -> None:
+        """Show the session's sweep: its stacked layer, its measurements, Apply."""
+        if self.layer is not None and self.layer in self.viewer.layers:
+            self.viewer.layers.remove(self.layer)
+        self.layer = None
+        self.apply_button.enabled = result is not None
+        image = self.session.sweep_image
+        if result is None or image is None:
             return
-        self.result = result
-        self._show_layer(result, source)
+        self._show_layer(result, image)
         with self.measurement.changed.blocked():
             before = self.measurement.value
             self.measurement.choices = result.measurements
             if before in result.measurements:
                 self.measurement.value = before
-        self.apply_button.enabled = True
         self.status.value = f"{len(result)} parameter set(s): move the slider of {self.layer_name(result)}"
         self._on_dims_changed()
-        self.sweep_finished.emit(result)
 
     # -- the stacked layer --------------------------------------------------------------
 
@@ -371,7 +257,7 @@ class SweepPanel(QWidget):
     def layer_name(result: ImageSweep) -> str:
         return f"sweep {' x '.join(result.parameters)}: {result.stage}"
 
-    def _show_layer(self, result: ImageSweep, source: Layer) -> None:
+    def _show_layer(self, result: ImageSweep, source: TuningImage) -> None:
         data = result.stack()
         if data.dtype == bool:
             data = data.astype(np.uint8)
@@ -385,11 +271,9 @@ class SweepPanel(QWidget):
                 "sweep": {"parameters": result.parameters, "values": result.values, "stage": result.stage}
             },
         }
-        if self.layer is not None and self.layer in self.viewer.layers:
-            self.viewer.layers.remove(self.layer)
         layer_type: type[Layer] = Image if result.kind == "image" else Labels
         self.layer = self.viewer.add_layer(layer_type(data, **kwargs))
-        # start at the builder's current value where it was swept
+        # start at the pipeline's value where it was swept
         axes = self._axes()
         for axis, key in zip(axes, result.parameters, strict=True):
             stage, _, param = key.partition(".")
@@ -443,7 +327,7 @@ class SweepPanel(QWidget):
         self.canvas.draw_idle()
 
     def apply(self) -> dict[str, Any]:
-        """Write the selected parameter set into the builder's fields (which re-runs it).
+        """Write the selected parameter set into the session (the builder shows it and re-runs).
 
         Returns
         -------
@@ -453,15 +337,10 @@ class SweepPanel(QWidget):
         Raises
         ------
         PipelineError
-            If there is no sweep, or the builder no longer has the parameter.
+            If there is no sweep, or the pipeline no longer has the parameter.
         """
         params = self.selected_params()
-        for key, value in params.items():
-            stage, _, param = key.partition(".")
-            panel = next((p for p in self.builder.panels if p.stage == stage), None)
-            if panel is None or param not in panel.params:
-                raise PipelineError(f"the builder has no parameter {key} any more; run the sweep again")
-            panel.params[param].value = value
+        self.session.apply(params)
         self.status.value = f"applied {param_label(params)}"
         return params
 
@@ -472,10 +351,8 @@ class SweepPanel(QWidget):
             self.status.value = str(error)
 
 
-def _sweep(
-    result: ImageSweep, image: np.ndarray, cancel: threading.Event
-) -> Generator[int, None, ImageSweep]:
+def _sweep(result: ImageSweep, image: Any, cancel: threading.Event) -> Generator[int, None, ImageSweep]:
     """The worker's generator: the number of parameter sets done, after each; returns ``result``."""
-    for done, _point in enumerate(result.run(image, cancel.is_set), start=1):
+    for done, _point in enumerate(result.run(np.asarray(image), cancel.is_set), start=1):
         yield done
     return result

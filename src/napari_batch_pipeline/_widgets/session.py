@@ -1,0 +1,72 @@
+"""One tuning session per viewer: what the builder, the sweep panel and the batch widget share.
+
+Widgets never look for each other; each asks ``session_for(viewer)`` and views the
+:class:`~napari_batch_pipeline.core.session.TuningSession` it gets, following its
+signals with :func:`follow` and handing it image layers as :func:`tuning_image`. The
+session lives as long as its viewer (it holds no reference to the viewer, nor to its
+views).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from qtpy.QtCore import QObject
+
+from ..core.session import TuningImage, TuningSession
+
+__all__ = ["follow", "session_for", "tuning_image"]
+
+_SESSIONS: weakref.WeakKeyDictionary[Any, TuningSession] = weakref.WeakKeyDictionary()
+
+
+def session_for(viewer: Any) -> TuningSession:
+    """The tuning session of ``viewer``, made on first use.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Or the public-only proxy napari hands to plugin widgets: both give the same session.
+    """
+    viewer = getattr(viewer, "__wrapped__", viewer)
+    session = _SESSIONS.get(viewer)
+    if session is None:
+        session = _SESSIONS[viewer] = TuningSession()
+    return session
+
+
+def tuning_image(layer: Any) -> TuningImage:
+    """An image layer as the session sees it: its data under a key that changes with the data."""
+    return TuningImage(
+        f"{id(layer)}:{id(layer.data)}",
+        layer.data,
+        name=layer.name,
+        scale=tuple(layer.scale),
+        translate=tuple(layer.translate),
+    )
+
+
+def follow(view: QObject, session: TuningSession, handlers: Mapping[str, str]) -> None:
+    """Connect signals of ``session`` to methods of ``view``, until ``view`` is destroyed.
+
+    Parameters
+    ----------
+    view : QObject
+        The widget; the session holds it weakly, and forgets it when Qt destroys it.
+    session : TuningSession
+    handlers : dict of str to str
+        Signal names of the session mapped to method names of ``view``.
+    """
+    for signal, method in handlers.items():
+        getattr(session, signal).connect(getattr(view, method))
+    view.destroyed.connect(partial(_forget, session, weakref.ref(view), dict(handlers)))
+
+
+def _forget(session: TuningSession, view: weakref.ref, handlers: dict[str, str], *_args: Any) -> None:
+    target = view()
+    if target is not None:
+        for signal, method in handlers.items():
+            getattr(session, signal).disconnect(getattr(target, method), missing_ok=True)
