@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,39 +41,22 @@ from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
-from qtpy.QtCore import QTimer, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from .._reader import run_layer_data
-from ..core.batch import STRATEGIES, BatchRun, Report
+from ..core.batch import BatchRun
 from ..core.errors import PipelineError
 from ..core.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
-from ..core.executors import EXECUTORS
+from ..core.options import EXECUTORS, STRATEGIES
 from ..core.pipeline import Pipeline
 from ..core.plan import Estimate, parse_sweep
-from ..core.results import RunResults, task_outputs
-from ..core.sources import read_image
+from ..core.report import Report
 from .results import ResultsView
+from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
 from .session import session_for
 from .task_table import TaskTable
 
 __all__ = ["BatchWidget"]
-
-#: most layers added per stage when a run's outputs differ in shape (no single stack)
-MAX_SEPARATE_LAYERS = 20
-
-
-@dataclass
-class _Loaded:
-    """Yielded by the worker after the run: layers of its saved outputs, not yet in the viewer.
-
-    The layers are built in the worker thread (a layer is a model; building one reads
-    a TIFF header or two and, the first time, sets napari's units up), so the main
-    thread only adds them.
-    """
-
-    layers: list[Layer]
-    problem: str = ""
 
 
 class BatchWidget(QWidget):
@@ -179,13 +160,12 @@ class BatchWidget(QWidget):
         self.batch: BatchRun | None = None
         self.report: Report | None = None
         self.failures: list[tuple[str, str]] = []
-        self.result_layers: list[Layer] = []
+        self.layer_queue = LayerQueue(self.viewer, self._end_if_done)
         self.row_layers: list[Layer] = []
         self._progress: progress | None = None
         self._steps, self._stepped_at = 0, 0.0  # progress not yet shown, and when it last was
-        self._pending_layers: list[Layer] = []
         # a run is over when its worker has finished and its result layers are all added
-        self._active = self._worker_finished = self._loading = False
+        self._active = self._worker_finished = False
 
     # -- what to run --------------------------------------------------------------------
 
@@ -259,12 +239,12 @@ class BatchWidget(QWidget):
         self.progress_bar.max, self.progress_bar.value = max(1, len(batch.tasks)), 0
         self._progress = progress(total=len(batch.tasks), desc="Batch processing")
         self._steps, self._stepped_at = 0, time.monotonic()
-        worker = create_worker(_run, batch, _ignore_errors=True)
+        worker = create_worker(events_then_layers, batch, _ignore_errors=True)
         worker.yielded.connect(self._on_event)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker, self._active = worker, True
-        self._worker_finished = self._loading = False
+        self._worker_finished = False
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         worker.start()
@@ -309,7 +289,7 @@ class BatchWidget(QWidget):
         self.status.value = f"error: {error}"
         show_error(str(error))
 
-    def _on_event(self, event: Event | _Loaded) -> None:
+    def _on_event(self, event: Event | LoadedLayers) -> None:
         if isinstance(event, RunStarted):
             self.progress_bar.value = event.skipped
             self._advance(event.skipped)
@@ -325,14 +305,14 @@ class BatchWidget(QWidget):
             self.progress_bar.value = event.done + event.failed
             self._advance(1)
             if event.status == "failed":
-                self.failures.append((event.image, str(event.record.get("error", ""))))
+                self.failures.append((event.image, event.error))
         elif isinstance(event, StageProgress):
             self.status.value = f"stage {event.stage}: {event.done} of {event.total}"
         elif isinstance(event, RunFinished):
             self.report = event.report
             self.status.value = _summary(event.report, self.failures)
-        elif isinstance(event, _Loaded):
-            self._show_results(event.layers)
+        elif isinstance(event, LoadedLayers):
+            self.layer_queue.show(event.layers)
             if event.problem:
                 show_info(event.problem)
             return
@@ -357,7 +337,7 @@ class BatchWidget(QWidget):
 
     def _end_if_done(self) -> None:
         """Once the worker has finished and the result layers are in: the run is over."""
-        if not self._active or not self._worker_finished or self._loading:
+        if not self._active or not self._worker_finished or self.layer_queue.loading:
             return
         self.run_button.enabled = True
         self._active = False
@@ -384,53 +364,11 @@ class BatchWidget(QWidget):
         for layer in self.row_layers:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
-        name = f"{image} [{label}]" if label else image
-        metadata = {"image": image, "parameters": label, "run_folder": str(self.batch.folder.path)}
-        layers: list[Layer] = []
-        source = self.batch.input_dir / image
-        if source.is_file():
-            try:
-                layers.append(self.viewer.add_image(read_image(source), name=name, metadata=metadata))
-            except Exception as error:  # an input that failed its task may be unreadable
-                show_info(f"cannot show {image}: {error}")
-        outputs = task_outputs(self.batch.folder.path, self.batch.pipeline, image, label)
-        for stage, path in outputs.items():
-            data = read_image(path)
-            layer_name = f"{name} {stage}"
-            if self.batch.pipeline[stage].returns in ("mask", "labels"):
-                layers.append(self.viewer.add_labels(data, name=layer_name, metadata=metadata))
-            else:
-                layers.append(self.viewer.add_image(data, name=layer_name, metadata=metadata))
-        self.row_layers = layers
-        return layers
-
-    # -- results as layers --------------------------------------------------------------
-
-    def _show_results(self, layers: list[Layer]) -> None:
-        """Replace the layers of the previous run (and any of the same names) with ``layers``.
-
-        One layer per turn of the event loop: adding a layer builds its visuals and
-        controls, which is the slowest thing the main thread does here.
-        """
-        for layer in self.result_layers:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        self.result_layers = []
-        self._pending_layers = list(layers)
-        self._loading = True
-        self._add_next_layer()
-
-    def _add_next_layer(self) -> None:
-        if not self._pending_layers:
-            self._loading = False
-            self._end_if_done()
-            return
-        layer = self._pending_layers.pop(0)
-        if layer.name in self.viewer.layers:
-            self.viewer.layers.remove(layer.name)
-        self.viewer.add_layer(layer)
-        self.result_layers.append(layer)
-        QTimer.singleShot(0, self._add_next_layer)
+        batch = self.batch
+        self.row_layers = task_layers(
+            self.viewer, batch.folder.path, batch.input_dir, batch.pipeline, image, label
+        )
+        return self.row_layers
 
     def show_tables(self) -> ResultsView | None:
         """Open (or refresh) the Batch results view of the last run: tables and plots."""
@@ -451,19 +389,6 @@ class BatchWidget(QWidget):
     def closeEvent(self, event: Any) -> None:
         self.cancel()
         super().closeEvent(event)
-
-
-def _run(batch: BatchRun) -> Iterator[Event | _Loaded]:
-    """The worker's generator: the engine's events, then the results' layer data."""
-    yield from batch.events()
-    try:
-        results = RunResults(batch.folder.path)
-        data = run_layer_data(results, max_separate=MAX_SEPARATE_LAYERS)
-        layers = [Layer.create(*layer_data) for layer_data in data]
-    except (PipelineError, OSError, ValueError) as error:
-        yield _Loaded([], f"results not loaded: {error}")
-        return
-    yield _Loaded(layers)
 
 
 def _summary(report: Report, failures: list[tuple[str, str]]) -> str:

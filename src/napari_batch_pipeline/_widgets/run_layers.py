@@ -1,0 +1,122 @@
+"""A batch run's results as napari layers: built off the main thread, added without a stall.
+
+The batch widget's worker yields the engine's events, then :class:`LoadedLayers`: the
+saved outputs of the run as lazy layers, built in the worker thread (a layer is a model;
+building one reads a TIFF header or two). :class:`LayerQueue` then adds them to the
+viewer one per turn of the event loop, since adding a layer builds its visuals and
+controls, the slowest thing the main thread does here. :func:`task_layers` shows one
+task: its input and its saved outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari.layers import Layer
+from napari.utils.notifications import show_info
+from napari.viewer import Viewer
+from qtpy.QtCore import QTimer
+
+from .._reader import run_layer_data
+from ..core.batch import BatchRun
+from ..core.errors import PipelineError
+from ..core.events import Event
+from ..core.pipeline import Pipeline
+from ..core.run_folder.reader import RunResults, task_outputs
+from ..core.sources import read_image
+
+__all__ = ["MAX_SEPARATE_LAYERS", "LayerQueue", "LoadedLayers", "events_then_layers", "task_layers"]
+
+#: most layers added per stage when a run's outputs differ in shape (no single stack)
+MAX_SEPARATE_LAYERS = 20
+
+
+@dataclass
+class LoadedLayers:
+    """Yielded by the worker after the run: layers of its saved outputs, not yet in the viewer."""
+
+    layers: list[Layer]
+    problem: str = ""
+
+
+def events_then_layers(batch: BatchRun) -> Iterator[Event | LoadedLayers]:
+    """The worker's generator: the engine's events, then the results' layers."""
+    yield from batch.events()
+    try:
+        results = RunResults(batch.folder.path)
+        data = run_layer_data(results, max_separate=MAX_SEPARATE_LAYERS)
+        layers = [Layer.create(*layer_data) for layer_data in data]
+    except (PipelineError, OSError, ValueError) as error:
+        yield LoadedLayers([], f"results not loaded: {error}")
+        return
+    yield LoadedLayers(layers)
+
+
+class LayerQueue:
+    """Adds layers to a viewer one per turn of the event loop, replacing the previous ones.
+
+    Attributes
+    ----------
+    layers : list of Layer
+        The layers added by the latest :meth:`show` so far.
+    loading : bool
+        True until every layer of the latest :meth:`show` is in the viewer.
+    """
+
+    def __init__(self, viewer: Viewer, on_done: Callable[[], None]):
+        self.viewer = viewer
+        self.on_done = on_done
+        self.layers: list[Layer] = []
+        self.loading = False
+        self._pending: list[Layer] = []
+
+    def show(self, layers: list[Layer]) -> None:
+        """Remove the previous layers (and any of the same names); add ``layers``, then call ``on_done``."""
+        for layer in self.layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.layers = []
+        self._pending = list(layers)
+        self.loading = True
+        self._add_next()
+
+    def _add_next(self) -> None:
+        if not self._pending:
+            self.loading = False
+            self.on_done()
+            return
+        layer = self._pending.pop(0)
+        if layer.name in self.viewer.layers:
+            self.viewer.layers.remove(layer.name)
+        self.viewer.add_layer(layer)
+        self.layers.append(layer)
+        QTimer.singleShot(0, self._add_next)
+
+
+def task_layers(
+    viewer: Viewer, run_folder: Path, input_dir: Path, pipeline: Pipeline, image: str, label: str
+) -> list[Layer]:
+    """Add one task's input image and saved outputs to ``viewer``; return the layers.
+
+    They are named ``"<image> [<parameter set>]"`` and ``"... <stage>"``, with the
+    parameter set in their metadata.
+    """
+    name = f"{image} [{label}]" if label else image
+    metadata = {"image": image, "parameters": label, "run_folder": str(run_folder)}
+    layers: list[Layer] = []
+    source = input_dir / image
+    if source.is_file():
+        try:
+            layers.append(viewer.add_image(read_image(source), name=name, metadata=metadata))
+        except Exception as error:  # an input that failed its task may be unreadable
+            show_info(f"cannot show {image}: {error}")
+    for stage, path in task_outputs(run_folder, pipeline, image, label).items():
+        data = read_image(path)
+        layer_name = f"{name} {stage}"
+        if pipeline[stage].returns in ("mask", "labels"):
+            layers.append(viewer.add_labels(data, name=layer_name, metadata=metadata))
+        else:
+            layers.append(viewer.add_image(data, name=layer_name, metadata=metadata))
+    return layers
