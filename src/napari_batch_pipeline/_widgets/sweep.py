@@ -38,7 +38,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.errors import PipelineError
-from ..core.plan import param_label
+from ..core.run_folder.layout import param_label
 from ..core.session import TuningImage, TuningSession
 from ..core.sweep import ImageSweep, output_stage, plot_sweep
 from .session import follow
