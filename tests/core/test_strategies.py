@@ -11,7 +11,13 @@ from napari_batch_pipeline.core.events import StageProgress
 from napari_batch_pipeline.core.executors import Executor
 from napari_batch_pipeline.core.pipeline import Pipeline
 from napari_batch_pipeline.core.run_folder.records import TaskRecord
-from napari_batch_pipeline.core.strategies import STRATEGY_CLASSES, Horizontal, Vertical, make_strategy
+from napari_batch_pipeline.core.strategies import (
+    STRATEGY_CLASSES,
+    Horizontal,
+    Strategy,
+    Vertical,
+    make_strategy,
+)
 
 
 def _jobs(pipeline: Pipeline, images: Path, out: Path) -> tuple[BatchRun, list]:
@@ -72,3 +78,11 @@ def test_a_failing_stage_fails_its_task_alone_in_both(
         failed = [r for r in records if not r.done]
         assert [r.image for r in failed] == ["img1.tif"], name
         assert failed[0].traceback and "img1.tif" in failed[0].error
+
+
+def test_a_strategy_must_say_how_it_runs() -> None:
+    class Incomplete(Strategy):  # no run()
+        name = "incomplete"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()

@@ -13,6 +13,7 @@ first one runs here, measured, so that the estimate and the first result come at
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ class Started:
     results: Iterator[Item] | None = None
 
 
-class Strategy:
+class Strategy(ABC):
     """How the tasks of a batch are walked; see the module docstring."""
 
     name = ""
@@ -50,9 +51,9 @@ class Strategy:
         """Begin the batch; by default nothing runs until :meth:`run`."""
         return Started(remaining=list(jobs))
 
+    @abstractmethod
     def run(self, pipeline: Pipeline, jobs: Sequence[TaskJob], executor: Executor) -> Iterator[Item]:
-        """Run ``jobs`` on ``executor``; yield each finished task's record."""
-        raise NotImplementedError
+        """Run ``jobs`` on ``executor``; yield each finished task's record (and progress)."""
 
 
 class Vertical(Strategy):
