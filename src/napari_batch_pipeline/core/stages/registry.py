@@ -1,8 +1,11 @@
 """What a stage is: a plain function with napari type annotations, described by a StageSpec.
 
 Data arguments are recognised by their napari type annotations (``ImageData``,
-``LabelsData``), written as strings so that nothing here imports napari. Every other
-argument is a parameter, and must have a default a user can start from.
+``LabelsData``), written as strings so that nothing here imports napari. An argument
+named ``spacing`` (default None) is the pixel size of the image being processed, as
+``(z, y, x)`` or ``(y, x)`` in micrometres, which the engine supplies (None when the file
+has none). Every other argument is a parameter, and must have a default a user can start
+from.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ..errors import PipelineError
 
 __all__ = [
     "OUTPUT_KINDS",
+    "SPACING_ARG",
     "ParamSpec",
     "StageSpec",
     "check_param",
@@ -32,6 +36,8 @@ __all__ = [
 OUTPUT_KINDS = ("image", "mask", "labels", "table")
 _DATA_NAMES = {"ImageData": "image", "LabelsData": "labels"}
 _TABLE_NAMES = ("DataFrame", "pandas.DataFrame", "pd.DataFrame")
+#: the argument through which the engine gives a stage its image's pixel size
+SPACING_ARG = "spacing"
 
 
 #: ``check(params, connected_data_args)``: a message when the values cannot work together, else None
@@ -127,6 +133,8 @@ class StageSpec:
     returns : {'image', 'mask', 'labels', 'table'}
     menu : str
         ``'filter'``, ``'segment'`` or ``'measure'``.
+    takes_spacing : bool
+        Whether the function has a ``spacing`` argument for the pixel size.
     """
 
     name: str
@@ -138,6 +146,7 @@ class StageSpec:
     menu: str
     doc: str = field(default="", compare=False)
     check: Check | None = field(default=None, compare=False)
+    takes_spacing: bool = False
 
     @property
     def main_arg(self) -> str:
@@ -193,6 +202,12 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
     for arg in signature.parameters.values():
         if arg.kind in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD):
             continue
+        if arg.name == SPACING_ARG:
+            if arg.default is not None:
+                raise PipelineError(
+                    f"{name}: argument {SPACING_ARG!r} receives the pixel size and needs the default None"
+                )
+            continue
         kind = _data_kind(arg.annotation)
         if kind is not None:
             data_args[arg.name] = kind
@@ -225,6 +240,7 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         menu=menu,
         doc=inspect.getdoc(function) or "",
         check=info.get("check"),
+        takes_spacing=SPACING_ARG in signature.parameters,
     )
 
 
