@@ -86,7 +86,6 @@ def mixed_folder(image_folder: Path) -> Path:
     (image_folder / "b empty.tif").write_bytes(b"")
     (image_folder / "c notes.txt").write_text("not an image\n")
     (image_folder / "d notes.tif").write_text("not a TIFF either\n")
-    tifffile.imwrite(image_folder / "e colour.tif", np.zeros((32, 32, 3), np.uint8))
     # valid: another shape and dtype, and a blank image with no objects
     tifffile.imwrite(
         image_folder / "img20.tif", nuclei_image(shape=(80, 120), n_nuclei=4, radius=6, dtype=np.uint8)
@@ -100,7 +99,6 @@ BAD = {
     "b empty.tif": "zero-byte",
     "c notes.txt": "not a readable image",
     "d notes.tif": "not a readable image",
-    "e colour.tif": "RGB",
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from napari_batch_pipeline import cli
 from napari_batch_pipeline.core.batch import BatchRun, run_batch
 from napari_batch_pipeline.core.errors import PipelineError
+from napari_batch_pipeline.core.images.sources import find_images
 from napari_batch_pipeline.core.pipeline import Pipeline
 from napari_batch_pipeline.core.plan import (
     WORKER_BASE_BYTES,
@@ -19,7 +20,6 @@ from napari_batch_pipeline.core.plan import (
     parse_size,
     parse_sweep,
 )
-from napari_batch_pipeline.core.sources import find_images
 
 # -- parse_sweep ------------------------------------------------------------------------------
 

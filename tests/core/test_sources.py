@@ -13,9 +13,9 @@ import tifffile
 
 from napari_batch_pipeline.core.batch import run_batch
 from napari_batch_pipeline.core.errors import PipelineError
+from napari_batch_pipeline.core.images.sources import ImageReadError, find_images, natural_key, read_image
 from napari_batch_pipeline.core.pipeline import Pipeline
 from napari_batch_pipeline.core.run_folder.layout import path_stem
-from napari_batch_pipeline.core.sources import ImageReadError, find_images, natural_key, read_image
 
 
 def relatives(folder: Path, **options) -> list[str]:
@@ -215,12 +215,18 @@ def _bad_file(tmp_path: Path, good_tiff: Path, case: str) -> Path:
         ("truncated", "truncated"),
         ("text with a TIFF suffix", "not a readable image"),
         ("text file", "not a readable image"),
-        ("RGB", "RGB"),
-        ("RGB png", "RGB"),
-        ("3D", "3 dimensions"),
         ("missing", "cannot open"),
     ],
 )
+@pytest.mark.parametrize(
+    ("case", "shape"), [("RGB", (3, 32, 32)), ("RGB png", (3, 32, 32)), ("3D", (5, 32, 32))]
+)
+def test_read_image_gives_channels_first_and_z_stacks(
+    tmp_path: Path, good_tiff: Path, case: str, shape: tuple[int, ...]
+) -> None:
+    assert read_image(_bad_file(tmp_path, good_tiff, case)).shape == shape
+
+
 def test_read_image_errors_name_the_file_and_the_problem(
     tmp_path: Path, good_tiff: Path, case: str, expected: str
 ) -> None:

@@ -23,9 +23,9 @@ from .._reader import run_layer_data
 from ..core.batch import BatchRun
 from ..core.errors import PipelineError
 from ..core.events import Event
+from ..core.images.sources import read_image
 from ..core.pipeline import Pipeline
 from ..core.run_folder.reader import RunResults, task_outputs
-from ..core.sources import read_image
 
 __all__ = ["MAX_SEPARATE_LAYERS", "LayerQueue", "LoadedLayers", "events_then_layers", "task_layers"]
 

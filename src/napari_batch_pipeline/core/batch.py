@@ -18,13 +18,14 @@ from typing import Any
 from .errors import PipelineError, StageError
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
+from .images.fields import plan_fields
+from .images.sources import find_images
 from .options import STRATEGIES, BatchOptions
-from .pipeline import Pipeline
-from .plan import Estimate, Task, estimate, make_tasks, parameter_sets
+from .pipeline import INPUT, Pipeline
+from .plan import Estimate, Task, check_output_names, estimate, make_tasks, parameter_sets
 from .report import Report
 from .run_folder.records import TaskRecord
 from .run_folder.writer import RunFolder, command_line, provenance_versions, timestamp
-from .sources import find_images
 from .strategies import Measured, make_strategy
 from .tasks import TaskJob
 
@@ -68,7 +69,7 @@ class BatchRun:
         self.folder = RunFolder(output_dir)
         if self.folder.path == self.input_dir:
             raise PipelineError("the output folder must differ from the input folder")
-        self.sources = find_images(
+        self.files = find_images(
             self.input_dir,
             self.options.pattern,
             recursive=self.options.recursive,
@@ -77,7 +78,9 @@ class BatchRun:
         )[: self.options.limit]
         self.sweep = dict(self.options.sweep)
         self.param_sets = parameter_sets(self.pipeline, self.sweep)
+        self.sources = plan_fields(self.files, self.pipeline.channels, INPUT)
         self.tasks = make_tasks(self.sources, self.param_sets)
+        check_output_names(self.tasks)
         self.strategy = self.options.strategy
         self.executor_name = self.options.executor
         self.workers = self.options.worker_count
@@ -123,6 +126,9 @@ class BatchRun:
             pipeline_hash=self.pipeline.hash,
             params=task.params,
             metadata=task.metadata,
+            source=task.source,
+            field_stem=task.field_stem,
+            stem=task.output_stem,
         )
 
     # -- running ------------------------------------------------------------------------
@@ -171,7 +177,7 @@ class BatchRun:
     def _open(self) -> _Ledger:
         """Prepare the run folder; the tasks already done with an unchanged input are kept."""
         done = self.folder.prepare(self.pipeline, fresh=self.options.fresh)
-        inputs = {task.key: _fingerprint(task.source.path) for task in self.tasks}
+        inputs = {task.key: _fingerprint(task.source.files) for task in self.tasks}
         records = {key: r for key, r in done.items() if key in inputs and r.input == inputs[key]}
         self.folder.write_provenance(self._provenance(len(records)))
         return _Ledger(records, inputs, len(records))
@@ -253,7 +259,7 @@ class BatchRun:
             "memory_budget": self.options.memory_budget,
             "inputs": [
                 {"image": s.relative, "bytes": _stat(s.path)[0], "modified": _stat(s.path)[1]}
-                for s in self.sources
+                for s in self.files
             ],
             "executor": self.executor_name,
             "workers": self.options.workers if self.executor_name != "serial" else 1,
@@ -313,10 +319,13 @@ def _stat(path: Path) -> tuple[int | None, str | None]:
     return info.st_size, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(info.st_mtime))
 
 
-def _fingerprint(path: Path) -> list[int] | None:
-    """Size and modification time (ns) of an input: a changed file is computed again."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return [info.st_size, info.st_mtime_ns]
+def _fingerprint(paths: list[Path]) -> list[int] | None:
+    """Size and modification time (ns) of an input's files: a changed file is computed again."""
+    stamp: list[int] = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        stamp += [info.st_size, info.st_mtime_ns]
+    return stamp

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import tifffile
 
+from .images.sources import IMAGE_SUFFIXES, TIFF_SUFFIXES, natural_key
 from .run_folder.layout import IMAGES_TABLE, OUTPUT_SUFFIX, TABLE_SUFFIX, output_stem
 from .run_folder.tables import ERROR, IMAGE, LABEL, SECONDS, STATUS, summarize
-from .sources import IMAGE_SUFFIXES, TIFF_SUFFIXES, natural_key
 
 __all__ = ["find_images", "main", "read_image", "run_image", "save_tiff", "write_table_rows"]
 

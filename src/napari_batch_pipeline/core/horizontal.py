@@ -21,10 +21,11 @@ import pandas as pd
 
 from .errors import StageError
 from .files import atomic_path
-from .pipeline import INPUT, Pipeline
+from .images.fields import read_field, spacing_of
+from .images.sources import ImageReadError
+from .pipeline import Pipeline
 from .run_folder.layout import TABLE_SUFFIX
 from .run_folder.records import DONE, TaskRecord, format_traceback
-from .sources import ImageReadError, read_image
 from .tasks import TaskJob, load_pipeline, write_outputs
 
 __all__ = ["UnitJob", "UnitResult", "finish_task", "intermediate_path", "run_unit"]
@@ -51,7 +52,7 @@ class UnitResult:
 def intermediate_path(task: TaskJob, pipeline: Pipeline, stage: str) -> Path:
     """Where the output of ``stage`` for ``task`` is kept between stages."""
     table = pipeline[stage].returns == "table"
-    return task.layout.intermediate(stage, pipeline.stage_key(stage), task.image, table=table)
+    return task.layout.intermediate(stage, pipeline.stage_key(stage), task.field_stem, table=table)
 
 
 def run_unit(job: UnitJob) -> UnitResult:
@@ -64,11 +65,14 @@ def run_unit(job: UnitJob) -> UnitResult:
             return UnitResult(True)
         available: dict[str, Any] = {}
         for source in pipeline[job.stage].inputs.values():
-            if source == INPUT:
-                available[INPUT] = read_image(task.path)
+            if source in pipeline.input_names:
+                if source not in available:
+                    available.update(pipeline.images_of(read_field(task.input).images))
             else:
                 available[source] = _load(intermediate_path(task, pipeline, source))
-        result = pipeline.run_stage(job.stage, available)
+        first = next(iter(available.values()))
+        spacing = spacing_of(task.input.pixel_size, np.ndim(first))
+        result = pipeline.run_stage(job.stage, available, spacing=spacing)
         with atomic_path(target) as temporary:
             if isinstance(result, pd.DataFrame):
                 result.to_csv(temporary, index=False)
@@ -87,7 +91,12 @@ def finish_task(task: TaskJob) -> TaskRecord:
     start = time.perf_counter()
     try:
         pipeline = load_pipeline(task)
-        summary = write_outputs(task, pipeline, _Intermediates(task, pipeline))
+        intermediates = _Intermediates(task, pipeline)
+        first = next((name for name in pipeline.saved_stages), None)
+        spacing = None
+        if first is not None:
+            spacing = spacing_of(task.input.pixel_size, np.ndim(intermediates[first]))
+        summary = write_outputs(task, pipeline, intermediates, spacing)
     except Exception as error:
         return task.failure(
             f"cannot write outputs: {error}",

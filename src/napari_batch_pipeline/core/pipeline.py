@@ -20,12 +20,14 @@ import pandas as pd
 import yaml
 
 from .errors import PipelineError, StageError
+from .images.channels import Channel, parse_channels
 from .stage_config import INPUT, StageConfig, validate_stages
+from .stages.registry import SPACING_ARG
 
 __all__ = ["INPUT", "VERSION", "Pipeline", "StageConfig"]
 
 VERSION = 1
-_TOP_KEYS = {"version", "name", "stages"}
+_TOP_KEYS = {"version", "name", "channels", "stages"}
 
 
 class Pipeline:
@@ -37,6 +39,10 @@ class Pipeline:
         The stages in order, as :class:`StageConfig` or as the mappings of a file.
     name : str
         A name for people; it does not change results.
+    channels : mapping, optional
+        The ``channels:`` section: names for the channels of the inputs, which stages
+        take like ``input`` (see :mod:`.images.channels`). ``input`` is then the first
+        of them.
 
     Raises
     ------
@@ -44,11 +50,19 @@ class Pipeline:
         Naming the stage, the key and what was expected, for the first problem found.
     """
 
-    def __init__(self, stages: Iterable[StageConfig | Mapping[str, Any]], name: str = "pipeline"):
+    def __init__(
+        self,
+        stages: Iterable[StageConfig | Mapping[str, Any]],
+        name: str = "pipeline",
+        channels: Mapping[str, Any] | Iterable[Channel] | None = None,
+    ):
         if not isinstance(name, str) or not name.strip():
             raise PipelineError(f"name: expected a non-empty string, got {name!r}")
         self.name = name
-        self.stages: tuple[StageConfig, ...] = validate_stages(list(stages))
+        if channels is not None and not isinstance(channels, Mapping):
+            channels = {c.name: c.to_yaml() for c in channels} or None
+        self.channels: tuple[Channel, ...] = parse_channels(channels, reserved=(INPUT,))
+        self.stages: tuple[StageConfig, ...] = validate_stages(list(stages), self.input_names)
         self._by_name = {s.name: s for s in self.stages}
 
     # -- loading and saving -------------------------------------------------------------
@@ -102,15 +116,15 @@ class Pipeline:
         stages = data.get("stages")
         if not isinstance(stages, list) or not stages:
             raise PipelineError(f"{source}: stages: expected a non-empty list of stages, got {stages!r}")
-        return cls(stages, name=data.get("name", "pipeline"))
+        return cls(stages, name=data.get("name", "pipeline"), channels=data.get("channels"))
 
     def to_dict(self) -> dict[str, Any]:
         """The pipeline as a file mapping, every default filled in."""
-        return {
-            "version": VERSION,
-            "name": self.name,
-            "stages": [s.to_dict() for s in self.stages],
-        }
+        data: dict[str, Any] = {"version": VERSION, "name": self.name}
+        if self.channels:
+            data["channels"] = {c.name: c.to_yaml() for c in self.channels}
+        data["stages"] = [s.to_dict() for s in self.stages]
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
@@ -126,13 +140,62 @@ class Pipeline:
     @property
     def hash(self) -> str:
         """A stable content hash of what the pipeline computes (its name aside)."""
-        return _digest([s.to_dict() for s in self.stages])
+        stages = [s.to_dict() for s in self.stages]
+        if not self.channels:
+            return _digest(stages)
+        return _digest({"channels": self.to_dict()["channels"], "stages": stages})
 
     def stage_key(self, name: str) -> str:
         """A hash of one stage's output: its own config and those of everything upstream."""
         stage = self[name]
-        upstream = {arg: self.stage_key(src) if src != INPUT else INPUT for arg, src in stage.inputs.items()}
+        upstream = {arg: self._source_key(src) for arg, src in stage.inputs.items()}
         return _digest([stage.function, stage.params, upstream])
+
+    def _source_key(self, source: str) -> str:
+        if source in self._by_name:
+            return self.stage_key(source)
+        channel = self.channel_of(source)
+        return INPUT if channel is None else _digest(["channel", channel.name, channel.to_yaml()])
+
+    # -- images ---------------------------------------------------------------------------
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The names of the loaded images stages may take: ``input`` and the channels."""
+        return (INPUT, *(c.name for c in self.channels))
+
+    def channel_of(self, source: str) -> Channel | None:
+        """The channel ``source`` names (``input``: the first channel); None without channels."""
+        if not self.channels:
+            return None
+        if source == INPUT:
+            return self.channels[0]
+        return next((c for c in self.channels if c.name == source), None)
+
+    def images_of(self, image: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """The loaded images by name, from one array or a mapping of channel names.
+
+        Raises
+        ------
+        PipelineError
+            If the pipeline names channels and one is missing, or it gets one array.
+        """
+        if not isinstance(image, Mapping):
+            if self.channels:
+                names = ", ".join(c.name for c in self.channels)
+                raise PipelineError(
+                    f"the pipeline names its channels ({names}); give one image per channel, by name"
+                )
+            return {INPUT: image}
+        images = dict(image)
+        missing = [c.name for c in self.channels if c.name not in images]
+        if missing:
+            raise PipelineError(f"no image for channel(s) {', '.join(missing)}")
+        if INPUT not in images:
+            if not self.channels:
+                raise PipelineError(f"no image named {INPUT!r}")
+            images[INPUT] = images[self.channels[0].name]
+        return images
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Pipeline) and self.to_dict() == other.to_dict()
@@ -177,14 +240,15 @@ class Pipeline:
                 )
             stage = stages[stage_name]
             stages[stage_name] = replace(stage, params={**stage.params, param: value})
-        return Pipeline(stages.values(), name=self.name)
+        return Pipeline(stages.values(), name=self.name, channels=self.channels)
 
     # -- running ------------------------------------------------------------------------
 
     def run(
         self,
-        image: np.ndarray,
+        image: np.ndarray | Mapping[str, np.ndarray],
         *,
+        spacing: tuple[float, ...] | None = None,
         until: str | None = None,
         on_stage: Callable[[str, Any], None] | None = None,
     ) -> dict[str, Any]:
@@ -192,8 +256,10 @@ class Pipeline:
 
         Parameters
         ----------
-        image : ndarray
-            The loaded image (``input``).
+        image : ndarray or mapping
+            The loaded image (``input``), or with channels one image per channel name.
+        spacing : tuple of float, optional
+            The pixel size, for stages that take it (``measure`` with physical units).
         until : str, optional
             Stop after this stage.
         on_stage : callable, optional
@@ -210,9 +276,9 @@ class Pipeline:
             If a stage raises or returns something of the wrong kind.
         """
         outputs: dict[str, Any] = {}
-        available: dict[str, Any] = {INPUT: image}
+        available = self.images_of(image)
         for stage in self.stages:
-            result = self.run_stage(stage.name, available)
+            result = self.run_stage(stage.name, available, spacing=spacing)
             outputs[stage.name] = available[stage.name] = result
             if on_stage is not None:
                 on_stage(stage.name, result)
@@ -220,11 +286,15 @@ class Pipeline:
                 break
         return outputs
 
-    def run_stage(self, name: str, available: Mapping[str, Any]) -> Any:
-        """Run one stage with its inputs taken from ``available`` (``input`` and outputs)."""
+    def run_stage(
+        self, name: str, available: Mapping[str, Any], *, spacing: tuple[float, ...] | None = None
+    ) -> Any:
+        """Run one stage with its inputs taken from ``available`` (the images and outputs)."""
         stage = self[name]
         spec = stage.spec
         kwargs = {arg: available[src] for arg, src in stage.inputs.items()}
+        if spec.takes_spacing:
+            kwargs[SPACING_ARG] = spacing
         try:
             result = spec.function(**kwargs, **stage.params)
         except Exception as error:

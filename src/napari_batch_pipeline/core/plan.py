@@ -14,13 +14,15 @@ import numpy as np
 import yaml
 
 from .errors import PipelineError
+from .images.fields import field_columns, pixel_columns, read_field
+from .images.sources import Source
 from .pipeline import Pipeline
 from .run_folder.layout import output_stem, param_label
-from .sources import Source, read_image
 
 __all__ = [
     "Estimate",
     "Task",
+    "check_output_names",
     "estimate",
     "format_bytes",
     "held_bytes",
@@ -64,17 +66,60 @@ class Task:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return self.source.metadata
+        """The columns that say where the task's image comes from: scene, time point,
+        channel files, metadata fields, pixel size."""
+        return {**field_columns(self.source), **self.source.metadata, **pixel_columns(self.source)}
+
+    @property
+    def field(self) -> str:
+        """The field's identity: ``image`` with its scene and time point."""
+        source = self.source
+        return (
+            source.relative
+            + (f"#s{source.scene}" if source.scene is not None else "")
+            + (f"#t{source.t}" if source.t is not None else "")
+        )
 
     @property
     def key(self) -> str:
-        """Stable identity across runs: the image and the parameter set."""
-        return self.source.relative + ("|" + self.label if self.params else "")
+        """Stable identity across runs: the field and the parameter set."""
+        return self.field + ("|" + self.label if self.params else "")
+
+    @property
+    def field_stem(self) -> str:
+        """``<image path without suffix>[__s<scene>][__t<time>]``."""
+        return output_stem(self.source.relative, "", self.source.scene, self.source.t)
 
     @property
     def output_stem(self) -> str:
-        """``<image path without suffix>[__<parameter set>]``."""
-        return output_stem(self.source.relative, self.label)
+        """``<image path without suffix>[__s<scene>][__t<time>][__<parameter set>]``."""
+        return output_stem(self.source.relative, self.label, self.source.scene, self.source.t)
+
+
+def check_output_names(tasks: Sequence[Task]) -> None:
+    """Refuse, before anything runs, tasks whose outputs would share a name (files whose
+    names differ only by suffix or case, parameter values that print alike).
+
+    Raises
+    ------
+    PipelineError
+        Naming both inputs.
+    """
+    seen: dict[str, Task] = {}
+    for task in tasks:
+        name = task.output_stem.casefold()
+        other = seen.setdefault(name, task)
+        if other is not task:
+            what = (
+                f"{other.image!r} and {task.image!r}"
+                if other.image != task.image
+                else f"{other.image!r} with {other.label or 'no parameters'} and with {task.label}"
+            )
+            raise PipelineError(
+                f"{what} would write the same output files ({task.output_stem}.*, names compared "
+                "without case); rename one, or choose the files with a narrower pattern",
+                options=("pattern",),
+            )
 
 
 def task_label(key: str) -> str:
@@ -196,22 +241,25 @@ class Estimate:
     advice_options = ("workers", "strategy", "memory_budget")
 
 
-def measure_first(pipeline: Pipeline, image: np.ndarray) -> tuple[float, int, int]:
+def measure_first(
+    pipeline: Pipeline, image: np.ndarray | Mapping[str, np.ndarray], spacing: tuple[float, ...] | None = None
+) -> tuple[float, int, int]:
     """Run the chain once; return seconds, peak bytes of one task and bytes of saved outputs."""
     start = time.perf_counter()
-    outputs = pipeline.run(image)
+    outputs = pipeline.run(image, spacing=spacing)
     seconds = time.perf_counter() - start
     saved = sum(outputs[name].nbytes for name in pipeline.saved_stages)
     return seconds, held_bytes(image, outputs), saved
 
 
-def held_bytes(image: np.ndarray, outputs: Mapping[str, Any]) -> int:
+def held_bytes(image: np.ndarray | Mapping[str, np.ndarray], outputs: Mapping[str, Any]) -> int:
     """Memory one task holds at its end (the input and every stage output), plus the
     temporaries of its largest stage (about twice its output). A thread-safe stand-in
     for tracing allocations, which is not safe while other threads allocate."""
     import pandas as pd
 
-    sizes = [image.nbytes]
+    images = image.values() if isinstance(image, Mapping) else [image]
+    sizes = [sum(np.asarray(i).nbytes for i in images)]
     for output in outputs.values():
         if isinstance(output, np.ndarray):
             sizes.append(output.nbytes)
@@ -238,16 +286,16 @@ def estimate(
         A measurement already made (see :func:`measure_first`); else one is made here.
     """
     if measured is None:
-        image = None
+        field = None
         for source in sources[:5]:
             try:
-                image = read_image(source.path)
+                field = read_field(source)
                 break
             except Exception:
                 continue
-        if image is None:
+        if field is None:
             raise PipelineError("none of the first images can be read; nothing to estimate from")
-        measured = measure_first(pipeline, image)
+        measured = measure_first(pipeline, field.images, field.spacing)
     seconds, peak, saved = measured
     n_tasks = len(sources) * n_param_sets
     workers = max(1, workers if executor != "serial" else 1)

@@ -49,7 +49,11 @@ class StageConfig:
         }
 
 
-def validate_stages(raw: list[StageConfig | Mapping[str, Any]]) -> tuple[StageConfig, ...]:
+def validate_stages(
+    raw: list[StageConfig | Mapping[str, Any]], sources: tuple[str, ...] = (INPUT,)
+) -> tuple[StageConfig, ...]:
+    """Check every stage in order. ``sources`` are the names of the loaded images
+    (``input`` and the pipeline's channels), which any stage may take."""
     if not raw:
         raise PipelineError("stages: expected at least one stage, got an empty list")
     done: dict[str, StageConfig] = {}
@@ -59,7 +63,7 @@ def validate_stages(raw: list[StageConfig | Mapping[str, Any]]) -> tuple[StageCo
         if isinstance(item, (Mapping, StageConfig))
     }
     for index, item in enumerate(raw):
-        stage = _validate_stage(item, index, done, later)
+        stage = _validate_stage(item, index, done, later, sources)
         done[stage.name] = stage
     return tuple(done.values())
 
@@ -69,15 +73,18 @@ def _validate_stage(
     index: int,
     done: Mapping[str, StageConfig],
     later: set[str],
+    sources: tuple[str, ...],
 ) -> StageConfig:
     data = item.to_dict() if isinstance(item, StageConfig) else item
     label = f"#{index + 1}"
     if not isinstance(data, Mapping):
         raise PipelineError(f"stages[{index}]: expected a mapping with name and function, got {data!r}")
     name = data.get("name")
-    if not isinstance(name, str) or not _NAME.match(name) or name == INPUT:
+    if not isinstance(name, str) or not _NAME.match(name) or name in sources:
+        taken = ", ".join(map(repr, sources))
         raise PipelineError(
-            f"expected a name of letters, digits, '_' or '-' (not {INPUT!r}), got {name!r}",
+            f"expected a name of letters, digits, '_' or '-' (not {taken}: those name the "
+            f"images), got {name!r}",
             stage=name if isinstance(name, str) else label,
             key="name",
         )
@@ -98,7 +105,7 @@ def _validate_stage(
     except PipelineError as error:
         raise PipelineError(str(error), stage=name, key="function") from None
     params = _validate_params(name, spec, data.get("params") or {})
-    inputs = _validate_inputs(name, spec, data.get("inputs") or {}, done, later, index)
+    inputs = _validate_inputs(name, spec, data.get("inputs") or {}, done, later, sources)
     if spec.check is not None:
         problem = spec.check(params, set(inputs))
         if problem:
@@ -140,7 +147,7 @@ def _validate_inputs(
     given: Any,
     done: Mapping[str, StageConfig],
     later: set[str],
-    index: int,
+    sources: tuple[str, ...],
 ) -> dict[str, str]:
     if not isinstance(given, Mapping):
         raise PipelineError(
@@ -171,23 +178,24 @@ def _validate_inputs(
                     stage=name,
                     key=f"inputs.{arg}",
                 )
+        images = " or ".join(map(repr, sources))
         if not isinstance(source, str):
             raise PipelineError(
-                f"expected a stage name or {INPUT!r}, got {source!r}",
+                f"expected a stage name or {images}, got {source!r}",
                 stage=name,
                 key=f"inputs.{arg}",
             )
-        if source != INPUT and source not in done:
+        if source not in sources and source not in done:
             why = "comes later in the pipeline" if source in later and source != name else "does not exist"
             if source == name:
                 why = "is this stage itself"
             raise PipelineError(
-                f"refers to {source!r}, which {why}; expected {INPUT!r} or one of the earlier "
+                f"refers to {source!r}, which {why}; expected {images} or one of the earlier "
                 f"stages ({', '.join(done) or 'none'})",
                 stage=name,
                 key=f"inputs.{arg}",
             )
-        if source != INPUT and done[source].returns == "table":
+        if source not in sources and done[source].returns == "table":
             raise PipelineError(
                 f"{source!r} gives a table, but {arg!r} takes {kind}",
                 stage=name,

@@ -137,7 +137,7 @@ def _probe(job: TaskJob) -> tuple[TaskRecord, Measured | None]:
     record = run_task(job)
     if not record.done:
         return record, None
-    paths = (job.layout.task_output(stage, job.image, job.label) for stage in load_pipeline(job).saved_stages)
+    paths = (job.layout.output(stage, job.stem) for stage in load_pipeline(job).saved_stages)
     saved = sum(path.stat().st_size for path in paths if path.exists())
     return record, (record.seconds, record.held_bytes, saved)
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StageError
+from .images.fields import read_field
+from .images.sources import ImageReadError, Source
 from .pipeline import Pipeline
 from .plan import held_bytes
-from .run_folder.layout import RunLayout
+from .run_folder.layout import RunLayout, output_stem
 from .run_folder.outputs import write_task_outputs
 from .run_folder.records import DONE, TaskRecord, format_traceback
-from .sources import ImageReadError, read_image
 
 __all__ = ["TaskJob", "failure_message", "load_pipeline", "run_task", "write_outputs"]
 
@@ -39,6 +40,14 @@ class TaskJob:
     pipeline_hash: str
     params: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    source: Source | None = None
+    field_stem: str = ""
+    stem: str = ""
+
+    @property
+    def input(self) -> Source:
+        """The field this task reads."""
+        return self.source if self.source is not None else Source(Path(self.path), self.image)
 
     @property
     def layout(self) -> RunLayout:
@@ -70,11 +79,12 @@ def run_task(job: TaskJob) -> TaskRecord:
     start = time.perf_counter()
     try:
         pipeline = load_pipeline(job)
-        image = read_image(job.path)
-        outputs = pipeline.run(image)
-        held = held_bytes(image, outputs)
-        del image
-        summary = write_outputs(job, pipeline, outputs)
+        loaded = read_field(job.input)
+        outputs = pipeline.run(loaded.images, spacing=loaded.spacing)
+        held = held_bytes(loaded.images, outputs)
+        spacing = loaded.spacing
+        del loaded
+        summary = write_outputs(job, pipeline, outputs, spacing)
     except Exception as error:
         seconds = round(time.perf_counter() - start, 4)
         return job.failure(failure_message(error), seconds=seconds, traceback=format_traceback(error))
@@ -91,7 +101,9 @@ def failure_message(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def write_outputs(job: TaskJob, pipeline: Pipeline, outputs: Any) -> dict[str, Any]:
+def write_outputs(
+    job: TaskJob, pipeline: Pipeline, outputs: Any, spacing: tuple[float, ...] | None = None
+) -> dict[str, Any]:
     """Write a task's saved images and table parts (see :mod:`.run_folder.outputs`)."""
     return write_task_outputs(
         job.layout,
@@ -100,6 +112,8 @@ def write_outputs(job: TaskJob, pipeline: Pipeline, outputs: Any) -> dict[str, A
         outputs,
         key=job.key,
         image=job.image,
+        stem=job.stem or output_stem(job.image, job.label),
+        spacing=spacing,
         label=job.label,
         params=job.params,
         metadata=job.metadata,

@@ -4,7 +4,7 @@ This module is the one place that knows how a run folder is laid out (see DESIGN
 folder")::
 
     pipeline.yaml  run.json  images.csv  <stage>.csv  errors.log
-    <stage>/<image path without suffix>[__<parameter set>].tif     saved stage outputs
+    <stage>/<image path without suffix>[__s<scene>][__t<time>][__<parameter set>].tif
     intermediate/<stage>/<stage key>/<image stem>.npy|.csv          horizontal strategy
     .ledger.jsonl  .parts/<stage>/<task digest>.csv                 bookkeeping
 
@@ -54,8 +54,16 @@ SWEEP_PLOT = "sweep.png"
 MARKERS = (PIPELINE_FILE, IMAGES_TABLE)
 
 
+#: double suffixes dropped whole: ``a.ome.tif`` -> ``a`` (an output named .ome.tif would not be OME)
+_DOUBLE_SUFFIXES = (".ome.tif", ".ome.tiff", ".ome.zarr", ".ome.btf")
+
+
 def path_stem(relative: str) -> str:
-    """``'plate 1/a.b.tif'`` -> ``'plate 1/a.b'``: a relative path without its last suffix."""
+    """``'plate 1/a.b.tif'`` -> ``'plate 1/a.b'``: a relative path without its last suffix
+    (``a.ome.tif`` -> ``a``)."""
+    for double in _DOUBLE_SUFFIXES:
+        if relative.lower().endswith(double) and len(relative) > len(double):
+            return relative[: -len(double)]
     suffix = PurePosixPath(relative).suffix
     return relative[: -len(suffix)] if suffix else relative
 
@@ -75,8 +83,9 @@ def _text(value: Any) -> str:
     return "".join(c if c.isalnum() or c in ".-_" else "-" for c in text)
 
 
-def output_stem(image: str, label: str = "") -> str:
-    """The name (without suffix) of a task's saved outputs: ``<image stem>[__<label>]``.
+def output_stem(image: str, label: str = "", scene: int | None = None, t: int | None = None) -> str:
+    """The name (without suffix) of a task's saved outputs:
+    ``<image stem>[__s<scene>][__t<time>][__<label>]``.
 
     Parameters
     ----------
@@ -84,8 +93,15 @@ def output_stem(image: str, label: str = "") -> str:
         The ``image`` column: the path relative to the input folder, ``/`` separated.
     label : str
         The task's parameter-set label, empty without a sweep.
+    scene, t : int, optional
+        The field's scene and time point, when the run has those columns.
     """
-    return path_stem(image) + ("__" + label if label else "")
+    stem = path_stem(image)
+    if scene is not None:
+        stem += f"__s{scene}"
+    if t is not None:
+        stem += f"__t{t}"
+    return stem + ("__" + label if label else "")
 
 
 @dataclass(frozen=True)
@@ -151,29 +167,33 @@ class RunLayout:
         """``<stage>/<stem>.tif``: one saved output (``stem`` from :func:`output_stem`)."""
         return self.root / stage / f"{stem}{OUTPUT_SUFFIX}"
 
-    def task_output(self, stage: str, image: str, label: str = "") -> Path:
-        """The saved output of ``stage`` for the task of ``image`` with parameter set ``label``."""
-        return self.output(stage, output_stem(image, label))
+    def task_output(
+        self, stage: str, image: str, label: str = "", scene: int | None = None, t: int | None = None
+    ) -> Path:
+        """The saved output of ``stage`` for the task of ``image`` (its scene and time
+        point) with parameter set ``label``."""
+        return self.output(stage, output_stem(image, label, scene, t))
 
     def part(self, stage: str, key: str) -> Path:
         """A task's rows of ``<stage>.csv``, written by its worker, joined at the end."""
         digest = hashlib.sha1(key.encode()).hexdigest()[:20]
         return self.root / PARTS / stage / f"{digest}{TABLE_SUFFIX}"
 
-    def intermediate(self, stage: str, stage_key: str, image: str, *, table: bool) -> Path:
-        """A horizontal intermediate: ``intermediate/<stage>/<stage key>/<image stem>.npy``.
+    def intermediate(self, stage: str, stage_key: str, field: str, *, table: bool) -> Path:
+        """A horizontal intermediate: ``intermediate/<stage>/<stage key>/<field stem>.npy``.
 
         Parameters
         ----------
         stage_key : str
             The hash of the stage and everything upstream (``Pipeline.stage_key``).
-        image : str
-            The task's ``image``; the stage key already holds the parameters.
+        field : str
+            The task's field: its output stem without the parameter set (the stage key
+            already holds the parameters).
         table : bool
             A table (``.csv``) rather than an array (``.npy``).
         """
         suffix = TABLE_SUFFIX if table else ARRAY_SUFFIX
-        return self.root / INTERMEDIATE / stage / stage_key / f"{path_stem(image)}{suffix}"
+        return self.root / INTERMEDIATE / stage / stage_key / f"{field}{suffix}"
 
     # -- what the run wrote ---------------------------------------------------------------
 

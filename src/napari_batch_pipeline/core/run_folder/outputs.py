@@ -7,7 +7,7 @@ that writes them. Every file is written whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from .tables import object_rows, summarize
 __all__ = ["save_image", "write_task_outputs"]
 
 
-def save_image(path: Any, data: np.ndarray) -> None:
+def save_image(path: Any, data: np.ndarray, spacing: Sequence[float] | None = None) -> None:
     """Write an array as TIFF, whole or not at all (masks as uint8).
 
     Parameters
@@ -28,13 +28,31 @@ def save_image(path: Any, data: np.ndarray) -> None:
         The target file.
     data : ndarray
         Any shape; a boolean mask is written as 0 and 1.
+    spacing : sequence of float, optional
+        The pixel size in micrometres, (y, x) or (z, y, x) for the last axes. It is
+        written as OME-XML (``PhysicalSizeX/Y/Z``) and as the TIFF resolution tags, so
+        that tifffile, bioio, Fiji and this package's reader all find it.
     """
     import tifffile
 
     if data.dtype == bool:
         data = data.astype(np.uint8)
+    options: dict[str, Any] = {}
+    if spacing is not None and data.ndim in (2, 3) and len(spacing) == data.ndim:
+        *z, y, x = (float(v) for v in spacing)
+        metadata: dict[str, Any] = {"axes": "ZYX"[-data.ndim :], "PhysicalSizeX": x, "PhysicalSizeY": y}
+        metadata.update({"PhysicalSizeXUnit": "µm", "PhysicalSizeYUnit": "µm"})
+        if z:
+            metadata.update({"PhysicalSizeZ": z[0], "PhysicalSizeZUnit": "µm"})
+        options = {
+            "ome": True,
+            "metadata": metadata,
+            "resolution": (1e4 / y, 1e4 / x),
+            "resolutionunit": "CENTIMETER",
+            "photometric": "minisblack",
+        }
     with atomic_path(path) as temporary:
-        tifffile.imwrite(temporary, data)
+        tifffile.imwrite(temporary, data, **options)
 
 
 def write_task_outputs(
@@ -45,6 +63,8 @@ def write_task_outputs(
     *,
     key: str,
     image: str,
+    stem: str,
+    spacing: Sequence[float] | None = None,
     label: str,
     params: Mapping[str, Any],
     metadata: Mapping[str, Any],
@@ -60,9 +80,10 @@ def write_task_outputs(
     outputs : mapping
         Stage name to output (array or DataFrame); may be lazy, e.g. a dict-like
         that loads intermediates on access.
-    key, image, label, params, metadata
-        The task: its identity, ``image`` column, parameter-set label, swept
-        parameters and metadata fields.
+    key, image, stem, spacing, label, params, metadata
+        The task: its identity, ``image`` column, output name (see
+        :func:`.layout.output_stem`), pixel size, parameter-set label, swept parameters
+        and the columns that say where its image comes from.
 
     Returns
     -------
@@ -75,7 +96,7 @@ def write_task_outputs(
         If a file cannot be written (nothing half-written is left).
     """
     for stage in saved:
-        save_image(layout.task_output(stage, image, label), outputs[stage])
+        save_image(layout.output(stage, stem), outputs[stage], spacing)
     summary: dict[str, Any] = {}
     for stage in tables:
         table = outputs[stage]

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
+from ..images.fields import PIXEL_SIZE_COLUMNS, SCENE, TIME
+from ..images.sources import read_image
 from ..pipeline import Pipeline
-from ..sources import read_image
-from .layout import MARKERS, RunLayout, param_label
+from .layout import MARKERS, RunLayout, output_stem, param_label
 from .lazy import SavedOutputs, load_saved, read_tiff
 from .tables import ERROR, IMAGE, STATUS, param_columns
 
@@ -96,9 +97,32 @@ class RunResults:
         row = self.images.iloc[index]
         return param_label({column: _scalar(row[column]) for column in self.param_columns})
 
+    def row_field(self, index: int) -> tuple[int | None, int | None]:
+        """The scene and time point of row ``index`` (None where the run has no such column)."""
+        row = self.images.iloc[index]
+        return tuple(  # type: ignore[return-value]
+            int(row[column]) if column in row and pd.notna(row[column]) else None for column in (SCENE, TIME)
+        )
+
+    def row_stem(self, index: int) -> str:
+        """The name of row ``index``'s saved outputs (see :func:`.layout.output_stem`)."""
+        return output_stem(str(self.images.iloc[index][IMAGE]), self.row_label(index), *self.row_field(index))
+
+    def row_spacing(self, index: int) -> tuple[float, float, float] | None:
+        """The (z, y, x) pixel size of row ``index`` in micrometres (1.0 where unknown);
+        None when the file gave none."""
+        row = self.images.iloc[index]
+        sizes = [float(row[c]) if c in row and pd.notna(row[c]) else None for c in PIXEL_SIZE_COLUMNS]
+        if all(size is None for size in sizes):
+            return None
+        return tuple(size if size is not None else 1.0 for size in sizes)  # type: ignore[return-value]
+
     def row_name(self, index: int) -> str:
-        """A readable name of row ``index``: ``'a.tif'`` or ``'a.tif [blurred.sigma=2.0]'``."""
+        """A readable name of row ``index``: ``'a.tif'``, ``'a.czi s1 t0'`` or
+        ``'a.tif [blurred.sigma=2.0]'``."""
         image = str(self.images.iloc[index][IMAGE])
+        scene, t = self.row_field(index)
+        image += (f" s{scene}" if scene is not None else "") + (f" t{t}" if t is not None else "")
         label = self.row_label(index)
         return f"{image} [{label}]" if label else image
 
@@ -109,8 +133,10 @@ class RunResults:
 
     def task_outputs(self, index: int) -> dict[str, Path]:
         """The saved outputs of row ``index`` that exist, by stage."""
-        image = str(self.images.iloc[index][IMAGE])
-        return task_outputs(self.path, self.pipeline, image, self.row_label(index))
+        paths = {
+            stage: self.layout.output(stage, self.row_stem(index)) for stage in self.pipeline.saved_stages
+        }
+        return {stage: path for stage, path in paths.items() if path.is_file()}
 
     # -- every task ---------------------------------------------------------------------
 
@@ -132,7 +158,7 @@ class RunResults:
         """
         found = []
         for index in self.done_rows():
-            path = self.layout.task_output(stage, str(self.images.at[index, IMAGE]), self.row_label(index))
+            path = self.layout.output(stage, self.row_stem(index))
             if path.is_file():
                 found.append((self.row_name(index), path))
         return load_saved(SavedOutputs(stage, self.pipeline[stage].returns), found, max_separate, read_tiff)
@@ -150,7 +176,14 @@ class RunResults:
         return load_saved(SavedOutputs("input", "image"), found, max_separate, read_image)
 
 
-def task_outputs(output_dir: str | Path, pipeline: Pipeline, image: str, label: str = "") -> dict[str, Path]:
+def task_outputs(
+    output_dir: str | Path,
+    pipeline: Pipeline,
+    image: str,
+    label: str = "",
+    scene: int | None = None,
+    t: int | None = None,
+) -> dict[str, Path]:
     """The saved outputs of one task that exist, by stage.
 
     Parameters
@@ -161,9 +194,11 @@ def task_outputs(output_dir: str | Path, pipeline: Pipeline, image: str, label: 
         The pipeline that was run.
     image, label : str
         The task's ``image`` (relative path) and parameter-set label.
+    scene, t : int, optional
+        The task's scene and time point, when the run has those columns.
     """
     layout = RunLayout.at(output_dir)
-    paths = {stage: layout.task_output(stage, image, label) for stage in pipeline.saved_stages}
+    paths = {stage: layout.task_output(stage, image, label, scene, t) for stage in pipeline.saved_stages}
     return {stage: path for stage, path in paths.items() if path.is_file()}
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PipelineError
+from ..errors import PipelineError
+from .formats import BIOIO_SUFFIXES, IMAGEIO_SUFFIXES, TIFF_SUFFIXES, ImageReadError, read_scene
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -25,31 +26,55 @@ __all__ = [
     "read_image",
 ]
 
-TIFF_SUFFIXES = (".tif", ".tiff")
-IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-
-
-class ImageReadError(Exception):
-    """An input that cannot be used as an image; fails its task alone."""
+IMAGE_SUFFIXES = (*TIFF_SUFFIXES, *IMAGEIO_SUFFIXES, *BIOIO_SUFFIXES)
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input image.
+    """One input: a file, or once planned (:func:`.images.fields.plan_fields`) one field
+    of it: a scene and time point, its channels located.
 
     Attributes
     ----------
     path : Path
-        Absolute path of the file.
+        Absolute path of the file (with channels in separate files: the first one).
     relative : str
-        Path relative to the input folder, with ``/`` separators (the ``image`` column).
+        Path relative to the input folder, with ``/`` separators (the ``image`` column);
+        with channels in separate files, the text in place of the pattern's ``*``.
     metadata : dict
         Values of the named groups of the metadata pattern.
+    scene, t : int or None
+        The field's scene and time point; None when no input of the run has several
+        (then there is no such column).
+    scene_name : str or None
+        The scene's name as the file gives it.
+    channel_index : tuple of (name, index)
+        Where each named channel is in the file.
+    channel_files : tuple of (name, path or None)
+        With channels in separate files: each channel's file (None: missing).
+    pixel_size : (z, y, x)
+        Micrometres, None where the file does not say.
+    problem : str or None
+        Why this field cannot be read; its task fails with it.
     """
 
     path: Path
     relative: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    scene: int | None = None
+    t: int | None = None
+    scene_name: str | None = None
+    channel_index: tuple[tuple[str, int], ...] = ()
+    channel_files: tuple[tuple[str, str | None], ...] = ()
+    pixel_size: tuple[float | None, float | None, float | None] = (None, None, None)
+    problem: str | None = None
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file this input reads."""
+        if self.channel_files:
+            return [Path(p) for _, p in self.channel_files if p is not None]
+        return [self.path]
 
 
 def natural_key(text: str) -> list[Any]:
@@ -104,7 +129,11 @@ def find_images(
     found = []
     for path in walker(pattern or "*"):
         relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if any(part.lower().endswith(".zarr") for part in relative.parts[:-1]):
+            continue  # inside an OME-Zarr image
+        if not (path.is_file() or (path.is_dir() and path.suffix.lower() == ".zarr")):
             continue
         if pattern is None and path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
@@ -157,67 +186,19 @@ def _number_or_text(value: str | None) -> Any:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read one 2D grayscale image.
+    """Read the first scene and time point of an image file, singleton axes dropped.
 
-    TIFF files are read with tifffile, others with imageio. Singleton axes are dropped.
+    A single-channel image gives (Y, X) or (Z, Y, X); a multi-channel one (C, Y, X) or
+    (C, Z, Y, X). Tasks read their fields through :func:`.images.fields.read_field`.
 
     Raises
     ------
     ImageReadError
-        With a message that names the file and says what is wrong with it: missing,
-        empty, not an image, truncated, RGB or more than two dimensions.
+        With a message that names the file and says what is wrong with it.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise ImageReadError(f"cannot open {path.name}: {error.strerror or error}") from None
-    if size == 0:
-        raise ImageReadError(f"{path.name} is an empty (zero-byte) file")
-    try:
-        image = _read(path)
-    except MemoryError:
-        raise
-    except Exception as error:
-        what = "a truncated or damaged TIFF file" if _has_tiff_header(path) else "not a readable image"
-        raise ImageReadError(
-            f"{path.name} is {what} ({type(error).__name__}: {_first_line(error)})"
-        ) from None
-    image = np.squeeze(np.asarray(image))
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        raise ImageReadError(
-            f"{path.name} is an RGB image of shape {image.shape}; the pipeline expects 2D "
-            "grayscale images (split or convert the channels first)"
-        )
-    if image.ndim != 2:
-        raise ImageReadError(
-            f"{path.name} has {image.ndim} dimensions, shape {image.shape}; the pipeline expects 2D images"
-        )
+    data, _ = read_scene(path, 0, 0)
+    image = np.squeeze(data, axis=tuple(i for i in (0, 1) if data.shape[i] == 1))
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
         raise ImageReadError(f"{path.name} has non-numeric pixels (dtype {image.dtype})")
     return image
-
-
-def _read(path: Path) -> np.ndarray:
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        import tifffile
-
-        return tifffile.imread(path)
-    import imageio.v3 as iio
-
-    return iio.imread(path)
-
-
-def _has_tiff_header(path: Path) -> bool:
-    """Whether the file starts like a TIFF (classic or BigTIFF, either byte order)."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-    except OSError:
-        return False
-    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else "no details"
