@@ -209,6 +209,15 @@ def _bad_file(tmp_path: Path, good_tiff: Path, case: str) -> Path:
 
 
 @pytest.mark.parametrize(
+    ("case", "shape"), [("RGB", (3, 32, 32)), ("RGB png", (3, 32, 32)), ("3D", (5, 32, 32))]
+)
+def test_read_image_gives_channels_first_and_z_stacks(
+    tmp_path: Path, good_tiff: Path, case: str, shape: tuple[int, ...]
+) -> None:
+    assert read_image(_bad_file(tmp_path, good_tiff, case)).shape == shape
+
+
+@pytest.mark.parametrize(
     ("case", "expected"),
     [
         ("zero-byte", "zero-byte"),
@@ -218,15 +227,6 @@ def _bad_file(tmp_path: Path, good_tiff: Path, case: str) -> Path:
         ("missing", "cannot open"),
     ],
 )
-@pytest.mark.parametrize(
-    ("case", "shape"), [("RGB", (3, 32, 32)), ("RGB png", (3, 32, 32)), ("3D", (5, 32, 32))]
-)
-def test_read_image_gives_channels_first_and_z_stacks(
-    tmp_path: Path, good_tiff: Path, case: str, shape: tuple[int, ...]
-) -> None:
-    assert read_image(_bad_file(tmp_path, good_tiff, case)).shape == shape
-
-
 def test_read_image_errors_name_the_file_and_the_problem(
     tmp_path: Path, good_tiff: Path, case: str, expected: str
 ) -> None:
