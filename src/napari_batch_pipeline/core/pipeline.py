@@ -59,7 +59,7 @@ class Pipeline:
         if not isinstance(name, str) or not name.strip():
             raise PipelineError(f"name: expected a non-empty string, got {name!r}")
         self.name = name
-        if channels is not None and not isinstance(channels, Mapping):
+        if isinstance(channels, tuple) and all(isinstance(c, Channel) for c in channels):
             channels = {c.name: c.to_yaml() for c in channels} or None
         self.channels: tuple[Channel, ...] = parse_channels(channels, reserved=(INPUT,))
         self.stages: tuple[StageConfig, ...] = validate_stages(list(stages), self.input_names)

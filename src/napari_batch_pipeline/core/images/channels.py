@@ -135,8 +135,10 @@ def channel_lines(stored: Sequence[str], count: int) -> str:
     lines = ["channels:"]
     for index in range(count):
         name = stored[index] if len(stored) == count else ""
-        key = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower() or f"channel{index}"
-        if not key[0].isalpha():
+        key = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower()
+        if not key or len(key) > 16:  # a long stored name (often a file name) makes a poor key
+            key = f"channel{index}"
+        elif not key[0].isalpha():
             key = f"c{key}"
         lines.append(f"  {key}: {index}" + (f"        # {name!r}" if name else ""))
     return "\n".join(lines)
