@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import PipelineError
 from . import filters, measure, segment
 from .registry import (
+    SPACING_ARG,
     ParamSpec,
     StageSpec,
     check_param,
@@ -22,6 +23,7 @@ from .registry import (
 )
 
 __all__ = [
+    "SPACING_ARG",
     "STAGES",
     "ParamSpec",
     "StageSpec",

@@ -1,4 +1,4 @@
-"""Built-in filter stages: image in, image out.
+"""Built-in filter stages: image in, image out, in 2D (Y, X) or 3D (Z, Y, X).
 
 Annotations of data arguments are napari type names written as strings, so that this
 module never imports napari while magicgui can still resolve them when it builds a widget.
@@ -10,6 +10,7 @@ import numpy as np
 from skimage import exposure, filters, morphology
 
 from .registry import stage
+from .spatial import check_spatial, footprint
 
 __all__ = ["gaussian", "median", "rescale_intensity", "white_tophat"]
 
@@ -38,56 +39,60 @@ def gaussian(image: "napari.types.ImageData", sigma: float = 2.0) -> "napari.typ
 
     Parameters
     ----------
-    image : (M, N) ndarray
+    image : (M, N) or (P, M, N) ndarray
         Input image, any numeric dtype.
     sigma : float
-        Standard deviation of the Gaussian kernel, in pixels.
+        Standard deviation of the Gaussian kernel, in pixels, the same along every axis.
 
     Returns
     -------
-    (M, N) ndarray of float32
+    ndarray of float32, same shape as ``image``
         The smoothed image, in the input's intensity range.
     """
+    image = check_spatial("gaussian", image)
     smoothed = filters.gaussian(image, sigma=sigma, preserve_range=True)
     return np.asarray(smoothed, dtype=np.float32)
 
 
 @stage(menu="filter", check=_non_negative("radius"))
 def median(image: "napari.types.ImageData", radius: int = 2) -> "napari.types.ImageData":
-    """Remove salt-and-pepper noise with a median filter over a disk.
+    """Remove salt-and-pepper noise with a median filter over a disk (a ball in 3D).
 
     Parameters
     ----------
-    image : (M, N) ndarray
+    image : (M, N) or (P, M, N) ndarray
         Input image.
     radius : int
-        Radius of the disk-shaped neighbourhood, in pixels.
+        Radius of the neighbourhood, in pixels: a disk in 2D, a ball in 3D.
 
     Returns
     -------
-    (M, N) ndarray
-        The filtered image, same dtype as ``image``.
+    ndarray, same shape and dtype as ``image``
+        The filtered image.
     """
-    return filters.median(image, morphology.disk(radius))
+    image = check_spatial("median", image)
+    return filters.median(image, footprint(radius, image.ndim))
 
 
 @stage(menu="filter", check=_non_negative("radius"))
 def white_tophat(image: "napari.types.ImageData", radius: int = 15) -> "napari.types.ImageData":
-    """Subtract the background: the image minus its opening by a disk.
+    """Subtract the background: the image minus its opening by a disk (a ball in 3D).
 
     Parameters
     ----------
-    image : (M, N) ndarray
+    image : (M, N) or (P, M, N) ndarray
         Input image.
     radius : int
-        Radius of the disk; choose it larger than the objects to keep.
+        Radius of the disk (ball in 3D), in pixels; choose it larger than the objects
+        to keep. A ball's size grows with the cube of the radius, and so does the time.
 
     Returns
     -------
-    (M, N) ndarray
-        Background-subtracted image, same dtype as ``image``.
+    ndarray, same shape and dtype as ``image``
+        Background-subtracted image.
     """
-    return morphology.white_tophat(image, morphology.disk(radius))
+    image = check_spatial("white_tophat", image)
+    return morphology.white_tophat(image, footprint(radius, image.ndim))
 
 
 @stage(menu="filter", check=_percentiles)
@@ -99,7 +104,7 @@ def rescale_intensity(
 
     Parameters
     ----------
-    image : (M, N) ndarray
+    image : (M, N) or (P, M, N) ndarray
         Input image.
     in_range : (float, float)
         Low and high percentiles (0 to 100) of ``image`` mapped to 0 and 1; values
@@ -107,9 +112,10 @@ def rescale_intensity(
 
     Returns
     -------
-    (M, N) ndarray of float32
+    ndarray of float32, same shape as ``image``
         The rescaled image, in [0, 1].
     """
+    image = check_spatial("rescale_intensity", image)
     limits = np.percentile(image, in_range)
     return exposure.rescale_intensity(
         image.astype(np.float32),

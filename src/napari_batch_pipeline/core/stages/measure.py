@@ -1,12 +1,19 @@
-"""The built-in measurement stage: labels (and intensities) in, one table row per object."""
+"""The built-in measurement stage: labels (and intensities) in, one table row per object.
+
+Labels are 2D (Y, X) or 3D (Z, Y, X); sizes are in pixels (voxels) or, with
+``units='physical'``, scaled by the image's pixel size.
+"""
+
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from skimage import measure as sk_measure
 
 from .registry import stage
+from .spatial import check_same_shape, check_spatial
 
-__all__ = ["DEFAULT_PROPERTIES", "measure"]
+__all__ = ["DEFAULT_PROPERTIES", "ONLY_2D_PROPERTIES", "UNITS", "measure"]
 
 DEFAULT_PROPERTIES = ("area", "intensity_mean")
 try:  # the names regionprops_table accepts
@@ -14,11 +21,19 @@ try:  # the names regionprops_table accepts
 
     PROPERTY_NAMES = frozenset(_PROPS.values()) | frozenset(_PROPS) | {"label"}
 except ImportError:  # a future scikit-image may move it: then any name passes here
+    _PROPS = {}
     PROPERTY_NAMES = frozenset()
+UNITS = ("pixels", "physical")
+#: properties scikit-image computes for 2D objects only
+ONLY_2D_PROPERTIES = frozenset(
+    {"eccentricity", "moments_hu", "moments_weighted_hu", "orientation", "perimeter", "perimeter_crofton"}
+)
 
 
 def _check(params: dict, connected: set[str]) -> str | None:
     """Known property names, and an intensity image for the intensity ones (see ``stage``)."""
+    if params["units"] not in UNITS:
+        return f"units must be one of {', '.join(UNITS)}; got {params['units']!r}"
     wanted = params["properties"]
     if not wanted:
         return "properties: expected at least one regionprops property name"
@@ -37,30 +52,78 @@ def measure(
     labels: "napari.types.LabelsData",
     intensity: "napari.types.ImageData | None" = None,
     properties: list[str] = list(DEFAULT_PROPERTIES),  # noqa: B006
+    units: Literal["pixels", "physical"] = "pixels",
+    spacing: tuple[float, ...] | None = None,
 ) -> "pandas.DataFrame":
     """Measure every labelled object: one row per label.
 
     Parameters
     ----------
-    labels : (M, N) ndarray of int
+    labels : (M, N) or (P, M, N) ndarray of int
         Label image, 0 for background.
-    intensity : (M, N) ndarray, optional
+    intensity : ndarray, same shape as ``labels``, optional
         Intensity image for the ``intensity_*`` properties.
     properties : list of str
         Names accepted by ``skimage.measure.regionprops_table``; ``label`` always comes
         first. Multi-valued properties give several columns (``centroid-0``, ``centroid-1``).
+        In 3D, the 2D-only ones (``ONLY_2D_PROPERTIES``: eccentricity, perimeter,
+        orientation, ...) are refused.
+    units : {'pixels', 'physical'}
+        ``'pixels'`` measures sizes and positions in pixels (voxels in 3D);
+        ``'physical'`` scales them by ``spacing`` (``regionprops_table(spacing=...)``).
+        Column names are the same either way.
+    spacing : tuple of float, optional
+        The pixel size, ``(z, y, x)`` or ``(y, x)``, in micrometres; the engine gives
+        the image's own. Only ``units='physical'`` uses it; when it has more values
+        than ``labels`` has axes, the last ones are taken.
 
     Returns
     -------
     pandas.DataFrame
         Column ``label``, then one column per (expanded) property.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is neither 2D nor 3D, ``intensity`` has another shape, a property
+        does not exist in this dimension, or ``units='physical'`` has no ``spacing``.
     """
+    labels = check_spatial("measure", labels)
+    if intensity is not None:
+        intensity = check_same_shape("measure", labels, intensity, "intensity image", "labels")
     wanted = [p for p in properties if p != "label"]
-    if intensity is not None and np.shape(intensity) != np.shape(labels):
-        raise ValueError(f"intensity image has shape {np.shape(intensity)}, labels have {np.shape(labels)}")
-    table = sk_measure.regionprops_table(
-        np.asarray(labels).astype(np.int32, copy=False),
-        intensity_image=intensity,
-        properties=["label", *wanted],
-    )
+    if labels.ndim == 3:
+        flat = [p for p in wanted if _PROPS.get(p, p) in ONLY_2D_PROPERTIES]
+        if flat:
+            raise ValueError(
+                f"properties {flat} are 2D-only in scikit-image and these labels are 3D "
+                f"(shape {labels.shape}); remove them from properties"
+            )
+    scale = _physical_spacing(spacing, labels.ndim) if units == "physical" else None
+    try:
+        table = sk_measure.regionprops_table(
+            labels.astype(np.int32, copy=False),
+            intensity_image=intensity,
+            properties=["label", *wanted],
+            spacing=scale,
+        )
+    except NotImplementedError as error:  # e.g. perimeter with an anisotropic pixel size
+        if scale is None:
+            raise
+        raise ValueError(f"{error} (pixel size {scale}); measure it with units: pixels") from None
     return pd.DataFrame(table)
+
+
+def _physical_spacing(spacing: tuple[float, ...] | None, ndim: int) -> tuple[float, ...]:
+    """The pixel size along the last ``ndim`` axes; refuse a missing or unusable one."""
+    if spacing is None:
+        raise ValueError(
+            "units: physical needs the pixel size, and this image has none; "
+            "use units: pixels, or save the images with their pixel size"
+        )
+    if len(spacing) < ndim:
+        raise ValueError(f"the pixel size {tuple(spacing)} has fewer values than the labels' {ndim} axes")
+    scale = tuple(float(size) for size in spacing[-ndim:])
+    if not all(np.isfinite(size) and size > 0 for size in scale):
+        raise ValueError(f"the pixel size must be positive, got {scale}")
+    return scale

@@ -1,6 +1,8 @@
 """Built-in segmentation stages: from an image to a mask, from a mask to labels, and back.
 
-A mask is a boolean array; labels are an integer array where 0 is background.
+A mask is a boolean array; labels are an integer array where 0 is background. Every
+stage takes 2D (Y, X) and 3D (Z, Y, X) arrays; radius footprints are disks in 2D and
+balls in 3D, and sizes count pixels (voxels in 3D).
 """
 
 from typing import Literal
@@ -10,6 +12,7 @@ from scipy import ndimage as ndi
 from skimage import feature, filters, measure, morphology, segmentation
 
 from .registry import stage
+from .spatial import check_same_shape, check_spatial, footprint
 
 __all__ = [
     "THRESHOLD_METHODS",
@@ -48,21 +51,23 @@ def threshold(
 
     Parameters
     ----------
-    image : (M, N) ndarray
+    image : (M, N) or (P, M, N) ndarray
         Input image.
     method : str
         A global method of ``skimage.filters`` (``threshold_<method>``), or ``'local'``
         for an adaptive threshold over ``block_size`` neighbourhoods.
     block_size : int
-        Odd size of the neighbourhood of the local method; ignored otherwise.
+        Odd size of the neighbourhood of the local method, in pixels along every axis
+        (a cube in 3D); ignored otherwise.
     offset : float
         Subtracted from the local threshold; ignored by global methods.
 
     Returns
     -------
-    (M, N) ndarray of bool
+    ndarray of bool, same shape as ``image``
         True where ``image`` is above the threshold.
     """
+    image = check_spatial("threshold", image)
     if method == "local":
         return image > filters.threshold_local(image, block_size=block_size, offset=offset)
     return image > getattr(filters, f"threshold_{method}")(image)
@@ -74,16 +79,17 @@ def remove_small_objects(labels: "napari.types.LabelsData", min_size: int = 64) 
 
     Parameters
     ----------
-    labels : (M, N) ndarray of bool or int
-        A mask (connected components are the objects) or a label image.
+    labels : (M, N) or (P, M, N) ndarray of bool or int
+        A mask (connected components, by faces, are the objects) or a label image.
     min_size : int
-        Objects with fewer pixels than this are removed.
+        Objects with fewer pixels (voxels in 3D) than this are removed.
 
     Returns
     -------
-    (M, N) ndarray
-        Same kind and dtype as ``labels``.
+    ndarray
+        Same shape, kind and dtype as ``labels``.
     """
+    labels = check_spatial("remove_small_objects", labels)
     if min_size < 1:
         return labels.copy()
     return morphology.remove_small_objects(labels, max_size=min_size - 1)
@@ -91,20 +97,21 @@ def remove_small_objects(labels: "napari.types.LabelsData", min_size: int = 64) 
 
 @stage(menu="segment", returns="mask")
 def binary_opening(mask: "napari.types.LabelsData", radius: int = 1) -> "napari.types.LabelsData":
-    """Open a mask with a disk: removes specks and thin bridges narrower than it.
+    """Open a mask with a disk (a ball in 3D): removes specks and bridges narrower than it.
 
     Parameters
     ----------
-    mask : (M, N) ndarray
+    mask : (M, N) or (P, M, N) ndarray
         Foreground mask (non-zero is foreground).
     radius : int
-        Radius of the disk-shaped footprint.
+        Radius of the footprint in pixels: a disk in 2D, a ball in 3D.
 
     Returns
     -------
-    (M, N) ndarray of bool
+    ndarray of bool, same shape as ``mask``
     """
-    return morphology.opening(mask.astype(bool), morphology.disk(radius))
+    mask = check_spatial("binary_opening", mask)
+    return morphology.opening(mask.astype(bool), footprint(radius, mask.ndim))
 
 
 @stage(menu="segment", returns="mask")
@@ -113,16 +120,17 @@ def fill_holes(mask: "napari.types.LabelsData", max_size: int = 0) -> "napari.ty
 
     Parameters
     ----------
-    mask : (M, N) ndarray
-        Foreground mask (non-zero is foreground).
+    mask : (M, N) or (P, M, N) ndarray
+        Foreground mask (non-zero is foreground). In 3D a hole is a cavity: background
+        enclosed on every side, not a hole in one plane.
     max_size : int
-        Fill only holes of at most this many pixels; 0 fills every hole.
+        Fill only holes of at most this many pixels (voxels in 3D); 0 fills every hole.
 
     Returns
     -------
-    (M, N) ndarray of bool
+    ndarray of bool, same shape as ``mask``
     """
-    mask = mask.astype(bool)
+    mask = check_spatial("fill_holes", mask).astype(bool)
     if max_size <= 0:
         return ndi.binary_fill_holes(mask)
     return morphology.remove_small_holes(mask, max_size=max_size)
@@ -134,16 +142,23 @@ def label(mask: "napari.types.LabelsData", connectivity: int = 2) -> "napari.typ
 
     Parameters
     ----------
-    mask : (M, N) ndarray
+    mask : (M, N) or (P, M, N) ndarray
         Foreground mask (non-zero is foreground).
     connectivity : int
-        1 joins pixels that share an edge, 2 also those that share a corner.
+        How many axes two neighbours may differ along, 1 to ``mask.ndim``: in 2D, 1
+        joins pixels that share an edge, 2 also those that share a corner; in 3D, 1
+        joins voxels that share a face, 2 also an edge, 3 also a corner.
 
     Returns
     -------
-    (M, N) ndarray of int32
+    ndarray of int32, same shape as ``mask``
         0 for background, 1..n for the objects.
     """
+    mask = check_spatial("label", mask)
+    if not 1 <= connectivity <= mask.ndim:
+        raise ValueError(
+            f"connectivity must be 1 to {mask.ndim} for a {mask.ndim}D image, got {connectivity}"
+        )
     return measure.label(mask.astype(bool), connectivity=connectivity).astype(np.int32)
 
 
@@ -159,18 +174,18 @@ def voronoi_otsu_labeling(
 
     Parameters
     ----------
-    image : (M, N) ndarray
+    image : (M, N) or (P, M, N) ndarray
         Input image, bright objects on a dark background.
     spot_sigma : float
-        Blur before seed detection; larger merges nearby seeds.
+        Blur before seed detection, in pixels; larger merges nearby seeds.
     outline_sigma : float
-        Blur before thresholding; larger gives smoother outlines.
+        Blur before thresholding, in pixels; larger gives smoother outlines.
 
     Returns
     -------
-    (M, N) ndarray of int32
+    ndarray of int32, same shape as ``image``
     """
-    image = np.asarray(image, dtype=np.float32)
+    image = check_spatial("voronoi_otsu_labeling", image).astype(np.float32, copy=False)
     spots = filters.gaussian(image, sigma=spot_sigma)
     outline = filters.gaussian(image, sigma=outline_sigma)
     foreground = outline > filters.threshold_otsu(outline)
@@ -193,11 +208,11 @@ def watershed(
 
     Parameters
     ----------
-    image : (M, N) ndarray
+    image : (M, N) or (P, M, N) ndarray
         The landscape; with ``invert`` bright objects are basins.
-    markers : (M, N) ndarray of int
+    markers : ndarray of int, same shape as ``image``
         Seed labels, 0 where there is no seed.
-    mask : (M, N) ndarray, optional
+    mask : ndarray, same shape as ``image``, optional
         Only pixels where the mask is non-zero are labelled.
     compactness : float
         0 for a classic watershed; larger values give more regular regions.
@@ -206,8 +221,12 @@ def watershed(
 
     Returns
     -------
-    (M, N) ndarray of int32
+    ndarray of int32, same shape as ``image``
     """
+    image = check_spatial("watershed", image)
+    markers = check_same_shape("watershed", image, markers, "markers")
+    if mask is not None:
+        mask = check_same_shape("watershed", image, mask, "mask")
     landscape = -np.asarray(image, dtype=np.float32) if invert else image
     labels = segmentation.watershed(
         landscape,
@@ -224,14 +243,15 @@ def expand_labels(labels: "napari.types.LabelsData", distance: float = 1.0) -> "
 
     Parameters
     ----------
-    labels : (M, N) ndarray of int
+    labels : (M, N) or (P, M, N) ndarray of int
         Label image.
     distance : float
-        How far each label grows, in pixels.
+        How far each label grows, in pixels (Euclidean, the same along every axis).
 
     Returns
     -------
-    (M, N) ndarray
-        Same dtype as ``labels``.
+    ndarray
+        Same shape and dtype as ``labels``.
     """
+    labels = check_spatial("expand_labels", labels)
     return segmentation.expand_labels(labels, distance=distance)
