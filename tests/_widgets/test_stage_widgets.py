@@ -11,7 +11,7 @@ from napari.layers import Image, Labels
 
 from napari_batch_pipeline._widgets.stage_widgets import gaussian_widget, make_stage_widget
 from napari_batch_pipeline.core.stages import STAGES
-from napari_batch_pipeline.core.stages.filters import gaussian
+from napari_batch_pipeline.core.stages.filters import gaussian, median
 from napari_batch_pipeline.core.stages.measure import measure
 from napari_batch_pipeline.core.stages.segment import label, threshold
 from napari_batch_pipeline.core.synthetic import nuclei_image
@@ -123,3 +123,27 @@ def test_running_without_a_layer_says_what_is_missing(make_napari_viewer):
     viewer.window.add_dock_widget(widget)
     with pytest.raises(ValueError, match="choose a layer for 'image'"):
         widget()
+
+
+def test_measure_in_physical_units_takes_the_labels_layer_scale(viewer):
+    labels = label(threshold(nuclei_image()))
+    labels_layer = viewer.add_labels(labels, name="nuclei labels", scale=(0.5, 0.25))
+    widget = make_stage_widget("measure")
+    viewer.window.add_dock_widget(widget)
+    assert "spacing" not in [field.name for field in widget]  # the engine's argument, no field
+    assert widget.units.value == "pixels"
+    widget(labels=labels_layer, properties=["area"], units="physical")
+    expected = measure(labels, properties=["area"], units="physical", spacing=(0.5, 0.25))
+    np.testing.assert_allclose(labels_layer.features["area"], expected["area"])
+    np.testing.assert_allclose(labels_layer.features["area"], np.bincount(labels.ravel())[1:] * 0.125)
+
+
+def test_stage_widgets_run_on_a_3d_layer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    volume = np.stack([nuclei_image(shape=(64, 64), seed=seed) for seed in range(4)])
+    viewer.add_image(volume, name="stack", scale=(2.0, 0.5, 0.5))
+    widget = make_stage_widget("median")
+    viewer.window.add_dock_widget(widget)
+    result = widget(radius=1)
+    np.testing.assert_array_equal(result.data, median(volume, radius=1))
+    assert tuple(result.scale) == (2.0, 0.5, 0.5)

@@ -23,7 +23,7 @@ from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 
-from ..core.stages import ParamSpec, StageSpec, get_stage
+from ..core.stages import SPACING_ARG, ParamSpec, StageSpec, get_stage
 
 __all__ = [
     "BUILTIN_WIDGETS",
@@ -244,7 +244,18 @@ def _prepare(spec: StageSpec, arguments: dict[str, Any]) -> _StageCall:
     if source is None:
         raise ValueError(f"{spec.name}: choose a layer for {spec.main_arg!r}")
     data = {name: None if layer is None else layer.data for name, layer in layers.items()}
+    if spec.takes_spacing:
+        data[SPACING_ARG] = _layer_spacing(layers, source)
     return _StageCall(viewer, spec, data, arguments, source, layers)
+
+
+def _layer_spacing(layers: dict[str, Layer | None], source: Layer) -> tuple[float, ...]:
+    """The pixel size a stage's ``spacing`` gets: the scale of its Labels layer (else its source).
+
+    A layer's scale is its pixel size, as the reader sets it from the file.
+    """
+    layer = next((layer for layer in layers.values() if isinstance(layer, Labels)), source)
+    return tuple(float(size) for size in layer.scale[-layer.ndim :])
 
 
 def param_annotation(param: ParamSpec) -> Any:
