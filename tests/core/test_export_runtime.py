@@ -1,7 +1,8 @@
-"""The runtime of exported scripts, called directly: finding, reading, running, writing the tables."""
+"""The runtime of exported scripts, called directly: fields, stages, one task, the command line."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,22 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from skimage import io, measure
+from skimage import measure
 
-from napari_batch_pipeline.core.export_runtime import (
-    find_images,
-    main,
-    read_image,
-    run_image,
-    save_tiff,
-    write_table_rows,
-)
+from napari_batch_pipeline.core.errors import StageError
+from napari_batch_pipeline.core.export_runtime import main, run_stage, run_task
+from napari_batch_pipeline.core.images.fields import plan_fields
+from napari_batch_pipeline.core.images.sources import find_images
+from napari_batch_pipeline.core.plan import make_tasks
 from napari_batch_pipeline.core.run_folder.layout import RunLayout
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 
-def _process(image: np.ndarray) -> dict[str, Any]:
-    """A small pipeline: a mask, its labels, their areas."""
+def _process(images: dict[str, np.ndarray], spacing: tuple[float, ...] | None = None) -> dict[str, Any]:
+    """A small pipeline on ``input``: a mask, its labels, their areas."""
+    image = images["input"]
     mask = image > image.mean()
     labels = measure.label(mask).astype(np.int32)
     table = pd.DataFrame(measure.regionprops_table(labels, properties=["label", "area"]))
@@ -38,96 +37,53 @@ def _write(folder: Path, names: list[str]) -> None:
         tifffile.imwrite(path, nuclei_image(shape=(64, 64), n_nuclei=4, radius=5.0, seed=number))
 
 
-# -- finding and reading ---------------------------------------------------------------------
+def _tasks(folder: Path) -> list[Any]:
+    return make_tasks(plan_fields(find_images(folder), (), "input"), [{}])
 
 
-def test_find_images_in_natural_order_without_hidden_or_other_files(tmp_path: Path) -> None:
-    for name in ["img10.tif", "img2.TIF", "img1.png", "notes.txt", ".hidden.tif", ".cache/a.tif"]:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "deep.tif").write_bytes(b"x")
-    assert find_images(tmp_path) == ["img1.png", "img2.TIF", "img10.tif"]
-    assert find_images(tmp_path, "*.txt") == ["notes.txt"]
-    assert find_images(tmp_path, "sub/*.tif") == ["sub/deep.tif"]
-    assert find_images(tmp_path, "*.jpg") == []
+# -- one stage, one task ---------------------------------------------------------------------
 
 
-def test_find_images_leaves_out_the_output_folder(tmp_path: Path) -> None:
-    _write(tmp_path, ["a.tif", "out/labels/a.tif"])
-    assert find_images(tmp_path, "**/*.tif", output=tmp_path / "out") == ["a.tif"]
-    assert find_images(tmp_path, "**/*.tif") == ["a.tif", "out/labels/a.tif"]
+def test_run_stage_names_the_stage_in_an_error() -> None:
+    assert run_stage("double", "times_two", lambda outputs: outputs["x"] * 2, {"x": 3}) == 6
+    with pytest.raises(StageError, match=r"stage 'blurred' \(gaussian\) failed: KeyError: 'input'"):
+        run_stage("blurred", "gaussian", lambda outputs: outputs["input"], {})
 
 
-def test_read_image_squeezes_tiff_and_reads_png(tmp_path: Path) -> None:
-    image = np.arange(12, dtype=np.uint16).reshape(1, 3, 4)
-    tifffile.imwrite(tmp_path / "a.tiff", image)
-    read = read_image(tmp_path / "a.tiff")
-    assert read.shape == (3, 4)
-    assert read.dtype == np.uint16
-    np.testing.assert_array_equal(read, image[0])
-    io.imsave(tmp_path / "b.png", image[0].astype(np.uint8), check_contrast=False)
-    np.testing.assert_array_equal(read_image(tmp_path / "b.png"), image[0])
-
-
-def test_read_image_refuses_a_stack(tmp_path: Path) -> None:
-    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((2, 3, 4), dtype=np.uint8))
-    with pytest.raises(ValueError, match=r"stack\.tif has shape \(2, 3, 4\); 2D images are expected"):
-        read_image(tmp_path / "stack.tif")
-
-
-# -- writing ---------------------------------------------------------------------------------
-
-
-def test_save_tiff_writes_a_mask_as_uint8(tmp_path: Path) -> None:
-    mask = np.eye(3, dtype=bool)
-    save_tiff(tmp_path / "mask" / "plate 1" / "a.tif", mask)
-    written = tifffile.imread(tmp_path / "mask" / "plate 1" / "a.tif")
-    assert written.dtype == np.uint8
-    np.testing.assert_array_equal(written, mask)
-
-
-def test_write_table_rows_appends(tmp_path: Path) -> None:
-    path = tmp_path / "t.csv"
-    write_table_rows(path, pd.DataFrame({"label": [1], "area": [3]}), header=True)
-    write_table_rows(path, pd.DataFrame({"label": [2], "area": [5]}), header=False)
-    assert path.read_text() == "label,area\n1,3\n2,5\n"
-
-
-# -- one image, then a folder ----------------------------------------------------------------
-
-
-def test_run_image_gives_the_row_and_writes_outputs(tmp_path: Path) -> None:
+def test_run_task_gives_the_record_and_writes_outputs_as_the_engine(tmp_path: Path) -> None:
     _write(tmp_path / "in", ["plate 1/a.b.tif"])
-    parts = {"objects": tmp_path / "objects.part"}
-    row = run_image(tmp_path / "in", "plate 1/a.b.tif", tmp_path, _process, ["labels"], ["objects"], parts)
-    assert list(row)[:4] == ["image", "status", "error", "seconds"]
-    assert (row["image"], row["status"], row["error"]) == ("plate 1/a.b.tif", "done", "")
-    table = pd.read_csv(parts["objects"])
+    (task,) = make_tasks(plan_fields(find_images(tmp_path / "in", recursive=True), (), "input"), [{}])
+    layout = RunLayout(tmp_path / "out")
+    record = run_task(task, layout, _process, ["labels"], ["objects"])
+    assert (record.image, record.status, record.error) == ("plate 1/a.b.tif", "done", "")
+    table = pd.read_csv(layout.part("objects", task.key))
     assert list(table.columns) == ["image", "label", "area"]
-    assert row["objects.count"] == len(table) > 0
-    assert row["objects.mean_area"] == pytest.approx(table["area"].mean())
-    # named as the engine names a saved output
-    assert RunLayout(tmp_path).task_output("labels", "plate 1/a.b.tif").is_file()
+    assert record.summary["objects.count"] == len(table) > 0
+    assert record.summary["objects.mean_area"] == pytest.approx(table["area"].mean())
+    assert layout.task_output("labels", "plate 1/a.b.tif").is_file()
 
 
-def test_run_image_fails_one_image_alone(tmp_path: Path) -> None:
-    (tmp_path / "broken.tif").write_bytes(b"not a tiff")
-    parts = {"objects": tmp_path / "objects.part"}
-    row = run_image(tmp_path, "broken.tif", tmp_path, _process, [], ["objects"], parts)
-    assert row["status"] == "failed"
-    assert row["error"].split(":")[0].endswith("Error")
-    assert "objects.count" not in row
-    assert not parts["objects"].exists()
+def test_run_task_fails_one_field_alone_with_the_engine_message(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.tif").write_bytes(b"not a tiff")
+    (task,) = _tasks(tmp_path / "in")
+    record = run_task(task, RunLayout(tmp_path / "out"), _process, [], ["objects"])
+    assert record.status == "failed"
+    assert record.error.startswith("broken.tif is not a readable image")
+    assert not record.summary
+    assert not (tmp_path / "out" / ".parts").exists()
+
+
+# -- the command line ------------------------------------------------------------------------
 
 
 def test_main_writes_the_tables_and_outputs(tmp_path: Path) -> None:
     names = ["img1.tif", "img2.tif", "img10.tif"]
     _write(tmp_path / "in", names)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "objects.csv.part").write_text("left,over\n1,2\n")  # from an interrupted run
-    assert main(_process, ["mask"], ["objects"], [str(tmp_path / "in"), str(out)]) == 0
+    (out / ".parts" / "objects").mkdir(parents=True)
+    (out / ".parts" / "objects" / "left.csv").write_text("left,over\n1,2\n")  # an interrupted run
+    assert main(_process, ["mask"], ["objects"], None, [str(tmp_path / "in"), str(out)]) == 0
     images = pd.read_csv(out / "images.csv")
     assert images["image"].tolist() == names
     assert (images["status"] == "done").all()
@@ -143,20 +99,58 @@ def test_main_writes_the_tables_and_outputs(tmp_path: Path) -> None:
     assert list(objects.columns) == ["image", "label", "area"]
     assert objects.groupby("image", sort=False).size().tolist() == images["objects.count"].tolist()
     assert sorted(p.name for p in (out / "mask").iterdir()) == sorted(names)
-    assert not list(out.glob("*.part"))
+    assert not (out / ".parts").exists()
 
 
 def test_main_counts_failures_and_writes_empty_tables(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "bad.tif").write_bytes(b"nope")
     out = tmp_path / "out"
-    assert main(_process, [], ["objects"], [str(tmp_path / "in"), str(out), "--pattern", "*.tif"]) == 1
+    assert main(_process, [], ["objects"], None, [str(tmp_path / "in"), str(out), "--pattern", "*.tif"]) == 1
     assert pd.read_csv(out / "images.csv")["status"].tolist() == ["failed"]
     assert (out / "objects.csv").read_text() == "image,label\n"
 
 
-def test_main_without_images_exits_with_a_message(tmp_path: Path) -> None:
+def test_main_without_images_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "in").mkdir()
-    with pytest.raises(SystemExit, match="no images in"):
-        main(_process, [], [], [str(tmp_path / "in"), str(tmp_path / "out")])
+    assert main(_process, [], [], None, [str(tmp_path / "in"), str(tmp_path / "out")]) == 2
+    assert "error: no files with an image suffix" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_main_names_channels_and_refuses_a_multichannel_file_without(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in").mkdir()
+    data = np.stack([nuclei_image(shape=(48, 56), n_nuclei=3, radius=5.0, seed=s) for s in (1, 2, 3)])
+    metadata = {"axes": "CYX", "Labels": ["DAPI", "GFP", "Cy5"]}
+    tifffile.imwrite(tmp_path / "in" / "cells.tif", data, imagej=True, metadata=metadata)
+    seen: list[dict[str, np.ndarray]] = []
+
+    def process(images: dict[str, np.ndarray], spacing: tuple[float, ...] | None = None) -> dict[str, Any]:
+        seen.append(images)
+        return {}
+
+    arguments = [str(tmp_path / "in"), str(tmp_path / "out")]
+    assert main(process, [], [], {"dna": "DAPI", "far_red": 2}, arguments) == 0
+    assert list(seen[0]) == ["dna", "far_red"]
+    np.testing.assert_array_equal(seen[0]["dna"], data[0])
+    np.testing.assert_array_equal(seen[0]["far_red"], data[2])
+    assert main(process, [], [], None, [str(tmp_path / "in"), str(tmp_path / "other")]) == 2
+    message = capsys.readouterr().err
+    assert "cells.tif has 3 channels" in message and "dapi: 0" in message
+
+
+def test_main_vendor_file_without_bioio_fails_alone_naming_the_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path / "in", ["plain.tif"])
+    (tmp_path / "in" / "stack.czi").write_bytes(b"ZISRAWFILE and more")
+    monkeypatch.setitem(sys.modules, "bioio", None)  # as if not installed
+    out = tmp_path / "out"
+    assert main(_process, [], ["objects"], None, [str(tmp_path / "in"), str(out)]) == 1
+    images = pd.read_csv(out / "images.csv").set_index("image")
+    assert images.loc["plain.tif", "status"] == "done"
+    assert images.loc["stack.czi", "status"] == "failed"
+    assert "stack.czi needs bioio and bioio-czi" in images.loc["stack.czi", "error"]
+    assert "pip install" in images.loc["stack.czi", "error"]
