@@ -49,7 +49,7 @@ def test_design_example_loads_with_defaults_filled_in(pipeline: Pipeline) -> Non
     assert pipeline["blurred"].params == {"sigma": 2.0}
     assert pipeline["mask"].params == {"method": "otsu", "block_size": 35, "offset": 0.0}
     assert pipeline["labels"].params == {"connectivity": 2}
-    assert pipeline["nuclei"].params == {"properties": ["area", "intensity_mean"]}
+    assert pipeline["nuclei"].params == {"properties": ["area", "intensity_mean"], "units": "pixels"}
     assert pipeline["blurred"].inputs == {"image": INPUT}
     assert pipeline["mask"].inputs == {"image": "blurred"}
     assert pipeline["labels"].inputs == {"mask": "mask"}
@@ -422,7 +422,7 @@ BAD_FILES: dict[str, tuple[Any, str | None, str | None, list[str]]] = {
         ("name: nuclei\n", "name: nuclei\nstage: []\n"),
         None,
         None,
-        ["unknown key 'stage'", "expected name, stages, version"],
+        ["unknown key 'stage'", "expected channels, name, stages, version"],
     ),
     "unknown_stage_key": (
         ("save: true", "saved: true"),
