@@ -9,10 +9,10 @@ what makes tuning in the Pipeline builder quick. Qt- and napari-free.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .pipeline import INPUT, Pipeline
+from .pipeline import Pipeline
 
 __all__ = ["StageCache"]
 
@@ -33,9 +33,10 @@ class StageCache:
     def run(
         self,
         pipeline: Pipeline,
-        image: Any,
+        image: Any | Mapping[str, Any],
         image_key: str,
         *,
+        spacing: tuple[float, ...] | None = None,
         stop: Callable[[], bool] | None = None,
     ) -> Iterator[tuple[str, Any, bool]]:
         """Run ``pipeline`` on ``image``, reusing cached outputs; yield each stage's output.
@@ -44,10 +45,13 @@ class StageCache:
         ----------
         pipeline : Pipeline
             The chain.
-        image : (M, N) ndarray
-            The input image.
+        image : (M, N) or (P, M, N) ndarray, or mapping
+            The input image, or one image per channel name when the pipeline names
+            channels (see :meth:`Pipeline.images_of`).
         image_key : str
-            Identifies ``image``: outputs are reused only for the same key.
+            Identifies ``image`` and ``spacing``: outputs are reused only for the same key.
+        spacing : tuple of float, optional
+            The pixel size, for stages that take it (``measure`` in physical units).
         stop : callable, optional
             Checked before each stage that must be computed; if it returns True the
             run ends there (a newer run has superseded this one).
@@ -61,8 +65,10 @@ class StageCache:
         ------
         StageError
             If a stage fails; the outputs before it stay cached.
+        PipelineError
+            If the pipeline names channels and ``image`` lacks one.
         """
-        available: dict[str, Any] = {INPUT: image}
+        available: dict[str, Any] = pipeline.images_of(image)
         keep: set[tuple[str, str]] = set()
         for stage in pipeline.stages:
             key = (image_key, pipeline.stage_key(stage.name))
@@ -73,7 +79,7 @@ class StageCache:
             if not reused:
                 if stop is not None and stop():
                     return
-                output = pipeline.run_stage(stage.name, available)
+                output = pipeline.run_stage(stage.name, available, spacing=spacing)
                 with self._lock:
                     self._outputs[key] = output
             available[stage.name] = output

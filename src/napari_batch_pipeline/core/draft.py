@@ -1,4 +1,5 @@
-"""The pipeline being edited: an ordered list of stage drafts, evented, valid or not yet.
+"""The pipeline being edited: an ordered list of stage drafts and the named channels,
+evented, valid or not yet.
 
 While a person builds a pipeline it is often invalid for a moment (a name half typed),
 so drafts are kept as typed and checked only when :meth:`PipelineDraft.pipeline` makes
@@ -7,112 +8,60 @@ leave dangling they keep consistent: default names are unique, a renamed stage s
 the source of the stages it feeds, and a data argument whose source was removed or
 moved below it gets its default source again.
 
+The ``channels:`` section of a pipeline file is held as it will be written
+(``{'dna': 0, 'cyto': 'Alexa 568'}``, see :mod:`.images.channels`); its names are offered
+as stage inputs like ``input``.
+
 Every change emits a psygnal signal, so that any number of views can follow one draft:
-``stages_changed()`` for the structure (add, remove, move, rename, replace),
-``stage_changed(index)`` for the values of one stage (a parameter, an input, save), and
+``stages_changed()`` for the structure (add, remove, move, rename, replace, and the
+inputs offered when the channels change), ``stage_changed(index)`` for the values of
+one stage (a parameter, an input, save), ``channels_changed()`` and
 ``name_changed(name)``. Qt- and napari-free; edit from one thread.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+import yaml
 from psygnal import Signal
 
 from .errors import PipelineError
+from .images.channels import parse_channels
 from .pipeline import INPUT, Pipeline
+from .stage_draft import NONE, StageDraft, default_source, plain_value, same_value
 from .stages import StageSpec, get_stage
 
-__all__ = ["INPUT", "NONE", "PipelineDraft", "StageDraft", "default_source"]
-
-#: the source that leaves an optional data argument unconnected
-NONE = "(none)"
-
-_uids = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class StageDraft:
-    """One stage as edited: a snapshot; change it through its :class:`PipelineDraft`.
-
-    Attributes
-    ----------
-    function : str
-        The stage function (``'gaussian'`` or ``'package.module:function'``).
-    name : str
-        Its name in the pipeline, as typed (maybe not a valid one yet).
-    params : dict
-        Every parameter, defaults filled in.
-    inputs : dict of str to str
-        The source of each connected data argument: ``'input'`` or an earlier stage. The
-        main argument appears only when it is not fed by the stage before.
-    save : bool
-        Whether batches save this stage's output.
-    uid : int
-        Identifies the stage across renames and moves (for views that keep one widget each).
-    """
-
-    function: str
-    name: str
-    params: dict[str, Any]
-    inputs: dict[str, str] = field(default_factory=dict)
-    save: bool = False
-    uid: int = field(default_factory=lambda: next(_uids))
-
-    @property
-    def spec(self) -> StageSpec:
-        return get_stage(self.function)
-
-    @property
-    def extra_args(self) -> list[str]:
-        """The data arguments after the main one, whose sources a person chooses."""
-        return list(self.spec.data_args)[1:]
-
-    def config(self) -> dict[str, Any]:
-        """The stage as a mapping of a pipeline file."""
-        return {
-            "name": self.name,
-            "function": self.function,
-            "params": dict(self.params),
-            "inputs": dict(self.inputs),
-            "save": self.save and self.spec.returns != "table",
-        }
-
-
-def default_source(spec: StageSpec, arg: str, earlier: Sequence[StageDraft]) -> str:
-    """Where an extra data argument is fed from until a person says otherwise.
-
-    An image comes from ``input`` (measure intensities on the raw image); required
-    labels from the latest earlier stage giving labels or a mask (else ``input``);
-    optional labels from nothing (:data:`NONE`).
-    """
-    if spec.data_args[arg] == "image":
-        return INPUT
-    if arg in spec.optional_data:
-        return NONE
-    for stage in reversed(earlier):
-        if stage.spec.returns in ("mask", "labels"):
-            return stage.name
-    return INPUT
+__all__ = [
+    "INPUT",
+    "NONE",
+    "PipelineDraft",
+    "StageDraft",
+    "channels_from_text",
+    "channels_text",
+    "default_source",
+]
 
 
 class PipelineDraft:
-    """An editable pipeline: stage drafts in order, and a name.
+    """An editable pipeline: stage drafts in order, the named channels, and a name.
 
     Stages are addressed by their index. Every method that changes something emits
-    ``stages_changed``, ``stage_changed(index)`` or ``name_changed(name)``, and nothing
-    when nothing changed.
+    ``stages_changed``, ``stage_changed(index)``, ``channels_changed`` or
+    ``name_changed(name)``, and nothing when nothing changed.
     """
 
     stages_changed = Signal()
     stage_changed = Signal(int)
+    channels_changed = Signal()
     name_changed = Signal(str)
 
     def __init__(self, name: str = "pipeline") -> None:
         self._stages: list[StageDraft] = []
+        self._channels: dict[str, Any] = {}
         self._name = name
 
     # -- reading ------------------------------------------------------------------------
@@ -129,16 +78,30 @@ class PipelineDraft:
     def stage_names(self) -> list[str]:
         return [stage.name for stage in self._stages]
 
+    @property
+    def channels(self) -> dict[str, Any]:
+        """The ``channels:`` section, name to index, stored name or ``{'file': pattern}``;
+        empty when the pipeline names no channels."""
+        return dict(self._channels)
+
     def sources(self, index: int, arg: str) -> list[str]:
         """What the data argument ``arg`` of stage ``index`` may be fed from.
 
-        :data:`NONE` first when the argument is optional, then ``input`` and the earlier
-        stages that do not give a table.
+        :data:`NONE` first when the argument is optional, then ``input``, the named
+        channels and the earlier stages that do not give a table.
         """
         stage = self._stages[index]
         optional = arg in stage.spec.optional_data and arg != stage.spec.main_arg
         earlier = [s.name for s in self._stages[:index] if s.spec.returns != "table"]
-        return list(dict.fromkeys([*([NONE] if optional else []), INPUT, *earlier]))
+        return list(dict.fromkeys([*([NONE] if optional else []), INPUT, *self._channels, *earlier]))
+
+    def source_of(self, index: int, arg: str) -> str:
+        """Where the data argument ``arg`` of stage ``index`` is fed from now: for the main
+        argument the stage before unless set otherwise, for the others :data:`NONE` when
+        unconnected."""
+        stage = self._stages[index]
+        default = self._previous(index) if arg == stage.spec.main_arg else NONE
+        return stage.inputs.get(arg, default)
 
     def pipeline(self) -> Pipeline:
         """The drafts as a validated Pipeline.
@@ -151,7 +114,11 @@ class PipelineDraft:
         """
         if not self._stages:
             raise PipelineError("the pipeline has no stage yet; add one")
-        return Pipeline([stage.config() for stage in self._stages], name=self._name or "pipeline")
+        return Pipeline(
+            [stage.config() for stage in self._stages],
+            name=self._name or "pipeline",
+            channels=self._channels or None,
+        )
 
     # -- structure ----------------------------------------------------------------------
 
@@ -196,7 +163,7 @@ class PipelineDraft:
                     stage=name,
                     key=f"params.{key}",
                 )
-            values[key] = _plain(value)
+            values[key] = plain_value(value)
         wanted = dict(inputs or {})
         for arg in wanted:
             if arg not in spec.data_args:
@@ -251,7 +218,11 @@ class PipelineDraft:
             self.stages_changed.emit()
 
     def set_pipeline(self, pipeline: Pipeline) -> None:
-        """Replace the stages and the name with those of ``pipeline``."""
+        """Replace the stages, the channels and the name with those of ``pipeline``."""
+        channels = {channel.name: channel.to_yaml() for channel in pipeline.channels}
+        if channels != self._channels:
+            self._channels = channels
+            self.channels_changed.emit()
         self._stages = []
         for stage in pipeline.stages:
             draft = StageDraft(stage.function, stage.name, dict(stage.params), save=stage.save)
@@ -260,6 +231,29 @@ class PipelineDraft:
             self._wire(len(self._stages) - 1, {**unconnected, **stage.inputs}, missing=None)
         self.stages_changed.emit()
         self.set_name(pipeline.name)
+
+    def set_channels(self, channels: Mapping[str, Any] | None) -> None:
+        """Name the channels of the inputs (the ``channels:`` section); None or empty: none.
+
+        Stages fed by a channel that is no longer named get their default sources.
+        Emits ``channels_changed`` then ``stages_changed`` when the section changes.
+
+        Raises
+        ------
+        PipelineError
+            If a name or a value is not one a pipeline file takes (nothing changes then).
+        """
+        checked = parse_channels(dict(channels) if channels else None, reserved=(INPUT,))
+        taken = sorted({c.name for c in checked} & set(self.stage_names))
+        if taken:
+            raise PipelineError(f"channels.{taken[0]}: a stage has this name; name the channel otherwise")
+        new = {channel.name: channel.to_yaml() for channel in checked}
+        if new == self._channels:
+            return
+        self._channels = new
+        self._rewire()
+        self.channels_changed.emit()
+        self.stages_changed.emit()
 
     def set_name(self, name: str) -> None:
         """Name the pipeline (for people; it does not change results)."""
@@ -286,8 +280,8 @@ class PipelineDraft:
                 stage=stage.name,
                 key=f"params.{param}",
             )
-        value = _plain(value)
-        if _same(stage.params.get(param), value):
+        value = plain_value(value)
+        if same_value(stage.params.get(param), value):
             return
         self._stages[index] = replace(stage, params={**stage.params, param: value})
         self.stage_changed.emit(index)
@@ -376,15 +370,31 @@ class PipelineDraft:
         self._stages[index] = replace(stage, inputs=inputs)
 
 
-def _plain(value: Any) -> Any:
-    """YAML-friendly: tuples (from tuple fields) become lists."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def channels_text(channels: Mapping[str, Any]) -> str:
+    """The channels as one line of a pipeline file's flow mapping, without the braces:
+    ``'dna: 0, cyto: Alexa 568'`` (empty without channels)."""
+    if not channels:
+        return ""
+    text = yaml.safe_dump(dict(channels), default_flow_style=True, sort_keys=False, width=10**6).strip()
+    return text[1:-1].strip()
 
 
-def _same(a: Any, b: Any) -> bool:
+def channels_from_text(text: str) -> dict[str, Any]:
+    """The channels written as :func:`channels_text` writes them (``'dna: 0, cyto: 1'``).
+
+    Raises
+    ------
+    PipelineError
+        If the text is not a mapping of names to channels, saying what was given.
+    """
+    if not text.strip():
+        return {}
     try:
-        return bool(type(a) is type(b) and a == b)
-    except (TypeError, ValueError):
-        return False
+        data = yaml.safe_load("{" + text + "}")
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict):
+        raise PipelineError(
+            f"channels: expected 'name: index' pairs separated by commas (dna: 0, cyto: 1), got {text!r}"
+        )
+    return {str(name): value for name, value in data.items()}

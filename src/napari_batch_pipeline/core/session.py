@@ -3,7 +3,7 @@
 A :class:`TuningSession` is what a person tunes in napari, held once per viewer so that
 the builder, the sweep panel and the batch widget are views of the same thing: the
 editable pipeline (a :class:`~napari_batch_pipeline.core.draft.PipelineDraft`), the
-image the chain runs on (and a second one in test mode), a
+image the chain runs on (and a second one in test mode; see :mod:`.tuning_images`), a
 :class:`~napari_batch_pipeline.core.cache.StageCache` so that a change re-runs only the
 changed stage and those after it, and the latest parameter sweep. Runs are started here
 and superseded here: a run started after another makes the earlier one stop before its
@@ -27,10 +27,8 @@ Example
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from psygnal import Signal
 
 from .cache import StageCache
@@ -38,38 +36,9 @@ from .draft import PipelineDraft
 from .errors import PipelineError
 from .pipeline import Pipeline
 from .sweep import ImageSweep
+from .tuning_images import TuningImage
 
 __all__ = ["ChainRun", "TuningImage", "TuningSession"]
-
-
-@dataclass(frozen=True)
-class TuningImage:
-    """An image to tune on, as a view hands it over.
-
-    Attributes
-    ----------
-    key : str
-        Identifies the image's current data: the cache reuses outputs for the same key
-        only, so new data needs a new key.
-    data : (M, N) array_like
-        Read (``numpy.asarray``) when a run or a sweep uses it, in its thread.
-    name : str
-        For people: names the outputs of a second image.
-    scale, translate : tuple of float
-        Where the image lies in the world, for views that show outputs beside it
-        (default: unit pixels at the origin).
-    """
-
-    key: str
-    data: Any = field(repr=False)
-    name: str = "image"
-    scale: tuple[float, ...] = ()
-    translate: tuple[float, ...] = ()
-
-    def __post_init__(self) -> None:
-        ndim = len(np.shape(self.data))
-        object.__setattr__(self, "scale", tuple(map(float, self.scale or (1.0,) * ndim)))
-        object.__setattr__(self, "translate", tuple(map(float, self.translate or (0.0,) * ndim)))
 
 
 class ChainRun:
@@ -104,12 +73,19 @@ class ChainRun:
         return self._superseded()
 
     def __iter__(self) -> Iterator[tuple[int, str, Any, bool]]:
-        """Raises StageError if a stage fails (outputs before it stay cached)."""
+        """Runs each image at its scale (the pixel size stages that take one get).
+
+        Raises StageError if a stage fails (outputs before it stay cached), PipelineError
+        if the pipeline names a channel an image lacks.
+        """
         for index, image in enumerate(self.images):
             if self.superseded():
                 return
-            data = np.asarray(image.data)
-            for name, output, reused in self._cache.run(self.pipeline, data, image.key, stop=self.superseded):
+            data = image.read()
+            outputs = self._cache.run(
+                self.pipeline, data, image.key, spacing=image.scale, stop=self.superseded
+            )
+            for name, output, reused in outputs:
                 yield index, name, output, reused
 
 

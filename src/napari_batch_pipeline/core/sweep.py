@@ -237,12 +237,12 @@ class ImageSweep:
         """Whether every parameter set has run."""
         return len(self.points) == len(self.param_sets)
 
-    def run(self, image: np.ndarray, cancelled: Callable[[], bool] | None = None) -> Iterator[SweepPoint]:
+    def run(self, image: Any, cancelled: Callable[[], bool] | None = None) -> Iterator[SweepPoint]:
         """Run the remaining parameter sets on ``image``; yield each point as it is done.
 
         Parameters
         ----------
-        image : (M, N) ndarray
+        image : (M, N) ndarray, or one per channel name (see :meth:`Pipeline.images_of`)
         cancelled : callable, optional
             Checked before every stage computed; when it returns True the sweep stops,
             the set under way is dropped, and :attr:`complete` stays False.
