@@ -456,3 +456,29 @@ def test_exported_script_with_channels_in_separate_files(tmp_path: Path) -> None
     assert images.loc["A03", "status"] == "failed"
     assert "'cyto'" in images.loc["A03", "error"] and "A03_actin.tif" in images.loc["A03", "error"]
     assert _assert_same_outputs(engine, script, ["labels"]) == ["labels/A01.tif", "labels/A02.tif"]
+
+
+def test_exported_script_reads_ome_zarr_through_bioio(tmp_path: Path) -> None:
+    writers = pytest.importorskip("bioio_ome_zarr.writers")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    plane = _cell_field(13)[[0, 2]].astype(float)
+    data = np.stack([plane * weight for weight in (0.5, 1.0, 0.5)], axis=1).astype(np.uint16)[np.newaxis]
+    writer = writers.OMEZarrWriter(
+        str(folder / "volume.ome.zarr"),
+        level_shapes=[data.shape],
+        dtype=data.dtype,
+        axes_names=["t", "c", "z", "y", "x"],
+        axes_types=["time", "channel", "space", "space", "space"],
+        axes_units=[None, None, "micrometer", "micrometer", "micrometer"],
+        physical_pixel_size=[1.0, 1.0, 1.0, 0.25, 0.25],
+    )
+    writer.write_full_volume(data)
+    pipeline = Pipeline.from_text(
+        CHANNEL_PIPELINE.replace("dna: ch0 ", "dna: 0   ").replace("cyto: 2 ", "cyto: 1 ")
+    )
+    engine, script = _engine_and_script(pipeline, folder, tmp_path)
+    _assert_same_tables(engine, script, ["cells"])
+    assert _assert_same_outputs(engine, script, ["labels"]) == ["labels/volume.tif"]
+    assert tifffile.imread(script / "labels" / "volume.tif").shape == (3, 48, 56)
+    assert _pixel_size(script / "labels" / "volume.tif")["PhysicalSizeZ"] == "1.0"
