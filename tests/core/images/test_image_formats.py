@@ -57,3 +57,10 @@ def test_a_scene_that_does_not_exist_is_an_error_naming_the_file(tmp_path: Path)
     path = MAKERS["OME-TIFF 2 series"](tmp_path).path
     with pytest.raises(ImageReadError, match=r"two_series\.ome\.tif has no scene 5"):
         read_scene(path, 5, 0)
+
+
+def test_a_tiff_with_a_header_and_no_image_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.tif"
+    path.write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    with pytest.raises(ImageReadError, match=r"junk\.tif"):
+        probe(path)

@@ -94,7 +94,10 @@ def probe(path: Path) -> FileInfo:
         Naming the file and what is wrong (missing, empty, damaged, needs a reader).
     """
     _check_exists(path)
-    return _call(path, _reader(path).probe, path)
+    info: FileInfo = _call(path, _reader(path).probe, path)
+    if not info.scenes or any(scene.sizes["Y"] * scene.sizes["X"] == 0 for scene in info.scenes):
+        raise ImageReadError(f"{path.name} holds no image (a damaged or empty image file)")
+    return info
 
 
 def read_scene(path: Path, scene: int, t: int) -> tuple[np.ndarray, SceneInfo]:
