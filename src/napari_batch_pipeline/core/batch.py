@@ -8,6 +8,7 @@ thread. ``run_batch`` is the one-call form.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,12 +22,15 @@ from .executors import Executor, make_executor
 from .images.fields import plan_fields
 from .images.sources import find_images
 from .options import STRATEGIES, BatchOptions
+from .params_table import ParamsTable, apply_params_table, read_params_table
 from .pipeline import INPUT, Pipeline
 from .plan import Estimate, Task, check_output_names, estimate, make_tasks, parameter_sets
 from .report import Report
 from .run_folder.records import TaskRecord
+from .run_folder.tables import FOLDER, IMAGE
 from .run_folder.writer import RunFolder, command_line, provenance_versions, timestamp
 from .strategies import Measured, make_strategy
+from .summary import write_summary
 from .tasks import TaskJob
 
 __all__ = ["STRATEGIES", "BatchRun", "Report", "run_batch"]
@@ -79,8 +83,17 @@ class BatchRun:
         self.sweep = dict(self.options.sweep)
         self.param_sets = parameter_sets(self.pipeline, self.sweep)
         self.sources = plan_fields(self.files, self.pipeline.channels, INPUT)
-        self.tasks = make_tasks(self.sources, self.param_sets)
+        self.tasks = make_tasks(self.sources, self.param_sets, folders=self.options.recursive)
+        #: the parameter table, and how many tasks no row of it matched
+        self.params_table: ParamsTable | None = None
+        self.unmatched = 0
+        if self.options.params is not None:
+            self.params_table = read_params_table(
+                self.options.params, self.pipeline, keys=self._key_columns(), swept=self.sweep
+            )
+            self.tasks, self.unmatched = apply_params_table(self.tasks, self.params_table, self.pipeline)
         check_output_names(self.tasks)
+        self._check_group_by()
         self.strategy = self.options.strategy
         self.executor_name = self.options.executor
         self.workers = self.options.worker_count
@@ -124,7 +137,7 @@ class BatchRun:
             output_dir=str(self.folder.path),
             pipeline=self.pipeline.to_dict(),
             pipeline_hash=self.pipeline.hash,
-            params=task.params,
+            params=task.values,
             metadata=task.metadata,
             source=task.source,
             field_stem=task.field_stem,
@@ -213,6 +226,7 @@ class BatchRun:
     def _close(self, ledger: _Ledger, seconds: float) -> Report:
         """Write the tables and the end of run.json; the report."""
         self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
+        write_summary(self.folder.path, self.options.group_by)
         done = sum(1 for r in ledger.records.values() if r.done)
         report = Report(
             output_dir=self.folder.path,
@@ -249,6 +263,39 @@ class BatchRun:
         if not plan.fits:
             raise PipelineError(plan.advice(), options=plan.advice_options)
 
+    def _key_columns(self) -> set[str]:
+        """The columns a parameter table may key its rows by: folder, image, metadata."""
+        groups = set(re.compile(self.options.metadata).groupindex) if self.options.metadata else set()
+        if self.options.recursive and FOLDER in groups:
+            raise PipelineError(
+                f"metadata pattern: the group name {FOLDER!r} is the column of each image's folder "
+                "in a run over subfolders; name the group otherwise",
+                options=("metadata", "recursive"),
+            )
+        return {FOLDER, IMAGE, *groups, *(column for task in self.tasks for column in task.metadata)}
+
+    def _check_group_by(self) -> None:
+        """Refuse, before anything runs, a grouping by a column the tables will not have."""
+        columns = {IMAGE, *(c for task in self.tasks for c in (*task.values, *task.metadata))}
+        missing = [c for c in self.options.group_by or () if c not in columns]
+        if missing:
+            raise PipelineError(
+                f"group by {', '.join(map(repr, missing))}: not a column of this run's tables; "
+                f"the columns to group by are {', '.join(sorted(columns))}",
+                options=("group_by",),
+            )
+
+    def _params_provenance(self) -> dict[str, Any] | None:
+        if self.params_table is None:
+            return None
+        rows = len(self.params_table.rows)
+        return {
+            **self.params_table.describe(),
+            "rows": rows,
+            "matched_tasks": len(self.tasks) - self.unmatched,
+            "unmatched_tasks": self.unmatched,
+        }
+
     def _provenance(self, skipped: int) -> dict[str, Any]:
         return {
             "versions": provenance_versions(),
@@ -266,6 +313,8 @@ class BatchRun:
             "scheduler": self.options.scheduler,
             "strategy": self.strategy,
             "sweep": self.sweep,
+            "params": self._params_provenance(),
+            "group_by": list(self.options.group_by) if self.options.group_by else None,
             "started": timestamp(),
             "finished": None,
             "status": "running",
@@ -296,7 +345,8 @@ def run_batch(
         ``pattern``, ``recursive``, ``metadata``, ``executor`` (serial, threads,
         processes, dask), ``workers``, ``scheduler``, ``strategy`` (vertical,
         horizontal), ``sweep`` (``{'stage.param': [values]}``), ``memory_budget``
-        (bytes), ``limit``, ``fresh`` (see :class:`~.options.BatchOptions`).
+        (bytes), ``limit``, ``fresh``, ``params`` (a parameter table, CSV), ``group_by``
+        (the summary's grouping columns) (see :class:`~.options.BatchOptions`).
 
     Returns
     -------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import PipelineError
@@ -53,6 +54,12 @@ class BatchOptions:
         Only the first ``limit`` images.
     fresh : bool
         Replace a run of another pipeline in the output folder.
+    params : path or None
+        A parameter table (CSV): per-dataset values keyed by folder, image or metadata
+        (see :mod:`.params_table`).
+    group_by : tuple of str or None
+        The columns that group the run's summary; None: ``folder`` when there is one,
+        else the metadata columns, else the parameter columns. A text is split at commas.
 
     Raises
     ------
@@ -71,6 +78,8 @@ class BatchOptions:
     memory_budget: int | None = None
     limit: int | None = None
     fresh: bool = False
+    params: str | Path | None = None
+    group_by: Sequence[str] | str | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -96,6 +105,7 @@ class BatchOptions:
                 options=("scheduler", "executor"),
             )
         object.__setattr__(self, "sweep", {key: list(values) for key, values in (self.sweep or {}).items()})
+        object.__setattr__(self, "group_by", _columns(self.group_by))
 
     @property
     def worker_count(self) -> int:
@@ -110,3 +120,16 @@ class BatchOptions:
             "metadata": self.metadata,
             "limit": self.limit,
         }
+
+
+def _columns(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """Grouping columns: ``'folder,condition'`` or a list; None or empty: the default."""
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(name, str) for name in names):
+        raise PipelineError(f"group by: expected column names, got {value!r}", options=("group_by",))
+    columns = tuple(name.strip() for name in names if name.strip())
+    if len(set(columns)) != len(columns):
+        raise PipelineError(f"group by: a column comes twice in {list(columns)}", options=("group_by",))
+    return columns or None

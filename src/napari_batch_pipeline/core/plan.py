@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import posixpath
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,7 @@ from .images.fields import field_columns, pixel_columns, read_field
 from .images.sources import Source
 from .pipeline import Pipeline
 from .run_folder.layout import output_stem, param_label
+from .run_folder.tables import FOLDER
 
 __all__ = [
     "Estimate",
@@ -49,15 +51,35 @@ class Task:
         The input image.
     params : dict
         The swept parameters of this task, ``{'stage.param': value}``; empty without a sweep.
+        They name the task's outputs.
+    table_params : dict
+        The values of the parameter table's columns this task runs with: its row's, or
+        the pipeline's where no row (or an empty cell) gives one; empty without a table.
+    folders : bool
+        The tables have a ``folder`` column (a run over subfolders).
     """
 
     index: int
     source: Source
     params: dict[str, Any] = field(default_factory=dict)
+    table_params: dict[str, Any] = field(default_factory=dict)
+    folders: bool = False
 
     @property
     def label(self) -> str:
+        """The swept parameter set, as the outputs' names carry it (``''`` without a sweep)."""
         return param_label(self.params)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every parameter value the task sets, as its table columns show: swept, then from
+        the parameter table."""
+        return {**self.params, **self.table_params}
+
+    @property
+    def folder(self) -> str:
+        """The image's folder relative to the input folder, ``.`` at the top."""
+        return posixpath.dirname(self.source.relative) or "."
 
     @property
     def image(self) -> str:
@@ -68,7 +90,8 @@ class Task:
     def metadata(self) -> dict[str, Any]:
         """The columns that say where the task's image comes from: scene, time point,
         channel files, metadata fields, pixel size."""
-        return {**field_columns(self.source), **self.source.metadata, **pixel_columns(self.source)}
+        folder = {FOLDER: self.folder} if self.folders else {}
+        return {**folder, **field_columns(self.source), **self.source.metadata, **pixel_columns(self.source)}
 
     @property
     def field(self) -> str:
@@ -82,8 +105,10 @@ class Task:
 
     @property
     def key(self) -> str:
-        """Stable identity across runs: the field and the parameter set."""
-        return self.field + ("|" + self.label if self.params else "")
+        """Stable identity across runs: the field and every parameter value it sets (a
+        changed row of the parameter table makes a new task)."""
+        values = self.values
+        return self.field + ("|" + param_label(values) if values else "")
 
     @property
     def field_stem(self) -> str:
@@ -194,12 +219,15 @@ def parameter_sets(pipeline: Pipeline, sweep: Mapping[str, Sequence[Any]] | None
     return checked
 
 
-def make_tasks(sources: Sequence[Source], param_sets: Sequence[Mapping[str, Any]]) -> list[Task]:
-    """Every image with every parameter set, image by image."""
+def make_tasks(
+    sources: Sequence[Source], param_sets: Sequence[Mapping[str, Any]], *, folders: bool = False
+) -> list[Task]:
+    """Every image with every parameter set, image by image; ``folders``: the tables get
+    a ``folder`` column."""
     tasks: list[Task] = []
     for source in sources:
         for params in param_sets:
-            tasks.append(Task(len(tasks), source, dict(params)))
+            tasks.append(Task(len(tasks), source, dict(params), folders=folders))
     return tasks
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,22 @@ class Report:
         """Every ``<stage>.csv`` by stage."""
         results = self.results
         return {stage: results.table(stage) for stage in self.table_stages}
+
+    def summary(self, group_by: Sequence[str] | str | None = None) -> pd.DataFrame:
+        """One row per group of images: counts, and the mean, sd, sem and median of each
+        measurement over the per-image means (see :mod:`.summary`).
+
+        Parameters
+        ----------
+        group_by : sequence of str or str, optional
+            Columns of images.csv (a text is split at commas); None: as the run grouped
+            its ``summary.csv``.
+        """
+        from .summary import run_summary
+
+        if isinstance(group_by, str):
+            group_by = [column.strip() for column in group_by.split(",") if column.strip()]
+        return run_summary(self.results, group_by)[0]
 
     @property
     def failures(self) -> pd.DataFrame:

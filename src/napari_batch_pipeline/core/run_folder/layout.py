@@ -3,7 +3,7 @@
 This module is the one place that knows how a run folder is laid out (see DESIGN, "Run
 folder")::
 
-    pipeline.yaml  run.json  images.csv  <stage>.csv  errors.log
+    pipeline.yaml  run.json  images.csv  <stage>.csv  summary.csv  summary.png  errors.log
     <stage>/<image path without suffix>[__s<scene>][__t<time>][__<parameter set>].tif
     intermediate/<stage>/<stage key>/<image stem>.npy|.csv          horizontal strategy
     .ledger.jsonl  .parts/<stage>/<task digest>.csv                 bookkeeping
@@ -31,6 +31,8 @@ __all__ = [
     "PARTS",
     "PIPELINE_FILE",
     "PROVENANCE_FILE",
+    "SUMMARY_PLOT",
+    "SUMMARY_TABLE",
     "SWEEP_PLOT",
     "TABLE_SUFFIX",
     "RunLayout",
@@ -50,6 +52,8 @@ OUTPUT_SUFFIX = ".tif"
 TABLE_SUFFIX = ".csv"
 ARRAY_SUFFIX = ".npy"
 SWEEP_PLOT = "sweep.png"
+SUMMARY_TABLE = "summary.csv"
+SUMMARY_PLOT = "summary.png"
 #: the files whose presence marks a folder as a run folder
 MARKERS = (PIPELINE_FILE, IMAGES_TABLE)
 
@@ -155,6 +159,14 @@ class RunLayout:
     def sweep_plot(self) -> Path:
         return self.root / SWEEP_PLOT
 
+    @property
+    def summary_table(self) -> Path:
+        return self.root / SUMMARY_TABLE
+
+    @property
+    def summary_plot(self) -> Path:
+        return self.root / SUMMARY_PLOT
+
     def table(self, stage: str) -> Path:
         """``<stage>.csv``: the per-object table of a table stage."""
         return self.root / f"{stage}{TABLE_SUFFIX}"
@@ -205,6 +217,8 @@ class RunLayout:
             self.errors_log,
             self.provenance_file,
             self.parts_dir,
+            self.summary_table,
+            self.summary_plot,
         ]
         for stage in stages:
             paths += [self.stage_dir(stage), self.table(stage)]

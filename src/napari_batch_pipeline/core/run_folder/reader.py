@@ -7,6 +7,7 @@ and the command line all read runs through :class:`RunResults`.
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,31 @@ class RunResults:
 
     @property
     def param_columns(self) -> list[str]:
-        """The swept parameter columns of images.csv (``'blurred.sigma'``), in sweep order."""
+        """The swept parameter columns of images.csv (``'blurred.sigma'``), in sweep order:
+        those that name the outputs (not the parameter table's)."""
+        table = set(self.table_param_columns)
+        return [c for c in self.all_param_columns if c not in table]
+
+    @property
+    def all_param_columns(self) -> list[str]:
+        """Every parameter column of images.csv: swept and from the parameter table."""
         return param_columns(list(self.images.columns), self.pipeline)
+
+    @property
+    def table_param_columns(self) -> list[str]:
+        """The parameter columns the run's parameter table set (run.json records them)."""
+        recorded = (self.provenance.get("params") or {}).get("columns") or []
+        return [c for c in self.all_param_columns if c in recorded]
+
+    @property
+    def metadata_columns(self) -> list[str]:
+        """The columns of the metadata pattern's named groups (run.json records the pattern)."""
+        pattern = self.provenance.get("metadata")
+        try:
+            groups = list(re.compile(pattern).groupindex) if pattern else []
+        except re.error:
+            groups = []
+        return [c for c in groups if c in self.images.columns]
 
     @property
     def input_dir(self) -> Path | None:

@@ -1,9 +1,10 @@
 """The columns of a run folder's tables, and how rows are made from a task's results.
 
 ``images.csv`` has one row per task: ``image``, the parameter columns
-(``<stage>.<param>``), the metadata columns, ``status``, ``error``, ``seconds``, then the
-task's summary (``<stage>.count`` and ``<stage>.mean_<measurement>`` of each table
-stage). ``<stage>.csv`` has one row per object: ``image``, parameter and metadata
+(``<stage>.<param>``), the metadata columns (``folder`` first, in runs over
+subfolders), ``status``, ``error``, ``seconds``, then the task's summary
+(``<stage>.count`` and ``<stage>.mean_<measurement>`` of each table stage).
+``<stage>.csv`` has one row per object: ``image``, parameter and metadata
 columns, ``label``, then the measured properties. This module owns those column names.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BOOKKEEPING",
     "ERROR",
+    "FOLDER",
     "IMAGE",
     "LABEL",
     "SECONDS",
@@ -40,6 +42,8 @@ __all__ = [
 ]
 
 IMAGE = "image"
+#: the image's folder relative to the input folder (``.`` at the top), in runs over subfolders
+FOLDER = "folder"
 STATUS = "status"
 ERROR = "error"
 SECONDS = "seconds"

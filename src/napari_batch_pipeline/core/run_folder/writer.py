@@ -38,7 +38,7 @@ class PlannedTask(Protocol):
     def image(self) -> str: ...
 
     @property
-    def params(self) -> dict[str, Any]: ...
+    def values(self) -> dict[str, Any]: ...
 
     @property
     def metadata(self) -> dict[str, Any]: ...
@@ -163,7 +163,7 @@ class RunFolder:
         records: Mapping[str, TaskRecord],
     ) -> None:
         """Write images.csv and every ``<stage>.csv`` in task order, whole or not at all."""
-        frame = images_frame((t.image, t.params, t.metadata, records.get(t.key)) for t in tasks)
+        frame = images_frame((t.image, t.values, t.metadata, records.get(t.key)) for t in tasks)
         with atomic_path(self.layout.images_table) as temporary:
             frame.to_csv(temporary, index=False)
         done = [t.key for t in tasks if t.key in records and records[t.key].done]
