@@ -3,15 +3,19 @@
 A view of the viewer's tuning session (:func:`.session.session_for`): its stages are
 shown and edited in a :class:`.stage_panel.StageList`, and every change of
 the session re-runs the chain after a pause of 300 ms, in a thread worker, on the chosen
-image layer (and a second one in test mode, shown beside the first). Each stage's output
-becomes a layer named after the stage (labels for masks and labels); unchanged upstream
-outputs come from the session's cache, and a superseded run stops and is ignored. The
-Batch processing widget of the same viewer runs this pipeline when it has no file.
+image layer (and a second one in test mode, shown beside the first). A (Z, Y, X) layer
+runs the chain in 3D. When the pipeline names channels, a :class:`.channel_map.ChannelMap`
+takes each from a layer or from a channel of a multi-channel layer. The layer's scale is
+the pixel size stages get as ``spacing``. Each stage's output becomes a layer named
+after the stage (:class:`.chain_layers.ChainLayers`); unchanged upstream outputs come
+from the session's cache, and a superseded run stops and is ignored. The Batch
+processing widget of the same viewer runs this pipeline when it has no file.
 
 From Python::
 
     builder = PipelineBuilder(viewer)
-    builder.add_stage("gaussian", params={"sigma": 1.5})
+    builder.set_channels({"dna": 0, "cyto": 1})  # optional: channels of the image, by index
+    builder.add_stage("gaussian", params={"sigma": 1.5}, inputs={"image": "dna"})
     builder.add_stage("threshold")
     builder.add_stage("label")
     worker = builder.run()
@@ -25,10 +29,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton
-from napari.layers import Image, Labels, Layer
+from napari.layers import Image, Layer
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from napari.viewer import Viewer
@@ -38,9 +41,12 @@ from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 from ..core.errors import PipelineError
 from ..core.export import export_script
 from ..core.pipeline import Pipeline
-from ..core.session import ChainRun, TuningImage
+from ..core.session import ChainRun
 from ..core.stages import STAGES
-from .session import follow, session_for, tuning_image
+from ..core.tuning_images import second_sources, tuning_image
+from .chain_layers import ChainLayers
+from .channel_map import ChannelMap
+from .session import follow, layer_image, session_for
 from .stage_panel import StageList, StagePanel
 from .sweep import SweepPanel
 
@@ -63,6 +69,8 @@ class PipelineBuilder(QWidget):
         The viewer's session, which this widget shows and edits.
     image, second_image : ComboBox
         The image layer the chain runs on, and the second one of test mode.
+    channel_map : ChannelMap
+        The pipeline's channels, and the layer (or layer channel) each comes from.
     test_mode, auto_run : CheckBox
     stage_choice : ComboBox
         The stage function Add appends.
@@ -101,11 +109,14 @@ class PipelineBuilder(QWidget):
         self.sweep_button = PushButton(text="Sweep...", tooltip="try a range of values of a parameter")
         self.status = Label(value="add stages, then Run")
         self.status.native.setWordWrap(True)
+        self.chain_layers = ChainLayers(napari_viewer)
+        self.channel_map = ChannelMap(self.session)
         top = Container(
             widgets=[
                 self.pipeline_name,
                 self.image,
                 Container(widgets=[self.test_mode, self.second_image], layout="horizontal", labels=False),
+                self.channel_map,
                 Container(widgets=[self.stage_choice, self.add_button], layout="horizontal", labels=False),
             ]
         )
@@ -123,8 +134,6 @@ class PipelineBuilder(QWidget):
         layout.addWidget(bottom.native)
         layout.addWidget(self.status.native)
 
-        self.output_layers: dict[tuple[int, str], Layer] = {}
-        self.tables: dict[tuple[int, str], pd.DataFrame] = {}
         self.worker: GeneratorWorker | None = None
         self._started = 0.0
         self._sweep_panel: SweepPanel | None = None
@@ -143,6 +152,7 @@ class PipelineBuilder(QWidget):
         self.pipeline_name.changed.connect(self.session.set_name)
         for field in (self.image, self.test_mode, self.second_image):
             field.changed.connect(self._push_images)
+        self.channel_map.sources_changed.connect(self._push_images)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._refresh_images)
         if isinstance(selected := self.viewer.layers.selection.active, Image):
@@ -157,7 +167,7 @@ class PipelineBuilder(QWidget):
                 "images_changed": "schedule_run",
             },
         )
-        self.destroyed.connect(partial(_stop_runs, self.session))
+        self.destroyed.connect(partial(_stop_runs, self.session, self.channel_map))
         self.schedule_run()  # the session may have stages already
         self._push_images()
 
@@ -176,6 +186,21 @@ class PipelineBuilder(QWidget):
         others as in a pipeline file, the name made unique by default); return its panel."""
         draft = self.session.add_stage(function, name, params=params, inputs=inputs, save=save)
         return self.stage_list.panel_of(draft)
+
+    def set_channels(self, channels: dict[str, Any] | None) -> None:
+        """Name the channels of the image (a pipeline file's ``channels:``, e.g.
+        ``{'dna': 0, 'cyto': 1}``; None: none); stages take the names as inputs."""
+        self.session.set_channels(channels)
+
+    @property
+    def output_layers(self) -> dict[tuple[int, str], Layer]:
+        """The layer of each (image number, stage name): 0 for ``image``, 1 for ``second_image``."""
+        return self.chain_layers.layers
+
+    @property
+    def tables(self) -> dict[tuple[int, str], pd.DataFrame]:
+        """The outputs of table stages, by (image number, stage name)."""
+        return self.chain_layers.tables
 
     @property
     def panels(self) -> list[StagePanel]:
@@ -273,60 +298,29 @@ class PipelineBuilder(QWidget):
             self.status.value = str(error)
 
     def _push_images(self, *_args: Any) -> None:
-        """Hand the chosen layers to the session (a new key for new data)."""
+        """Hand the chosen layers to the session: the image, or its channels (a new key for new data)."""
+        layers = [layer_image(layer) for _, layer in self._image_choices()]
         first = self.image.value
-        second = self.second_image.value if self.test_mode.value else None
-        self.session.set_images(
-            tuning_image(first) if first is not None else None,
-            tuning_image(second) if second is not None and first is not None else None,
-        )
+        second = self.second_image.value if self.test_mode.value and first is not None else None
+        main = layer_image(first) if first is not None else None
+        with self.channel_map.sources_changed.blocked():
+            self.channel_map.set_layers(main, layers)
+        sources = self.channel_map.sources() if self.session.channels else None
+        try:
+            image = tuning_image(main, sources, layers) if main is not None else None
+            other = layer_image(second) if second is not None else None
+            if main is not None and other is not None:
+                other_sources = second_sources(sources, main.name, other) if sources else None
+                self.session.set_images(image, tuning_image(other, other_sources, layers))
+            else:
+                self.session.set_images(image)
+        except ValueError as error:  # channels of different shapes
+            self.status.value = str(error)
+            self.session.set_images(None)
 
     def _on_output(self, chain: ChainRun, item: tuple[int, str, Any, bool]) -> None:
-        if chain.superseded():
-            return
-        index, name, output, reused = item
-        key = (index, name)
-        if chain.pipeline[name].returns == "table":
-            self.tables[key] = output
-            self._attach_table(index, chain.pipeline, name, output)
-            return
-        layer = self.output_layers.get(key)
-        if reused and layer is not None and layer in self.viewer.layers:
-            return
-        self._show(key, chain.pipeline[name].returns, output, chain.images)
-
-    def _show(self, key: tuple[int, str], kind: str, data: np.ndarray, sources: list[TuningImage]) -> None:
-        index, name = key
-        source = sources[index]
-        layer_name = name if index == 0 else f"{name} [{source.name}]"
-        translate = np.asarray(source.translate, dtype=float)
-        if index > 0:  # test mode: beside the first image
-            translate[-1] += np.shape(sources[0].data)[-1] * 1.1
-        layer_type: type[Layer] = Image if kind == "image" else Labels
-        data = data.astype(np.uint8) if kind == "mask" else data
-        layer = self.output_layers.get(key)
-        if layer is not None and layer in self.viewer.layers and isinstance(layer, layer_type):
-            layer.data = data
-            layer.name = layer_name
-            layer.translate = translate
-            if isinstance(layer, Image):
-                layer.reset_contrast_limits()
-            return
-        if layer is not None and layer in self.viewer.layers:
-            self.viewer.layers.remove(layer)
-        new = layer_type(data, name=layer_name, scale=source.scale, translate=translate)
-        self.output_layers[key] = self.viewer.add_layer(new)
-
-    def _attach_table(self, index: int, pipeline: Pipeline, name: str, table: pd.DataFrame) -> None:
-        """A measurement table becomes the features of the labels layer it measured."""
-        stage = pipeline[name]
-        measured = [s for a, s in stage.inputs.items() if stage.spec.data_args[a] == "labels"]
-        layer = self.output_layers.get((index, measured[0])) if measured else None
-        if isinstance(layer, Labels):
-            features = table.copy()
-            if "label" in features and "index" not in features:
-                features.insert(0, "index", features["label"])
-            layer.features = features
+        if not chain.superseded():
+            self.chain_layers.show(chain, item)
 
     def _on_error(self, chain: ChainRun, error: Exception) -> None:
         if chain.superseded():
@@ -338,26 +332,21 @@ class PipelineBuilder(QWidget):
     def _on_run_done(self, chain: ChainRun) -> None:
         if chain.superseded() or self.status.value.startswith("error"):
             return
-        # drop the layers of stages no longer in the chain, and of an image no longer run
-        names, n_images = set(chain.pipeline.stage_names), len(chain.images)
-        for key, layer in list(self.output_layers.items()):
-            if key[1] not in names or key[0] >= n_images:
-                del self.output_layers[key]
-                self.tables.pop(key, None)
-                if layer in self.viewer.layers:
-                    self.viewer.layers.remove(layer)
+        self.chain_layers.drop_stale(chain)
         seconds = time.perf_counter() - self._started
+        n_images = len(chain.images)
         self.status.value = f"{len(chain.pipeline)} stage(s) on {n_images} image(s) in {seconds:.2f} s"
         self.run_finished.emit(seconds)
 
     # -- layers, files ------------------------------------------------------------------
 
     def _image_choices(self, _widget: Any = None) -> list[tuple[str, Layer]]:
-        ours = set(map(id, self.output_layers.values())) if hasattr(self, "output_layers") else set()
+        """The image layers to run on: every one but the outputs shown."""
+        chain_layers = getattr(self, "chain_layers", None)  # the boxes ask before it exists
         return [
             (layer.name, layer)
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and id(layer) not in ours
+            if isinstance(layer, Image) and not (chain_layers is not None and chain_layers.owns(layer))
         ]
 
     def _refresh_images(self, _event: Any = None) -> None:
@@ -394,6 +383,7 @@ _DIALOGS = {
 }
 
 
-def _stop_runs(session: Any, *_args: Any) -> None:
+def _stop_runs(session: Any, channel_map: ChannelMap, *_args: Any) -> None:
     """A closed builder's runs end before their next stage, and nothing of them is shown."""
     session.supersede()
+    channel_map.disconnect_session()

@@ -2,7 +2,7 @@
 
 Widgets never look for each other; each asks ``session_for(viewer)`` and views the
 :class:`~napari_batch_pipeline.core.session.TuningSession` it gets, following its
-signals with :func:`follow` and handing it image layers as :func:`tuning_image`. The
+signals with :func:`follow` and describing image layers to it as :func:`layer_image`. The
 session lives as long as its viewer (it holds no reference to the viewer, nor to its
 views).
 """
@@ -16,9 +16,10 @@ from typing import Any
 
 from qtpy.QtCore import QObject
 
-from ..core.session import TuningImage, TuningSession
+from ..core.session import TuningSession
+from ..core.tuning_images import LayerImage
 
-__all__ = ["follow", "session_for", "tuning_image"]
+__all__ = ["follow", "layer_image", "session_for"]
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, TuningSession] = weakref.WeakKeyDictionary()
 
@@ -38,14 +39,15 @@ def session_for(viewer: Any) -> TuningSession:
     return session
 
 
-def tuning_image(layer: Any) -> TuningImage:
-    """An image layer as the session sees it: its data under a key that changes with the data."""
-    return TuningImage(
+def layer_image(layer: Any) -> LayerImage:
+    """An image layer as the core sees it: its data under a key that changes with the data."""
+    return LayerImage(
         f"{id(layer)}:{id(layer.data)}",
+        layer.name,
         layer.data,
-        name=layer.name,
-        scale=tuple(layer.scale),
-        translate=tuple(layer.translate),
+        scale=tuple(map(float, layer.scale)),
+        translate=tuple(map(float, layer.translate)),
+        rgb=bool(layer.rgb),
     )
 
 

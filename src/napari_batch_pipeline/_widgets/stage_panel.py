@@ -42,8 +42,9 @@ class StagePanel(Container):
     params : dict of str to ValueWidget
         One field per parameter.
     inputs : dict of str to ComboBox
-        One chooser per data argument after the main one (``'input'``, an earlier stage,
-        or ``'(none)'`` when optional).
+        One chooser per data argument (``'input'``, a named channel, an earlier stage, or
+        ``'(none)'`` when optional). The main argument's is shown only when the pipeline
+        names channels; without, it is fed by the stage before.
     save : CheckBox
     up_button, down_button, remove_button : PushButton
 
@@ -71,10 +72,18 @@ class StagePanel(Container):
             labels=False,
         )
         header.margins = (0, 0, 0, 0)
+        args = [spec.main_arg, *draft.extra_args]
+        # choices from a callable: magicgui's reset_choices then keeps them, not the first ones
+        self._offered: dict[str, list[str]] = {arg: [INPUT] for arg in args}
         self.inputs: dict[str, ComboBox] = {
-            arg: ComboBox(label=f"{arg} from", choices=[INPUT], tooltip=f"{spec.data_args[arg]} for {arg!r}")
-            for arg in draft.extra_args
+            arg: ComboBox(
+                label=f"{arg} from",
+                choices=partial(self._choices, arg),
+                tooltip=f"{spec.data_args[arg]} for {arg!r}",
+            )
+            for arg in args
         }
+        self.inputs[spec.main_arg].visible = False
         self.params: dict[str, Any] = {
             param.name: create_widget(
                 value=draft.params.get(param.name, param.default),
@@ -104,31 +113,45 @@ class StagePanel(Container):
         """The stage's name, as typed."""
         return str(self.stage_name.value).strip()
 
-    def set_draft(self, draft: StageDraft, sources: Mapping[str, Sequence[str]]) -> None:
+    def set_draft(
+        self,
+        draft: StageDraft,
+        sources: Mapping[str, Sequence[str]],
+        current: Mapping[str, str] | None = None,
+    ) -> None:
         """Put the values of ``draft`` in the fields (only those that differ).
 
         Parameters
         ----------
         draft : StageDraft
         sources : dict of str to list of str
-            The sources each extra data argument may choose from.
+            The sources each data argument may choose from; the main argument's chooser
+            shows only when it is among them.
+        current : dict of str to str, optional
+            The source of each data argument now (default: the draft's inputs, else
+            ``'(none)'``).
         """
         if self.stage != draft.name:
             _quietly(self.stage_name, draft.name)
         for name, widget in self.params.items():
             if name in draft.params and _plain(widget.value) != draft.params[name]:
                 _quietly(widget, draft.params[name])
+        self.inputs[self.spec.main_arg].visible = self.spec.main_arg in sources
         for arg, box in self.inputs.items():
-            value = draft.inputs.get(arg, NONE)
+            value = (current or {}).get(arg, draft.inputs.get(arg, NONE))
             choices = list(sources.get(arg, ()))
             if value not in choices:
                 choices.append(value)
+            self._offered[arg] = choices
             with box.changed.blocked():
                 if list(box.choices) != choices:
-                    box.choices = choices
+                    box.reset_choices()
                 box.value = value
         if bool(self.save.value) != draft.save:
             _quietly(self.save, draft.save)
+
+    def _choices(self, arg: str, _widget: Any = None) -> list[str]:
+        return self._offered[arg]
 
     def _on_name(self, _value: Any = None) -> None:
         self.renamed.emit(self.stage)
@@ -194,8 +217,11 @@ class StageList(QScrollArea):
 
     def _show_stage(self, index: int) -> None:
         draft = self.session.stages[index]
-        sources = {arg: self.session.sources(index, arg) for arg in draft.extra_args}
-        self.panels[index].set_draft(draft, sources)
+        # with named channels the main argument gets a chooser too; else the stage before feeds it
+        args = [draft.spec.main_arg] * bool(self.session.channels) + draft.extra_args
+        sources = {arg: self.session.sources(index, arg) for arg in args}
+        current = {arg: self.session.source_of(index, arg) for arg in args}
+        self.panels[index].set_draft(draft, sources, current)
 
     def _new_panel(self, draft: StageDraft) -> StagePanel:
         panel = StagePanel(draft)

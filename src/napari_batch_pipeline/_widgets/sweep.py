@@ -186,7 +186,7 @@ class SweepPanel(QWidget):
         assert image is not None  # new_sweep checks
         self.cancel()
         cancel = self._cancel = threading.Event()
-        worker = create_worker(_sweep, result, image.data, cancel, _ignore_errors=True)
+        worker = create_worker(_sweep, result, image, cancel, _ignore_errors=True)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(partial(self._on_done, worker, image))
         worker.errored.connect(partial(self._on_error, worker))
@@ -261,12 +261,12 @@ class SweepPanel(QWidget):
         data = result.stack()
         if data.dtype == bool:
             data = data.astype(np.uint8)
-        n = len(result.parameters)
+        n, ndim = len(result.parameters), data.ndim - len(result.parameters)  # 2D or 3D outputs
         kwargs: dict[str, Any] = {
             "name": self.layer_name(result),
-            "scale": (*([1.0] * n), *source.scale[-2:]),
-            "translate": (*([0.0] * n), *source.translate[-2:]),
-            "axis_labels": (*result.parameters, "-2", "-1"),
+            "scale": (*([1.0] * n), *source.scale[-ndim:]),
+            "translate": (*([0.0] * n), *source.translate[-ndim:]),
+            "axis_labels": (*result.parameters, *(str(-axis) for axis in range(ndim, 0, -1))),
             "metadata": {
                 "sweep": {"parameters": result.parameters, "values": result.values, "stage": result.stage}
             },
@@ -351,8 +351,10 @@ class SweepPanel(QWidget):
             self.status.value = str(error)
 
 
-def _sweep(result: ImageSweep, image: Any, cancel: threading.Event) -> Generator[int, None, ImageSweep]:
+def _sweep(
+    result: ImageSweep, image: TuningImage, cancel: threading.Event
+) -> Generator[int, None, ImageSweep]:
     """The worker's generator: the number of parameter sets done, after each; returns ``result``."""
-    for done, _point in enumerate(result.run(np.asarray(image), cancel.is_set), start=1):
+    for done, _point in enumerate(result.run(image.read(), cancel.is_set), start=1):
         yield done
     return result

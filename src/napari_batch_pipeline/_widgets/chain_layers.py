@@ -1,0 +1,119 @@
+"""The Pipeline builder's outputs in the viewer: one layer per image and stage, tables as features.
+
+Each stage output of a run becomes a layer named after the stage (labels for masks and
+labels, images otherwise), at the scale of the image it was computed on; a second image
+(test mode) puts its layers beside the first. A measurement table becomes the
+``features`` of the labels layer it measured. Layers of stages no longer in the chain
+are removed when a run ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from napari.layers import Image, Labels, Layer
+from napari.viewer import Viewer
+
+from ..core.pipeline import Pipeline
+from ..core.session import ChainRun, TuningImage
+
+__all__ = ["ChainLayers"]
+
+#: test mode: the second image's layers start this many widths of the first to its right
+_BESIDE = 1.1
+
+
+class ChainLayers:
+    """The output layers and tables of the builder's runs in ``viewer``.
+
+    Attributes
+    ----------
+    layers : dict of (int, str) to Layer
+        The layer of each (image number, stage name): 0 for the main image, 1 for the
+        second one.
+    tables : dict of (int, str) to DataFrame
+        The outputs of table stages.
+    """
+
+    def __init__(self, viewer: Viewer):
+        self.viewer = viewer
+        self.layers: dict[tuple[int, str], Layer] = {}
+        self.tables: dict[tuple[int, str], pd.DataFrame] = {}
+
+    def owns(self, layer: Layer) -> bool:
+        """Whether ``layer`` shows an output (and so is no image to run on)."""
+        return any(layer is ours for ours in self.layers.values())
+
+    def show(self, chain: ChainRun, item: tuple[int, str, Any, bool]) -> None:
+        """Show one output a run yielded: ``(image index, stage name, output, reused)``."""
+        index, name, output, reused = item
+        key = (index, name)
+        if chain.pipeline[name].returns == "table":
+            self.tables[key] = output
+            self._attach_table(index, chain.pipeline, name, output)
+            return
+        layer = self.layers.get(key)
+        if reused and layer is not None and layer in self.viewer.layers:
+            return
+        self._show(key, chain.pipeline[name].returns, output, chain.images)
+
+    def drop_stale(self, chain: ChainRun) -> None:
+        """Remove the layers of stages no longer in the chain, and of an image no longer run."""
+        names, n_images = set(chain.pipeline.stage_names), len(chain.images)
+        for key, layer in list(self.layers.items()):
+            if key[1] not in names or key[0] >= n_images:
+                del self.layers[key]
+                self.tables.pop(key, None)
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+
+    def _show(self, key: tuple[int, str], kind: str, data: np.ndarray, sources: list[TuningImage]) -> None:
+        index, name = key
+        source = sources[index]
+        layer_name = name if index == 0 else f"{name} [{source.name}]"
+        scale, translate = _placed(source, data.ndim)
+        if index > 0:  # test mode: beside the first image, in world units
+            first = sources[0]
+            translate[-1] += first.shape[-1] * first.scale[-1] * _BESIDE
+        layer_type: type[Layer] = Image if kind == "image" else Labels
+        data = data.astype(np.uint8) if kind == "mask" else data
+        layer = self.layers.get(key)
+        if layer is not None and layer in self.viewer.layers and isinstance(layer, layer_type):
+            if layer.ndim != data.ndim:  # 2D to 3D: a new layer, napari keeps dims per layer
+                self.viewer.layers.remove(layer)
+            else:
+                layer.data = data
+                layer.name = layer_name
+                layer.scale = scale
+                layer.translate = translate
+                if isinstance(layer, Image):
+                    layer.reset_contrast_limits()
+                return
+        if layer is not None and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+        new = layer_type(data, name=layer_name, scale=scale, translate=translate)
+        self.layers[key] = self.viewer.add_layer(new)
+
+    def _attach_table(self, index: int, pipeline: Pipeline, name: str, table: pd.DataFrame) -> None:
+        """A measurement table becomes the features of the labels layer it measured."""
+        stage = pipeline[name]
+        measured = [s for a, s in stage.inputs.items() if stage.spec.data_args[a] == "labels"]
+        layer = self.layers.get((index, measured[0])) if measured else None
+        if isinstance(layer, Labels):
+            features = table.copy()
+            if "label" in features and "index" not in features:
+                features.insert(0, "index", features["label"])
+            layer.features = features
+
+
+def _placed(source: TuningImage, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scale and translate of an output of ``ndim`` axes computed on ``source``."""
+    scale = np.ones(ndim)
+    translate = np.zeros(ndim)
+    n = min(ndim, len(source.scale))
+    if n:
+        scale[-n:] = source.scale[-n:]
+        translate[-n:] = source.translate[-n:]
+    return scale, translate
