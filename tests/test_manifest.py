@@ -1,4 +1,5 @@
-"""The npe2 manifest: valid, shipped inside the package (as a file, in the wheel), discoverable."""
+"""The npe2 manifest: valid, shipped inside the package (as a file, in the wheel), discoverable,
+claiming only run folders."""
 
 from __future__ import annotations
 
@@ -27,12 +28,31 @@ def test_package_manifest_links_to_root_manifest():
     assert yaml.safe_load(ROOT_MANIFEST.read_text())["name"] == PLUGIN
 
 
-def test_npe2_validate_passes():
+def _npe2_validate(*args: str) -> subprocess.CompletedProcess[str]:
     npe2_cli = shutil.which("npe2", path=str(Path(sys.executable).parent))
     command = [npe2_cli] if npe2_cli else [sys.executable, "-m", "npe2"]
-    result = subprocess.run([*command, "validate", "--imports", PLUGIN], capture_output=True, text=True)
+    return subprocess.run([*command, "validate", *args], capture_output=True, text=True)
+
+
+def test_npe2_validate_passes_on_the_installed_plugin():
+    # --imports: every python_name of every command imports and resolves
+    result = _npe2_validate("--imports", PLUGIN)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid" in result.stdout
+
+
+def test_npe2_validate_passes_on_the_manifest_file():
+    result = _npe2_validate(str(ROOT_MANIFEST))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
+
+
+def test_reader_is_declared_for_folders_only():
+    # no file name pattern: napari never offers this reader for an ordinary file (not even
+    # "*"), and asks it only about folders; tests/test_reader.py checks the matching itself
+    (reader,) = npe2.PluginManifest.from_file(ROOT_MANIFEST).contributions.readers or []
+    assert reader.filename_patterns == []
+    assert reader.accepts_directories
 
 
 def test_installed_plugin_is_discovered_with_its_contributions():

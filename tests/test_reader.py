@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dask.array as da
+import npe2
 import numpy as np
 import pytest
 import tifffile
@@ -31,6 +32,61 @@ def test_reader_claims_run_folders_only(run_folder, tmp_path):
     assert napari_get_reader(str(tmp_path / "images")) is None
     assert napari_get_reader(str(run_folder / "images.csv")) is None
     assert napari_get_reader([str(run_folder), str(run_folder)]) is None
+
+
+def test_reader_refuses_quietly_what_is_not_a_run_folder(tmp_path):
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "pipeline.yaml").write_text("version: 1\n")  # no images.csv
+    for path in (tmp_path / "missing", tmp_path / "half", "", "bad\0path", 42):
+        assert napari_get_reader(path) is None  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def plugin_manager() -> npe2.PluginManager:
+    """npe2's plugin manager with the installed plugins, as napari discovers them."""
+    manager = npe2.PluginManager()
+    manager.discover()
+    manager.activate(PLUGIN)  # registers its commands, as napari does on first use
+    return manager
+
+
+def _offered(manager: npe2.PluginManager, path: Path) -> list[npe2.manifest.contributions.ReaderContribution]:
+    """This plugin's readers that npe2 (and so napari) would try on ``path``."""
+    return [r for r in manager.iter_compatible_readers([str(path)]) if r.plugin_name == PLUGIN]
+
+
+def _reader_for(manager: npe2.PluginManager, reader, path: Path):
+    """What napari gets when it asks ``reader`` about ``path``: a read function, or None."""
+    return reader.exec(kwargs={"path": [str(path)], "stack": False, "_registry": manager.commands})
+
+
+@pytest.mark.parametrize("name", ["cells.tif", "cells.TIFF", "cells.ome.tif", "cells.png", "table.csv"])
+def test_npe2_never_offers_the_reader_for_an_ordinary_file(plugin_manager, tmp_path, name):
+    path = tmp_path / name
+    if name.endswith("csv"):
+        path.write_text("image,area\na.tif,12\n")
+    else:
+        tifffile.imwrite(path, np.zeros((8, 8), np.uint8))
+    assert _offered(plugin_manager, path) == []
+
+
+def test_npe2_never_offers_the_reader_for_a_run_folders_files(plugin_manager, run_folder):
+    for path in (run_folder / "images.csv", run_folder / "labels" / "nuclei_01.tif"):
+        assert path.is_file()
+        assert _offered(plugin_manager, path) == []
+
+
+def test_npe2_reads_a_run_folder_and_refuses_an_ordinary_folder(plugin_manager, run_folder, tmp_path):
+    (reader,) = _offered(plugin_manager, run_folder)
+    read = _reader_for(plugin_manager, reader, run_folder)
+    assert read is not None
+    layers = read([str(run_folder)], stack=False)
+    assert [meta["name"] for _, meta, _ in layers] == ["run: input", "run: labels"]
+
+    # npe2 offers every folder to readers that accept folders; ours says no to a plain one
+    images = tmp_path / "images"
+    (reader,) = _offered(plugin_manager, images)
+    assert _reader_for(plugin_manager, reader, images) is None
 
 
 def test_run_folder_opens_as_lazy_stacks_with_the_tables(run_folder):

@@ -9,17 +9,25 @@ one layer per image up to a cap. Nothing is read until napari shows it.
 The tables travel in each layer's ``metadata``: ``images`` (images.csv), ``tables``
 (``{stage: <stage>.csv}``), ``names`` (the task shown at each step of the stack) and
 ``run_folder``. No Qt here: the reader works wherever napari's layer model does.
+
+The manifest offers this reader for folders only (no file name pattern), and
+:func:`napari_get_reader` looks at two file names before it says yes, so an ordinary
+image, table or folder opened in napari never waits on it or asks which reader to use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core.run_folder.lazy import SavedOutputs
-from .core.run_folder.reader import RunResults, is_run_folder
+from .core.run_folder.layout import RunLayout
+
+if TYPE_CHECKING:
+    from .core.run_folder.lazy import SavedOutputs
+    from .core.run_folder.reader import RunResults
 
 __all__ = ["MAX_SEPARATE", "napari_get_reader", "read_run_folder", "run_layer_data", "saved_layer_data"]
 
@@ -30,12 +38,21 @@ LayerData = tuple[Any, dict[str, Any], str]
 
 
 def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
-    """The run-folder reader if ``path`` is a run folder, else None (napari asks another plugin)."""
+    """The run-folder reader if ``path`` is a run folder, else None (napari asks another plugin).
+
+    Quick and quiet: two ``stat`` calls, no file read, nothing raised.
+    """
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
-    return read_run_folder if is_run_folder(path) else None
+    if not isinstance(path, str | Path):
+        return None
+    try:
+        claimed = RunLayout(Path(path)).is_run_folder()
+    except (OSError, ValueError):  # an unreadable or malformed path is not a run folder
+        return None
+    return read_run_folder if claimed else None
 
 
 def read_run_folder(path: str | list[str]) -> list[LayerData]:
@@ -48,6 +65,8 @@ def read_run_folder(path: str | list[str]) -> list[LayerData]:
     ValueError
         If it has neither saved outputs nor reachable input images to show.
     """
+    from .core.run_folder.reader import RunResults
+
     folder = path[0] if isinstance(path, list) else path
     layers = run_layer_data(RunResults(folder))
     if not layers:
