@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .core.errors import PipelineError, StageError
 from .core.pipeline import Pipeline
 
+#: the one place the version is written: pyproject.toml reads it (dynamic = ["version"])
 __version__ = "0.1.0"
 __all__ = ["Pipeline", "PipelineError", "StageError", "__version__", "run_batch"]
 
