@@ -4,11 +4,13 @@ the run folder, clear errors and Ctrl-C."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,7 @@ import pytest
 import tifffile
 import yaml
 
+from napari_batch_pipeline import cli as cli_module
 from napari_batch_pipeline.core.pipeline import Pipeline
 from napari_batch_pipeline.core.stages import STAGES
 from napari_batch_pipeline.core.synthetic import nuclei_image
@@ -221,6 +224,145 @@ def test_unusable_input_is_exit_2_with_one_clear_line(
     assert lines[0].startswith("error: ") and expected in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert tree(tmp_path) == before  # nothing ran: nothing was written or touched
+
+
+# -- options are never guessed; help with examples ---------------------------------------------
+
+
+def test_an_abbreviated_option_is_refused_with_exit_2(
+    tmp_path: Path, pipeline_file: Path, images: Path
+) -> None:
+    result = cli("run", pipeline_file, images, "-o", tmp_path / "out", "--worker", "2")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --worker" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "p.yaml", "in", "-o", "out", "--exec", "serial"],
+        ["run", "p.yaml", "in", "-o", "out", "--out", "x"],
+        ["rerun", "old", "-o", "out", "--work", "2"],
+        ["estimate", "p.yaml", "in", "--memory", "1G"],
+        ["demo", "--image", "2"],
+        ["export-script", "p.yaml", "--out", "s.py"],
+        ["run", "-o", "out"],  # PIPELINE and INPUT_DIR are required
+    ],
+)
+def test_every_command_refuses_what_it_would_have_to_guess(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli_module.build_parser().parse_args(argv)
+    assert raised.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_run_help_shows_a_usage_line_with_the_required_arguments_and_examples(capsys) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli_module.build_parser().parse_args(["run", "--help"])
+    assert raised.value.code == 0
+    text = capsys.readouterr().out
+    usage = text.split("\n\n")[0]
+    assert "PIPELINE INPUT_DIR" in usage and "[PIPELINE]" not in usage
+    examples = text.split("examples:")[1]
+    assert "napari-batch-pipeline run nuclei.yaml images/ -o results/" in examples
+    assert "--executor dask" in examples and "--sweep" in examples
+    for flag in ("--verbose", "--quiet", "--fresh", "--workers"):
+        assert flag in text
+
+
+def test_run_from_run_is_still_understood_as_rerun() -> None:
+    parse = cli_module.build_parser().parse_args
+    for argv in (["run", "--from-run", "old", "-o", "new"], ["run", "-o", "new", "--from-run=old"]):
+        args = parse(cli_module._compatible(argv))
+        assert (args.command, args.from_run, args.output) == ("rerun", "old", "new")
+
+
+def test_rerun_repeats_a_run_into_a_new_folder(tmp_path: Path, pipeline_file: Path, images: Path) -> None:
+    first = tmp_path / "first"
+    done = cli(
+        "run", pipeline_file, images, "-o", first, "--executor", "serial", "--sweep", "blurred.sigma=1,2"
+    )
+    assert done.returncode == 0, done.stderr
+    again = tmp_path / "again"
+    result = cli("rerun", first, "-o", again, "--quiet")
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(first / "nuclei.csv"), pd.read_csv(again / "nuclei.csv"))
+    assert json.loads((again / "run.json").read_text(encoding="utf-8"))["executor"] == "serial"
+    itself = cli("rerun", first, "-o", first)
+    assert itself.returncode == 2 and "new output folder" in itself.stderr
+
+
+# -- logs: this package's progress; other libraries only when they warn ------------------------
+
+#: messages distributed logs at INFO for every LocalCluster (scheduler, nanny, worker, client)
+DASK_INFO = (
+    "Scheduler at:",
+    "dashboard at:",
+    "State start",
+    "Start Nanny at",
+    "Register worker",
+    "Starting worker compute stream",
+    "Starting established connection",
+    "Receive client connection",
+    "Remove client",
+    "Closing scheduler",
+    "Scheduler closing",
+)
+
+
+def test_dask_run_quiet_shows_progress_but_no_dask_info(
+    tmp_path: Path, pipeline_file: Path, images: Path
+) -> None:
+    result = cli(
+        "run",
+        pipeline_file,
+        images,
+        "-o",
+        tmp_path / "out",
+        "--executor",
+        "dask",
+        "--workers",
+        "1",
+        "--quiet",
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3 task(s) with dask x1" in result.stderr  # this package's own log line
+    assert [line for line in result.stderr.splitlines() if any(m in line for m in DASK_INFO)] == []
+    assert "3 done, 0 failed" in result.stdout
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root, package = logging.getLogger(), logging.getLogger(cli_module.PACKAGE_LOGGER)
+    handlers, levels = list(root.handlers), (root.level, package.level)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(levels[0])
+    package.setLevel(levels[1])
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_info_logs_show_only_with_verbose(verbose: bool, capsys) -> None:
+    distributed = logging.getLogger("distributed.scheduler")
+    distributed.setLevel(logging.INFO)  # as distributed sets its own loggers
+    try:
+        cli_module.configure_logging(verbose=verbose)
+        cli_module.configure_logging(verbose=verbose)  # again: one handler, not two
+        logging.getLogger("napari_batch_pipeline.core.batch").info("12 task(s) with dask x2")
+        distributed.info("Scheduler at: tcp://127.0.0.1:1")
+        distributed.warning("Worker process still alive")
+        logging.getLogger("napari_batch_pipeline").debug("details")
+    finally:
+        distributed.setLevel(logging.NOTSET)
+    lines = capsys.readouterr().err.splitlines()
+    expected = ["12 task(s) with dask x2"]
+    expected += ["Scheduler at: tcp://127.0.0.1:1"] if verbose else []
+    expected += ["Worker process still alive"]
+    expected += ["details"] if verbose else []
+    assert lines == expected
 
 
 # -- estimate ---------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
-"""The command line: ``napari-batch-pipeline run | demo | estimate | export-script | stages``.
+"""The command line: ``napari-batch-pipeline run | rerun | demo | estimate | export-script | stages``.
 
 Exit status: 0 every task done; 1 the run finished with failed tasks (or was cancelled);
 2 nothing ran (bad arguments, invalid pipeline, unusable folders).
+
+Options are never abbreviated (``--worker`` is an error, not ``--workers``). Progress goes
+to this package's logger; other libraries' log messages show only from WARNING up, unless
+``--verbose``.
 """
 
 from __future__ import annotations
@@ -14,12 +18,38 @@ from typing import Any
 
 from .core.errors import PipelineError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "configure_logging", "main"]
 
-log = logging.getLogger("napari_batch_pipeline")
+
+#: this package's logger: progress and run messages; every module logs under it
+PACKAGE_LOGGER = "napari_batch_pipeline"
+
+RUN_EXAMPLES = """\
+examples:
+  napari-batch-pipeline run nuclei.yaml images/ -o results/
+  napari-batch-pipeline run nuclei.yaml images/ -o results/ --executor dask --workers 4 --quiet
+  napari-batch-pipeline run nuclei.yaml plate/ -o results/ --recursive \\
+      --metadata "(?P<well>[A-H][0-9]+)_" --sweep blurred.sigma=1,2,3
+  napari-batch-pipeline run nuclei.yaml images/ -o results/ --executor dask --scheduler tcp://host:8786
+
+Running again into the same OUTPUT_DIR resumes: finished tasks are skipped.
+Exit status: 0 every task done, 1 some tasks failed, 2 nothing ran.
+"""
+
+RERUN_EXAMPLES = """\
+examples:
+  napari-batch-pipeline rerun results/ -o results-again/
+  napari-batch-pipeline rerun results/ -o results-dask/ --executor dask --workers 4
+"""
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (``--worker`` is not ``--workers``), exit status 2 on errors."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> Any:  # argparse's own exit status is 2 too
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -33,27 +63,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = commands.add_parser("run", help="run a pipeline over a folder")
-    _add_batch_options(run, optional=True)
-    run.add_argument(
-        "--from-run",
-        default=None,
-        metavar="RUN_DIR",
-        help="re-run a finished run's exact configuration (pipeline, inputs, options) into OUTPUT_DIR",
+    run = commands.add_parser(
+        "run",
+        help="run a pipeline over a folder",
+        description="Run a pipeline file over a folder of images; write tables and outputs to OUTPUT_DIR.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_inputs(run)
     run.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="the run folder to write")
-    run.add_argument("--fresh", action="store_true", help="replace a previous run in OUTPUT_DIR")
-    run.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
+    _add_batch_options(run)
+    _add_run_options(run)
+
+    rerun = commands.add_parser(
+        "rerun",
+        help="run a finished run's exact configuration again, into a new folder",
+        description=(
+            "Run the pipeline, inputs and options recorded in RUN_DIR again, into OUTPUT_DIR. "
+            "Options given here replace the recorded ones."
+        ),
+        epilog=RERUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rerun.add_argument("from_run", metavar="RUN_DIR", help="a run folder (pipeline.yaml, run.json)")
+    rerun.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="the run folder to write")
+    _add_batch_options(rerun)
+    _add_run_options(rerun)
 
     estimate = commands.add_parser("estimate", help="estimate memory and time; writes nothing")
+    _add_inputs(estimate)
     _add_batch_options(estimate)
+    _add_verbose(estimate)
 
     demo = commands.add_parser("demo", help="run the default pipeline on synthetic sample images")
     demo.add_argument("output", nargs="?", default="napari-batch-pipeline-demo", metavar="OUTPUT_DIR")
     demo.add_argument("--images", type=int, default=12, help="how many sample images (default 12)")
     demo.add_argument("--executor", default="processes", choices=_executors())
     demo.add_argument("--workers", type=int, default=None)
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
+    _add_verbose(demo)
 
     export = commands.add_parser("export-script", help="write a standalone Python script of a pipeline")
     export.add_argument("pipeline", metavar="PIPELINE", help="pipeline file (YAML)")
@@ -63,10 +111,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_batch_options(command: argparse.ArgumentParser, optional: bool = False) -> None:
-    nargs = "?" if optional else None
-    command.add_argument("pipeline", nargs=nargs, metavar="PIPELINE", help="pipeline file (YAML)")
-    command.add_argument("input", nargs=nargs, metavar="INPUT_DIR", help="folder of input images")
+def _add_inputs(command: argparse.ArgumentParser) -> None:
+    command.add_argument("pipeline", metavar="PIPELINE", help="pipeline file (YAML)")
+    command.add_argument("input", metavar="INPUT_DIR", help="folder of input images")
+
+
+def _add_run_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--fresh", action="store_true", help="replace a previous run in OUTPUT_DIR")
+    command.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
+    _add_verbose(command)
+
+
+def _add_verbose(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show the log messages of the libraries underneath (dask, distributed, ...)",
+    )
+
+
+def _add_batch_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--pattern",
         default=None,
@@ -114,10 +179,70 @@ def _version() -> str:
     return f"napari-batch-pipeline {__version__}"
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is at each message (tests and tools swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _LibraryFilter(logging.Filter):
+    """Lets this package's messages through; other libraries' only from ``level`` up."""
+
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == PACKAGE_LOGGER or record.name.startswith(PACKAGE_LOGGER + ".")
+        return ours or record.levelno >= self.level
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Progress from this package's logger on stderr; other libraries' only when they warn.
+
+    dask and distributed log at INFO a great deal (scheduler addresses, workers joining and
+    leaving); they reach the terminal only with ``verbose``. Libraries may set their own
+    loggers' levels, so the filter sits on the handler, not only on the root logger's level.
+    Calling it again replaces the previous configuration.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _Stderr)]:
+        root.removeHandler(handler)
+    handler = _Stderr()
+    handler.addFilter(_LibraryFilter(logging.INFO if verbose else logging.WARNING))
+    root.addHandler(handler)
+    if verbose:
+        root.setLevel(min(root.getEffectiveLevel(), logging.INFO))
+    logging.getLogger(PACKAGE_LOGGER).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _compatible(argv: Sequence[str]) -> list[str]:
+    """``run --from-run RUN_DIR ...`` (before 0.2) -> ``rerun RUN_DIR ...``."""
+    argv = list(argv)
+    if not argv or argv[0] != "run":
+        return argv
+    for index, arg in enumerate(argv):
+        if arg == "--from-run" and index + 1 < len(argv):
+            return ["rerun", argv[index + 1], *argv[1:index], *argv[index + 2 :]]
+        if arg.startswith("--from-run="):
+            return ["rerun", arg.split("=", 1)[1], *argv[1:index], *argv[index + 1 :]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-batch-pipeline`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(_compatible(sys.argv[1:] if argv is None else argv))
+    configure_logging(verbose=getattr(args, "verbose", False))
     from . import cli_commands
 
     handler = getattr(cli_commands, f"command_{args.command.replace('-', '_')}")

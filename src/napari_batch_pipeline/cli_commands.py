@@ -22,6 +22,7 @@ __all__ = [
     "command_demo",
     "command_estimate",
     "command_export_script",
+    "command_rerun",
     "command_run",
     "command_stages",
 ]
@@ -70,8 +71,6 @@ def install_cancel_handler(cancel: Any) -> Any:
 
 
 def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchRun:
-    if args.pipeline is None or args.input is None:
-        raise PipelineError("give PIPELINE and INPUT_DIR, or --from-run RUN_DIR")
     return BatchRun(
         args.pipeline,
         args.input,
@@ -96,8 +95,6 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
 
     from .core.pipeline import Pipeline
 
-    if args.pipeline is not None or args.input is not None:
-        raise PipelineError("--from-run takes the pipeline and inputs from the run; give neither")
     old = RunLayout.at(args.from_run)
     try:
         info = json.loads(old.provenance_file.read_text(encoding="utf-8"))
@@ -105,7 +102,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
     except (OSError, ValueError) as error:
         raise PipelineError(f"{args.from_run!r} is not a readable run folder: {error}") from None
     if Path(args.output).expanduser().resolve() == old.root:
-        raise PipelineError("--from-run needs a new output folder (-o), not the run itself")
+        raise PipelineError("a re-run needs a new output folder (-o), not the run itself")
     sweep = parse_sweep(args.sweep) or info.get("sweep") or {}
 
     def pick(name: str, default: Any = None) -> Any:
@@ -132,8 +129,15 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    batch = _from_run(args) if args.from_run else _batch(args, args.output, fresh=args.fresh)
-    report = execute(batch, quiet=args.quiet)
+    return _run_and_report(_batch(args, args.output, fresh=args.fresh), quiet=args.quiet)
+
+
+def command_rerun(args: argparse.Namespace) -> int:
+    return _run_and_report(_from_run(args), quiet=args.quiet)
+
+
+def _run_and_report(batch: BatchRun, quiet: bool) -> int:
+    report = execute(batch, quiet=quiet)
     print_summary(report)
     if batch.sweep and report.done + report.skipped and report.table_stages:
         from .core.sweep_plot import save_sweep_plot
