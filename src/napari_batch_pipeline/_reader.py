@@ -108,6 +108,7 @@ def saved_layer_data(saved: SavedOutputs, prefix: str, metadata: dict[str, Any])
     layers: list[LayerData] = []
     for data, name, names in arrays:
         meta: dict[str, Any] = {"name": name, "metadata": {**metadata, "stage": saved.stage, "names": names}}
+        meta["scale"] = saved.scale_of(data)  # the pixel size (None: unknown)
         if layer_type == "image":
             meta["contrast_limits"] = _contrast_limits(data)
         else:

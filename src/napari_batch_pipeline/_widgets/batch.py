@@ -301,7 +301,8 @@ class BatchWidget(QWidget):
             if event.estimate is not None:
                 self.estimate_text.value = event.estimate.summary()
         elif isinstance(event, TaskFinished):
-            self.table.add_record(event.record)
+            assert self.batch is not None  # set by start(), before any event
+            self.table.add_record(event.record, self.batch.tasks[event.record.index])
             self.progress_bar.value = event.done + event.failed
             self._advance(1)
             if event.status == "failed":
@@ -355,19 +356,16 @@ class BatchWidget(QWidget):
         """Show the task of table row ``row``: its input image and saved outputs as layers.
 
         The layers of the previous click are removed; the new ones are named
-        ``"<image> [<parameter set>]"`` and ``"... <stage>"``, with the parameter set in
-        their metadata. Returns them.
+        ``"<image> [<parameter set>]"`` and ``"... <stage>"`` (see
+        :func:`.run_layers.task_layers`), at the pixel size's scale. Returns them.
         """
         if self.batch is None or not 0 <= row < len(self.table.tasks):
             return []
-        image, label = self.table.tasks[row]
         for layer in self.row_layers:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
         batch = self.batch
-        self.row_layers = task_layers(
-            self.viewer, batch.folder.path, batch.input_dir, batch.pipeline, image, label
-        )
+        self.row_layers = task_layers(self.viewer, batch.folder.path, batch.pipeline, self.table.tasks[row])
         return self.row_layers
 
     def show_tables(self) -> ResultsView | None:

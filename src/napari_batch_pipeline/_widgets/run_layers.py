@@ -5,7 +5,8 @@ saved outputs of the run as lazy layers, built in the worker thread (a layer is 
 building one reads a TIFF header or two). :class:`LayerQueue` then adds them to the
 viewer one per turn of the event loop, since adding a layer builds its visuals and
 controls, the slowest thing the main thread does here. :func:`task_layers` shows one
-task: its input and its saved outputs.
+task: its input and its saved outputs. Every layer is shown at the scale of its pixel
+size: the run's (``SavedOutputs.scale_of``) or the task's field's.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from .._reader import run_layer_data
 from ..core.batch import BatchRun
 from ..core.errors import PipelineError
 from ..core.events import Event
+from ..core.images.fields import SCENE, TIME, read_field
 from ..core.images.sources import read_image
-from ..core.pipeline import Pipeline
+from ..core.pipeline import INPUT, Pipeline
+from ..core.plan import Task
+from ..core.run_folder.lazy import image_scale
 from ..core.run_folder.reader import RunResults, task_outputs
 
 __all__ = ["MAX_SEPARATE_LAYERS", "LayerQueue", "LoadedLayers", "events_then_layers", "task_layers"]
@@ -46,7 +50,7 @@ def events_then_layers(batch: BatchRun) -> Iterator[Event | LoadedLayers]:
     yield from batch.events()
     try:
         results = RunResults(batch.folder.path)
-        data = run_layer_data(results, max_separate=MAX_SEPARATE_LAYERS)
+        data = run_layer_data(results, max_separate=MAX_SEPARATE_LAYERS)  # each at its pixel size
         layers = [Layer.create(*layer_data) for layer_data in data]
     except (PipelineError, OSError, ValueError) as error:
         yield LoadedLayers([], f"results not loaded: {error}")
@@ -95,28 +99,35 @@ class LayerQueue:
         QTimer.singleShot(0, self._add_next)
 
 
-def task_layers(
-    viewer: Viewer, run_folder: Path, input_dir: Path, pipeline: Pipeline, image: str, label: str
-) -> list[Layer]:
-    """Add one task's input image and saved outputs to ``viewer``; return the layers.
+def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task) -> list[Layer]:
+    """Add one task's input image (each named channel) and saved outputs to ``viewer``;
+    return the layers.
 
-    They are named ``"<image> [<parameter set>]"`` and ``"... <stage>"``, with the
-    parameter set in their metadata.
+    They are named ``"<image> [<parameter set>]"`` (``"<image> s<scene> t<time> ..."``
+    for runs with scenes or time points), ``"... <channel>"`` and ``"... <stage>"``, at
+    the scale of the field's pixel size, with the parameter set in their metadata.
     """
-    name = f"{image} [{label}]" if label else image
-    metadata = {"image": image, "parameters": label, "run_folder": str(run_folder)}
+    source = task.source
+    field = {column: value for column, value in task.metadata.items() if column in (SCENE, TIME)}
+    image = " ".join([task.image, *(f"{column[0]}{value}" for column, value in field.items())])
+    name = f"{image} [{task.label}]" if task.label else image
+    metadata = {"image": task.image, **field, "parameters": task.label, "run_folder": str(run_folder)}
     layers: list[Layer] = []
-    source = input_dir / image
-    if source.is_file():
-        try:
-            layers.append(viewer.add_image(read_image(source), name=name, metadata=metadata))
-        except Exception as error:  # an input that failed its task may be unreadable
-            show_info(f"cannot show {image}: {error}")
-    for stage, path in task_outputs(run_folder, pipeline, image, label).items():
+    try:
+        channels = read_field(source).images
+    except Exception as error:  # an input that failed its task may be unreadable
+        show_info(f"cannot show {image}: {error}")
+        channels = {}
+    for channel, data in channels.items():
+        layer_name = name if channel == INPUT else f"{name} {channel}"
+        scale = image_scale(source.pixel_size, data.ndim)
+        layers.append(viewer.add_image(data, name=layer_name, metadata=metadata, scale=scale))
+    for stage, path in task_outputs(
+        run_folder, pipeline, task.image, task.label, source.scene, source.t
+    ).items():
         data = read_image(path)
         layer_name = f"{name} {stage}"
-        if pipeline[stage].returns in ("mask", "labels"):
-            layers.append(viewer.add_labels(data, name=layer_name, metadata=metadata))
-        else:
-            layers.append(viewer.add_image(data, name=layer_name, metadata=metadata))
+        scale = image_scale(source.pixel_size, data.ndim)
+        add = viewer.add_labels if pipeline[stage].returns in ("mask", "labels") else viewer.add_image
+        layers.append(add(data, name=layer_name, metadata=metadata, scale=scale))
     return layers

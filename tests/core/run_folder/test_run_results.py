@@ -12,7 +12,13 @@ from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.plan import task_label
 from napari_batch_pipeline.core.plot_data import measurement_columns, measurement_values, object_counts
 from napari_batch_pipeline.core.run_folder.layout import output_stem
-from napari_batch_pipeline.core.run_folder.lazy import lazy_stack
+from napari_batch_pipeline.core.run_folder.lazy import (
+    SavedOutputs,
+    image_scale,
+    lazy_stack,
+    load_saved,
+    read_tiff,
+)
 from napari_batch_pipeline.core.run_folder.reader import RunResults, is_run_folder
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
@@ -75,3 +81,29 @@ def test_not_a_run_folder(tmp_path):
     assert not is_run_folder(tmp_path)
     with pytest.raises(PipelineError, match="not a run folder"):
         RunResults(tmp_path)
+
+
+def test_the_scale_of_an_image_from_its_pixel_size():
+    assert image_scale((2.0, 0.5, 0.25), 2) == (0.5, 0.25)
+    assert image_scale((2.0, 0.5, 0.25), 3) == (2.0, 0.5, 0.25)
+    assert image_scale((None, 0.5, 0.25), 4) == (1.0, 1.0, 0.5, 0.25)  # z unknown: 1
+    assert image_scale((None, None, None), 2) is None and image_scale(None, 3) is None
+
+
+def test_saved_outputs_are_stacked_only_at_one_scale(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.tif")
+        tifffile.imwrite(paths[-1], np.full((4, 5), i, np.uint16))
+    found = [("a", paths[0], (None, 0.5, 0.5)), ("b", paths[1], (None, 0.5, 0.5))]
+    saved = load_saved(SavedOutputs("labels", "labels"), found, 20, read_tiff)
+    assert saved.stack.shape == (2, 4, 5) and saved.scale_of(saved.stack) == (1.0, 0.5, 0.5)
+
+    found.append(("c", paths[2], (None, 0.25, 0.25)))
+    saved = load_saved(SavedOutputs("labels", "labels"), found, 20, read_tiff)
+    assert saved.stack is None and saved.names == ["a", "b", "c"]
+    assert [saved.scale_of(array) for array in saved.separate] == [(0.5, 0.5), (0.5, 0.5), (0.25, 0.25)]
+    assert saved.scale_of(np.zeros((4, 5))) is None  # not one of its arrays
+
+    unknown = load_saved(SavedOutputs("labels", "labels"), [("a", paths[0], None)], 20, read_tiff)
+    assert unknown.scale_of(unknown.stack) is None

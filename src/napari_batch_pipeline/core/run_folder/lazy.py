@@ -3,7 +3,8 @@
 Nothing here holds more than one image at a time: saved outputs become dask arrays
 whose blocks are read from their files only when a viewer (or a computation) asks for
 them, so opening a run of 1,000 images costs a directory listing and 1,000 TIFF
-headers.
+headers. Each array comes with its scale, the pixel size of its images, for a viewer
+to show it at (:meth:`SavedOutputs.scale_of`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SavedOutputs", "lazy_stack", "load_saved", "read_tiff"]
+__all__ = ["SavedOutputs", "image_scale", "lazy_stack", "load_saved", "read_tiff"]
+
+Scale = tuple[float, ...]
 
 
 def lazy_stack(
@@ -86,30 +89,47 @@ def _image_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
     return tuple(n for n in shape if n != 1), dtype
 
 
+def image_scale(pixel_size: Sequence[float | None] | None, ndim: int) -> Scale | None:
+    """The scale of an image of ``ndim`` axes whose (z, y, x) pixel size is ``pixel_size``.
+
+    A 2D image takes (y, x); one of 3 axes (Z, Y, X) takes all three (a (C, Y, X) one
+    too: its z size is 1.0 unless the file gave one); axes before those get 1.0, and so
+    does a size the file did not give. None when no size is known.
+    """
+    if pixel_size is None or all(size is None for size in pixel_size):
+        return None
+    z, y, x = (1.0 if size is None else float(size) for size in pixel_size)
+    spatial = (y, x) if ndim <= 2 else (z, y, x)
+    return (1.0,) * max(0, ndim - len(spatial)) + spatial[-ndim:]
+
+
 def load_saved(
     result: SavedOutputs,
-    found: Sequence[tuple[str, Path]],
+    found: Sequence[tuple[str, Path, Sequence[float | None] | None]],
     max_separate: int,
     reader: Callable[[str], np.ndarray],
 ) -> SavedOutputs:
-    """Fill ``result`` with one lazy stack of ``found`` (name, path) pairs, or separate arrays."""
-    headers = [_image_header(path) for _, path in found]
+    """Fill ``result`` with one lazy stack of ``found`` (name, path, (z, y, x) pixel size
+    or None) triples, or with separate arrays when they differ in shape, dtype or scale."""
+    headers = [_image_header(path) for _, path, _ in found]
     readable = [
-        (name, path, header)
-        for (name, path), header in zip(found, headers, strict=True)
+        (name, path, (*header, image_scale(pixel_size, len(header[0]))))
+        for (name, path, pixel_size), header in zip(found, headers, strict=True)
         if header is not None
     ]
     result.left_out = len(found) - len(readable)
     if not readable:
         return result
     if len({header for _, _, header in readable}) == 1:
-        shape, dtype = readable[0][2]
+        shape, dtype, scale = readable[0][2]
         result.names = [name for name, _, _ in readable]
         result.stack = lazy_stack([path for _, path, _ in readable], shape, dtype, reader)
+        result.scales = [None if scale is None else (1.0, *scale)]  # 1 on the axis of the tasks
         return result
-    for name, path, (shape, dtype) in readable[:max_separate]:
+    for name, path, (shape, dtype, scale) in readable[:max_separate]:
         result.names.append(name)
         result.separate.append(lazy_stack([path], shape, dtype, reader)[0])
+        result.scales.append(scale)
     result.left_out += max(0, len(readable) - max_separate)
     return result
 
@@ -132,6 +152,9 @@ class SavedOutputs:
         Otherwise one lazy array per output, at most ``max_separate`` of them.
     left_out : int
         Outputs not loaded because of that cap (or unreadable).
+    scales : list of tuple of float or None
+        The scale of the stack (one entry), or of each separate array; None where the
+        pixel size is unknown. Outputs are stacked only when they share it.
     """
 
     stage: str
@@ -140,7 +163,18 @@ class SavedOutputs:
     stack: Any = None
     separate: list[Any] = field(default_factory=list)
     left_out: int = 0
+    scales: list[Scale | None] = field(default_factory=list)
 
     @property
     def is_labels(self) -> bool:
         return self.kind in ("mask", "labels")
+
+    def scale_of(self, data: Any) -> Scale | None:
+        """The scale to show ``data`` at: :attr:`stack` or one of :attr:`separate`.
+
+        The pixel size in micrometres on the image axes, 1.0 on the stack's axis of the
+        tasks; None when the run does not know the pixel size (or ``data`` is neither).
+        """
+        arrays = [self.stack] if self.stack is not None else self.separate
+        index = next((i for i, array in enumerate(arrays) if array is data), None)
+        return self.scales[index] if index is not None and index < len(self.scales) else None

@@ -170,7 +170,8 @@ class RunResults:
         return list(images.index[images[STATUS] == "done"]) if STATUS in images else []
 
     def saved_outputs(self, stage: str, *, max_separate: int = 20) -> SavedOutputs:
-        """The saved outputs of ``stage`` for every done task, as lazy arrays.
+        """The saved outputs of ``stage`` for every done task, as lazy arrays, each with
+        the scale of its pixel size (:meth:`SavedOutputs.scale_of`).
 
         Parameters
         ----------
@@ -184,7 +185,7 @@ class RunResults:
         for index in self.done_rows():
             path = self.layout.output(stage, self.row_stem(index))
             if path.is_file():
-                found.append((self.row_name(index), path))
+                found.append((self.row_name(index), path, self.row_spacing(index)))
         return load_saved(SavedOutputs(stage, self.pipeline[stage].returns), found, max_separate, read_tiff)
 
     def saved_inputs(self, *, max_separate: int = 20) -> SavedOutputs:
@@ -196,7 +197,7 @@ class RunResults:
         for index in self.done_rows():
             path = self.input_path(index)
             if path is not None and path.is_file():
-                found.append((self.row_name(index), path))
+                found.append((self.row_name(index), path, self.row_spacing(index)))
         return load_saved(SavedOutputs("input", "image"), found, max_separate, read_image)
 
 
