@@ -419,18 +419,32 @@ def test_estimate_prints_and_writes_nothing(tmp_path: Path, pipeline_file: Path,
 # -- demo -------------------------------------------------------------------------------------
 
 
-def test_demo_runs_and_prints_the_summary_table(tmp_path: Path) -> None:
+def test_demo_runs_each_dataset_with_its_parameters_and_summarizes(tmp_path: Path) -> None:
+    from napari_batch_pipeline.core.demo import DATASETS
+
     out = tmp_path / "demo"
     result = cli("demo", out, "--images", "2", "--executor", "serial", "--quiet")
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if line.split()[:2] == ["image", "status"])
-    assert "nuclei.count" in header
-    assert result.stdout.count("nuclei_0") >= 2 and "done" in result.stdout
-    assert "finished: 2 done, 0 failed" in result.stdout
+    assert "nuclei.count" in header and "labels.spot_sigma" in header
+    assert result.stdout.count("nuclei_0") >= 6 and "done" in result.stdout
+    assert "finished: 6 done, 0 failed" in result.stdout
     table = pd.read_csv(out / "results" / "images.csv")
-    assert table["status"].tolist() == ["done", "done"]
+    assert table["status"].tolist() == ["done"] * 6
     assert (table["nuclei.count"] > 10).all()
-    assert (out / "nuclei.yaml").exists()
+    for folder, (_, values) in DATASETS.items():
+        rows = table[table["folder"] == folder]
+        assert len(rows) == 2
+        for column, value in values.items():
+            assert (rows[column] == value).all(), (folder, column)
+    assert (out / "nuclei.yaml").exists() and (out / "params.csv").exists()
+    # the per-dataset summary, printed and written
+    summary = pd.read_csv(out / "results" / "summary.csv")
+    assert sorted(summary["folder"]) == sorted(DATASETS)
+    assert "summary by group" in result.stdout and "nuclei.area.mean" in result.stdout
+    assert (out / "results" / "summary.png").read_bytes().startswith(b"\x89PNG")
+    area = summary.set_index("folder")["nuclei.area.mean"]
+    assert area["small_dim"] < area["medium"] < area["large_bright"]
 
 
 # -- Ctrl-C -----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The command line: ``napari-batch-pipeline run | rerun | demo | estimate | export-script | stages``.
+"""The command line: ``napari-batch-pipeline run | rerun | summarize | demo | estimate | export-script
+| stages``.
 
 Exit status: 0 every task done; 1 the run finished with failed tasks (or was cancelled);
 2 nothing ran (bad arguments, invalid pipeline, unusable folders).
@@ -90,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_options(rerun)
     _add_run_options(rerun)
 
+    summarize = commands.add_parser(
+        "summarize",
+        help="write a run folder's summary.csv and summary.png again, grouped as asked",
+        description="Summarize a run by group: per-image means, their mean, sd, sem and median.",
+    )
+    summarize.add_argument("run_dir", metavar="RUN_DIR", help="a run folder")
+    _add_group_by(summarize)
+
     estimate = commands.add_parser("estimate", help="estimate memory and time; writes nothing")
     _add_inputs(estimate)
     _add_batch_options(estimate)
@@ -97,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the default pipeline on synthetic sample images")
     demo.add_argument("output", nargs="?", default="napari-batch-pipeline-demo", metavar="OUTPUT_DIR")
-    demo.add_argument("--images", type=int, default=12, help="how many sample images (default 12)")
+    demo.add_argument("--images", type=int, default=4, help="sample images per dataset (default 4)")
     demo.add_argument("--executor", default="processes", choices=_executors())
     demo.add_argument("--workers", type=int, default=None)
     demo.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
@@ -165,6 +174,22 @@ def _add_batch_options(command: argparse.ArgumentParser) -> None:
         help="e.g. 4G (default: half the free memory)",
     )
     command.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
+    command.add_argument(
+        "--params",
+        default=None,
+        metavar="TABLE.csv",
+        help="per-dataset parameters: key columns (folder, image, metadata) and stage.param columns",
+    )
+    _add_group_by(command)
+
+
+def _add_group_by(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--group-by",
+        default=None,
+        metavar="COL,...",
+        help="columns that group summary.csv (default: folder, else metadata, else parameters)",
+    )
 
 
 def _executors() -> tuple[str, ...]:

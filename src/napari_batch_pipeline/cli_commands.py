@@ -25,6 +25,7 @@ __all__ = [
     "command_rerun",
     "command_run",
     "command_stages",
+    "command_summarize",
 ]
 
 log = logging.getLogger("napari_batch_pipeline")
@@ -44,6 +45,8 @@ FLAGS = {
     "memory_budget": "--memory-budget",
     "limit": "--limit",
     "fresh": "--fresh",
+    "params": "--params",
+    "group_by": "--group-by",
 }
 
 
@@ -85,6 +88,8 @@ def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchR
         sweep=parse_sweep(args.sweep),
         memory_budget=parse_size(args.memory_budget) if args.memory_budget else None,
         limit=args.limit,
+        params=args.params,
+        group_by=args.group_by,
         **extra,
     )
 
@@ -125,6 +130,8 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         memory_budget=budget,
         limit=pick("limit"),
         fresh=args.fresh,
+        params=args.params or (info.get("params") or {}).get("table"),
+        group_by=args.group_by or info.get("group_by"),
     )
 
 
@@ -177,6 +184,14 @@ def execute(batch: BatchRun, quiet: bool = False) -> Report:
                 )
                 if event.estimate is not None:
                     log.info("estimate: %s", event.estimate.summary())
+                if batch.params_table is not None:
+                    log.info(
+                        "parameter table %s: %d task(s) take a row's values, %d task(s) keep the "
+                        "pipeline's values",
+                        batch.params_table.path.name,
+                        len(batch.tasks) - batch.unmatched,
+                        batch.unmatched,
+                    )
                 bar = _progress_bar(event, quiet)
             elif isinstance(event, TaskFinished):
                 if bar is not None:
@@ -229,6 +244,30 @@ def print_summary(report: Report) -> None:
     layout = RunLayout.at(report.output_dir)
     for path in (layout.images_table, *(layout.table(stage) for stage in report.table_stages)):
         print(f"  {path}")
+    if layout.summary_table.is_file():
+        print_groups(layout)
+
+
+def print_groups(layout: RunLayout) -> None:
+    """The run's summary by group (its counts and first measurement), and where it is."""
+    import pandas as pd
+
+    from .core.summary import OBJECTS, STATISTICS
+
+    summary = pd.read_csv(layout.summary_table, keep_default_na=False, na_values=[""])
+    end = list(summary.columns).index(OBJECTS) + 1 + len(STATISTICS)  # the first measurement's
+    print(f"summary by group: {layout.summary_table}\n  {layout.summary_plot}")
+    with pd.option_context("display.width", 120, "display.max_columns", 12, "display.precision", 1):
+        print(summary.iloc[:, :end].to_string(index=False))
+
+
+def command_summarize(args: argparse.Namespace) -> int:
+    from .core.summary import write_summary
+
+    group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
+    write_summary(args.run_dir, group_by)  # refuses a missing column before writing
+    print_groups(RunLayout.at(args.run_dir))
+    return EXIT_OK
 
 
 def command_stages(args: argparse.Namespace) -> int:
@@ -251,12 +290,14 @@ def command_demo(args: argparse.Namespace) -> int:
     from .core.demo import prepare_demo
 
     folder = Path(args.output).expanduser()
-    images, pipeline_file = prepare_demo(folder, count=args.images)
-    print(f"sample images: {images}\npipeline: {pipeline_file}")
+    files = prepare_demo(folder, count=args.images)
+    print(f"sample images: {files.images}\npipeline: {files.pipeline}\nparameter table: {files.params}")
     batch = BatchRun(
-        pipeline_file,
-        images,
+        files.pipeline,
+        files.images,
         folder / "results",
+        recursive=True,
+        params=files.params,
         executor=args.executor or "processes",
         workers=args.workers,
         command=f"napari-batch-pipeline demo {args.output}",
@@ -265,11 +306,15 @@ def command_demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
     table = report.images
-    columns = [c for c in table.columns if c in ("image", "status") or c.startswith("nuclei.")]
+    params = list(batch.params_table.columns) if batch.params_table else []
+    columns = ["image", "status", *params, *(c for c in table.columns if c.startswith("nuclei."))]
     with pd.option_context("display.width", 120, "display.max_columns", 12, "display.precision", 1):
         print(table[columns].to_string(index=False))
     print_summary(report)
-    print(f"\nre-run it: napari-batch-pipeline run {pipeline_file} {images} -o {folder / 'results'}")
+    print(
+        f"\nre-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {folder / 'results'} "
+        f"--recursive --params {files.params}"
+    )
     return EXIT_CANCELLED if report.cancelled else report.exit_code
 
 
