@@ -58,7 +58,7 @@ def test_open_sweep_docks_one_panel_for_the_builder(builder):
     panel = builder.open_sweep()
     assert isinstance(panel, SweepPanel) and panel.parent() is not None
     assert builder.open_sweep() is panel
-    assert panel.first.stage.choices == ("blurred", "mask", "labels")  # measure: nothing to sweep singly
+    assert panel.first.stage.choices == ("blurred", "mask", "labels", "nuclei")  # nuclei: its units
     assert panel.first.param.value == "sigma"
     assert panel.first.values() == [0.75, 1.5, 2.25, 3.0]  # around the current 1.5
     assert panel.output.value == "labels"
