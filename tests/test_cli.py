@@ -94,6 +94,8 @@ def test_run_writes_the_run_folder(
         "nuclei.csv",
         "pipeline.yaml",
         "run.json",
+        "summary.csv",
+        "summary.png",
     ]
     assert sorted(p.name for p in (out / "labels").iterdir()) == ["cell 1.tif", "cell 2.tif", "cell 3.tif"]
 
