@@ -186,8 +186,11 @@ def pixel_columns(source: Source) -> dict[str, Any]:
     return {column: size for column, size in zip(PIXEL_SIZE_COLUMNS, source.pixel_size, strict=True) if size}
 
 
-def read_field(source: Source) -> Field:
+def read_field(source: Source, input_name: str = "input") -> Field:
     """Read one field: each named channel (or ``input``) as (Y, X) or (Z, Y, X).
+
+    A source that was not planned (:func:`plan_fields`) is read as one channel, named
+    ``input_name``.
 
     Raises
     ------
@@ -215,8 +218,12 @@ def read_field(source: Source) -> Field:
             if index >= data.shape[0]:
                 raise ImageReadError(f"{source.path.name} has no channel {index} (for {name!r})")
             images[name] = data[index]
-        if not source.channel_index and data.shape[0] > 1:
-            raise ImageReadError(f"{source.path.name} has {data.shape[0]} channels; name them in channels:")
+        if not source.channel_index:  # a file not planned: a single-channel image is the input
+            if data.shape[0] > 1:
+                raise ImageReadError(
+                    f"{source.path.name} has {data.shape[0]} channels; name them in channels:"
+                )
+            images[input_name] = data[0]
     shapes = {image.shape for image in images.values()}
     if len(shapes) > 1:
         raise ImageReadError(
