@@ -18,21 +18,32 @@ def image_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def batch_widget(make_napari_viewer, image_folder, pipeline_file, tmp_path):
+def make_batch_widget(make_napari_viewer, pipeline_file, tmp_path):
+    """``make_batch_widget(input_dir, executor='serial')``: a docked BatchWidget in a new
+    viewer, the DESIGN pipeline on ``input_dir`` into ``tmp_path / 'out'``."""
+    from napari_batch_pipeline._widgets.batch import BatchWidget
+
+    def make(input_dir: Path, executor: str = "serial"):
+        viewer = make_napari_viewer()
+        widget = BatchWidget(viewer)
+        viewer.window.add_dock_widget(widget)
+        widget.input_dir.value = input_dir
+        widget.output_dir.value = tmp_path / "out"
+        widget.pipeline.value = pipeline_file
+        widget.executor.value = executor
+        return widget
+
+    return make
+
+
+@pytest.fixture
+def batch_widget(make_batch_widget, image_folder):
     """A docked BatchWidget with its fields set: the DESIGN pipeline on ``image_folder``.
 
     Two threads keep the tests quick and run a pool inside the widget's worker thread;
     the output folder is ``tmp_path / 'out'``.
     """
-    from napari_batch_pipeline._widgets.batch import BatchWidget
-
-    viewer = make_napari_viewer()
-    widget = BatchWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.input_dir.value = image_folder
-    widget.output_dir.value = tmp_path / "out"
-    widget.pipeline.value = pipeline_file
-    widget.executor.value = "threads"
+    widget = make_batch_widget(image_folder, executor="threads")
     widget.workers.value = 2
     return widget
 

@@ -18,23 +18,14 @@ Driven from Python as a user's script would::
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
-from magicgui.types import FileDialogMode
 from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
     Container,
-    FileEdit,
     Label,
-    LineEdit,
     ProgressBar,
     PushButton,
-    SpinBox,
-    TextEdit,
 )
 from napari.layers import Layer
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
@@ -47,10 +38,10 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from ..core.batch import BatchRun
 from ..core.errors import PipelineError
 from ..core.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
-from ..core.options import EXECUTORS, STRATEGIES
 from ..core.pipeline import Pipeline
-from ..core.plan import Estimate, parse_sweep
+from ..core.plan import Estimate
 from ..core.report import Report
+from .batch_fields import BatchFields, field_hint, path_of
 from .results import ResultsView
 from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
 from .session import session_for
@@ -74,8 +65,12 @@ class BatchWidget(QWidget):
 
     Attributes
     ----------
-    input_dir, pattern, output_dir, pipeline, executor, workers, strategy, sweep, fresh
-        The fields, magicgui widgets: set ``.value`` from Python.
+    input_dir, pattern, recursive, metadata, limit, output_dir, pipeline, params, group_by, \
+    executor, workers, scheduler, strategy, memory_budget, sweep, fresh
+        The fields, magicgui widgets: set ``.value`` from Python (see
+        :class:`.batch_fields.BatchFields`).
+    fields : BatchFields
+        The same fields, and the batch options they make.
     table : TaskTable
         One row per finished task: image, parameter set, status, seconds, summary
         values, error.
@@ -91,27 +86,13 @@ class BatchWidget(QWidget):
     def __init__(self, napari_viewer: Viewer):
         super().__init__()
         self.viewer = napari_viewer
-        cpus = os.cpu_count() or 1
-        self.input_dir = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, nullable=True, label="input folder")
-        self.pattern = LineEdit(label="pattern", tooltip="glob on file names (*.tif); empty: every image")
-        self.output_dir = FileEdit(
-            mode=FileDialogMode.EXISTING_DIRECTORY, nullable=True, label="output folder"
-        )
-        self.pipeline = FileEdit(
-            mode=FileDialogMode.EXISTING_FILE,
-            filter="*.yaml *.yml",
-            nullable=True,
-            label="pipeline",
-            tooltip="a pipeline file; empty: the current pipeline of an open Pipeline builder",
-        )
-        self.executor = ComboBox(choices=EXECUTORS, value="processes", label="executor")
-        self.workers = SpinBox(value=min(4, cpus), min=1, max=max(64, cpus), label="workers")
-        self.strategy = ComboBox(choices=STRATEGIES, value="vertical", label="strategy")
-        self.sweep = TextEdit(
-            label="sweep",
-            tooltip="optional, one per line: stage.param=v1,v2,... (several lines form a grid)",
-        )
-        self.fresh = CheckBox(text="start fresh (replace a run of another pipeline there)")
+        self.fields = fields = BatchFields()
+        self.input_dir, self.pattern, self.output_dir = fields.input_dir, fields.pattern, fields.output_dir
+        self.recursive, self.metadata, self.limit = fields.recursive, fields.metadata, fields.limit
+        self.pipeline, self.params, self.group_by = fields.pipeline, fields.params, fields.group_by
+        self.executor, self.workers, self.scheduler = fields.executor, fields.workers, fields.scheduler
+        self.strategy, self.memory_budget = fields.strategy, fields.memory_budget
+        self.sweep, self.fresh = fields.sweep, fields.fresh
         self.estimate_button = PushButton(text="Estimate")
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -121,15 +102,7 @@ class BatchWidget(QWidget):
         self.status = Label(value="")
         self.form = Container(
             widgets=[
-                self.input_dir,
-                self.pattern,
-                self.output_dir,
-                self.pipeline,
-                self.executor,
-                self.workers,
-                self.strategy,
-                self.sweep,
-                self.fresh,
+                *fields.widgets,
                 Container(
                     widgets=[self.estimate_button, self.run_button, self.cancel_button, self.results_button],
                     layout="horizontal",
@@ -140,7 +113,6 @@ class BatchWidget(QWidget):
                 self.status,
             ]
         )
-        self.sweep.native.setMaximumHeight(60)
         self.estimate_text.native.setWordWrap(True)
         self.status.native.setWordWrap(True)
         self.table = TaskTable()
@@ -177,7 +149,7 @@ class BatchWidget(QWidget):
         PipelineError
             If there is neither, or the file or the tuned pipeline is invalid.
         """
-        path = _path(self.pipeline)
+        path = path_of(self.pipeline)
         if path:
             return Pipeline.from_yaml(path)
         session = session_for(self.viewer)
@@ -193,23 +165,13 @@ class BatchWidget(QWidget):
         PipelineError
             For a missing folder, an invalid pipeline or sweep, or unusable options.
         """
-        input_dir, output_dir = _path(self.input_dir), _path(self.output_dir)
-        if not input_dir:
-            raise PipelineError("choose an input folder")
-        if not output_dir:
-            raise PipelineError("choose an output folder")
-        sweep = parse_sweep(line for line in self.sweep.value.splitlines() if line.strip())
+        input_dir, output_dir = self.fields.folders()
         return BatchRun(
             self.current_pipeline(),
             input_dir,
             output_dir,
-            pattern=self.pattern.value.strip() or None,
-            executor=self.executor.value,
-            workers=self.workers.value,
-            strategy=self.strategy.value,
-            sweep=sweep,
-            fresh=self.fresh.value,
             command="napari: Batch processing widget",
+            **self.fields.options(),
         )
 
     # -- running ------------------------------------------------------------------------
@@ -272,22 +234,24 @@ class BatchWidget(QWidget):
         try:
             self.start()
         except (PipelineError, RuntimeError) as error:
-            self.status.value = str(error)
-            show_error(str(error))
+            message = field_hint(error) if isinstance(error, PipelineError) else str(error)
+            self.status.value = message
+            show_error(message)
 
     def _on_estimate_clicked(self) -> None:
         try:
             self.estimate()
         except PipelineError as error:
-            self.estimate_text.value = str(error)
-            show_error(str(error))
+            self.estimate_text.value = field_hint(error)
+            show_error(field_hint(error))
 
     def _on_estimate(self, estimate: Estimate) -> None:
         self.estimate_text.value = estimate.summary()
 
     def _on_error(self, error: Exception) -> None:
-        self.status.value = f"error: {error}"
-        show_error(str(error))
+        message = field_hint(error) if isinstance(error, PipelineError) else str(error)
+        self.status.value = f"error: {message}"
+        show_error(message)
 
     def _on_event(self, event: Event | LoadedLayers) -> None:
         if isinstance(event, RunStarted):
@@ -412,8 +376,3 @@ def _alive(widget: QWidget) -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def _path(edit: FileEdit) -> Path | None:
-    value = edit.value
-    return value if isinstance(value, Path) else None
