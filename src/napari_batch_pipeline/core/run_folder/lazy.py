@@ -12,33 +12,46 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["SavedOutputs", "image_scale", "lazy_stack", "load_saved", "read_tiff"]
+from ..images.formats import FileInfo, ImageReadError, probe, read_scene
+
+__all__ = [
+    "FieldFile",
+    "SavedOutputs",
+    "field_headers",
+    "image_scale",
+    "lazy_stack",
+    "load_saved",
+    "read_field_file",
+    "read_tiff",
+]
 
 Scale = tuple[float, ...]
 
 
 def lazy_stack(
-    paths: Sequence[str | Path],
+    paths: Sequence[Any],
     shape: tuple[int, ...],
     dtype: Any,
-    reader: Callable[[str], np.ndarray] | None = None,
+    reader: Callable[[Any], np.ndarray] | None = None,
 ) -> Any:
     """A dask array stacking TIFF files of one shape, each read only when needed.
 
     Parameters
     ----------
     paths : sequence of path
-        The files, in stack order.
+        The files, in stack order (or anything ``reader`` reads, such as a
+        :class:`FieldFile`).
     shape : tuple of int
         The shape every file holds, e.g. ``(M, N)``.
     dtype : numpy dtype
         Their dtype.
     reader : callable, optional
-        ``reader(path) -> ndarray``; default: ``tifffile.imread``.
+        ``reader(path) -> ndarray``, called with an item of ``paths``; default:
+        ``tifffile.imread``.
 
     Returns
     -------
@@ -47,7 +60,7 @@ def lazy_stack(
     """
     import dask.array as da
 
-    files = [str(p) for p in paths]
+    files = list(paths)
     read_file = reader or read_tiff
     if not files:
         raise ValueError("lazy_stack needs at least one file, got none")
@@ -60,10 +73,49 @@ def lazy_stack(
     return da.map_blocks(read, chunks=chunks, dtype=dtype, meta=np.empty((0,) * (len(shape) + 1), dtype))
 
 
-def read_tiff(path: str) -> np.ndarray:
+def read_tiff(path: str | Path) -> np.ndarray:
     import tifffile
 
     return tifffile.imread(path)
+
+
+class FieldFile(NamedTuple):
+    """One field of an input file: its scene and time point (see :func:`read_field_file`)."""
+
+    path: Path
+    scene: int
+    t: int
+
+
+def read_field_file(field: FieldFile) -> np.ndarray:
+    """The field's pixels as :func:`~..images.sources.read_image` gives a file's first one:
+    (Y, X), (Z, Y, X), or with several channels (C, Y, X) or (C, Z, Y, X)."""
+    data, _ = read_scene(field.path, field.scene, field.t)
+    return np.squeeze(data, axis=tuple(i for i in (0, 1) if data.shape[i] == 1))
+
+
+def field_headers(fields: Sequence[FieldFile]) -> list[tuple[tuple[int, ...], np.dtype] | None]:
+    """Shape (singleton axes dropped) and dtype of each field, None where unreadable.
+
+    Reads headers only, each file's once: the shape from its scene's sizes, the dtype
+    from the file's first series.
+    """
+    described: dict[Path, tuple[FileInfo, np.dtype] | None] = {}
+    headers: list[tuple[tuple[int, ...], np.dtype] | None] = []
+    for path, scene, _ in fields:
+        if path not in described:
+            header = _image_header(path)
+            try:
+                described[path] = (probe(path), header[1]) if header is not None else None
+            except ImageReadError:
+                described[path] = None
+        info = described[path]
+        if info is None or scene >= len(info[0].scenes):
+            headers.append(None)
+            continue
+        sizes = info[0].scenes[scene].sizes
+        headers.append((tuple(sizes[a] for a in "CZYX" if sizes[a] != 1), info[1]))
+    return headers
 
 
 def _image_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
@@ -105,13 +157,20 @@ def image_scale(pixel_size: Sequence[float | None] | None, ndim: int) -> Scale |
 
 def load_saved(
     result: SavedOutputs,
-    found: Sequence[tuple[str, Path, Sequence[float | None] | None]],
+    found: Sequence[tuple[str, Any, Sequence[float | None] | None]],
     max_separate: int,
-    reader: Callable[[str], np.ndarray],
+    reader: Callable[[Any], np.ndarray],
 ) -> SavedOutputs:
     """Fill ``result`` with one lazy stack of ``found`` (name, path, (z, y, x) pixel size
-    or None) triples, or with separate arrays when they differ in shape, dtype or scale."""
-    headers = [_image_header(path) for _, path, _ in found]
+    or None) triples, or with separate arrays when they differ in shape, dtype or scale.
+
+    A path may be a :class:`FieldFile` (one scene and time point of a file), which
+    ``reader`` then reads."""
+    fields = [path for _, path, _ in found if isinstance(path, FieldFile)]
+    field_header = iter(field_headers(fields))
+    headers = [
+        next(field_header) if isinstance(path, FieldFile) else _image_header(path) for _, path, _ in found
+    ]
     readable = [
         (name, path, (*header, image_scale(pixel_size, len(header[0]))))
         for (name, path, pixel_size), header in zip(found, headers, strict=True)

@@ -20,7 +20,7 @@ from ..images.fields import PIXEL_SIZE_COLUMNS, SCENE, TIME
 from ..images.sources import read_image
 from ..pipeline import Pipeline
 from .layout import MARKERS, RunLayout, output_stem, param_label
-from .lazy import SavedOutputs, load_saved, read_tiff
+from .lazy import FieldFile, SavedOutputs, load_saved, read_field_file, read_tiff
 from .tables import ERROR, IMAGE, STATUS, param_columns
 
 __all__ = ["RunResults", "is_run_folder", "task_outputs"]
@@ -191,14 +191,21 @@ class RunResults:
     def saved_inputs(self, *, max_separate: int = 20) -> SavedOutputs:
         """The input images of the done tasks, as lazy arrays in the same order as the outputs.
 
-        Empty when run.json does not name the input folder or the files are gone.
+        Each row's own field: in runs with scenes or time points, its scene and time
+        point of the file. Empty when run.json does not name the input folder or the
+        files are gone.
         """
-        found = []
+        fields = SCENE in self.images or TIME in self.images
+        found: list[tuple[str, Path | FieldFile, Any]] = []
         for index in self.done_rows():
             path = self.input_path(index)
-            if path is not None and path.is_file():
-                found.append((self.row_name(index), path, self.row_spacing(index)))
-        return load_saved(SavedOutputs("input", "image"), found, max_separate, read_image)
+            if path is None or not path.is_file():
+                continue
+            scene, t = self.row_field(index)
+            source = FieldFile(path, scene or 0, t or 0) if fields else path
+            found.append((self.row_name(index), source, self.row_spacing(index)))
+        reader = read_field_file if fields else read_image
+        return load_saved(SavedOutputs("input", "image"), found, max_separate, reader)
 
 
 def task_outputs(
