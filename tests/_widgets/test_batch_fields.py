@@ -58,7 +58,7 @@ def test_a_two_scene_file_shows_its_scenes_at_their_pixel_size(
     # a clicked row: that scene's input and labels, at the pixel size
     row = next(r for r in range(2) if table.item(r, 1).text() == "1")
     layers = widget.show_row(row)
-    assert [layer.name for layer in layers] == ["plate.ome.tif s1", "plate.ome.tif s1 labels"]
+    assert [layer.name for layer in layers] == ["out: plate.ome.tif s1", "out: plate.ome.tif s1 labels"]
     image, labels = layers
     np.testing.assert_array_equal(image.data, scenes[1])
     results = RunResults(tmp_path / "out")
@@ -68,6 +68,11 @@ def test_a_two_scene_file_shows_its_scenes_at_their_pixel_size(
     np.testing.assert_array_equal(labels.data, expected)
     assert tuple(image.scale) == tuple(labels.scale) == PIXEL_SIZE
     assert labels.metadata["scene"] == 1
+    # the run's input stack shows each row's own scene
+    inputs = viewer.layers["out: input"]
+    for step, name in enumerate(inputs.metadata["names"]):
+        scene = int(name.rsplit(" s", 1)[1])
+        np.testing.assert_array_equal(np.asarray(inputs.data[step]), scenes[scene])
 
 
 # -- every folder option of the command line, set by name ------------------------------------

@@ -64,8 +64,8 @@ def test_clicking_a_row_shows_that_image_with_its_labels(batch_widget, qtbot, im
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=center)
 
     viewer = widget.viewer
-    image = viewer.layers["nuclei_04.tif"]
-    labels = viewer.layers["nuclei_04.tif labels"]
+    image = viewer.layers["out: nuclei_04.tif"]
+    labels = viewer.layers["out: nuclei_04.tif labels"]
     np.testing.assert_array_equal(image.data, tifffile.imread(image_folder / "nuclei_04.tif"))
     assert isinstance(labels, Labels) and labels.data.max() > 5
     assert labels.metadata["image"] == "nuclei_04.tif"
@@ -73,8 +73,8 @@ def test_clicking_a_row_shows_that_image_with_its_labels(batch_widget, qtbot, im
     # another row replaces them
     other = (row + 1) % table.rowCount()
     widget.show_row(other)
-    assert "nuclei_04.tif" not in viewer.layers
-    assert f"{table.item(other, 0).text()} labels" in viewer.layers
+    assert "out: nuclei_04.tif" not in viewer.layers
+    assert f"out: {table.item(other, 0).text()} labels" in viewer.layers
 
 
 def test_a_sweep_gives_one_row_per_parameter_set_and_shows_its_outputs(batch_widget, qtbot, run_to_end):

@@ -277,7 +277,7 @@ class BatchWidget(QWidget):
             self.report = event.report
             self.status.value = _summary(event.report, self.failures)
         elif isinstance(event, LoadedLayers):
-            self.layer_queue.show(event.layers)
+            self.layer_queue.show(event.layers, event.tables)
             if event.problem:
                 show_info(event.problem)
             return

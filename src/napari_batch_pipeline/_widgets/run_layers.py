@@ -12,7 +12,7 @@ size: the run's (``SavedOutputs.scale_of``) or the task's field's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from napari.layers import Layer
@@ -29,7 +29,10 @@ from ..core.images.sources import read_image
 from ..core.pipeline import INPUT, Pipeline
 from ..core.plan import Task
 from ..core.run_folder.lazy import image_scale
+from ..core.run_folder.objects import measured_by, select_objects
 from ..core.run_folder.reader import RunResults, task_outputs
+from ..core.run_folder.tables import IMAGE
+from .layer_features import StepTables, as_features, step_tables
 
 __all__ = ["MAX_SEPARATE_LAYERS", "LayerQueue", "LoadedLayers", "events_then_layers", "task_layers"]
 
@@ -39,10 +42,12 @@ MAX_SEPARATE_LAYERS = 20
 
 @dataclass
 class LoadedLayers:
-    """Yielded by the worker after the run: layers of its saved outputs, not yet in the viewer."""
+    """Yielded by the worker after the run: layers of its saved outputs, not yet in the
+    viewer, and what each step of them shows (by layer name)."""
 
     layers: list[Layer]
     problem: str = ""
+    tables: dict[str, StepTables] = field(default_factory=dict)
 
 
 def events_then_layers(batch: BatchRun) -> Iterator[Event | LoadedLayers]:
@@ -52,10 +57,11 @@ def events_then_layers(batch: BatchRun) -> Iterator[Event | LoadedLayers]:
         results = RunResults(batch.folder.path)
         data = run_layer_data(results, max_separate=MAX_SEPARATE_LAYERS)  # each at its pixel size
         layers = [Layer.create(*layer_data) for layer_data in data]
+        tables = step_tables(results, layers)  # the objects of each task, for its labels' features
     except (PipelineError, OSError, ValueError) as error:
         yield LoadedLayers([], f"results not loaded: {error}")
         return
-    yield LoadedLayers(layers)
+    yield LoadedLayers(layers, tables=tables)
 
 
 class LayerQueue:
@@ -75,12 +81,17 @@ class LayerQueue:
         self.layers: list[Layer] = []
         self.loading = False
         self._pending: list[Layer] = []
+        self._tables: dict[str, StepTables] = {}
 
-    def show(self, layers: list[Layer]) -> None:
-        """Remove the previous layers (and any of the same names); add ``layers``, then call ``on_done``."""
+    def show(self, layers: list[Layer], tables: dict[str, StepTables] | None = None) -> None:
+        """Remove the previous layers (and any of the same names); add ``layers``, then call
+        ``on_done``. ``tables`` keep a layer's features and metadata on the step shown."""
         for layer in self.layers:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
+        for previous in self._tables.values():
+            previous.detach()
+        self._tables = dict(tables or {})
         self.layers = []
         self._pending = list(layers)
         self.loading = True
@@ -95,6 +106,8 @@ class LayerQueue:
         if layer.name in self.viewer.layers:
             self.viewer.layers.remove(layer.name)
         self.viewer.add_layer(layer)
+        if layer.name in self._tables:
+            self._tables[layer.name].attach(self.viewer, layer)
         self.layers.append(layer)
         QTimer.singleShot(0, self._add_next)
 
@@ -103,14 +116,16 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     """Add one task's input image (each named channel) and saved outputs to ``viewer``;
     return the layers.
 
-    They are named ``"<image> [<parameter set>]"`` (``"<image> s<scene> t<time> ..."``
-    for runs with scenes or time points), ``"... <channel>"`` and ``"... <stage>"``, at
-    the scale of the field's pixel size, with the parameter set in their metadata.
+    They are named ``"<run>: <image> [<parameter set>]"`` (``"<run>: <image> s<scene>
+    t<time> ..."`` for runs with scenes or time points), ``"... <channel>"`` and ``"...
+    <stage>"``, at the scale of the field's pixel size. Their metadata says the same
+    (``run_folder``, ``image``, ``scene``, ``t``, ``parameters``, ``stage``); a labels
+    layer whose stage a table stage measures has that task's objects as its ``features``.
     """
     source = task.source
     field = {column: value for column, value in task.metadata.items() if column in (SCENE, TIME)}
     image = " ".join([task.image, *(f"{column[0]}{value}" for column, value in field.items())])
-    name = f"{image} [{task.label}]" if task.label else image
+    name = f"{run_folder.name}: " + (f"{image} [{task.label}]" if task.label else image)
     metadata = {"image": task.image, **field, "parameters": task.label, "run_folder": str(run_folder)}
     layers: list[Layer] = []
     try:
@@ -121,13 +136,23 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     for channel, data in channels.items():
         layer_name = name if channel == INPUT else f"{name} {channel}"
         scale = image_scale(source.pixel_size, data.ndim)
-        layers.append(viewer.add_image(data, name=layer_name, metadata=metadata, scale=scale))
+        meta = {**metadata, "stage": channel}
+        layers.append(viewer.add_image(data, name=layer_name, metadata=meta, scale=scale))
+    key = {IMAGE: task.image, **field, **task.values}
     for stage, path in task_outputs(
         run_folder, pipeline, task.image, task.label, source.scene, source.t
     ).items():
         data = read_image(path)
-        layer_name = f"{name} {stage}"
         scale = image_scale(source.pixel_size, data.ndim)
-        add = viewer.add_labels if pipeline[stage].returns in ("mask", "labels") else viewer.add_image
-        layers.append(add(data, name=layer_name, metadata=metadata, scale=scale))
+        meta = {**metadata, "stage": stage}
+        if pipeline[stage].returns not in ("mask", "labels"):
+            layers.append(viewer.add_image(data, name=f"{name} {stage}", metadata=meta, scale=scale))
+            continue
+        table = measured_by(pipeline, stage)
+        if table is not None:
+            meta["table"] = table
+        labels = viewer.add_labels(data, name=f"{name} {stage}", metadata=meta, scale=scale)
+        if table is not None and table in RunResults(run_folder).table_stages:
+            labels.features = as_features(select_objects(RunResults(run_folder).table(table), key))
+        layers.append(labels)
     return layers

@@ -24,6 +24,7 @@ from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 
 from ..core.stages import SPACING_ARG, ParamSpec, StageSpec, get_stage
+from .layer_features import as_features
 
 __all__ = [
     "BUILTIN_WIDGETS",
@@ -332,10 +333,6 @@ def _show_table(
         source.metadata[spec.name] = table
         show_info(f"{spec.name}: {len(table)} rows, stored in the metadata of {source.name!r}")
         return table
-    features = table.copy()
-    if "label" in features and "index" not in features:
-        # napari matches a Labels layer's feature rows to label values by 'index'
-        features.insert(0, "index", features["label"])
-    target.features = features
+    target.features = as_features(table)  # napari matches feature rows to labels by 'index'
     show_info(f"{spec.name}: {len(table)} objects measured, features of {target.name!r}")
     return table

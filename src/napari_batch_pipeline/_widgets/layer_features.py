@@ -1,0 +1,113 @@
+"""Per-object tables on label layers (napari ``features``), and layer metadata that says
+which run, image, field and parameter set a layer shows.
+
+A run's saved outputs come back as one stack per stage, a task per step of the slider:
+:class:`StepTables` keeps such a layer's ``features`` (the objects of the task shown, one
+row per label) and its ``metadata`` (``image``, ``scene``, ``t``, ``parameters``,
+``row``) on the step the viewer shows. Which rows belong to which task is
+:mod:`napari_batch_pipeline.core.run_folder.objects`' business; this module only wires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from napari.layers import Labels, Layer
+from napari.viewer import Viewer
+
+from ..core.run_folder.objects import measured_by, objects_by_row, row_description, task_columns
+from ..core.run_folder.reader import RunResults
+from ..core.run_folder.tables import LABEL
+
+__all__ = ["StepTables", "as_features", "step_tables"]
+
+
+def as_features(table: pd.DataFrame) -> pd.DataFrame:
+    """A per-object table as a Labels layer's ``features``: one row per label, with the
+    ``index`` column napari matches label values by (a copy of ``label``) first."""
+    features = table.reset_index(drop=True)
+    if LABEL in features and "index" not in features:
+        features = features.copy()
+        features.insert(0, "index", features[LABEL].to_numpy())
+    return features
+
+
+@dataclass
+class StepTables:
+    """What each step of a run's layer shows: where it comes from, and its objects.
+
+    Attributes
+    ----------
+    descriptions : list of dict
+        Per step (task), the layer metadata that says where it comes from
+        (:func:`~napari_batch_pipeline.core.run_folder.objects.row_description`).
+    features : list of DataFrame
+        Per step, the objects of its labels (empty: the layer's stage is not measured).
+    table : str or None
+        The per-object table the features come from.
+    """
+
+    descriptions: list[dict[str, Any]]
+    features: list[pd.DataFrame] = field(default_factory=list)
+    table: str | None = None
+    _layer: Layer | None = None
+    _viewer: Viewer | None = None
+
+    def attach(self, viewer: Viewer, layer: Layer) -> None:
+        """Keep ``layer`` on the step ``viewer`` shows, from now until :meth:`detach`."""
+        self._viewer, self._layer = viewer, layer
+        if self.table is not None:
+            layer.metadata["table"] = self.table
+        if len(self.descriptions) > 1:
+            viewer.dims.events.current_step.connect(self.update)
+        self.update()
+
+    def detach(self) -> None:
+        if self._viewer is not None:
+            self._viewer.dims.events.current_step.disconnect(self.update)
+        self._viewer = self._layer = None
+
+    def step(self) -> int:
+        """The step (task) the viewer shows of the layer; 0 for a layer of one task."""
+        layer, viewer = self._layer, self._viewer
+        if layer is None or viewer is None or len(self.descriptions) <= 1:
+            return 0
+        position = layer.world_to_data(viewer.dims.point)[0]
+        return int(np.clip(np.round(position), 0, len(self.descriptions) - 1))
+
+    def update(self, _event: Any = None) -> None:
+        layer = self._layer
+        if layer is None or not self.descriptions:
+            return
+        index = self.step()
+        if layer.metadata.get("row") == self.descriptions[index]["row"] and _event is not None:
+            return
+        layer.metadata.update(self.descriptions[index])
+        if self.features and isinstance(layer, Labels):
+            layer.features = self.features[index]
+
+
+def step_tables(results: RunResults, layers: list[Layer]) -> dict[str, StepTables]:
+    """The :class:`StepTables` of a run's layers (as :func:`.._reader.run_layer_data`
+    makes them: metadata ``stage`` and ``names``, a task's name per step), by layer name."""
+    rows = {results.row_name(index): index for index in results.done_rows()}
+    columns = task_columns(results.images, results.all_param_columns)
+    by_table: dict[str, dict[int, pd.DataFrame]] = {}
+    found = {}
+    for layer in layers:
+        names = layer.metadata.get("names") or []
+        if not names or any(name not in rows for name in names):
+            continue
+        indices = [rows[name] for name in names]
+        tables = StepTables([row_description(results, index) for index in indices])
+        table = measured_by(results.pipeline, layer.metadata.get("stage", ""))
+        if isinstance(layer, Labels) and table is not None and table in results.table_stages:
+            if table not in by_table:
+                by_table[table] = objects_by_row(results.images, results.table(table), columns)
+            tables.features = [as_features(by_table[table][index]) for index in indices]
+            tables.table = table
+        found[layer.name] = tables
+    return found

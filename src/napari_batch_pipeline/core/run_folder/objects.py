@@ -1,0 +1,119 @@
+"""Each task's objects: the rows of a per-object table that belong to one row of images.csv,
+and what a task's saved outputs show (run, image, field, parameter set).
+
+A task is one row of images.csv, identified in every table by its image, its scene and
+time point (in runs that have them) and its parameter values. The per-object tables
+(``<stage>.csv``) measure the labels of one stage; :func:`measured_by` says which.
+Viewers attach a task's objects to its labels, one row per label (napari's ``features``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from numbers import Number
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..images.fields import SCENE, TIME
+from .tables import IMAGE, cell
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+    from .reader import RunResults
+
+__all__ = ["measured_by", "objects_by_row", "row_description", "select_objects", "task_columns"]
+
+
+def measured_by(pipeline: Pipeline, stage: str) -> str | None:
+    """The first table stage that measures the output of ``stage`` (takes it as an input);
+    None when none does."""
+    for name in pipeline.table_stages:
+        if stage in pipeline[name].inputs.values():
+            return name
+    return None
+
+
+def task_columns(images: pd.DataFrame, param_columns: Sequence[str]) -> list[str]:
+    """The columns that tell tasks apart: ``image``, ``scene`` and ``t`` where the run has
+    them, and the parameter columns."""
+    return [IMAGE, *(c for c in (SCENE, TIME) if c in images.columns), *param_columns]
+
+
+def select_objects(table: pd.DataFrame, key: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows of a per-object ``table`` whose columns equal ``key`` (``{column: value}``).
+
+    Values compare as the tables write them: numbers as numbers (``2`` equals ``2.0``),
+    lists as ``'1-99.8'``, anything else as text. Columns the table lacks are skipped.
+
+    Returns
+    -------
+    DataFrame
+        The matching rows, index reset.
+    """
+    keep = np.ones(len(table), dtype=bool)
+    for column, value in key.items():
+        if column in table.columns:
+            wanted = _comparable(cell(value))
+            keep &= np.array([_comparable(v) == wanted for v in table[column]], dtype=bool)
+    return table[keep].reset_index(drop=True)
+
+
+def objects_by_row(
+    images: pd.DataFrame, table: pd.DataFrame, columns: Sequence[str]
+) -> dict[int, pd.DataFrame]:
+    """The objects of each row of ``images`` (images.csv) in a per-object ``table``.
+
+    Parameters
+    ----------
+    images : DataFrame
+        images.csv.
+    table : DataFrame
+        A ``<stage>.csv``.
+    columns : sequence of str
+        The columns that tell tasks apart (:func:`task_columns`).
+
+    Returns
+    -------
+    dict of int to DataFrame
+        For each row number of ``images``, its rows of ``table`` (index reset; empty
+        for a task without objects).
+    """
+    shared = [c for c in columns if c in table.columns and c in images.columns]
+    keys = _keys(table, shared)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for position, key in enumerate(keys):
+        groups.setdefault(key, []).append(position)
+    empty = table.iloc[:0]
+    found = {}
+    for row, key in zip(range(len(images)), _keys(images, shared), strict=True):
+        positions = groups.get(key)
+        found[row] = table.iloc[positions].reset_index(drop=True) if positions else empty
+    return found
+
+
+def row_description(results: RunResults, index: int) -> dict[str, Any]:
+    """Where row ``index`` of a run's images.csv comes from, for a layer's metadata:
+    ``run_folder``, ``image``, ``scene`` and ``t`` (where the run has them), ``parameters``
+    (the parameter-set label, ``''`` without a sweep) and ``row`` (the row number)."""
+    scene, t = results.row_field(index)
+    field = {name: value for name, value in ((SCENE, scene), (TIME, t)) if value is not None}
+    image = str(results.images.iloc[index][IMAGE])
+    label = results.row_label(index)
+    return {"run_folder": str(results.path), "image": image, **field, "parameters": label, "row": index}
+
+
+def _keys(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    values = [[_comparable(v) for v in frame[column]] for column in columns]
+    return list(zip(*values, strict=True)) if values else [()] * len(frame)
+
+
+def _comparable(value: Any) -> Any:
+    """A table cell in a form equal across tables: numbers as float, missing as None."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, Number) and not isinstance(value, bool | np.bool_):
+        number = float(value)  # type: ignore[arg-type]
+        return None if np.isnan(number) else number
+    return str(value)
