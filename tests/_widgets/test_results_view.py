@@ -12,6 +12,8 @@ from qtpy.QtWidgets import QApplication
 from napari_batch_pipeline import run_batch
 from napari_batch_pipeline._widgets.results import ResultsView
 from napari_batch_pipeline.core.run_folder.reader import RunResults
+from napari_batch_pipeline.core.summary import summary_table
+from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
 
 @pytest.fixture
@@ -22,15 +24,25 @@ def sweep_run(image_folder, pipeline, tmp_path):
 
 
 @pytest.fixture
-def view(qtbot, sweep_run):
-    widget = ResultsView(run_folder=sweep_run)
-    qtbot.addWidget(widget)
-    return widget
+def open_view(qtbot):
+    """``open_view(run_folder)``: a ResultsView showing it."""
+
+    def open_folder(run_folder):
+        widget = ResultsView(run_folder=run_folder)
+        qtbot.addWidget(widget)
+        return widget
+
+    return open_folder
+
+
+@pytest.fixture
+def view(open_view, sweep_run):
+    return open_view(sweep_run)
 
 
 def test_tables_show_copy_and_save(view, sweep_run, tmp_path):
     objects = pd.read_csv(sweep_run / "nuclei.csv")
-    assert view.table_choice.choices == ("images", "nuclei")
+    assert view.table_choice.choices == ("images", "nuclei", "summary")
     assert view.table_choice.value == "nuclei"
     assert view.model.rowCount() == len(objects) and view.model.columnCount() == len(objects.columns)
 
@@ -102,3 +114,82 @@ def test_batch_results_opens_from_the_plugins_menu(make_napari_viewer, sweep_run
     assert isinstance(view, ResultsView)
     view.folder.value = sweep_run
     assert view.results is not None and view.model.rowCount() > 0
+
+
+# -- many datasets: the summary by group and its plots --------------------------------------
+
+
+@pytest.fixture
+def datasets_run(tmp_path, pipeline):
+    """Dataset folders ``a`` (three images, blurred.sigma 1) and ``b`` (two, sigma 3)
+    through a parameter table, in one run grouped by folder."""
+    folder = tmp_path / "datasets"
+    write_nuclei_folder(folder / "a", count=3, seed=0, shape=(96, 96), n_nuclei=6, radius=6)
+    write_nuclei_folder(folder / "b", count=2, seed=7, shape=(96, 96), n_nuclei=9, radius=5)
+    table = tmp_path / "params.csv"
+    table.write_text("folder,blurred.sigma\na,1\nb,3\n", encoding="utf-8")
+    report = run_batch(pipeline, folder, tmp_path / "run", recursive=True, params=table, executor="serial")
+    assert report.done == 5
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def datasets_view(open_view, datasets_run):
+    return open_view(datasets_run)
+
+
+def test_the_summary_table_is_summary_csv_and_regroups(datasets_view, datasets_run):
+    view = datasets_view
+    assert view.table_choice.choices[-1] == "summary"
+    view.table_choice.value = "summary"
+    summary = pd.read_csv(datasets_run / "summary.csv")
+    pd.testing.assert_frame_equal(view.frame, summary)
+    assert list(summary["folder"]) == ["a", "b"] and view.model.rowCount() == 2
+
+    images = pd.read_csv(datasets_run / "images.csv")
+    view.group_by.value = "blurred.sigma"  # as `summarize --group-by blurred.sigma`
+    expected = summary_table(images, ["nuclei"], ["blurred.sigma"])
+    pd.testing.assert_frame_equal(view.frame, expected)
+    means = images.groupby("blurred.sigma")["nuclei.mean_area"]
+    np.testing.assert_allclose(view.frame["nuclei.area.mean"], means.mean())
+    np.testing.assert_allclose(view.frame["nuclei.area.sd"], means.std(ddof=1))
+
+    view.group_by.value = "plate"  # refused in the words of the command line, no traceback
+    assert "group by 'plate'" in view.status.value and view.model.rowCount() == 0
+
+
+def test_a_measurement_by_group_has_a_box_per_group_and_a_point_per_image(datasets_view, datasets_run):
+    view = datasets_view
+    view.plot_kind.value = "by group"
+    assert (
+        view.measurement.choices[:1] == ("nuclei.count",) and "nuclei.mean_area" in view.measurement.choices
+    )
+    view.measurement.value = "nuclei.mean_area"
+    (axes,) = view.figure.axes
+    boxes = [artist for artist in axes.get_children() if artist.get_gid() == "boxes"]
+    assert len(boxes) == 2
+    assert [tick.get_text() for tick in axes.get_xticklabels()] == ["a", "b"]
+    images = pd.read_csv(datasets_run / "images.csv")
+    for folder in ("a", "b"):
+        (points,) = [line for line in axes.lines if line.get_gid() == f"images:{folder}"]
+        expected = images.loc[images["folder"] == folder, "nuclei.mean_area"]
+        np.testing.assert_allclose(points.get_ydata(), expected)
+    assert view.canvas.figure is view.figure
+
+
+def test_a_measurement_against_a_table_parameter_is_coloured_by_group(datasets_view, datasets_run):
+    view = datasets_view
+    view.plot_kind.value = "against a parameter, by group"
+    assert view.parameter.choices == ("blurred.sigma",)  # from the parameter table, not swept
+    view.measurement.value = "nuclei.count"
+    (axes,) = view.figure.axes
+    images = pd.read_csv(datasets_run / "images.csv")
+    colours = set()
+    for folder, sigma in (("a", 1.0), ("b", 3.0)):
+        (points,) = [line for line in axes.lines if line.get_gid() == folder]
+        rows = images[images["folder"] == folder]
+        np.testing.assert_allclose(points.get_xdata(), [sigma] * len(rows))
+        np.testing.assert_allclose(points.get_ydata(), rows["nuclei.count"])
+        colours.add(points.get_color())
+    assert len(colours) == 2
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["a", "b"]

@@ -1,10 +1,14 @@
 """The *Batch results* view: a run folder's tables, to copy or save, and plots of them.
 
-The tables are images.csv (one row per task) and each ``<stage>.csv`` (one row per
-object), shown through a model over the DataFrame, so a table of 50,000 objects opens
-at once. Plots: objects per image, the histogram of a measurement, and a measurement
-against a swept parameter. The data comes from :mod:`napari_batch_pipeline.core.results`
-and :mod:`napari_batch_pipeline.core.sweep_plot`; this module only draws and wires.
+The tables are images.csv (one row per task), each ``<stage>.csv`` (one row per
+object) and the summary (summary.csv: one row per group, or the run regrouped by the
+*group by* field), shown through a model over the DataFrame, so a table of 50,000
+objects opens at once. Plots: objects per image, the histogram of a measurement, a
+measurement against a swept parameter, a measurement by group (a point per image, a
+box per group) and a measurement against a parameter coloured by group. The data comes
+from :mod:`napari_batch_pipeline.core.plot_data`, :mod:`~napari_batch_pipeline.core.sweep_plot`,
+:mod:`~napari_batch_pipeline.core.summary` and :mod:`~napari_batch_pipeline.core.group_plots`;
+this module only draws and wires.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from magicgui.types import FileDialogMode
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.utils.notifications import show_error
@@ -23,15 +27,21 @@ from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtWidgets import QApplication, QFileDialog, QTableView, QVBoxLayout, QWidget
 
 from ..core.errors import PipelineError
+from ..core.group_plots import image_measurements, parameter_points, values_by_group
 from ..core.plot_data import measurement_columns, measurement_values, object_counts
 from ..core.run_folder.reader import RunResults
+from ..core.summary import run_summary
 from ..core.sweep_plot import sweep_figure
+from .group_figures import draw_against_parameter, draw_by_group
 
-__all__ = ["PLOTS", "DataFrameModel", "ResultsView"]
+__all__ = ["PLOTS", "SUMMARY", "DataFrameModel", "ResultsView"]
 
 #: the plots the view draws
-PLOTS = ("objects per image", "histogram", "against a parameter")
+BY_GROUP, PARAMETER_BY_GROUP = "by group", "against a parameter, by group"
+PLOTS = ("objects per image", "histogram", "against a parameter", BY_GROUP, PARAMETER_BY_GROUP)
 _IMAGES = "images"
+#: the table choice of the summary by group
+SUMMARY = "summary"
 #: above this many tasks the objects-per-image plot drops the bar labels
 _MAX_BARS = 60
 
@@ -87,7 +97,10 @@ class ResultsView(QWidget):
     folder : FileEdit
         The run folder (setting it loads it).
     table_choice : ComboBox
-        ``images`` (images.csv) or a table stage (``<stage>.csv``).
+        ``images`` (images.csv), a table stage (``<stage>.csv``) or ``summary``.
+    group_by : LineEdit
+        Columns that group the summary and the by-group plots (``folder,condition``);
+        empty: as the run grouped its summary.csv.
     plot_kind, measurement, parameter : ComboBox
         What the plot shows.
     results : RunResults or None
@@ -103,6 +116,9 @@ class ResultsView(QWidget):
         self.results: RunResults | None = None
         self.folder = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, nullable=True, label="run folder")
         self.table_choice = ComboBox(label="table", choices=[_IMAGES])
+        self.group_by = LineEdit(
+            label="group by", tooltip="columns that group the summary and its plots; empty: as the run did"
+        )
         self.copy_button = PushButton(text="Copy")
         self.save_button = PushButton(text="Save as CSV...")
         self.plot_kind = ComboBox(label="plot", choices=PLOTS)
@@ -113,6 +129,7 @@ class ResultsView(QWidget):
             widgets=[
                 self.folder,
                 self.table_choice,
+                self.group_by,
                 Container(widgets=[self.copy_button, self.save_button], layout="horizontal", labels=False),
             ]
         )
@@ -132,6 +149,7 @@ class ResultsView(QWidget):
 
         self.folder.changed.connect(self._on_folder_changed)
         self.table_choice.changed.connect(self._show_table)
+        self.group_by.changed.connect(self._on_group_by_changed)
         self.copy_button.changed.connect(self.copy)
         self.save_button.changed.connect(self._on_save_clicked)
         self.plot_kind.changed.connect(self._on_plot_kind_changed)
@@ -159,7 +177,7 @@ class ResultsView(QWidget):
         with self.folder.changed.blocked():
             self.folder.value = results.path
         with self.table_choice.changed.blocked():
-            self.table_choice.choices = [_IMAGES, *results.table_stages]
+            self.table_choice.choices = [_IMAGES, *results.table_stages, SUMMARY]
             self.table_choice.value = results.table_stages[0] if results.table_stages else _IMAGES
         with self.parameter.changed.blocked():
             self.parameter.choices = results.param_columns
@@ -176,15 +194,47 @@ class ResultsView(QWidget):
                 self.status.value = str(error)
 
     def table_frame(self, name: str | None = None) -> pd.DataFrame:
-        """images.csv, or the table of stage ``name`` (default: the chosen one)."""
+        """images.csv, the summary, or the table of stage ``name`` (default: the chosen one)."""
         if self.results is None:
             return pd.DataFrame()
         name = name or self.table_choice.value
+        if name == SUMMARY:
+            return self.summary()[0]
         return self.results.images if name == _IMAGES else self.results.table(name)
 
+    def summary(self) -> tuple[pd.DataFrame, list[str]]:
+        """The summary by group and its grouping columns: summary.csv as the run wrote it,
+        or, with *group by* set, the run regrouped (as ``summarize --group-by`` would).
+
+        Raises
+        ------
+        PipelineError
+            For a grouping column the run's images table lacks.
+        """
+        results = self.results
+        if results is None:
+            return pd.DataFrame(), []
+        text = str(self.group_by.value or "").strip()
+        group_by = [c.strip() for c in text.split(",") if c.strip()] if text else None
+        table, keys = run_summary(results, group_by)
+        if group_by is None and results.layout.summary_table.is_file():
+            table = pd.read_csv(results.layout.summary_table)
+        return table, keys
+
     def _show_table(self) -> None:
-        self.model.set_frame(self.table_frame())
+        try:
+            frame = self.table_frame()
+        except PipelineError as error:
+            self.status.value = str(error)
+            frame = pd.DataFrame()
+        self.model.set_frame(frame)
         self.table.resizeColumnsToContents()
+
+    def _on_group_by_changed(self) -> None:
+        if self.table_choice.value == SUMMARY:
+            self._show_table()
+        if self.plot_kind.value in (BY_GROUP, PARAMETER_BY_GROUP):
+            self.draw()
 
     # -- copy and save ------------------------------------------------------------------
 
@@ -227,11 +277,18 @@ class ResultsView(QWidget):
                     choices += [f"{stage}: {c}" for c in measurement_columns(table, results.pipeline)]
             elif kind == "against a parameter":
                 choices = measurement_columns(results.images, results.pipeline)
+            elif kind in (BY_GROUP, PARAMETER_BY_GROUP):
+                choices = image_measurements(results.images, results.table_stages)
             else:
                 choices = [f"{stage}.count" for stage in results.table_stages]
         with self.measurement.changed.blocked():
             self.measurement.choices = choices
-        self.parameter.visible = kind == "against a parameter"
+        with self.parameter.changed.blocked():  # a parameter by group: any parameter column
+            every = kind == PARAMETER_BY_GROUP and results is not None
+            self.parameter.choices = (
+                (results.all_param_columns if every else results.param_columns) if results is not None else []
+            )
+        self.parameter.visible = kind in ("against a parameter", PARAMETER_BY_GROUP)
         self.draw()
 
     def draw(self) -> Figure:
@@ -251,6 +308,14 @@ class ResultsView(QWidget):
                 elif kind == "histogram":
                     stage, _, column = str(self.measurement.value).partition(": ")
                     _draw_histogram(figure, results.table(stage), stage, column)
+                elif kind == BY_GROUP:
+                    self._draw_by_group(figure, str(self.measurement.value))
+                elif kind == PARAMETER_BY_GROUP and not self.parameter.value:
+                    message = "no parameter column: the run has neither a sweep nor a parameter table"
+                elif kind == PARAMETER_BY_GROUP:
+                    self._draw_against_parameter(
+                        figure, str(self.parameter.value), str(self.measurement.value)
+                    )
                 elif not self.parameter.value:
                     message = "no swept parameter: run a batch with a sweep"
                 else:
@@ -263,6 +328,19 @@ class ResultsView(QWidget):
         self.status.value = message
         self.canvas.draw_idle()
         return figure
+
+    def _draw_by_group(self, figure: Figure, measurement: str) -> None:
+        assert self.results is not None
+        group_by = self.summary()[1]
+        draw_by_group(
+            figure, values_by_group(self.results.images, measurement, group_by), measurement, group_by
+        )
+
+    def _draw_against_parameter(self, figure: Figure, parameter: str, measurement: str) -> None:
+        assert self.results is not None
+        group_by = self.summary()[1]
+        points = parameter_points(self.results.images, parameter, measurement, group_by)
+        draw_against_parameter(figure, points, parameter, measurement, group_by)
 
     def _draw_sweep(self, results: RunResults, parameter: str, measurement: str) -> Figure:
         """The sweep plot of the command line (``sweep.png``), shown in the canvas."""
