@@ -1,72 +1,41 @@
 """Executors: serial, threads, processes and dask.distributed behind one interface.
 
 An executor maps a picklable function over jobs with a bounded number in flight and
-yields ``(job, result)`` pairs as they finish; a job whose worker died yields its
-exception as the result. ``cancel()`` stops promptly: nothing new starts, process workers
-are killed.
+yields ``(job, result)`` pairs as they finish; a job whose worker died yields an
+exception as its result (a :class:`~.worker_guard.WorkerDied` when its process died
+under it twice). ``cancel()`` stops promptly: nothing new starts, process workers are
+killed. The serial one is in :mod:`.executor_base`, the process pool in
+:mod:`.process_pool`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import signal
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any
 
 from .errors import PipelineError
+from .executor_base import Executor
 from .options import BatchOptions
+from .process_pool import ProcessExecutor
+from .worker_guard import Guarded, WorkerDied
 
-__all__ = ["Executor", "make_executor"]
+__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "ThreadExecutor", "make_executor"]
 
 
-class Executor:
-    """Serial: one job after another in this process."""
+class ThreadExecutor(Executor):
+    """A pool of threads in this process (numpy and scikit-image release the GIL)."""
 
-    name = "serial"
+    name = "threads"
 
-    def __init__(self, workers: int = 1):
-        self.workers = max(1, int(workers))
-        self._cancelled = threading.Event()
-
-    @property
-    def window(self) -> int:
-        """How many jobs may be in flight at once."""
-        return 2 * self.workers if self.workers > 1 else 1
+    def __init__(self, workers: int = 2):
+        super().__init__(workers)
+        self._executor = futures.ThreadPoolExecutor(self.workers, thread_name_prefix="batch")
 
     def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
-        for job in jobs:
-            if self._cancelled.is_set():
-                return
-            yield job, function(job)
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def close(self) -> None:
-        """Release workers (a no-op for serial)."""
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _PoolExecutor(Executor):
-    """Shared logic of the pools that return concurrent.futures futures (``self._executor``)."""
-
-    _executor: Any
-
-    def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
-        """Submit the first window now (workers start at once); iterate to collect results."""
-        pool = self._executor
+        """Submit the first window now; iterate to collect results."""
         pending: dict[futures.Future, Any] = {}
         jobs = iter(jobs)
 
@@ -75,7 +44,7 @@ class _PoolExecutor(Executor):
                 if self._cancelled.is_set():
                     return
                 try:
-                    pending[pool.submit(function, job)] = job
+                    pending[self._executor.submit(function, job)] = job
                 except RuntimeError:  # cancel() shut the pool down from another thread
                     if self._cancelled.is_set():
                         return
@@ -93,7 +62,7 @@ class _PoolExecutor(Executor):
                 job = pending.pop(future)
                 try:
                     result = future.result()
-                except Exception as error:
+                except BaseException as error:  # even SystemExit fails one task alone
                     if self._cancelled.is_set():
                         continue  # stopped by cancel(): not a failure of the task
                     result = error
@@ -105,16 +74,6 @@ class _PoolExecutor(Executor):
         for future in pending:
             future.cancel()
 
-
-class ThreadExecutor(_PoolExecutor):
-    """A pool of threads in this process (numpy and scikit-image release the GIL)."""
-
-    name = "threads"
-
-    def __init__(self, workers: int = 2):
-        super().__init__(workers)
-        self._executor = futures.ThreadPoolExecutor(self.workers, thread_name_prefix="batch")
-
     def cancel(self) -> None:
         super().cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -123,93 +82,34 @@ class ThreadExecutor(_PoolExecutor):
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-class ProcessExecutor(_PoolExecutor):
-    """A pool of worker processes (loky), kept warm between runs.
-
-    The pool is this package's own, not loky's shared one that joblib uses, so that a
-    batch neither breaks nor replaces the workers of joblib (or scikit-learn) in the same
-    Python session.
-    """
-
-    name = "processes"
-
-    def __init__(self, workers: int = 2):
-        super().__init__(workers)
-        self._executor = _process_pool(self.workers)
-        self._stopping: list[Any] = []
-
-    def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
-        # Workers are spawned by the first submissions; with SIGINT ignored meanwhile they
-        # inherit that, so a Ctrl-C at the terminal reaches only this process, which
-        # cancels cleanly, instead of printing a traceback from every starting worker.
-        with _sigint_ignored():
-            return super().map(function, jobs)
-
-    def cancel(self) -> None:
-        super().cancel()
-        if not self._stopping:
-            # shutdown(wait=False) lets go of the manager thread and the workers; keep them so
-            # that close() can wait until the killed workers are gone (and write no more)
-            pool = self._executor
-            self._stopping = [
-                getattr(pool, "_executor_manager_thread", None),
-                *(getattr(pool, "_processes", None) or {}).values(),
-            ]
-        self._executor.shutdown(wait=False, kill_workers=True)
-        _POOLS.pop(self.workers, None)
-
-    def close(self) -> None:
-        if self._cancelled.is_set():
-            self._executor.shutdown(wait=True, kill_workers=True)
-            for item in self._stopping:
-                if item is not None:
-                    item.join(timeout=30)
-
-
-_POOLS: dict[int, Any] = {}
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _process_pool(workers: int) -> Any:
-    """This package's warm loky pool of ``workers`` processes, made anew when it broke."""
-    from joblib.externals.loky import ProcessPoolExecutor
-
-    pool = _POOLS.get(workers)
-    flags = getattr(pool, "_flags", None)
-    if pool is None or getattr(flags, "broken", None) or getattr(flags, "shutdown", False):
-        pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, timeout=300)
-    return pool
-
-
 class DaskExecutor(Executor):
-    """dask.distributed: an existing scheduler, or a LocalCluster of worker processes."""
+    """dask.distributed: an existing scheduler, or a LocalCluster of worker processes.
+
+    A task whose worker dies is tried once more on another worker (a LocalCluster's
+    scheduler allows one failure), then fails with :class:`WorkerDied`.
+    """
 
     name = "dask"
 
-    def __init__(self, workers: int = 2, scheduler: str | None = None):
+    def __init__(self, workers: int = 2, scheduler: str | None = None, *, task_timeout: float | None = None):
         super().__init__(workers)
         try:
+            import dask
             from distributed import Client, LocalCluster
         except ImportError:
             raise PipelineError(
                 "the dask executor needs dask.distributed: pip install 'dask[distributed]'"
             ) from None
+        self.task_timeout = task_timeout
         self._cluster = None
+        self._config: Any = None
+        self._futures: list[Any] = []
         try:
             if scheduler:
                 self._client = Client(scheduler, timeout="10s")
             else:
+                # kept while the cluster lives: the cluster reads some of it at any time
+                self._config = dask.config.set(_LOCAL_CLUSTER_CONFIG)
                 self._cluster = LocalCluster(
                     n_workers=self.workers,
                     threads_per_worker=1,
@@ -229,11 +129,15 @@ class DaskExecutor(Executor):
         jobs = iter(jobs)
         running = as_completed()
         owners: dict[Any, Any] = {}
+        guarded = Guarded(function, self.task_timeout)
 
         def submit(count: int) -> None:
             for job in itertools.islice(jobs, count):
-                future = self._client.submit(function, job, pure=False)
+                if self._cancelled.is_set():
+                    return
+                future = self._client.submit(guarded, job, pure=False)
                 owners[future.key] = job
+                self._futures.append(future)
                 running.add(future)
 
         submit(self.window)
@@ -241,25 +145,57 @@ class DaskExecutor(Executor):
 
     def _collect(self, running: Any, owners: dict[Any, Any], submit: Callable[[int], None]) -> Iterator[Any]:
         for future in running:
+            if self._cancelled.is_set():
+                break
             job = owners.pop(future.key)
             try:
                 result = future.result()
-            except Exception as error:
+            except BaseException as error:  # even SystemExit fails one task alone
                 if self._cancelled.is_set():
                     break
-                result = error
+                result = self._died(error) if type(error).__name__ == "KilledWorker" else error
             future.release()
+            self._futures = [f for f in self._futures if f.key != future.key]
             yield job, result
             if self._cancelled.is_set():
                 break
             submit(1)
-        for future in list(running.futures):
-            future.cancel()
+        self._cancel_futures()
+
+    def _died(self, error: BaseException) -> WorkerDied:
+        limit = f" (or ran past the task timeout of {self.task_timeout:g} s)" if self.task_timeout else ""
+        return WorkerDied(f"its worker process died twice while running this task{limit}")
+
+    def cancel(self) -> None:
+        """Stop at once: tasks in flight are cancelled on the workers, nothing new starts."""
+        super().cancel()
+        self._cancel_futures()
+
+    def _cancel_futures(self) -> None:
+        futures_, self._futures = self._futures, []
+        if futures_:
+            with contextlib.suppress(Exception):
+                self._client.cancel(futures_, force=True)
 
     def close(self) -> None:
-        self._client.close()
+        with contextlib.suppress(Exception):
+            self._client.close(timeout=10)
         if self._cluster is not None:
-            self._cluster.close()
+            with contextlib.suppress(Exception):
+                self._cluster.close(timeout=10)
+        if self._config is not None:
+            self._config.__exit__(None, None, None)
+            self._config = None
+
+
+#: A LocalCluster's scheduler sends a worker only the task it runs (none waits there), so
+#: that a worker's death is blamed on that task alone, which is tried once more; a worker
+#: that died is waited for while its nanny restarts it, however slowly it imports
+_LOCAL_CLUSTER_CONFIG = {
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.scheduler.allowed-failures": 1,
+    "distributed.deploy.lost-worker-timeout": "1h",
+}
 
 
 def make_executor(options: BatchOptions) -> Executor:
@@ -268,7 +204,7 @@ def make_executor(options: BatchOptions) -> Executor:
     if options.executor == "threads":
         return ThreadExecutor(count)
     if options.executor == "processes":
-        return ProcessExecutor(count)
+        return ProcessExecutor(count, task_timeout=options.task_timeout)
     if options.executor == "dask":
-        return DaskExecutor(count, options.scheduler)
+        return DaskExecutor(count, options.scheduler, task_timeout=options.task_timeout)
     return Executor(1)

@@ -1,11 +1,13 @@
 """The horizontal strategy's units: one stage on one image, from and to disk.
 
 Every intermediate is kept on disk, not in memory, at
-``intermediate/<stage>/<stage key>/<image>.npy`` (tables as ``.csv``; the run folder's
-layout names it). The stage key (:meth:`Pipeline.stage_key`, the same key the tuning
-cache uses) hashes the stage's configuration and everything upstream, so tasks of a
-sweep that share early parameters share those outputs, and a re-run whose early stages
-did not change reuses them. The order of units is :mod:`.strategies`' business.
+``intermediate/<stage>/<stage key>/<field>__<input stamp>.npy`` (tables as ``.csv``; the
+run folder's layout names it). The input stamp hashes the sizes and modification times of
+the task's files, so an input replaced since is computed again, never served the old
+one. The stage key (:meth:`Pipeline.stage_key`, the same key the tuning cache uses)
+hashes the stage's configuration and everything upstream, so tasks of a sweep that share
+early parameters share those outputs, and a re-run whose early stages did not change
+reuses them. The order of units is :mod:`.strategies`' business.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class UnitResult:
 def intermediate_path(task: TaskJob, pipeline: Pipeline, stage: str) -> Path:
     """Where the output of ``stage`` for ``task`` is kept between stages."""
     table = pipeline[stage].returns == "table"
-    return task.layout.intermediate(stage, pipeline.stage_key(stage), task.field_stem, table=table)
+    field = f"{task.field_stem}__{task.stamp}" if task.stamp else task.field_stem
+    return task.layout.intermediate(stage, pipeline.stage_key(stage), field, table=table)
 
 
 def run_unit(job: UnitJob) -> UnitResult:

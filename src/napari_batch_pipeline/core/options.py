@@ -9,6 +9,7 @@ to add their own wording.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,10 @@ class BatchOptions:
     group_by : tuple of str or None
         The columns that group the run's summary; None: ``folder`` when there is one,
         else the metadata columns, else the parameter columns. A text is split at commas.
+    task_timeout : float or None
+        Seconds one task may run; past that its worker process is stopped and the task
+        fails. Needs worker processes (the processes or dask executor): a thread cannot
+        be stopped. None: no limit.
 
     Raises
     ------
@@ -80,6 +85,7 @@ class BatchOptions:
     fresh: bool = False
     params: str | Path | None = None
     group_by: Sequence[str] | str | None = None
+    task_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -104,8 +110,25 @@ class BatchOptions:
                 "a scheduler address is for the dask executor; choose the dask executor",
                 options=("scheduler", "executor"),
             )
+        self._check_task_timeout()
         object.__setattr__(self, "sweep", {key: list(values) for key, values in (self.sweep or {}).items()})
         object.__setattr__(self, "group_by", _columns(self.group_by))
+
+    def _check_task_timeout(self) -> None:
+        value = self.task_timeout
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise PipelineError(
+                f"task timeout: expected a number of seconds above 0, got {value!r}",
+                options=("task_timeout",),
+            )
+        if self.executor not in ("processes", "dask"):
+            raise PipelineError(
+                f"a task timeout stops the worker process of a task that runs too long; the "
+                f"{self.executor} executor runs tasks in this process: choose the processes or dask executor",
+                options=("task_timeout", "executor"),
+            )
 
     @property
     def worker_count(self) -> int:

@@ -7,8 +7,8 @@
 
 A strategy is handed the jobs still to run and an executor, and yields a
 :class:`TaskRecord` per finished task (and :class:`StageProgress` between stages). The
-vertical one can also *start* the batch: the pool begins on the later tasks while the
-first one runs here, measured, so that the estimate and the first result come at once.
+vertical one can also *start* the batch: it runs tasks until the first one succeeds,
+measured, so that the estimate and the first result come at once.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .horizontal import UnitJob, UnitResult, finish_task, intermediate_path, run
 from .pipeline import Pipeline
 from .run_folder.records import TaskRecord
 from .tasks import TaskJob, load_pipeline, run_task
+from .worker_guard import WorkerDied
 
 __all__ = ["STRATEGY_CLASSES", "Horizontal", "Measured", "Started", "Strategy", "Vertical", "make_strategy"]
 
@@ -62,10 +63,11 @@ class Vertical(Strategy):
     name = "vertical"
 
     def start(self, jobs: Sequence[TaskJob], executor: Callable[[], Executor], *, serial: bool) -> Started:
-        """Run the first task here, measured (serial: up to 3, until one succeeds).
+        """Run tasks until one succeeds, measured: serial here (up to 3), else in the pool.
 
-        A parallel executor starts on the other tasks first, so its workers are busy
-        meanwhile.
+        A parallel executor gets every task at once, the first included, so that no task
+        runs in this process, where its crash would end the run; the first records to
+        come back (up to one window, until one succeeds) give the measurement.
         """
         pending = list(jobs)
         started = Started()
@@ -74,13 +76,18 @@ class Vertical(Strategy):
                 record, started.measured = _probe(pending.pop(0))
                 started.probes.append(record)
         elif pending:
-            first = pending.pop(0)
+            by_key = {job.key: job for job in pending}
             started.executor = executor()
-            # map() submits the first window now: the workers start before the probe
             started.results = _records(started.executor.map(run_task, pending))
             pending = []
-            record, started.measured = _probe(first)
-            started.probes.append(record)
+            for item in started.results:
+                assert isinstance(item, TaskRecord)
+                record = item
+                started.probes.append(record)
+                if record.done:
+                    started.measured = _measured(by_key[record.key], record)
+                if started.measured is not None or len(started.probes) >= started.executor.window:
+                    break
         started.remaining = pending
         return started
 
@@ -135,14 +142,19 @@ def _units(stage: str, jobs: Sequence[TaskJob]) -> list[UnitJob]:
 def _probe(job: TaskJob) -> tuple[TaskRecord, Measured | None]:
     """Run one task here; its measurement (seconds, bytes held, bytes written) if it succeeded."""
     record = run_task(job)
-    if not record.done:
-        return record, None
+    return record, (_measured(job, record) if record.done else None)
+
+
+def _measured(job: TaskJob, record: TaskRecord) -> Measured:
+    """Seconds, bytes held and bytes written by a task that succeeded."""
     paths = (job.layout.output(stage, job.stem) for stage in load_pipeline(job).saved_stages)
     saved = sum(path.stat().st_size for path in paths if path.exists())
-    return record, (record.seconds, record.held_bytes, saved)
+    return record.seconds, record.held_bytes, saved
 
 
 def _worker_stopped(job: TaskJob, error: object) -> TaskRecord:
+    if isinstance(error, WorkerDied):
+        return job.failure(f"worker stopped: {error}")
     return job.failure(f"worker stopped: {type(error).__name__}: {error}")
 
 

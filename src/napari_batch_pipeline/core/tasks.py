@@ -43,6 +43,9 @@ class TaskJob:
     source: Source | None = None
     field_stem: str = ""
     stem: str = ""
+    #: a short hash of the input files' sizes and modification times: what a horizontal
+    #: intermediate is keyed by, so that a changed input is never served a stale one
+    stamp: str = ""
 
     @property
     def input(self) -> Source:
