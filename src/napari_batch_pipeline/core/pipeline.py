@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 
 from .errors import PipelineError, StageError
 from .images.channels import Channel, parse_channels
+from .pipeline_yaml import load_yaml
 from .stage_config import INPUT, StageConfig, validate_stages
 from .stages.registry import SPACING_ARG
 
@@ -81,19 +81,9 @@ class Pipeline:
 
     @classmethod
     def from_text(cls, text: str, source: str = "pipeline") -> Pipeline:
-        """Build a pipeline from the YAML text of a pipeline file."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.constructor.ConstructorError as error:
-            tag = re.search(r"'([^']*)'", str(error.problem))
-            raise PipelineError(
-                f"{_mark(error, source)}: refused tag {tag.group(1) if tag else ''!r}; pipeline "
-                "files are plain YAML, and tags that build Python objects are not allowed"
-            ) from None
-        except yaml.YAMLError as error:
-            problem = getattr(error, "problem", None) or str(error)
-            raise PipelineError(f"{_mark(error, source)}: invalid YAML: {problem}") from None
-        return cls.from_dict(data, source=source)
+        """Build a pipeline from the YAML text of a pipeline file (see :mod:`.pipeline_yaml`
+        for what the text may hold)."""
+        return cls.from_dict(load_yaml(text, source), source=source)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "pipeline") -> Pipeline:
@@ -323,10 +313,3 @@ def _check_output(stage: StageConfig, kind: str, result: Any) -> Any:
 def _digest(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _mark(error: yaml.YAMLError, source: str) -> str:
-    mark = getattr(error, "problem_mark", None)
-    if mark is None:
-        return source
-    return f"{source}, line {mark.line + 1}, column {mark.column + 1}"
