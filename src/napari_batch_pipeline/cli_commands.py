@@ -96,13 +96,12 @@ def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchR
 
 def _from_run(args: argparse.Namespace) -> BatchRun:
     """A batch with a finished run's configuration; options given on the line win."""
-    import json
-
     from .core.pipeline import Pipeline
+    from .core.run_folder.provenance import read_run_settings
 
     old = RunLayout.at(args.from_run)
     try:
-        info = json.loads(old.provenance_file.read_text(encoding="utf-8"))
+        info = read_run_settings(old)  # checked: a damaged run.json gives a message
         pipeline = Pipeline.from_yaml(old.pipeline_file)
     except (OSError, ValueError) as error:
         raise PipelineError(f"{args.from_run!r} is not a readable run folder: {error}") from None

@@ -26,7 +26,9 @@ from .params_table import ParamsTable, apply_params_table, read_params_table
 from .pipeline import INPUT, Pipeline
 from .plan import Estimate, Task, check_output_names, estimate, make_tasks, parameter_sets
 from .report import Report
+from .reserved import check_reserved_names
 from .run_folder.records import TaskRecord
+from .run_folder.space import DiskFullError
 from .run_folder.tables import FOLDER, IMAGE
 from .run_folder.writer import RunFolder, command_line, provenance_versions, timestamp
 from .strategies import Measured, make_strategy
@@ -71,6 +73,7 @@ class BatchRun:
         self.options = BatchOptions(**options)
         self.input_dir = Path(input_dir).expanduser().resolve()
         self.folder = RunFolder(output_dir)
+        self.folder.check_free()  # another run writing it: refused before anything else
         if self.folder.path == self.input_dir:
             raise PipelineError("the output folder must differ from the input folder")
         self.files = find_images(
@@ -80,6 +83,7 @@ class BatchRun:
             metadata=self.options.metadata,
             exclude=[self.folder.path],
         )[: self.options.limit]
+        check_reserved_names(self.pipeline.stage_names, {k for f in self.files for k in f.metadata})
         self.sweep = dict(self.options.sweep)
         self.param_sets = parameter_sets(self.pipeline, self.sweep)
         self.sources = plan_fields(self.files, self.pipeline.channels, INPUT)
@@ -147,7 +151,18 @@ class BatchRun:
     # -- running ------------------------------------------------------------------------
 
     def events(self) -> Iterator[Event]:
-        """Run the batch, yielding events; the last one is RunFinished."""
+        """Run the batch, yielding events; the last one is RunFinished. The output folder
+        is locked meanwhile and given back on every way out; a full disk stops the run
+        (:class:`DiskFullError`) with the tables of the tasks done so far."""
+        try:
+            yield from self._events()
+        except DiskFullError:
+            self.folder.salvage(self.pipeline, self.tasks)
+            raise
+        finally:
+            self.folder.unlock()
+
+    def _events(self) -> Iterator[Event]:
         started = time.perf_counter()
         if self.options.memory_budget is not None:
             self._check_budget()
@@ -189,7 +204,7 @@ class BatchRun:
 
     def _open(self) -> _Ledger:
         """Prepare the run folder; the tasks already done with an unchanged input are kept."""
-        done = self.folder.prepare(self.pipeline, fresh=self.options.fresh)
+        done = self.folder.prepare(self.pipeline, fresh=self.options.fresh, tasks=self.tasks)
         inputs = {task.key: _fingerprint(task.source.files) for task in self.tasks}
         records = {key: r for key, r in done.items() if key in inputs and r.input == inputs[key]}
         self.folder.write_provenance(self._provenance(len(records)))

@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import PipelineError
 from .stages import StageSpec, check_param, get_stage
+from .stages.registry import check_range
 
 __all__ = ["INPUT", "StageConfig", "validate_stages"]
 
@@ -110,6 +111,10 @@ def _validate_stage(
         problem = spec.check(params, set(inputs))
         if problem:
             raise PipelineError(problem, stage=name, key="params")
+    for key in data.get("params") or {}:  # the values given (a default is its author's choice)
+        problem = check_range(key, params[key])
+        if problem:
+            raise PipelineError(problem, stage=name, key=f"params.{key}")
     save = data.get("save", False)
     if not isinstance(save, bool):
         raise PipelineError(f"expected true or false, got {save!r}", stage=name, key="save")

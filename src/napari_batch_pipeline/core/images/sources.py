@@ -1,15 +1,19 @@
 """Inputs: the images of a folder, found by pattern, naturally sorted, with filename metadata.
 
 Files inside the output folder are never taken as inputs, even when it lies inside the
-input folder.
+input folder. Nothing that looks like an input is skipped without a word: a folder named
+like an image (``x.tif``), a broken link or a special file becomes an input whose task
+fails with what it is. A name that is not valid UTF-8 is read all the same; the tables
+show it with the bad bytes escaped (``bad\\xff.tif``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -21,6 +25,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
     "Source",
+    "escaped",
     "find_images",
     "natural_key",
     "read_image",
@@ -123,6 +128,7 @@ def find_images(
     if not root.is_dir():
         raise PipelineError(f"input {str(root)!r} is not a folder")
     root = root.resolve()
+    _check_pattern(pattern)
     regex = _compile_metadata(metadata)
     skip = [Path(p).expanduser().resolve() for p in exclude or []]
     walker = root.rglob if recursive else root.glob
@@ -133,13 +139,16 @@ def find_images(
             continue
         if any(part.lower().endswith(".zarr") for part in relative.parts[:-1]):
             continue  # inside an OME-Zarr image
-        if not (path.is_file() or (path.is_dir() and path.suffix.lower() == ".zarr")):
-            continue
-        if pattern is None and path.suffix.lower() not in IMAGE_SUFFIXES:
+        suffix = path.suffix.lower()
+        if pattern is None and suffix not in IMAGE_SUFFIXES:
             continue
         if any(path.resolve().is_relative_to(s) for s in skip):
             continue
-        found.append(Source(path=path, relative=relative.as_posix()))
+        name = escaped(relative.as_posix())
+        if path.is_file() or (path.is_dir() and suffix == ".zarr"):
+            found.append(Source(path=path, relative=name))
+        elif not path.is_dir() or suffix in IMAGE_SUFFIXES:
+            found.append(Source(path=path, relative=name, problem=_not_a_file(path, name)))
     if not found:
         what = (
             f"matching {pattern!r}" if pattern else "with an image suffix (" + ", ".join(IMAGE_SUFFIXES) + ")"
@@ -153,6 +162,37 @@ def find_images(
     if regex is not None:
         found = [_with_metadata(s, regex) for s in found]
     return found
+
+
+def escaped(text: str) -> str:
+    """``text`` with the bytes of a file name that are not UTF-8 written as ``\\xff``
+    (they come from the file system as surrogates, which no table or log can hold)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _check_pattern(pattern: str | None) -> None:
+    """Refuse a pattern that would look outside the input folder."""
+    if pattern is None:
+        return
+    if os.path.isabs(pattern) or pattern.startswith("~") or ".." in PurePath(pattern).parts:
+        raise PipelineError(
+            f"file pattern {pattern!r}: expected a pattern of file names inside the input folder "
+            "(like '*.tif' or 'plate*/*.tif'), without '..', '~' or a leading '/'",
+            options=("pattern",),
+        )
+    if not pattern.strip():
+        raise PipelineError(
+            "file pattern: expected a pattern like '*.tif', got an empty one", options=("pattern",)
+        )
+
+
+def _not_a_file(path: Path, name: str) -> str:
+    """Why ``path``, named like an input, cannot be read as one."""
+    if path.is_symlink() and not path.exists():
+        return f"{name} is a broken link: it points to {escaped(os.readlink(path))!r}, which does not exist"
+    if path.is_dir():
+        return f"{name} is a folder, not an image file"
+    return f"{name} is not a regular file (a device, pipe or socket)"
 
 
 def _compile_metadata(metadata: str | None) -> re.Pattern[str] | None:

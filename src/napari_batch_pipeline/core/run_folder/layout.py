@@ -6,7 +6,7 @@ folder")::
     pipeline.yaml  run.json  images.csv  <stage>.csv  summary.csv  summary.png  errors.log
     <stage>/<image path without suffix>[__s<scene>][__t<time>][__<parameter set>].tif
     intermediate/<stage>/<stage key>/<image stem>.npy|.csv          horizontal strategy
-    .ledger.jsonl  .parts/<stage>/<task digest>.csv                 bookkeeping
+    .ledger.jsonl  .parts/<stage>/<task digest>.csv  .lock          bookkeeping
 
 Writers, readers, the worker, the horizontal strategy and the reader plugin all ask
 :class:`RunLayout` for a path instead of assembling one. Pure path arithmetic: nothing
@@ -26,6 +26,7 @@ __all__ = [
     "IMAGES_TABLE",
     "INTERMEDIATE",
     "LEDGER",
+    "LOCK_FILE",
     "MARKERS",
     "OUTPUT_SUFFIX",
     "PARTS",
@@ -46,6 +47,8 @@ PROVENANCE_FILE = "run.json"
 IMAGES_TABLE = "images.csv"
 ERRORS_LOG = "errors.log"
 LEDGER = ".ledger.jsonl"
+#: held while a run writes the folder: its pid and host (see ``run_folder.lock``)
+LOCK_FILE = ".lock"
 PARTS = ".parts"
 INTERMEDIATE = "intermediate"
 OUTPUT_SUFFIX = ".tif"
@@ -148,6 +151,10 @@ class RunLayout:
         return self.root / LEDGER
 
     @property
+    def lock_file(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
     def parts_dir(self) -> Path:
         return self.root / PARTS
 
@@ -209,8 +216,10 @@ class RunLayout:
 
     # -- what the run wrote ---------------------------------------------------------------
 
-    def written_by_run(self, stages: list[str]) -> list[Path]:
-        """Every path a run of a pipeline with these stages may have written."""
+    def written_by_run(self, table_stages: list[str]) -> list[Path]:
+        """The run's own files and folders, with ``<stage>.csv`` of these table stages
+        (not the saved outputs: the ledger lists those, file by file; not the horizontal
+        intermediates, which a later run reuses by their keys)."""
         paths = [
             self.ledger,
             self.images_table,
@@ -219,10 +228,9 @@ class RunLayout:
             self.parts_dir,
             self.summary_table,
             self.summary_plot,
+            self.sweep_plot,
         ]
-        for stage in stages:
-            paths += [self.stage_dir(stage), self.table(stage)]
-        return paths
+        return paths + [self.table(stage) for stage in table_stages]
 
     def is_run_folder(self) -> bool:
         """True if the folder holds ``pipeline.yaml`` and ``images.csv``."""

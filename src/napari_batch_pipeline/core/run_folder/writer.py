@@ -1,9 +1,12 @@
 """Writing a run folder: opening it for a pipeline, the task ledger, provenance, the tables.
 
-The ledger (``.ledger.jsonl``) gets one line per finished task, appended after the
+The folder is locked while a run writes it (:mod:`.lock`). The ledger
+(``.ledger.jsonl``, :mod:`.ledger`) gets one line per finished task, appended after the
 task's outputs are complete, so a run killed at any moment resumes from it. The tables
 (``images.csv``, ``<stage>.csv``) are written from the ledger's records and the tasks'
-table parts at the end, whole or not at all.
+table parts at the end, whole or not at all. Starting fresh deletes only what a run
+wrote; a folder that holds no run but files in the way is refused, never emptied. A
+full disk raises :class:`~.space.DiskFullError`, the ledger intact.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import json
 import platform
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import PipelineError
 from ..files import atomic_path, write_text_atomic
 from ..pipeline import Pipeline
-from .layout import RunLayout
+from . import ledger
+from .layout import RunLayout, output_stem
+from .lock import RunLock
 from .records import TaskRecord
+from .space import DiskFullError, is_disk_full, record_says_disk_full
 from .tables import concatenate, images_frame
 
 __all__ = ["PlannedTask", "RunFolder", "command_line", "provenance_versions", "timestamp"]
@@ -43,6 +49,9 @@ class PlannedTask(Protocol):
     @property
     def metadata(self) -> dict[str, Any]: ...
 
+    @property
+    def output_stem(self) -> str: ...
+
 
 class RunFolder:
     """The output folder of a batch run, being written.
@@ -56,19 +65,37 @@ class RunFolder:
     def __init__(self, path: str | Path):
         self.layout = RunLayout.at(path)
         self.path = self.layout.root
+        self.lock = RunLock(self.layout.lock_file, self.path)
+        self._pipeline_hash: str | None = None
+        #: task key -> the files it writes, relative to the folder (the ledger lists them)
+        self._outputs: dict[str, list[str]] = {}
 
     # -- opening ------------------------------------------------------------------------
 
-    def prepare(self, pipeline: Pipeline, *, fresh: bool = False) -> dict[str, TaskRecord]:
-        """Make the folder ready for ``pipeline``; return the records of tasks already done.
+    def check_free(self) -> None:
+        """Refuse now if another run is writing the folder (see :class:`.lock.RunLock`)."""
+        self.lock.check()
+
+    def prepare(
+        self, pipeline: Pipeline, *, fresh: bool = False, tasks: Sequence[PlannedTask] = ()
+    ) -> dict[str, TaskRecord]:
+        """Lock the folder and make it ready for ``pipeline``; return the records of tasks
+        already done by it. Call :meth:`unlock` when the run ends, whatever the way.
+
+        Parameters
+        ----------
+        tasks : sequence of PlannedTask
+            The run's tasks: the ledger lists the files each one writes.
 
         Raises
         ------
         PipelineError
-            If the folder cannot be written, or holds a run of another pipeline and
-            ``fresh`` is False.
+            If another run holds the folder, it cannot be written, it holds a run of
+            another pipeline and ``fresh`` is False, or it holds no run but files the
+            run would overwrite.
         """
         existing = self.layout.pipeline_file
+        self.lock.check()
         # refused before anything in the folder is touched
         if existing.exists() and not fresh:
             try:
@@ -90,22 +117,86 @@ class RunFolder:
             raise PipelineError(
                 f"output folder {str(self.path)!r} cannot be written: {error.strerror or error}"
             ) from None
-        if fresh:
-            self.clear(pipeline)
-        self.remove_partials()
-        pipeline.save(existing)
+        self.lock.acquire()
+        try:
+            with self._writing("the task ledger"):
+                ledger.repair(self.layout.ledger)
+                if fresh:
+                    self.clear()
+                self._refuse_foreign(pipeline)
+                self.remove_partials()
+                pipeline.save(existing)
+        except BaseException:
+            self.lock.release()
+            raise
+        self._pipeline_hash = pipeline.hash
+        self._outputs = {
+            task.key: [
+                self.layout.output(stage, task.output_stem).relative_to(self.path).as_posix()
+                for stage in pipeline.saved_stages
+            ]
+            for task in tasks
+        }
         return self.done_records()
 
-    def clear(self, pipeline: Pipeline) -> None:
-        """Remove a previous run's results (not the inputs, not unrelated files)."""
-        previous: list[str] = []
+    def unlock(self) -> None:
+        """Give the folder back to other runs; never raises."""
+        self.lock.release()
+
+    def holds_run(self) -> bool:
+        """Whether the folder holds a run (its pipeline file), finished or not."""
+        return self.layout.pipeline_file.is_file()
+
+    def clear(self) -> None:
+        """Remove what the previous run wrote, and nothing else: its bookkeeping and tables,
+        and the outputs its ledger lists (horizontal intermediates stay: they are reused
+        by their keys). A folder that holds no run is left as it is."""
+        if not self.holds_run():
+            return
+        previous: Pipeline | None = None
         with contextlib.suppress(PipelineError, OSError):
-            previous = Pipeline.from_yaml(self.layout.pipeline_file).stage_names
-        for path in self.layout.written_by_run(sorted({*previous, *pipeline.stage_names})):
-            if path.is_dir():
+            previous = Pipeline.from_yaml(self.layout.pipeline_file)
+        for relative in self._previous_outputs(previous):
+            target = self.path / relative
+            if target.is_file() or target.is_symlink():
+                target.unlink(missing_ok=True)
+                _prune_empty(target.parent, self.path)
+        for path in self.layout.written_by_run(previous.table_stages if previous else []):
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+    def _previous_outputs(self, previous: Pipeline | None) -> list[str]:
+        """The outputs the ledger lists; for lines of earlier versions, the outputs their
+        images would have had."""
+        listed = ledger.listed_outputs(self.layout.ledger)
+        outputs = [str(p) for p in listed or []]
+        if listed is None and previous is not None:
+            for line in ledger.ledger_lines(self.layout.ledger):
+                stem = output_stem(str(line.get("image", "")), str(line.get("label", "")))
+                outputs += [
+                    str(self.layout.output(s, stem).relative_to(self.path)) for s in previous.saved_stages
+                ]
+        return [o for o in outputs if ".." not in Path(o).parts and not Path(o).is_absolute()]
+
+    def _refuse_foreign(self, pipeline: Pipeline) -> None:
+        """Refuse a folder that holds no run but files where the run would write."""
+        if self.holds_run():
+            return
+        stages = [self.layout.stage_dir(s) for s in pipeline.saved_stages] + [self.layout.intermediate_dir]
+        in_the_way = [
+            p
+            for p in [*self.layout.written_by_run(pipeline.table_stages), *stages]
+            if p.is_file() or (p.is_dir() and any(p.iterdir()))
+        ]
+        if in_the_way:
+            names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in in_the_way)
+            raise PipelineError(
+                f"output folder {str(self.path)!r} holds no run, but files this run would "
+                f"overwrite ({names}); nothing was deleted. Choose a new or empty output "
+                "folder, or move those files"
+            )
 
     def remove_partials(self) -> int:
         """Delete temporary files left by an interrupted write; return how many."""
@@ -119,28 +210,42 @@ class RunFolder:
     # -- the ledger ---------------------------------------------------------------------
 
     def done_records(self) -> dict[str, TaskRecord]:
-        """Records of finished tasks by task key (later lines win; torn lines are skipped)."""
-        records: dict[str, TaskRecord] = {}
-        ledger = self.layout.ledger
-        if not ledger.exists():
-            return records
-        with ledger.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = TaskRecord.from_json(json.loads(line))
-                except (ValueError, KeyError, TypeError):
-                    continue
-                records[record.key] = record
+        """Records of tasks done by this run's pipeline, by task key (later lines win; torn
+        lines and other pipelines' lines are skipped)."""
+        records = ledger.read_records(self.layout.ledger, self._pipeline_hash)
         return {key: r for key, r in records.items() if r.done}
 
     def append(self, record: TaskRecord) -> None:
-        """Record a finished task (done or failed); its traceback goes to errors.log."""
-        if record.traceback:
-            with self.layout.errors_log.open("a", encoding="utf-8") as log:
-                log.write(f"--- {record.key} ({_now()})\n{record.traceback}\n")
-        with self.layout.ledger.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record.to_json(), default=_json_default) + "\n")
-            handle.flush()
+        """Record a finished task (done or failed); its traceback goes to errors.log.
+
+        Raises
+        ------
+        DiskFullError
+            If the task failed for want of space, or its record cannot be written for
+            want of space; the ledger is left as it was.
+        """
+        if record_says_disk_full(record):
+            raise DiskFullError(self.path, f"the outputs of {record.image}", record.error.partition(": ")[2])
+        line = {
+            **record.to_json(),
+            ledger.PIPELINE_KEY: self._pipeline_hash,
+            ledger.OUTPUTS_KEY: self._outputs.get(record.key, []),
+        }
+        with self._writing("the task ledger"):
+            if record.traceback:
+                with self.layout.errors_log.open("a", encoding="utf-8", errors="backslashreplace") as log:
+                    log.write(f"--- {record.key} ({_now()})\n{record.traceback}\n")
+            ledger.append_line(self.layout.ledger, line)
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Turn a write that fails for want of space into :class:`DiskFullError`."""
+        try:
+            yield
+        except OSError as error:
+            if is_disk_full(error):
+                raise DiskFullError(self.path, what, error.strerror or str(error)) from None
+            raise
 
     # -- provenance ---------------------------------------------------------------------
 
@@ -149,10 +254,13 @@ class RunFolder:
         target = self.layout.provenance_file
         data: dict[str, Any] = {}
         if target.exists():
-            with contextlib.suppress(OSError, json.JSONDecodeError):
+            with contextlib.suppress(OSError, ValueError):
                 data = json.loads(target.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            data = {}
         data.update(info)
-        write_text_atomic(target, json.dumps(data, indent=2, default=_json_default) + "\n")
+        with self._writing("run.json"):
+            write_text_atomic(target, json.dumps(data, indent=2, default=_json_default) + "\n")
 
     # -- tables -------------------------------------------------------------------------
 
@@ -164,11 +272,21 @@ class RunFolder:
     ) -> None:
         """Write images.csv and every ``<stage>.csv`` in task order, whole or not at all."""
         frame = images_frame((t.image, t.values, t.metadata, records.get(t.key)) for t in tasks)
-        with atomic_path(self.layout.images_table) as temporary:
-            frame.to_csv(temporary, index=False)
-        done = [t.key for t in tasks if t.key in records and records[t.key].done]
-        for stage in pipeline.table_stages:
-            concatenate([self.layout.part(stage, key) for key in done], self.layout.table(stage))
+        with self._writing("the tables"):
+            with atomic_path(self.layout.images_table) as temporary:
+                frame.to_csv(temporary, index=False, errors="backslashreplace")
+            done = [t.key for t in tasks if t.key in records and records[t.key].done]
+            for stage in pipeline.table_stages:
+                concatenate([self.layout.part(stage, key) for key in done], self.layout.table(stage))
+
+    def salvage(self, pipeline: Pipeline, tasks: Sequence[PlannedTask]) -> None:
+        """After a run stopped on a full disk: the tables of the tasks done so far and
+        run.json's status, as far as the disk lets them be written; never raises."""
+        with contextlib.suppress(OSError, PipelineError):
+            self.remove_partials()
+            self.write_tables(pipeline, tasks, self.done_records())
+        with contextlib.suppress(OSError, PipelineError):
+            self.write_provenance({"finished": timestamp(), "status": "stopped: disk full"})
 
 
 def provenance_versions() -> dict[str, str]:
@@ -203,6 +321,16 @@ def timestamp() -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _prune_empty(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents up to ``root`` while they are empty."""
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def _now() -> str:

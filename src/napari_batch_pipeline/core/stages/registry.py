@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import math
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -27,6 +29,7 @@ __all__ = [
     "ParamSpec",
     "StageSpec",
     "check_param",
+    "check_range",
     "describe_type",
     "import_function",
     "spec_from_function",
@@ -308,8 +311,56 @@ def check_param(spec: ParamSpec, value: Any) -> Any:
     """
     ok, normalised = _check(spec.annotation, value)
     if not ok:
-        raise ValueError(f"expected {spec.expected}, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"expected {spec.expected}, got {_short(value)} ({type(value).__name__})")
+    for number in _numbers(normalised):
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {number!r}")
+        if abs(number) > MAX_NUMBER:
+            raise ValueError(f"expected a number of magnitude at most {MAX_NUMBER:g}, got {number:g}")
     return normalised
+
+
+#: the largest magnitude of any numeric parameter: beyond it a value is a typo or an attack
+MAX_NUMBER = 1e15
+#: the largest length in pixels (radius, sigma, distance): a disk of this radius already
+#: holds 3e8 pixels, a ball 4e12
+MAX_LENGTH = 10_000
+_LENGTH = re.compile(r"(^|_)(radius|sigma|distance)$")
+_SIZE = re.compile(r"(^|_)size$")
+
+
+def check_range(name: str, value: Any) -> str | None:
+    """Why a parameter value is out of range by its name, or None: a parameter named like
+    a length (``radius``, ``sigma``, ``distance``, ``spot_sigma``...) lies in 0 to
+    :data:`MAX_LENGTH` pixels, one named like a size (``min_size``, ``max_size``...) is 0
+    or more. (:func:`check_param` already refused numbers that are not finite or beyond
+    :data:`MAX_NUMBER`.) The rules go by the name, so they hold for user stages too.
+    """
+    length, size = _LENGTH.search(name), _SIZE.search(name)
+    if not (length or size):
+        return None
+    for number in _numbers(value):
+        if number < 0:
+            return f"{name} must be 0 or more, got {number:g}"
+        if length and number > MAX_LENGTH:
+            return f"{name} is a length in pixels, at most {MAX_LENGTH}; got {number:g}"
+    return None
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)] if not isinstance(value, int) or abs(value) < 10**300 else [math.inf]
+    if isinstance(value, (list, tuple)):
+        return [n for item in value for n in _numbers(item)]
+    return []
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check(annotation: Any, value: Any) -> tuple[bool, Any]:

@@ -1,0 +1,109 @@
+"""Reading back a run's settings from its ``run.json``, for a re-run.
+
+``run.json`` is written by the run, but it is a text file anyone may edit or damage. A
+re-run takes its settings from it, so every value it takes is checked here first; a
+wrong one gives a message naming the key and what was expected, never a traceback from
+deep inside the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import PipelineError
+from .layout import RunLayout
+
+__all__ = ["read_run_settings"]
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < 1e9
+
+
+def _sweep(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str)
+        and isinstance(values, list)
+        and values
+        and all(isinstance(v, (str, int, float, bool, list)) for v in values)
+        for key, values in value.items()
+    )
+
+
+def _params(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("table"), (str, type(None)))
+
+
+def _columns(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(c, str) for c in value)
+
+
+#: the settings a re-run takes, what each must be, and how messages describe it
+_SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "input_dir": (_text, "the input folder's path"),
+    "pattern": (_text, "a file pattern"),
+    "recursive": (_flag, "true or false"),
+    "metadata": (_text, "a regular expression"),
+    "executor": (_text, "an executor's name"),
+    "workers": (_count, "a whole number of workers"),
+    "scheduler": (_text, "a scheduler address"),
+    "strategy": (_text, "a strategy's name"),
+    "sweep": (_sweep, "a mapping of 'stage.param' to a non-empty list of values"),
+    "memory_budget": (_count, "a number of bytes"),
+    "limit": (_count, "a whole number of images"),
+    "params": (_params, "a mapping with the parameter table's path as 'table'"),
+    "group_by": (_columns, "a list of column names"),
+    "task_timeout": (_seconds, "a number of seconds"),
+}
+
+
+def read_run_settings(layout: RunLayout) -> dict[str, Any]:
+    """The settings of the run in ``layout`` as its ``run.json`` records them, checked.
+
+    Returns
+    -------
+    dict
+        The whole of ``run.json``; every key a re-run takes is either absent, null, or
+        of the expected type, and ``input_dir`` is present.
+
+    Raises
+    ------
+    PipelineError
+        If the file is missing, unreadable, not JSON, not a mapping, or a setting has
+        the wrong type; the message names the key.
+    """
+    path = layout.provenance_file
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{str(path)!r} does not exist: not a run folder") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise PipelineError(f"{str(path)!r} cannot be read as JSON ({error}); it is damaged") from None
+    if not isinstance(info, dict):
+        raise PipelineError(f"{str(path)!r}: expected a mapping of settings, got {type(info).__name__}")
+    if info.get("input_dir") is None:
+        raise PipelineError(f"{str(path)!r}: the input folder (input_dir) is missing")
+    for key, (valid, expected) in _SETTINGS.items():
+        value = info.get(key)
+        if value is not None and not valid(value):
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise PipelineError(
+                f"{str(path)!r}: {key} must be {expected}, got {shown}; the file was edited or damaged"
+            )
+    return info
