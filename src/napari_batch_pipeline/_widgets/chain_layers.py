@@ -18,6 +18,7 @@ from napari.viewer import Viewer
 
 from ..core.pipeline import Pipeline
 from ..core.session import ChainRun, TuningImage
+from .layer_features import as_features
 
 __all__ = ["ChainLayers"]
 
@@ -102,10 +103,7 @@ class ChainLayers:
         measured = [s for a, s in stage.inputs.items() if stage.spec.data_args[a] == "labels"]
         layer = self.layers.get((index, measured[0])) if measured else None
         if isinstance(layer, Labels):
-            features = table.copy()
-            if "label" in features and "index" not in features:
-                features.insert(0, "index", features["label"])
-            layer.features = features
+            layer.features = as_features(table)
 
 
 def _placed(source: TuningImage, ndim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -44,17 +44,28 @@ class StepTables:
     descriptions : list of dict
         Per step (task), the layer metadata that says where it comes from
         (:func:`~napari_batch_pipeline.core.run_folder.objects.row_description`).
-    features : list of DataFrame
-        Per step, the objects of its labels (empty: the layer's stage is not measured).
     table : str or None
-        The per-object table the features come from.
+        The per-object table the layer's features come from; None: its stage is not
+        measured.
+    objects : DataFrame or None
+        That table.
+    positions : list of int ndarray
+        Per step, where its objects are in ``objects``; the features of a step are made
+        when it is shown.
     """
 
     descriptions: list[dict[str, Any]]
-    features: list[pd.DataFrame] = field(default_factory=list)
     table: str | None = None
+    objects: pd.DataFrame | None = None
+    positions: list[np.ndarray] = field(default_factory=list)
     _layer: Layer | None = None
     _viewer: Viewer | None = None
+
+    def features(self, step: int) -> pd.DataFrame | None:
+        """The features of step ``step``: its objects, one row per label; None without a table."""
+        if self.objects is None or not self.positions:
+            return None
+        return as_features(self.objects.iloc[self.positions[step]])
 
     def attach(self, viewer: Viewer, layer: Layer) -> None:
         """Keep ``layer`` on the step ``viewer`` shows, from now until :meth:`detach`."""
@@ -86,8 +97,9 @@ class StepTables:
         if layer.metadata.get("row") == self.descriptions[index]["row"] and _event is not None:
             return
         layer.metadata.update(self.descriptions[index])
-        if self.features and isinstance(layer, Labels):
-            layer.features = self.features[index]
+        features = self.features(index)
+        if features is not None and isinstance(layer, Labels):
+            layer.features = features
 
 
 def step_tables(results: RunResults, layers: list[Layer]) -> dict[str, StepTables]:
@@ -95,7 +107,7 @@ def step_tables(results: RunResults, layers: list[Layer]) -> dict[str, StepTable
     makes them: metadata ``stage`` and ``names``, a task's name per step), by layer name."""
     rows = {results.row_name(index): index for index in results.done_rows()}
     columns = task_columns(results.images, results.all_param_columns)
-    by_table: dict[str, dict[int, pd.DataFrame]] = {}
+    by_table: dict[str, tuple[pd.DataFrame, list[np.ndarray]]] = {}
     found = {}
     for layer in layers:
         names = layer.metadata.get("names") or []
@@ -106,8 +118,10 @@ def step_tables(results: RunResults, layers: list[Layer]) -> dict[str, StepTable
         table = measured_by(results.pipeline, layer.metadata.get("stage", ""))
         if isinstance(layer, Labels) and table is not None and table in results.table_stages:
             if table not in by_table:
-                by_table[table] = objects_by_row(results.images, results.table(table), columns)
-            tables.features = [as_features(by_table[table][index]) for index in indices]
-            tables.table = table
+                objects = results.table(table)
+                by_table[table] = objects, objects_by_row(results.images, objects, columns)
+            objects, positions = by_table[table]
+            tables.table, tables.objects = table, objects
+            tables.positions = [positions[index] for index in indices]
         found[layer.name] = tables
     return found

@@ -27,10 +27,14 @@ __all__ = ["measured_by", "objects_by_row", "row_description", "select_objects",
 
 
 def measured_by(pipeline: Pipeline, stage: str) -> str | None:
-    """The first table stage that measures the output of ``stage`` (takes it as an input);
+    """The first table stage that measures the output of ``stage`` (takes it as its labels);
     None when none does."""
     for name in pipeline.table_stages:
-        if stage in pipeline[name].inputs.values():
+        config = pipeline[name]
+        if any(
+            source == stage and config.spec.data_args.get(arg) == "labels"
+            for arg, source in config.inputs.items()
+        ):
             return name
     return None
 
@@ -60,10 +64,8 @@ def select_objects(table: pd.DataFrame, key: Mapping[str, Any]) -> pd.DataFrame:
     return table[keep].reset_index(drop=True)
 
 
-def objects_by_row(
-    images: pd.DataFrame, table: pd.DataFrame, columns: Sequence[str]
-) -> dict[int, pd.DataFrame]:
-    """The objects of each row of ``images`` (images.csv) in a per-object ``table``.
+def objects_by_row(images: pd.DataFrame, table: pd.DataFrame, columns: Sequence[str]) -> list[np.ndarray]:
+    """Where the objects of each row of ``images`` (images.csv) are in a per-object ``table``.
 
     Parameters
     ----------
@@ -76,21 +78,16 @@ def objects_by_row(
 
     Returns
     -------
-    dict of int to DataFrame
-        For each row number of ``images``, its rows of ``table`` (index reset; empty
-        for a task without objects).
+    list of (K,) int ndarray
+        For each row of ``images``, the positions of its rows in ``table`` (empty for a
+        task without objects): ``table.iloc[positions]`` are its objects. Positions, not
+        frames, so that a run of a thousand images costs one pass over the table.
     """
     shared = [c for c in columns if c in table.columns and c in images.columns]
-    keys = _keys(table, shared)
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for position, key in enumerate(keys):
+    for position, key in enumerate(_keys(table, shared)):
         groups.setdefault(key, []).append(position)
-    empty = table.iloc[:0]
-    found = {}
-    for row, key in zip(range(len(images)), _keys(images, shared), strict=True):
-        positions = groups.get(key)
-        found[row] = table.iloc[positions].reset_index(drop=True) if positions else empty
-    return found
+    return [np.asarray(groups.get(key, ()), dtype=np.intp) for key in _keys(images, shared)]
 
 
 def row_description(results: RunResults, index: int) -> dict[str, Any]:

@@ -116,26 +116,34 @@ class RunResults:
 
     # -- one task -----------------------------------------------------------------------
 
+    @cached_property
+    def _rows(self) -> list[dict[str, Any]]:
+        return [{str(k): v for k, v in row.items()} for row in self.images.to_dict("records")]
+
+    def row(self, index: int) -> dict[str, Any]:
+        """Row ``index`` of images.csv as ``{column: value}`` (quick: the rows are read once)."""
+        return self._rows[index]
+
     def row_label(self, index: int) -> str:
         """The parameter-set label of row ``index`` of images.csv (``''`` without a sweep)."""
-        row = self.images.iloc[index]
+        row = self.row(index)
         return param_label({column: _scalar(row[column]) for column in self.param_columns})
 
     def row_field(self, index: int) -> tuple[int | None, int | None]:
         """The scene and time point of row ``index`` (None where the run has no such column)."""
-        row = self.images.iloc[index]
+        row = self.row(index)
         return tuple(  # type: ignore[return-value]
             int(row[column]) if column in row and pd.notna(row[column]) else None for column in (SCENE, TIME)
         )
 
     def row_stem(self, index: int) -> str:
         """The name of row ``index``'s saved outputs (see :func:`.layout.output_stem`)."""
-        return output_stem(str(self.images.iloc[index][IMAGE]), self.row_label(index), *self.row_field(index))
+        return output_stem(str(self.row(index)[IMAGE]), self.row_label(index), *self.row_field(index))
 
     def row_spacing(self, index: int) -> tuple[float, float, float] | None:
         """The (z, y, x) pixel size of row ``index`` in micrometres (1.0 where unknown);
         None when the file gave none."""
-        row = self.images.iloc[index]
+        row = self.row(index)
         sizes = [float(row[c]) if c in row and pd.notna(row[c]) else None for c in PIXEL_SIZE_COLUMNS]
         if all(size is None for size in sizes):
             return None
@@ -144,7 +152,7 @@ class RunResults:
     def row_name(self, index: int) -> str:
         """A readable name of row ``index``: ``'a.tif'``, ``'a.czi s1 t0'`` or
         ``'a.tif [blurred.sigma=2.0]'``."""
-        image = str(self.images.iloc[index][IMAGE])
+        image = str(self.row(index)[IMAGE])
         scene, t = self.row_field(index)
         image += (f" s{scene}" if scene is not None else "") + (f" t{t}" if t is not None else "")
         label = self.row_label(index)
@@ -153,7 +161,7 @@ class RunResults:
     def input_path(self, index: int) -> Path | None:
         """The input image of row ``index``, if the input folder is known."""
         folder = self.input_dir
-        return folder / str(self.images.iloc[index][IMAGE]) if folder else None
+        return folder / str(self.row(index)[IMAGE]) if folder else None
 
     def task_outputs(self, index: int) -> dict[str, Path]:
         """The saved outputs of row ``index`` that exist, by stage."""
