@@ -142,9 +142,11 @@ def test_exported_script_is_standalone_python(pipeline: Pipeline) -> None:
     assert "napari_batch_pipeline" not in imported
     assert "napari" not in text.replace("napari-batch-pipeline", "").replace("napari_batch_pipeline/", "")
     libraries = imported - set(sys.stdlib_module_names)
-    # imageio comes with scikit-image; bioio is imported only for a vendor file, when installed
+    # imageio comes with scikit-image; bioio is imported only for a vendor file, when installed;
+    # yaml for a parameter table and matplotlib for summary.png, where installed
     assert {"numpy", "pandas", "tifffile", "skimage", "imageio", "bioio"} <= libraries
-    assert libraries <= {"numpy", "pandas", "tifffile", "scipy", "skimage", "imageio", "bioio"}
+    optional = {"bioio", "yaml", "matplotlib"}
+    assert libraries <= {"numpy", "pandas", "tifffile", "scipy", "skimage", "imageio", *optional}
     assert "BLURRED_SIGMA = 2.0" in text
     functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     assert {"blurred", "mask", "labels", "nuclei", "process", "main"} <= functions

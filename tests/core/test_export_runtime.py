@@ -13,7 +13,13 @@ import tifffile
 from skimage import measure
 
 from napari_batch_pipeline.core.errors import StageError
-from napari_batch_pipeline.core.export_runtime import main, run_stage, run_task
+from napari_batch_pipeline.core.export_runtime import (
+    ExportedPipeline,
+    ExportedStage,
+    main,
+    run_stage,
+    run_task,
+)
 from napari_batch_pipeline.core.images.fields import plan_fields
 from napari_batch_pipeline.core.images.sources import find_images
 from napari_batch_pipeline.core.plan import make_tasks
@@ -21,7 +27,9 @@ from napari_batch_pipeline.core.run_folder.layout import RunLayout
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 
-def _process(images: dict[str, np.ndarray], spacing: tuple[float, ...] | None = None) -> dict[str, Any]:
+def _process(
+    images: dict[str, np.ndarray], spacing: tuple[float, ...] | None = None, values: dict | None = None
+) -> dict[str, Any]:
     """A small pipeline on ``input``: a mask, its labels, their areas."""
     image = images["input"]
     mask = image > image.mean()
@@ -127,7 +135,9 @@ def test_main_names_channels_and_refuses_a_multichannel_file_without(
     tifffile.imwrite(tmp_path / "in" / "cells.tif", data, imagej=True, metadata=metadata)
     seen: list[dict[str, np.ndarray]] = []
 
-    def process(images: dict[str, np.ndarray], spacing: tuple[float, ...] | None = None) -> dict[str, Any]:
+    def process(
+        images: dict[str, np.ndarray], spacing: tuple[float, ...] | None = None, values: dict | None = None
+    ) -> dict[str, Any]:
         seen.append(images)
         return {}
 
@@ -154,3 +164,48 @@ def test_main_vendor_file_without_bioio_fails_alone_naming_the_reader(
     assert images.loc["stack.czi", "status"] == "failed"
     assert "stack.czi needs bioio and bioio-czi" in images.loc["stack.czi", "error"]
     assert "pip install" in images.loc["stack.czi", "error"]
+
+
+def test_main_gives_each_task_its_row_of_the_parameter_table(tmp_path: Path) -> None:
+    _write(tmp_path / "in", ["dim/a.tif", "dim/b.tif", "bright/a.tif"])
+    (tmp_path / "params.csv").write_text("folder,mask.level\ndim,0.5\n", encoding="utf-8")
+    pipeline = ExportedPipeline([ExportedStage("mask", "threshold", {"level": 1.0}, {"level": float})])
+    used: dict[float, int] = {}
+
+    def process(
+        images: dict[str, np.ndarray], spacing: tuple[float, ...] | None = None, values: dict | None = None
+    ) -> dict[str, Any]:
+        level = (values or {}).get("mask.level", 1.0)
+        used[level] = used.get(level, 0) + 1
+        return _process({"input": images["input"] * level})
+
+    out = tmp_path / "out"
+    arguments = [str(tmp_path / "in"), str(out), "--recursive", "--params", str(tmp_path / "params.csv")]
+    assert main(process, [], ["objects"], None, arguments, pipeline=pipeline) == 0
+    assert used == {0.5: 2, 1.0: 1}
+    images = pd.read_csv(out / "images.csv")
+    assert images[["image", "folder", "mask.level"]].values.tolist() == [
+        ["bright/a.tif", "bright", 1.0],
+        ["dim/a.tif", "dim", 0.5],
+        ["dim/b.tif", "dim", 0.5],
+    ]
+    assert set(pd.read_csv(out / "objects.csv").groupby("folder")["mask.level"].unique().map(tuple)) == {
+        (1.0,),
+        (0.5,),
+    }
+    groups = pd.read_csv(out / "summary.csv")
+    assert groups[["folder", "tasks_done"]].values.tolist() == [["bright", 1], ["dim", 2]]
+    # a value of the wrong type is refused before anything is written
+    (tmp_path / "params.csv").write_text("folder,mask.level\ndim,high\n", encoding="utf-8")
+    assert (
+        main(
+            process,
+            [],
+            ["objects"],
+            None,
+            [*arguments[:1], str(tmp_path / "new"), *arguments[2:]],
+            pipeline=pipeline,
+        )
+        == 2
+    )
+    assert not (tmp_path / "new").exists()

@@ -9,7 +9,11 @@ or, when its value is no literal (``frozenset(...)``, ``re.compile(...)``), as t
 assignment its module makes. Decorators of the package (``@stage``) are dropped, others
 (``@dataclass``, ``@contextlib.contextmanager``) kept. Two things under one name (the
 ``_describe`` of two modules) are told apart by renaming the later one
-(``_describe_fields``) where it is defined and wherever it is used.
+(``_describe_fields``) where it is defined and wherever it is used. A name a module
+imports for type checking only (``if TYPE_CHECKING:``) keeps that guarded import; a
+library the script can do without (``optional``) is imported where installed, else bound
+to None; a definition with a stand-in of the script's own (``substitutes``) is replaced
+by the stand-in wherever copied code uses it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ _ANNOTATIONS = (
 )
 #: what a name the script keeps for itself is bound to in :attr:`Bundle.names`
 _RESERVED = object()
+#: marks, in :attr:`Bundle.names`, a name imported for type checking only
+_TYPE_CHECKING = "TYPE_CHECKING"
 
 
 class Bundle:
@@ -49,6 +55,12 @@ class Bundle:
     overrides : mapping of (module, name) to value
         Constants the script holds with another value than the package (the ``pip
         install`` line a missing reader asks for, say).
+    optional : iterable of str
+        Libraries the script runs without: their import lines are written guarded, the
+        name bound to None where the library is not installed.
+    substitutes : mapping
+        A function or class of the package to the definition copied in its place (a
+        stand-in with the same interface, for code that must not pull in the original).
 
     Attributes
     ----------
@@ -57,20 +69,29 @@ class Bundle:
     imports, constants, definitions : dict of str to str
         By script name: the import line, the assignment, the source of a function or
         class (in the order copied: what a definition uses comes first).
+    type_imports : dict of str to str
+        By script name: the import lines for type checking only.
     modules : dict of str to str
         By script name of a definition: the module it was copied from.
     """
 
     def __init__(
-        self, reserved: Iterable[str] = (), overrides: Mapping[tuple[str, str], Any] | None = None
+        self,
+        reserved: Iterable[str] = (),
+        overrides: Mapping[tuple[str, str], Any] | None = None,
+        optional: Iterable[str] = (),
+        substitutes: Mapping[Any, Any] | None = None,
     ) -> None:
         self.names: dict[str, Any] = dict.fromkeys(reserved, _RESERVED)
         self.imports: dict[str, str] = {}
+        self.type_imports: dict[str, str] = {}
         self.constants: dict[str, str] = {}
         self.definitions: dict[str, str] = {}
         self.modules: dict[str, str] = {}
         self._copied: dict[int, str] = {}
         self._overrides = dict(overrides or {})
+        self._optional = set(optional)
+        self._substitutes = {id(original): stand_in for original, stand_in in (substitutes or {}).items()}
 
     def claim(self, name: str, value: Any, module: str = "") -> str:
         """Bind ``value`` to ``name``, or where that holds something else to a new name
@@ -91,6 +112,7 @@ class Bundle:
         it uses; return the name it has in the script."""
         if inspect.isfunction(definition):
             definition = inspect.unwrap(definition)
+        definition = self._substitutes.get(id(definition), definition)
         if id(definition) in self._copied:
             return self._copied[id(definition)]
         module = sys.modules[definition.__module__]
@@ -109,6 +131,10 @@ class Bundle:
     def _provide(self, name: str, module: ModuleType) -> str | None:
         """Bind what ``name`` means in ``module``; its script name, None for a builtin."""
         namespace = vars(module)
+        if name not in namespace and name in _type_checking_imports(module):
+            bound = self.claim(name, (_TYPE_CHECKING, module.__name__, name), module.__name__)
+            self.type_imports[bound] = _type_checking_imports(module)[name](bound)
+            return bound
         if name not in namespace:
             if hasattr(builtins, name):
                 return None
@@ -120,6 +146,8 @@ class Bundle:
             self.imports[bound] = statement(bound)
             return bound
         definition = inspect.isfunction(value) or inspect.isclass(value)
+        if definition and id(value) in self._substitutes:
+            return self.copy(value)
         if definition and _internal(inspect.unwrap(value).__module__):
             return self.copy(value)
         if typing.get_origin(value) is typing.Literal:
@@ -149,20 +177,55 @@ class Bundle:
             renames[used] = provided or used
         return _rename(statement, {k: v for k, v in renames.items() if k != v})
 
+    def expression(self, text: str, module: ModuleType) -> str:
+        """An expression as ``module`` writes it (``_non_negative("sigma")``), with what it
+        uses; its text in the script."""
+        renames = {used: self._provide(used, module) or used for used in sorted(_global_names(text)[0])}
+        return _rename(text, {k: v for k, v in renames.items() if k != v})
+
+    def library(self, module: str, name: str) -> str:
+        """Bind ``from module import name`` (another library's); return the name bound."""
+        value = getattr(sys.modules.get(module), name, (module, name))
+        bound = self.claim(name, value, module)
+        self.imports[bound] = _import_line(module, name, None, bound)
+        return bound
+
     def import_lines(self) -> str:
-        """The import lines: ``import`` ones first, then ``from`` ones merged by module."""
-        plain = sorted(s for s in self.imports.values() if s.startswith("import "))
-        merged: dict[str, set[str]] = {}
-        for statement in self.imports.values():
-            if statement.startswith("from "):
-                module, _, names = statement.removeprefix("from ").partition(" import ")
-                merged.setdefault(module, set()).add(names)
-        froms = [f"from {module} import {', '.join(sorted(merged[module]))}" for module in sorted(merged)]
-        return "\n".join(["", *plain, "", *froms, ""])
+        """The import lines: ``import`` ones first, then ``from`` ones merged by module, then
+        those of optional libraries (guarded) and those for type checking only."""
+        guard = self.library("typing", "TYPE_CHECKING") if self.type_imports else None
+        required = {k: v for k, v in self.imports.items() if _module_of(v) not in self._optional}
+        plain = sorted(s for s in required.values() if s.startswith("import "))
+        lines = ["", *plain, "", *_merged(s for s in required.values() if s.startswith("from ")), ""]
+        for bound, statement in sorted(self.imports.items()):
+            if bound not in required:
+                lines += [
+                    "try:",
+                    f"    {statement}",
+                    "except ImportError:  # not installed",
+                    f"    {bound} = None",
+                ]
+        if guard is not None:
+            lines += [f"if {guard}:", *(f"    {s}" for s in sorted(self.type_imports.values()))]
+        return "\n".join([*lines, ""] if lines[-1] else lines)
 
     def constant_lines(self) -> str:
         """The assignments of the constants, each after those it uses."""
         return "\n".join(self.constants.values())
+
+
+def _merged(statements: Iterable[str]) -> list[str]:
+    """``from`` import lines merged by module, sorted."""
+    merged: dict[str, set[str]] = {}
+    for statement in statements:
+        module, _, names = statement.removeprefix("from ").partition(" import ")
+        merged.setdefault(module, set()).add(names)
+    return [f"from {module} import {', '.join(sorted(merged[module]))}" for module in sorted(merged)]
+
+
+def _module_of(statement: str) -> str:
+    """The top-level library an import line imports from."""
+    return statement.split()[1].partition(".")[0]
 
 
 def _definition_source(definition: Any, namespace: Mapping[str, Any]) -> str:
@@ -279,8 +342,24 @@ def _assignment(module: ModuleType, name: str) -> str | None:
 def _imports(module: ModuleType) -> dict[str, Callable[[str], str]]:
     """For each name a module imports from another library at top level: its import
     line, given the name the script binds it to."""
+    return _import_statements(_module_tree(module).body)
+
+
+@functools.cache
+def _type_checking_imports(module: ModuleType) -> dict[str, Callable[[str], str]]:
+    """The same for the names a module imports under ``if TYPE_CHECKING:`` at top level."""
+    guarded = [
+        statement
+        for node in _module_tree(module).body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == _TYPE_CHECKING
+        for statement in node.body
+    ]
+    return _import_statements(guarded)
+
+
+def _import_statements(nodes: Iterable[ast.stmt]) -> dict[str, Callable[[str], str]]:
     lines: dict[str, Callable[[str], str]] = {}
-    for node in _module_tree(module).body:
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if not _internal(alias.name):
@@ -311,22 +390,26 @@ def _internal(module: str) -> bool:
 
 
 def _value(name: str, value: Any) -> str:
-    """``value`` as Python source; only literals (str, numbers, tuples ...) are accepted.
-    A long dict, list or tuple is written one item a line."""
-    text = repr(value)
+    """``value`` as Python source; only literals (str, numbers, tuples, sets ...) are
+    accepted. A long dict, list, tuple or set is written one item a line; a set's items
+    sorted, so that the text is the same every time."""
+    if isinstance(value, frozenset):
+        return f"frozenset({_value(name, set(value))})" if value else "frozenset()"
+    ordered = sorted(value, key=repr) if isinstance(value, set) else value
+    text = "{" + ", ".join(map(repr, ordered)) + "}" if isinstance(value, set) and value else repr(value)
     try:
         same = ast.literal_eval(text) == value
     except (ValueError, SyntaxError):
         same = False
     if not same:
         raise TypeError(f"cannot write {name} = {text} into the exported script; expected a literal value")
-    if len(text) <= 80 or not isinstance(value, (dict, list, tuple)):
+    if len(text) <= 80 or not isinstance(value, (dict, list, tuple, set)):
         return text
     if isinstance(value, dict):
         items = [f"    {key!r}: {item!r},\n" for key, item in value.items()]
     else:
-        items = [f"    {item!r},\n" for item in value]
-    brackets = {dict: "{}", list: "[]"}.get(type(value), "()")
+        items = [f"    {item!r},\n" for item in ordered]
+    brackets = {dict: "{}", list: "[]", set: "{}"}.get(type(value), "()")
     return brackets[0] + "\n" + "".join(items) + brackets[1]
 
 

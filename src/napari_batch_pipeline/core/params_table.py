@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from .pipeline import Pipeline
 from .plan import Task, _scalar
 from .run_folder.tables import FOLDER, IMAGE
 
-__all__ = ["ParamsTable", "TableRow", "apply_params_table", "read_params_table"]
+__all__ = ["ParamsTable", "TableRow", "apply_params_table", "key_columns", "read_params_table"]
 
 #: how the messages name this option
 _OPTION = ("params",)
@@ -170,6 +171,25 @@ def apply_params_table(
         values = {**defaults, **(row.values if row is not None else {})}
         result.append(dataclasses.replace(task, table_params=values))
     return result, unmatched
+
+
+def key_columns(tasks: Sequence[Task], metadata: str | None = None, recursive: bool = False) -> set[str]:
+    """The columns a parameter table may key its rows by: ``folder``, ``image``, the named
+    groups of the ``metadata`` pattern and the tasks' other metadata columns.
+
+    Raises
+    ------
+    PipelineError
+        If, in a run over subfolders (``recursive``), the pattern names a group ``folder``.
+    """
+    groups = set(re.compile(metadata).groupindex) if metadata else set()
+    if recursive and FOLDER in groups:
+        raise PipelineError(
+            f"metadata pattern: the group name {FOLDER!r} is the column of each image's folder "
+            "in a run over subfolders; name the group otherwise",
+            options=("metadata", "recursive"),
+        )
+    return {FOLDER, IMAGE, *groups, *(column for task in tasks for column in task.metadata)}
 
 
 def _columns(

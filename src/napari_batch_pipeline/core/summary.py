@@ -11,7 +11,7 @@ measurement: a point per image and a box per group. This module owns those names
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ __all__ = [
     "STATISTICS",
     "TASKS_DONE",
     "TASKS_FAILED",
+    "check_group_by",
     "default_group_by",
     "measurements",
     "run_summary",
@@ -209,3 +210,22 @@ def write_summary(run_dir: str | Path, group_by: Sequence[str] | None = None) ->
     with atomic_path(layout.summary_plot) as temporary:
         FigureCanvasAgg(figure).print_png(str(temporary))
     return layout.summary_table, layout.summary_plot
+
+
+def check_group_by(group_by: Sequence[str] | None, columns: Collection[str]) -> None:
+    """Refuse, before anything runs, a grouping by a column the run's tables will not have.
+
+    ``columns`` are those its tasks give: ``image``, parameter and metadata columns.
+
+    Raises
+    ------
+    PipelineError
+        Naming the missing columns and those to group by.
+    """
+    missing = [c for c in group_by or () if c not in columns]
+    if missing:
+        raise PipelineError(
+            f"group by {', '.join(map(repr, missing))}: not a column of this run's tables; "
+            f"the columns to group by are {', '.join(sorted(columns))}",
+            options=("group_by",),
+        )
