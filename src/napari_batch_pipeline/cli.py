@@ -180,6 +180,13 @@ def _add_batch_options(command: argparse.ArgumentParser) -> None:
         metavar="TABLE.csv",
         help="per-dataset parameters: key columns (folder, image, metadata) and stage.param columns",
     )
+    command.add_argument(
+        "--task-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a task that runs longer (its worker process is stopped; processes or dask executor)",
+    )
     _add_group_by(command)
 
 

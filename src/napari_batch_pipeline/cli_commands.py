@@ -47,6 +47,7 @@ FLAGS = {
     "fresh": "--fresh",
     "params": "--params",
     "group_by": "--group-by",
+    "task_timeout": "--task-timeout",
 }
 
 
@@ -56,21 +57,33 @@ def flag_hint(options: Sequence[str]) -> str:
     return f" (command line: {', '.join(flags)})" if flags else ""
 
 
-def install_cancel_handler(cancel: Any) -> Any:
-    """First Ctrl-C cancels the batch cleanly; a second one interrupts at once."""
-    previous = signal.getsignal(signal.SIGINT)
+def install_cancel_handler(cancel: Any) -> dict[int, Any]:
+    """Ctrl-C or SIGTERM cancels the batch cleanly; a second Ctrl-C interrupts at once.
+
+    Returns the previous handlers, for :func:`restore_handlers`.
+    """
+    previous: dict[int, Any] = {number: signal.getsignal(number) for number in _CANCEL_SIGNALS}
 
     def handle(signum: int, frame: Any) -> None:
-        print(
-            "\ncancelling: finishing writes, stopping workers (Ctrl-C again to abort)",
-            file=sys.stderr,
-        )
+        again = "Ctrl-C again to abort" if signum == signal.SIGINT else "a second signal aborts"
+        print(f"\ncancelling: finishing writes, stopping workers ({again})", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # not here: the handler may have interrupted this thread inside a pool's lock
         threading.Thread(target=cancel, name="cancel-batch", daemon=True).start()
 
-    signal.signal(signal.SIGINT, handle)
+    for number in _CANCEL_SIGNALS:
+        signal.signal(number, handle)
     return previous
+
+
+def restore_handlers(previous: dict[int, Any]) -> None:
+    """Put back the signal handlers :func:`install_cancel_handler` replaced."""
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
+_CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchRun:
@@ -90,6 +103,7 @@ def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchR
         limit=args.limit,
         params=args.params,
         group_by=args.group_by,
+        task_timeout=args.task_timeout,
         **extra,
     )
 
@@ -131,6 +145,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         fresh=args.fresh,
         params=args.params or (info.get("params") or {}).get("table"),
         group_by=args.group_by or info.get("group_by"),
+        task_timeout=pick("task_timeout"),
     )
 
 
@@ -217,7 +232,7 @@ def execute(batch: BatchRun, quiet: bool = False) -> Report:
     finally:
         if bar is not None:
             bar.close()
-        signal.signal(signal.SIGINT, previous)
+        restore_handlers(previous)
     return report
 
 

@@ -8,6 +8,7 @@ thread. ``run_batch`` is the one-call form.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 import time
@@ -146,6 +147,7 @@ class BatchRun:
             source=task.source,
             field_stem=task.field_stem,
             stem=task.output_stem,
+            stamp=_stamp(_fingerprint(task.source.files)),
         )
 
     # -- running ------------------------------------------------------------------------
@@ -169,6 +171,7 @@ class BatchRun:
         ledger = self._open()
         pending = [self.job(task) for task in self.tasks if task.key not in ledger.records]
         strategy = make_strategy(self.strategy)
+        interrupted = False
         try:
             start = strategy.start(
                 [] if self.cancelled else pending, self._make_executor, serial=self.executor_name == "serial"
@@ -189,11 +192,18 @@ class BatchRun:
                 items = strategy.run(self.pipeline, start.remaining, self._make_executor())
             for item in items or ():
                 yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+        except KeyboardInterrupt:
+            # Ctrl-C where Python raises it (a serial run from a script or a notebook):
+            # cancelled like the command line's Ctrl-C, the tables written, then re-raised
+            self.cancel()
+            interrupted = True
         finally:
             if self._executor is not None:
                 self._executor.close()
             self.folder.remove_partials()
         self.report = self._close(ledger, time.perf_counter() - started)
+        if interrupted:
+            raise KeyboardInterrupt
         yield RunFinished(self.report)
 
     def _make_executor(self) -> Executor:
@@ -330,6 +340,7 @@ class BatchRun:
             "sweep": self.sweep,
             "params": self._params_provenance(),
             "group_by": list(self.options.group_by) if self.options.group_by else None,
+            "task_timeout": self.options.task_timeout,
             "started": timestamp(),
             "finished": None,
             "status": "running",
@@ -382,6 +393,13 @@ def _stat(path: Path) -> tuple[int | None, str | None]:
     except OSError:
         return None, None
     return info.st_size, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(info.st_mtime))
+
+
+def _stamp(fingerprint: list[int] | None) -> str:
+    """A short hash of an input's fingerprint (``'unread'`` when a file could not be read)."""
+    if fingerprint is None:
+        return "unread"
+    return hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:12]
 
 
 def _fingerprint(paths: list[Path]) -> list[int] | None:

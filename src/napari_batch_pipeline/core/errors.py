@@ -6,9 +6,11 @@ notification) and shown as its message alone, without a traceback.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Sequence
 
-__all__ = ["PipelineError", "StageError"]
+__all__ = ["PipelineError", "StageError", "listening_for_ctrl_c"]
 
 
 class PipelineError(ValueError):
@@ -61,3 +63,16 @@ class StageError(RuntimeError):
         self.function = function
         detail = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
         super().__init__(f"stage {stage!r} ({function}) failed: {detail}")
+
+
+def listening_for_ctrl_c() -> bool:
+    """Whether a KeyboardInterrupt here may be Ctrl-C: this is the main thread, and Ctrl-C
+    raises one (Python's default handler).
+
+    Worker processes ignore Ctrl-C, other threads never get it, and the command line
+    cancels on the first Ctrl-C without raising: there, a KeyboardInterrupt comes from a
+    stage's own code and fails one image, not the run.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return signal.getsignal(signal.SIGINT) is signal.default_int_handler

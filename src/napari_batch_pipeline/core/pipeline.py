@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .errors import PipelineError, StageError
+from .errors import PipelineError, StageError, listening_for_ctrl_c
 from .images.channels import Channel, parse_channels
 from .pipeline_yaml import load_yaml
 from .stage_config import INPUT, StageConfig, validate_stages
@@ -287,7 +287,11 @@ class Pipeline:
             kwargs[SPACING_ARG] = spacing
         try:
             result = spec.function(**kwargs, **stage.params)
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # sys.exit in a stage fails one image
+            raise StageError(stage.name, stage.function, error) from error
+        except KeyboardInterrupt as error:
+            if listening_for_ctrl_c():
+                raise  # Ctrl-C at the terminal: the whole run stops
             raise StageError(stage.name, stage.function, error) from error
         return _check_output(stage, spec.returns, result)
 
