@@ -26,6 +26,7 @@ from .options import STRATEGIES, BatchOptions
 from .params_table import ParamsTable, apply_params_table, read_params_table
 from .pipeline import INPUT, Pipeline
 from .plan import Estimate, Task, check_output_names, estimate, make_tasks, parameter_sets
+from .process_pool import prestart
 from .report import Report
 from .reserved import check_reserved_names
 from .run_folder.records import TaskRecord
@@ -72,6 +73,8 @@ class BatchRun:
     ):
         self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline.from_yaml(pipeline)
         self.options = BatchOptions(**options)
+        if self.options.executor == "processes":  # workers start while the batch is planned
+            prestart(self.options.worker_count, self.pipeline.modules, low_priority=self.options.low_priority)
         self.input_dir = Path(input_dir).expanduser().resolve()
         self.folder = RunFolder(output_dir)
         self.folder.check_free()  # another run writing it: refused before anything else

@@ -204,7 +204,7 @@ def make_executor(options: BatchOptions) -> Executor:
     if options.executor == "threads":
         return ThreadExecutor(count)
     if options.executor == "processes":
-        return ProcessExecutor(count, task_timeout=options.task_timeout)
+        return ProcessExecutor(count, task_timeout=options.task_timeout, low_priority=options.low_priority)
     if options.executor == "dask":
         return DaskExecutor(count, options.scheduler, task_timeout=options.task_timeout)
     return Executor(1)

@@ -65,6 +65,9 @@ class BatchOptions:
         Seconds one task may run; past that its worker process is stopped and the task
         fails. Needs worker processes (the processes or dask executor): a thread cannot
         be stopped. None: no limit.
+    low_priority : bool
+        Worker processes run at a lower priority than this process, so that an
+        interactive program running the batch (the napari viewer) always comes first.
 
     Raises
     ------
@@ -86,6 +89,7 @@ class BatchOptions:
     params: str | Path | None = None
     group_by: Sequence[str] | str | None = None
     task_timeout: float | None = None
+    low_priority: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

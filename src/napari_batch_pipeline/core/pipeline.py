@@ -208,6 +208,11 @@ class Pipeline:
         return len(self.stages)
 
     @property
+    def modules(self) -> list[str]:
+        """The modules that hold this pipeline's stage functions (a worker imports them)."""
+        return sorted({getattr(s.spec.function, "__module__", None) or "builtins" for s in self.stages})
+
+    @property
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
 

@@ -11,6 +11,8 @@ its error, and the batch goes on.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +23,7 @@ from typing import Any
 from .executor_base import Executor
 from .worker_guard import Guarded, WorkerDied, worker_fate
 
-__all__ = ["ProcessExecutor"]
+__all__ = ["ProcessExecutor", "prestart"]
 
 #: seconds between looks at the cancel flag while waiting for results
 _POLL = 0.2
@@ -40,14 +42,17 @@ class ProcessExecutor(Executor):
         Worker processes.
     task_timeout : float, optional
         Seconds one task may run; past that its worker process ends and the task fails.
+    low_priority : bool
+        The workers run niced (:data:`NICE`), below this process.
     """
 
     name = "processes"
 
-    def __init__(self, workers: int = 2, *, task_timeout: float | None = None):
+    def __init__(self, workers: int = 2, *, task_timeout: float | None = None, low_priority: bool = False):
         super().__init__(workers)
         self.task_timeout = task_timeout
-        self._executor = _process_pool(self.workers)
+        self.nice = NICE if low_priority else 0
+        self._executor = _process_pool(self.workers, self.nice)
         self._stopping: list[Any] = []
 
     def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
@@ -67,7 +72,7 @@ class ProcessExecutor(Executor):
                 *(getattr(pool, "_processes", None) or {}).values(),
             ]
         self._executor.shutdown(wait=False, kill_workers=True)
-        _POOLS.pop(self.workers, None)
+        _POOLS.pop((self.workers, self.nice), None)
 
     def close(self) -> None:
         if self._cancelled.is_set():
@@ -79,7 +84,7 @@ class ProcessExecutor(Executor):
     def _renew(self) -> None:
         """Replace a broken pool (its workers are gone) with a new one."""
         with _sigint_ignored():
-            self._executor = _process_pool(self.workers)
+            self._executor = _process_pool(self.workers, self.nice)
 
     def _submit(self, function: Callable[[Any], Any], job: Any) -> futures.Future | None:
         """Submit ``job``; None when the pool was shut down by cancel() or just broke."""
@@ -189,7 +194,10 @@ def _broken(pool: Any) -> bool:
     return bool(getattr(flags, "broken", None))
 
 
-_POOLS: dict[int, Any] = {}
+#: how much lower a low-priority worker runs (``nice``: 0 normal, 19 lowest)
+NICE = 10
+
+_POOLS: dict[tuple[int, int], Any] = {}
 
 
 @contextlib.contextmanager
@@ -205,12 +213,53 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _process_pool(workers: int) -> Any:
-    """This package's warm loky pool of ``workers`` processes, made anew when it broke."""
+def prestart(workers: int, modules: Iterable[str], *, low_priority: bool = False) -> None:
+    """Start the warm pool's workers now, each importing ``modules``; do not wait.
+
+    Called before a batch plans its tasks, so that the workers' start-up (importing
+    scikit-image, pandas and the stages' modules takes seconds) overlaps the planning
+    instead of following it.
+    """
+    with _sigint_ignored():
+        pool = _process_pool(workers, NICE if low_priority else 0)
+        for _ in range(workers):
+            pool.submit(_import_all, tuple(modules))
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    """In a worker: import the engine's task code and ``modules`` (failures surface later)."""
+    for name in ("napari_batch_pipeline.core.tasks", *modules):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
+def _process_pool(workers: int, nice: int = 0) -> Any:
+    """This package's warm loky pool of ``workers`` processes (at ``nice``), made anew when it broke."""
     from joblib.externals.loky import ProcessPoolExecutor
 
-    pool = _POOLS.get(workers)
+    pool = _POOLS.get((workers, nice))
     flags = getattr(pool, "_flags", None)
     if pool is None or getattr(flags, "broken", None) or getattr(flags, "shutdown", False):
-        pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, timeout=300)
+        share = max(1, (os.cpu_count() or 1) // workers)
+        pool = ProcessPoolExecutor(workers, timeout=300, initializer=_start_worker, initargs=(share, nice))
+        _POOLS[(workers, nice)] = pool
     return pool
+
+
+#: the thread pools of numerical libraries a stage may use (BLAS, OpenMP, numexpr)
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _start_worker(share: int, nice: int) -> None:
+    """In a new worker: its priority, and the libraries' own thread pools get this worker's
+    share of the cores, so that N workers do not each start one thread per core (what the
+    user set stays)."""
+    if nice:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
+    for name in _THREAD_VARIABLES:
+        os.environ.setdefault(name, str(share))
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(share)
