@@ -175,6 +175,7 @@ def test_script_without_a_table_groups_by_folder_like_the_engine(
         ("folder,blurred.sigma\nA,1\nB,abc\n", []),  # the wrong type
         ("folder,mask.method\nA,otsu\nB,sharp\n", []),  # not one of the methods
         ("folder,blurred.sigma\nA,-1\n", []),  # the stage's own check
+        ("folder,blurred.sigma\nA,20000\n", []),  # a length beyond its range
         ("folder,mask.method,mask.block_size\nA,local,30\n", []),  # two values together
         ("folder,blurred.sigma\nA,1,2\n", []),  # a cell too many
         ("blurred.sigma\n1\n", []),  # no key column
@@ -273,6 +274,8 @@ def test_exported_pipeline_checks_values_as_the_pipeline() -> None:
         {"blurred.sigma": 3},
         {"blurred.sigma": "x"},
         {"blurred.sigma": -1},
+        {"blurred.sigma": 1e6},
+        {"blurred.sigma": float("inf")},
         {"blurred.sigmaa": 1},
         {"blurd.sigma": 1},
     ):

@@ -233,6 +233,10 @@ def _definition_source(definition: Any, namespace: Mapping[str, Any]) -> str:
     source = textwrap.dedent(inspect.getsource(definition))
     node = ast.parse(source).body[0]
     assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    if node.name != definition.__name__:  # the file was edited after it was imported
+        raise RuntimeError(
+            f"the source of {definition.__module__}.{definition.__name__} has changed since import"
+        )
     kept = [
         f"@{ast.get_source_segment(source, decorator)}\n"
         for decorator in node.decorator_list

@@ -48,7 +48,7 @@ from .run_folder.outputs import write_task_outputs
 from .run_folder.records import DONE, TaskRecord
 from .run_folder.tables import IMAGE, concatenate, images_frame
 from .stage_config import INPUT, _plain
-from .stages.registry import ParamSpec, check_param
+from .stages.registry import ParamSpec, check_param, check_range
 from .summary import check_group_by, default_group_by, summary_figure, summary_table
 from .tasks import failure_message
 
@@ -112,8 +112,8 @@ class ExportedPipeline:
         work together, naming the stage and the key, as a pipeline file's.
     """
 
-    def __init__(self, stages: Iterable[ExportedStage]):
-        self.stages = tuple(_validated(stage) for stage in stages)
+    def __init__(self, stages: Iterable[ExportedStage], *, ranges: bool = False):
+        self.stages = tuple(_validated(stage, ranges) for stage in stages)
         self._by_name = {stage.name: stage for stage in self.stages}
 
     @property
@@ -133,11 +133,13 @@ class ExportedPipeline:
                     f"parameter {key!r}: expected 'stage.param' with a stage among {', '.join(stages)}"
                 )
             stages[name] = dataclasses.replace(stages[name], params={**stages[name].params, param: value})
-        return ExportedPipeline(stages.values())
+        return ExportedPipeline(stages.values(), ranges=True)
 
 
-def _validated(stage: ExportedStage) -> ExportedStage:
-    """The stage with its values checked and normalised as a pipeline file's."""
+def _validated(stage: ExportedStage, ranges: bool) -> ExportedStage:
+    """The stage with its values checked and normalised as a pipeline file's; with
+    ``ranges``, each value also within the range its name implies (as the pipeline checks
+    the values it is given, and all of them when they are changed)."""
     params = {}
     for key, value in stage.params.items():
         if key not in stage.types:
@@ -154,6 +156,10 @@ def _validated(stage: ExportedStage) -> ExportedStage:
     problem = stage.check(params, set(stage.connected)) if stage.check is not None else None
     if problem:
         raise PipelineError(problem, stage=stage.name, key="params")
+    for key in params if ranges else ():
+        problem = check_range(key, params[key])
+        if problem:
+            raise PipelineError(problem, stage=stage.name, key=f"params.{key}")
     return dataclasses.replace(stage, params=params)
 
 
