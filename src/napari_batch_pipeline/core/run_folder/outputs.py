@@ -7,7 +7,10 @@ that writes them. Every file is written whole or not at all.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,7 @@ from .tables import object_rows, summarize
 __all__ = ["save_image", "write_task_outputs"]
 
 
-def save_image(path: Any, data: np.ndarray, spacing: Sequence[float] | None = None) -> None:
+def save_image(path: Path, data: np.ndarray, spacing: Sequence[float] | None = None) -> None:
     """Write an array as TIFF, whole or not at all (masks as uint8).
 
     Parameters
@@ -51,8 +54,25 @@ def save_image(path: Any, data: np.ndarray, spacing: Sequence[float] | None = No
             "resolutionunit": "CENTIMETER",
             "photometric": "minisblack",
         }
-    with atomic_path(path) as temporary:
-        tifffile.imwrite(temporary, data, **options)
+    try:
+        with atomic_path(path) as temporary:
+            tifffile.imwrite(temporary, data, **options)
+    except OSError as error:
+        raise _as_disk_full(error, path, data.nbytes) from error
+
+
+def _as_disk_full(error: OSError, path: Path, needed: int) -> OSError:
+    """``error``, or an ENOSPC error when it is a short write for want of space (tifffile
+    reports those as ``'N requested and M written'``, without an errno)."""
+    if error.errno is not None:
+        return error
+    try:
+        info = os.statvfs(path.parent)
+    except OSError:
+        return error
+    if info.f_bavail * info.f_frsize >= needed:
+        return error
+    return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({error})", str(path))
 
 
 def write_task_outputs(
