@@ -9,7 +9,6 @@ deep inside the engine.
 from __future__ import annotations
 
 import json
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +31,7 @@ def _count(value: Any) -> bool:
 
 
 def _seconds(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < 1e9
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9
 
 
 def _sweep(value: Any) -> bool:
