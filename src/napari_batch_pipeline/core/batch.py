@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from .executors import Executor, make_executor
 from .images.fields import plan_fields
 from .images.sources import find_images
 from .options import STRATEGIES, BatchOptions
-from .params_table import ParamsTable, apply_params_table, read_params_table
+from .params_table import ParamsTable, apply_params_table, key_columns, read_params_table
 from .pipeline import INPUT, Pipeline
 from .plan import Estimate, Task, check_output_names, estimate, make_tasks, parameter_sets
 from .process_pool import prestart
@@ -31,10 +30,10 @@ from .report import Report
 from .reserved import check_reserved_names
 from .run_folder.records import TaskRecord
 from .run_folder.space import DiskFullError
-from .run_folder.tables import FOLDER, IMAGE
+from .run_folder.tables import IMAGE
 from .run_folder.writer import RunFolder, command_line, provenance_versions, timestamp
 from .strategies import Measured, make_strategy
-from .summary import write_summary
+from .summary import check_group_by, write_summary
 from .tasks import TaskJob
 
 __all__ = ["STRATEGIES", "BatchRun", "Report", "run_batch"]
@@ -293,25 +292,12 @@ class BatchRun:
 
     def _key_columns(self) -> set[str]:
         """The columns a parameter table may key its rows by: folder, image, metadata."""
-        groups = set(re.compile(self.options.metadata).groupindex) if self.options.metadata else set()
-        if self.options.recursive and FOLDER in groups:
-            raise PipelineError(
-                f"metadata pattern: the group name {FOLDER!r} is the column of each image's folder "
-                "in a run over subfolders; name the group otherwise",
-                options=("metadata", "recursive"),
-            )
-        return {FOLDER, IMAGE, *groups, *(column for task in self.tasks for column in task.metadata)}
+        return key_columns(self.tasks, self.options.metadata, self.options.recursive)
 
     def _check_group_by(self) -> None:
         """Refuse, before anything runs, a grouping by a column the tables will not have."""
         columns = {IMAGE, *(c for task in self.tasks for c in (*task.values, *task.metadata))}
-        missing = [c for c in self.options.group_by or () if c not in columns]
-        if missing:
-            raise PipelineError(
-                f"group by {', '.join(map(repr, missing))}: not a column of this run's tables; "
-                f"the columns to group by are {', '.join(sorted(columns))}",
-                options=("group_by",),
-            )
+        check_group_by(self.options.group_by, columns)
 
     def _params_provenance(self) -> dict[str, Any] | None:
         if self.params_table is None:
