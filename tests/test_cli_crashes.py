@@ -223,7 +223,7 @@ def test_a_signal_cancels_promptly_writes_the_tables_and_leaves_no_worker(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert process.returncode == 130, stderr
-    assert waited < 30, f"cancel took {waited:.1f} s"
+    assert waited < 60, f"cancel took {waited:.1f} s"  # about 5 s on 2 quiet cores
     assert "Traceback" not in stderr
     table = pd.read_csv(out / "images.csv")
     assert len(table) == len(fates)  # every input has a row
