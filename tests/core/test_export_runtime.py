@@ -58,6 +58,14 @@ def test_run_stage_names_the_stage_in_an_error() -> None:
         run_stage("blurred", "gaussian", lambda outputs: outputs["input"], {})
 
 
+def test_run_stage_takes_sys_exit_in_a_stage_as_that_stage_failing() -> None:
+    def leave(image: Any) -> Any:
+        sys.exit(3)
+
+    with pytest.raises(StageError, match=r"stage 'checked' \(mine:leave\) failed: SystemExit: 3"):
+        run_stage("checked", "mine:leave", leave, np.zeros((4, 4)))
+
+
 def test_run_task_gives_the_record_and_writes_outputs_as_the_engine(tmp_path: Path) -> None:
     _write(tmp_path / "in", ["plate 1/a.b.tif"])
     (task,) = make_tasks(plan_fields(find_images(tmp_path / "in", recursive=True), (), "input"), [{}])

@@ -175,7 +175,7 @@ def run_stage(stage: str, function: str, step: Callable[..., Any], *arguments: A
     """
     try:
         return step(*arguments)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit in a stage fails one image
         raise StageError(stage, function, error) from error
 
 
