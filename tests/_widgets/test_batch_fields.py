@@ -45,9 +45,9 @@ def test_a_two_scene_file_shows_its_scenes_at_their_pixel_size(
     assert report.done == 2 and report.failed == 0
 
     table = widget.table
-    headers = [table.horizontalHeaderItem(i).text() for i in range(table.columnCount())]
+    headers = list(table.columns)
     assert headers[:3] == ["image", "scene", "parameters"] and "t" not in headers
-    assert sorted(table.item(row, 1).text() for row in range(2)) == ["0", "1"]
+    assert sorted(table.text(row, 1) for row in range(2)) == ["0", "1"]
 
     # the run's layers: one stack per saved stage, at the pixel size (1 on the axis of tasks)
     labels = viewer.layers["out: labels"]
@@ -56,7 +56,7 @@ def test_a_two_scene_file_shows_its_scenes_at_their_pixel_size(
     assert tuple(viewer.layers["out: input"].scale) == (1.0, *PIXEL_SIZE)
 
     # a clicked row: that scene's input and labels, at the pixel size
-    row = next(r for r in range(2) if table.item(r, 1).text() == "1")
+    row = next(r for r in range(2) if table.text(r, 1) == "1")
     layers = widget.show_row(row)
     assert [layer.name for layer in layers] == ["out: plate.ome.tif s1", "out: plate.ome.tif s1 labels"]
     image, labels = layers

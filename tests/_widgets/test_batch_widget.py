@@ -29,13 +29,10 @@ def test_batch_runs_a_folder_fills_the_table_and_loads_results(
 
     assert (report.done, report.failed) == (6, 1)
     assert widget.table.rowCount() == 7
-    headers = [widget.table.horizontalHeaderItem(i).text() for i in range(widget.table.columnCount())]
+    headers = list(widget.table.columns)
     assert headers[:4] == ["image", "parameters", "status", "seconds"]
     assert "nuclei.count" in headers and headers[-1] == "error"
-    rows = {
-        widget.table.item(r, 0).text(): widget.table.item(r, headers.index("status")).text()
-        for r in range(widget.table.rowCount())
-    }
+    rows = {widget.table.text(r, 0): widget.table.text(r, "status") for r in range(widget.table.rowCount())}
     assert rows["broken.tif"] == "failed"
     assert sum(status == "done" for status in rows.values()) == 6
     assert widget.failures[0][0] == "broken.tif" and "empty" in widget.failures[0][1]
@@ -59,8 +56,8 @@ def test_clicking_a_row_shows_that_image_with_its_labels(batch_widget, qtbot, im
     widget = batch_widget
     run_to_end(widget)
     table = widget.table
-    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "nuclei_04.tif")
-    center = table.visualItemRect(table.item(row, 0)).center()
+    row = next(r for r in range(table.rowCount()) if table.text(r, 0) == "nuclei_04.tif")
+    center = table.cell_rect(row, 0).center()
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=center)
 
     viewer = widget.viewer
@@ -74,7 +71,7 @@ def test_clicking_a_row_shows_that_image_with_its_labels(batch_widget, qtbot, im
     other = (row + 1) % table.rowCount()
     widget.show_row(other)
     assert "out: nuclei_04.tif" not in viewer.layers
-    assert f"out: {table.item(other, 0).text()} labels" in viewer.layers
+    assert f"out: {table.text(other, 0)} labels" in viewer.layers
 
 
 def test_a_sweep_gives_one_row_per_parameter_set_and_shows_its_outputs(batch_widget, qtbot, run_to_end):
@@ -82,9 +79,9 @@ def test_a_sweep_gives_one_row_per_parameter_set_and_shows_its_outputs(batch_wid
     widget.sweep.value = "blurred.sigma=1,3\n"
     report = run_to_end(widget)
     assert report.done == 12 and widget.table.rowCount() == 12
-    labels = {widget.table.item(r, 1).text() for r in range(12)}
+    labels = {widget.table.text(r, 1) for r in range(12)}
     assert labels == {"blurred.sigma=1.0", "blurred.sigma=3.0"}
-    row = next(r for r in range(12) if widget.table.item(r, 1).text() == "blurred.sigma=3.0")
+    row = next(r for r in range(12) if widget.table.text(r, 1) == "blurred.sigma=3.0")
     layers = widget.show_row(row)
     assert [layer.name.split("] ")[-1] for layer in layers] == [layers[0].name, "labels"]
     assert "[blurred.sigma=3.0]" in layers[0].name

@@ -60,7 +60,7 @@ def test_a_clicked_row_has_its_objects_name_and_metadata(swept_widget, tmp_path)
     row = next(
         r
         for r in range(table.rowCount())
-        if table.item(r, 0).text() == "nuclei_02.tif" and table.item(r, 1).text() == "blurred.sigma=3.0"
+        if table.text(r, 0) == "nuclei_02.tif" and table.text(r, 1) == "blurred.sigma=3.0"
     )
     image, labels = widget.show_row(row)
     assert image.name == "out: nuclei_02.tif [blurred.sigma=3.0]"

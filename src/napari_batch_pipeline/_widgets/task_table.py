@@ -1,18 +1,26 @@
-"""The live table of the Batch processing widget: one row per finished task, as it finishes."""
+"""The live table of the Batch processing widget: one row per finished task, as it finishes.
+
+A model/view table: :class:`TaskTableModel` holds the rows (plain values, formatted only
+when a cell is painted) and takes finished tasks in batches, one ``rowsInserted`` per
+batch, so a run of 1,000 fast tasks costs the event loop a few dozen cheap updates
+instead of 1,000 rows of widget items. Only the rows in view are ever painted.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from qtpy.QtGui import QColor
-from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QAbstractItemView, QTableView
 
 from ..core.images.fields import SCENE, TIME
 from ..core.plan import Task
 from ..core.run_folder.records import TaskRecord
 
-__all__ = ["TaskTable"]
+__all__ = ["TaskTable", "TaskTableModel"]
 
 _FAILED = QColor(255, 120, 120, 90)
 _FIRST_COLUMNS = ["image", "parameters", "status", "seconds", "error"]
@@ -20,74 +28,171 @@ _FIRST_COLUMNS = ["image", "parameters", "status", "seconds", "error"]
 _FIELD_COLUMNS = (SCENE, TIME)
 
 
-class TaskTable(QTableWidget):
-    """Rows of images.csv as the engine reports them (``TaskFinished.record``).
+class TaskTableModel(QAbstractTableModel):
+    """Rows of images.csv as the engine reports them (``TaskFinished.record``), read-only.
 
     Columns: image, scene and t (for runs with several scenes or time points, from the
     task's columns), parameters (the task's parameter-set label), status, seconds, the
     summary values (object count, mean measurements) as they first appear, and error,
-    always last. Failed tasks are tinted red.
+    always last. Failed rows have a red background.
 
     Attributes
     ----------
     tasks : list of Task
         The plan's task of each row.
+    columns : list of str
+        The column names, in order.
     """
 
     def __init__(self) -> None:
-        super().__init__(0, 0)
+        super().__init__()
+        self.tasks: list[Task] = []
+        self.columns: list[str] = list(_FIRST_COLUMNS)
+        self._values: list[dict[str, Any]] = []  # the cells of each row, by column
+
+    def clear(self) -> None:
+        """Remove every row; the columns go back to the first ones."""
+        self.beginResetModel()
+        self.tasks, self._values, self.columns = [], [], list(_FIRST_COLUMNS)
+        self.endResetModel()
+
+    def add_records(self, finished: Sequence[tuple[TaskRecord, Task]]) -> None:
+        """Append the rows of finished tasks: ``(record, the plan's task of it)`` pairs.
+
+        One ``rowsInserted`` for all of them; when they bring new columns (the summary
+        values of the first done task, a run's scene column) the model is reset once
+        instead, which repaints only what is in view.
+        """
+        if not finished:
+            return
+        rows = [_row_values(record, task) for record, task in finished]
+        seen = dict.fromkeys(column for values in rows for column in values)
+        new = [column for column in seen if column not in self.columns]
+        if new:
+            self.beginResetModel()
+            # field columns go after "image", summary columns before "error"
+            fields = [column for column in new if column in _FIELD_COLUMNS]
+            self.columns[1:1] = fields
+            self.columns[-1:-1] = [column for column in new if column not in fields]
+        else:
+            first = len(self._values)
+            self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+        self._values.extend(rows)
+        self.tasks.extend(task for _, task in finished)
+        if new:
+            self.endResetModel()
+        else:
+            self.endInsertRows()
+
+    def value(self, row: int, column: str) -> Any:
+        """The value of ``column`` in row ``row`` (None where the row has none)."""
+        return self._values[row].get(column)
+
+    def text(self, row: int, column: int) -> str:
+        """The text shown in a cell."""
+        return _cell(self._values[row].get(self.columns[column]))
+
+    # -- QAbstractTableModel ------------------------------------------------------------
+
+    def rowCount(self, parent: Any = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self._values)
+
+    def columnCount(self, parent: Any = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.columns)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(index.row(), index.column())
+        if role == Qt.ItemDataRole.BackgroundRole and self._values[index.row()]["status"] == "failed":
+            return _FAILED
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return self.columns[section] if section < len(self.columns) else None
+        return str(section + 1)
+
+
+class TaskTable(QTableView):
+    """The view of a :class:`TaskTableModel`: rows selected whole, one at a time.
+
+    Signals
+    -------
+    cellClicked(row, column)
+        A cell was clicked.
+
+    Attributes
+    ----------
+    tasks : list of Task
+        The plan's task of each row.
+    columns : list of str
+        The column names, in order.
+    """
+
+    cellClicked = Signal(int, int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_model = TaskTableModel()
+        self.setModel(self.task_model)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setMinimumHeight(180)
-        self.tasks: list[Task] = []
-        self._values: list[dict[str, Any]] = []  # the cells of each row, by column
-        self.columns: list[str] = []
-        self.clear_tasks()
+        self.clicked.connect(lambda index: self.cellClicked.emit(index.row(), index.column()))
+
+    @property
+    def tasks(self) -> list[Task]:
+        return self.task_model.tasks
+
+    @property
+    def columns(self) -> list[str]:
+        return self.task_model.columns
 
     def clear_tasks(self) -> None:
-        self.tasks, self._values, self.columns = [], [], list(_FIRST_COLUMNS)
-        self.setRowCount(0)
-        self.setColumnCount(len(self.columns))
-        self.setHorizontalHeaderLabels(self.columns)
+        self.task_model.clear()
 
     def add_record(self, record: TaskRecord, task: Task) -> None:
         """Append the row of one finished task (``task``: the plan's task of ``record``)."""
-        field = task.metadata
-        values = {
-            "image": record.image,
-            **{column: field[column] for column in _FIELD_COLUMNS if column in field},
-            "parameters": record.label,
-            "status": record.status,
-            "seconds": record.seconds,
-            **record.summary,
-            "error": record.error,
-        }
-        self.tasks.append(task)
-        self._values.append(values)
-        new = [column for column in values if column not in self.columns]
-        if new:
-            # field columns go after "image", summary columns before "error"; the few rows
-            # so far are refilled, in one go
-            fields = [column for column in new if column in _FIELD_COLUMNS]
-            self.columns[1:1] = fields
-            self.columns[-1:-1] = [column for column in new if column not in fields]
-            self.setColumnCount(len(self.columns))
-            self.setHorizontalHeaderLabels(self.columns)
-            self.setRowCount(len(self._values) - 1)
-            for row, old in enumerate(self._values[:-1]):
-                self._fill(row, old)
-        row = self.rowCount()
-        self.insertRow(row)
-        self._fill(row, values)
+        self.task_model.add_records([(record, task)])
 
-    def _fill(self, row: int, values: dict[str, Any]) -> None:
-        failed = values["status"] == "failed"
-        for column, value in values.items():
-            item = QTableWidgetItem(_cell(value))
-            if failed:
-                item.setBackground(_FAILED)
-            self.setItem(row, self.columns.index(column), item)
+    def add_records(self, finished: Sequence[tuple[TaskRecord, Task]]) -> None:
+        """Append the rows of several finished tasks at once (see :meth:`TaskTableModel.add_records`)."""
+        self.task_model.add_records(finished)
+
+    def rowCount(self) -> int:
+        return self.task_model.rowCount()
+
+    def columnCount(self) -> int:
+        return self.task_model.columnCount()
+
+    def text(self, row: int, column: int | str) -> str:
+        """The text of a cell; ``column`` by position or by name."""
+        position = self.columns.index(column) if isinstance(column, str) else column
+        return self.task_model.text(row, position)
+
+    def cell_rect(self, row: int, column: int = 0) -> Any:
+        """Where a cell is in the viewport (a QRect), for a click."""
+        return self.visualRect(self.task_model.index(row, column))
+
+
+def _row_values(record: TaskRecord, task: Task) -> dict[str, Any]:
+    field = task.metadata
+    return {
+        "image": record.image,
+        **{column: field[column] for column in _FIELD_COLUMNS if column in field},
+        "parameters": record.label,
+        "status": record.status,
+        "seconds": record.seconds,
+        **record.summary,
+        "error": record.error,
+    }
 
 
 def _cell(value: Any) -> str:
