@@ -139,6 +139,20 @@ def test_the_dask_executor_runs_on_a_scheduler_address(
     assert run["executor"] == "dask" and run["scheduler"] == cluster.scheduler_address
 
 
+def test_the_task_timeout_reaches_the_run(make_batch_widget, image_folder, tmp_path, run_to_end):
+    widget = make_batch_widget(image_folder, executor="processes")
+    widget.workers.value = 2
+    widget.limit.value = 2
+    widget.task_timeout.value = 30.5
+    report = run_to_end(widget)
+    assert (report.done, report.failed) == (2, 0)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["task_timeout"] == 30.5 and run["executor"] == "processes"
+    # 0 means no limit
+    widget.task_timeout.value = 0
+    assert widget.fields.options()["task_timeout"] is None
+
+
 def cli_error(capsys, *args):
     """The command line's error line for ``run`` with ``args`` (exit status 2)."""
     assert main(["run", *args]) == 2
@@ -153,6 +167,7 @@ def cli_error(capsys, *args):
         ("group_by", "plate", "--group-by"),
         ("metadata", "(?P<well", "--metadata"),
         ("params", "table", "--params"),
+        ("task_timeout", 5.0, "--task-timeout"),
     ],
 )
 def test_the_widget_refuses_what_the_command_line_refuses_in_the_same_words(

@@ -74,7 +74,7 @@ class BatchWidget(QWidget):
     Attributes
     ----------
     input_dir, pattern, recursive, metadata, limit, output_dir, pipeline, params, group_by, \
-    executor, workers, scheduler, strategy, memory_budget, sweep, fresh
+    executor, workers, scheduler, strategy, memory_budget, task_timeout, sweep, fresh
         The fields, magicgui widgets: set ``.value`` from Python (see
         :class:`.batch_fields.BatchFields`).
     fields : BatchFields
@@ -100,6 +100,7 @@ class BatchWidget(QWidget):
         self.pipeline, self.params, self.group_by = fields.pipeline, fields.params, fields.group_by
         self.executor, self.workers, self.scheduler = fields.executor, fields.workers, fields.scheduler
         self.strategy, self.memory_budget = fields.strategy, fields.memory_budget
+        self.task_timeout = fields.task_timeout
         self.sweep, self.fresh = fields.sweep, fields.fresh
         self.estimate_button = PushButton(text="Estimate")
         self.run_button = PushButton(text="Run")

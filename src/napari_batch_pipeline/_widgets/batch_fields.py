@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.types import FileDialogMode
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, LineEdit, SpinBox, TextEdit, Widget
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, LineEdit, SpinBox, TextEdit, Widget
 
 from ..core.errors import PipelineError
 from ..core.options import EXECUTORS, STRATEGIES, cpu_count
@@ -38,6 +38,7 @@ FIELD_LABELS = {
     "fresh": "start fresh",
     "params": "parameter table",
     "group_by": "group by",
+    "task_timeout": "task timeout",
 }
 
 
@@ -69,9 +70,10 @@ class BatchFields:
         A parameter table (CSV) of per-dataset values; None: none.
     group_by : LineEdit
         Columns that group the summary, ``folder,condition``; empty: the default.
-    executor, workers, scheduler, strategy, memory_budget, sweep, fresh
+    executor, workers, scheduler, strategy, memory_budget, task_timeout, sweep, fresh
         How the batch runs: the scheduler address is for the dask executor, the memory
-        budget a size such as ``4G`` (empty: half the free memory), the sweep one
+        budget a size such as ``4G`` (empty: half the free memory), the task timeout in
+        seconds (processes and dask executors; 0: no limit), the sweep one
         ``stage.param=v1,v2,...`` per line.
     """
 
@@ -123,6 +125,15 @@ class BatchFields:
             label="memory budget",
             tooltip="what the batch may hold at once, e.g. 4G; empty: half the free memory",
         )
+        self.task_timeout = FloatSpinBox(
+            value=0,
+            min=0,
+            max=10**7,
+            step=1,
+            label="task timeout",
+            tooltip="seconds one task may run before its worker process is stopped and the task "
+            "fails (processes or dask executor); 0: no limit",
+        )
         self.sweep = TextEdit(
             label="sweep",
             tooltip="optional, one per line: stage.param=v1,v2,... (several lines form a grid)",
@@ -148,6 +159,7 @@ class BatchFields:
             self.scheduler,
             self.strategy,
             self.memory_budget,
+            self.task_timeout,
             self.sweep,
             self.fresh,
         ]
@@ -194,6 +206,7 @@ class BatchFields:
             "memory_budget": memory_budget,
             "sweep": parse_sweep(_lines(self.sweep.value)),
             "fresh": bool(self.fresh.value),
+            "task_timeout": float(self.task_timeout.value) or None,
         }
 
 
