@@ -25,7 +25,15 @@ from skimage import filters, measure, morphology
 from napari_batch_pipeline import Pipeline
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
-__all__ = ["PROPERTIES", "hand_loop", "make_images", "make_pipeline", "process_image", "timed"]
+__all__ = [
+    "PROPERTIES",
+    "hand_loop",
+    "label_measure_write",
+    "make_images",
+    "make_pipeline",
+    "process_image",
+    "timed",
+]
 
 PROPERTIES = ["area", "intensity_mean"]
 
@@ -68,9 +76,18 @@ def process_image(path: str, out_dir: str, radius: int = 10) -> pd.DataFrame:
     blurred = np.asarray(filters.gaussian(image, sigma=2.0, preserve_range=True), np.float32)
     background_free = morphology.white_tophat(blurred, morphology.disk(radius))
     mask = background_free > filters.threshold_otsu(background_free)
+    return label_measure_write(mask, image, path, out_dir)
+
+
+def label_measure_write(mask: np.ndarray, intensity: np.ndarray, path: str, out_dir: str) -> pd.DataFrame:
+    """The end of the chain by hand: label, measure, write the labels and the table part.
+
+    Writes ``<out_dir>/labels/<stem>.tif`` (int32, as the engine's ``label`` gives) and
+    ``<out_dir>/parts/<stem>.csv`` (``image`` first); returns that table.
+    """
     labels = measure.label(mask, connectivity=2).astype(np.int32)
     table = pd.DataFrame(
-        measure.regionprops_table(labels, intensity_image=image, properties=["label", *PROPERTIES])
+        measure.regionprops_table(labels, intensity_image=intensity, properties=["label", *PROPERTIES])
     )
     stem = Path(path).stem
     out = Path(out_dir)

@@ -1,0 +1,36 @@
+"""The scale benchmark's command runs end to end on a few small three-channel images and
+saves its table (about 30 s on 2 quiet cores: every row is a fresh Python process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.slow
+def test_bench_scale_runs_and_every_row_counts_the_same_objects(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        str(BENCHMARKS / "bench_scale.py"),
+        "--images", "3",
+        "--size", "128",
+        "--rows", "loop,serial,halves",
+        "--variants", "three",
+        "--workdir", str(tmp_path),
+        "--results", str(tmp_path / "results"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "serial engine / hand loop" in done.stdout, done.stderr[-3000:]
+    saved = json.loads((tmp_path / "results" / "scale-3.json").read_text())
+    rows = {(t["variant"], t["row"]) for t in saved["times"]}
+    assert rows == {("three", "loop"), ("three", "serial"), ("three", "halves")}
+    assert all(t["equal"] for t in saved["times"]), saved["times"]
+    assert {t["what"] for t in saved["targets"]} >= {"three: serial engine / hand loop, time"}
+    assert (tmp_path / "results" / "scale-3.png").stat().st_size > 0
+    assert list(tmp_path.iterdir()) == [tmp_path / "results"]  # the images are removed
