@@ -182,5 +182,5 @@ def test_export_script_writes_the_builders_pipeline(builder, wait_run, tmp_path)
     script = builder.export_script(tmp_path / "tuned.py")
     text = script.read_text()
     assert "BLURRED_SIGMA = 3.0" in text
-    assert "def blurred(outputs):" in text and "def labels(outputs):" in text
+    assert "def blurred(outputs, values):" in text and "def labels(outputs, values):" in text
     compile(text, str(script), "exec")
