@@ -120,6 +120,29 @@ def test_outputs_of_different_shapes_open_one_layer_each(tmp_path, pipeline):
     assert names == ["run: labels nuclei_01.tif", "run: labels nuclei_02.tif", "run: labels wide.tif"]
 
 
+def test_labels_of_one_image_carry_its_objects_as_features(tmp_path, pipeline):
+    import pandas as pd
+    from skimage.measure import regionprops
+
+    write_nuclei_folder(tmp_path / "images", count=2)
+    write_nuclei_folder(tmp_path / "images" / "big", count=1, shape=(300, 200))
+    (tmp_path / "images" / "big" / "nuclei_01.tif").rename(tmp_path / "images" / "wide.tif")
+    run_batch(pipeline, tmp_path / "images", tmp_path / "run", pattern="*.tif")
+    objects = pd.read_csv(tmp_path / "run" / "nuclei.csv")
+    labels = [(data, meta) for data, meta, kind in read_run_folder(str(tmp_path / "run")) if kind == "labels"]
+    assert len(labels) == 3
+    for data, meta in labels:
+        image = meta["metadata"]["image"]
+        features = meta["features"]
+        assert meta["metadata"]["run_folder"] == str((tmp_path / "run").resolve())
+        expected = objects[objects["image"] == image].reset_index(drop=True)
+        assert list(features["index"]) == list(features["label"]) == list(expected["label"])
+        assert np.allclose(features["area"], expected["area"])
+        array = np.asarray(data)
+        assert sorted(features["label"]) == sorted(int(r.label) for r in regionprops(array))
+        assert np.allclose(sorted(features["area"]), sorted(r.area for r in regionprops(array)))
+
+
 def test_a_run_without_saved_outputs_or_inputs_says_so(tmp_path, pipeline_yaml):
     from napari_batch_pipeline.core.pipeline import Pipeline
 

@@ -88,8 +88,37 @@ def run_layer_data(results: RunResults, *, max_separate: int = MAX_SEPARATE) -> 
     layers = saved_layer_data(results.saved_inputs(max_separate=max_separate), prefix, metadata)
     for stage in results.pipeline.saved_stages:
         saved = results.saved_outputs(stage, max_separate=max_separate)
-        layers += saved_layer_data(saved, prefix, metadata)
+        stage_layers = saved_layer_data(saved, prefix, metadata)
+        if saved.stack is None and saved.is_labels:
+            _add_features(results, stage, stage_layers)
+        layers += stage_layers
     return layers
+
+
+def _add_features(results: RunResults, stage: str, layers: list[LayerData]) -> None:
+    """Give each labels layer of one image its objects (the rows of the table stage that
+    measures ``stage``) as napari ``features``, and the layer metadata of where it comes
+    from. A stack's steps are the batch widget's business (its features follow the slider)."""
+    from .core.run_folder.objects import measured_by, objects_by_row, row_description, task_columns
+
+    table_stage = measured_by(results.pipeline, stage)
+    rows = {results.row_name(index): index for index in results.done_rows()}
+    positions: list[np.ndarray] = []
+    objects = None
+    if table_stage is not None:
+        objects = results.table(table_stage)
+        columns = task_columns(results.images, results.all_param_columns)
+        positions = objects_by_row(results.images, objects, columns)
+    for _, meta, _ in layers:
+        index = rows.get(meta["metadata"]["names"][0])
+        if index is None:
+            continue
+        meta["metadata"].update(row_description(results, index))
+        if objects is not None:
+            features = objects.iloc[positions[index]].reset_index(drop=True)
+            if "label" in features and "index" not in features:
+                features.insert(0, "index", features["label"].to_numpy())
+            meta["features"] = features
 
 
 def saved_layer_data(saved: SavedOutputs, prefix: str, metadata: dict[str, Any]) -> list[LayerData]:
