@@ -3,12 +3,14 @@
 Nothing here holds more than one image at a time: saved outputs become dask arrays
 whose blocks are read from their files only when a viewer (or a computation) asks for
 them, so opening a run of 1,000 images costs a directory listing and 1,000 TIFF
-headers. Each array comes with its scale, the pixel size of its images, for a viewer
-to show it at (:meth:`SavedOutputs.scale_of`).
+headers, each a few dozen bytes read by :func:`tiff_header` (a plain one-page TIFF, as
+the engine writes) without building a ``tifffile.TiffFile``. Each array comes with its
+scale, the pixel size of its images, for a viewer to show it at (:meth:`SavedOutputs.scale_of`).
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ __all__ = [
     "load_saved",
     "read_field_file",
     "read_tiff",
+    "tiff_header",
 ]
 
 Scale = tuple[float, ...]
@@ -125,6 +128,9 @@ def _image_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
     """
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
+            quick = tiff_header(path)
+            if quick is not None:
+                return tuple(n for n in quick[0] if n != 1), quick[1]
             import tifffile
 
             with tifffile.TiffFile(path) as tiff:
@@ -139,6 +145,64 @@ def _image_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
     except Exception:
         return None
     return tuple(n for n in shape if n != 1), dtype
+
+
+#: TIFF tags the quick header reader looks at
+_WIDTH, _LENGTH, _BITS, _SAMPLES, _FORMAT, _DEPTH = 256, 257, 258, 277, 339, 32997
+#: (SampleFormat, BitsPerSample) -> numpy dtype kind and size
+_KINDS = {1: "u", 2: "i", 3: "f"}
+
+
+def tiff_header(path: str | Path) -> tuple[tuple[int, int], np.dtype] | None:
+    """Shape and dtype of a plain one-page TIFF, from its first image file directory.
+
+    Reads a few dozen bytes: the header, the directory's entries. Plain means what
+    the engine writes: little-endian classic TIFF, one page, one sample per pixel,
+    8, 16, 32 or 64-bit unsigned, signed or float pixels (any compression or
+    tiling). Anything else (several pages, BigTIFF, big-endian, RGB, volumes, 1-bit)
+    gives None: ask ``tifffile`` then.
+
+    Returns
+    -------
+    ((M, N), dtype) or None
+    """
+    try:
+        with open(path, "rb") as file:
+            head = file.read(8)
+            if len(head) < 8 or head[:4] != b"II*\x00":
+                return None
+            (offset,) = struct.unpack("<I", head[4:])
+            file.seek(offset)
+            raw = file.read(2)
+            if len(raw) < 2:
+                return None
+            (count,) = struct.unpack("<H", raw)
+            raw = file.read(12 * count + 4)
+    except OSError:
+        return None
+    if len(raw) < 12 * count + 4 or struct.unpack("<I", raw[-4:])[0] != 0:
+        return None  # truncated, or a second page
+    tags: dict[int, int] = {}
+    for entry in range(count):
+        tag, kind, values, value = struct.unpack("<HHII", raw[12 * entry : 12 * entry + 12])
+        if values != 1 or kind not in (3, 4):  # one SHORT or LONG, stored in the entry itself
+            if tag in (_WIDTH, _LENGTH, _BITS, _SAMPLES, _FORMAT, _DEPTH):
+                return None
+            continue
+        tags[tag] = value & 0xFFFF if kind == 3 else value
+    kind_code = _KINDS.get(tags.get(_FORMAT, 1))
+    bits = tags.get(_BITS, 1)
+    if (
+        _WIDTH not in tags
+        or _LENGTH not in tags
+        or tags.get(_SAMPLES, 1) != 1
+        or tags.get(_DEPTH, 1) != 1
+        or kind_code is None
+        or bits not in (8, 16, 32, 64)
+        or (kind_code == "f" and bits == 8)
+    ):
+        return None
+    return (tags[_LENGTH], tags[_WIDTH]), np.dtype(f"<{kind_code}{bits // 8}")
 
 
 def image_scale(pixel_size: Sequence[float | None] | None, ndim: int) -> Scale | None:
