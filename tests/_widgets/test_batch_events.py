@@ -75,6 +75,7 @@ def test_a_flood_of_finished_tasks_updates_the_table_in_few_batches_in_order(flo
     elapsed = time.perf_counter() - started
 
     # every task has its row, in the order the engine finished them, with its status
+    assert report is not None, widget.status.value
     assert report.total == TASKS and widget.table.rowCount() == TASKS
     tasks = widget.batch.tasks
     assert [task.image for task in widget.table.tasks] == [task.image for task in tasks]

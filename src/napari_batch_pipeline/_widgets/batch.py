@@ -52,9 +52,10 @@ from .task_table import TaskTable
 
 __all__ = ["SHOW_EVERY", "BatchWidget"]
 
-#: seconds between two updates of the table and the progress bars while a batch runs
+#: seconds between two updates of the table while a batch runs
 SHOW_EVERY = 0.1
-#: seconds between two updates of napari's progress bar (each one repaints it at once)
+#: seconds between two updates of the progress bars: a progress bar repaints at once
+#: (synchronously) when its value moves, which costs the event loop more than the table
 _PROGRESS_EVERY = 0.5
 
 
@@ -145,6 +146,7 @@ class BatchWidget(QWidget):
         self.row_layers: list[Layer] = []
         self._progress: progress | None = None
         self._steps, self._stepped_at = 0, 0.0  # progress not yet shown, and when it last was
+        self._ended = 0  # tasks ended (done or failed, resumed ones too) by the latest event shown
         # engine events not yet shown, and when the last were; shown by _show_pending
         self._pending: list[Event] = []
         self._shown_at = 0.0
@@ -186,6 +188,7 @@ class BatchWidget(QWidget):
             input_dir,
             output_dir,
             command="napari: Batch processing widget",
+            low_priority=True,  # worker processes yield the CPU to the viewer
             **self.fields.options(),
         )
 
@@ -214,6 +217,7 @@ class BatchWidget(QWidget):
         self.failures, self._pending = [], []
         self.status.value = f"starting {len(batch.tasks)} task(s)..."
         self.progress_bar.max, self.progress_bar.value = max(1, len(batch.tasks)), 0
+        self._ended = 0
         self._progress = progress(total=len(batch.tasks), desc="Batch processing")
         self._steps, self._stepped_at = 0, time.monotonic()
         worker = create_worker(events_then_layers, batch, _ignore_errors=True)
@@ -283,8 +287,8 @@ class BatchWidget(QWidget):
                 show_info(event.problem)
             return
         if isinstance(event, RunStarted):
-            self.progress_bar.value = event.skipped
-            self._advance(event.skipped)
+            self._ended = event.skipped
+            self._advance(event.skipped, flush=True)
             resumed = f", {event.skipped} already done" if event.skipped else ""
             self.status.value = (
                 f"running {event.total} task(s){resumed}: {event.strategy}, "
@@ -293,6 +297,7 @@ class BatchWidget(QWidget):
             if event.estimate is not None:
                 self.estimate_text.value = event.estimate.summary()
         elif isinstance(event, RunFinished):
+            self._advance(0, flush=True)
             self.report = event.report
             self.status.value = _summary(event.report, self.failures)
         self.engine_event.emit(event)
@@ -310,7 +315,7 @@ class BatchWidget(QWidget):
             assert self.batch is not None  # set by start(), before any event
             tasks = self.batch.tasks
             self.table.add_records([(event.record, tasks[event.record.index]) for event in finished])
-            self.progress_bar.value = finished[-1].done + finished[-1].failed
+            self._ended = finished[-1].done + finished[-1].failed
             self._advance(len(finished))
             self.failures += [(event.image, event.error) for event in finished if event.status == "failed"]
         stages = [event for event in events if isinstance(event, StageProgress)]
@@ -321,20 +326,29 @@ class BatchWidget(QWidget):
             self.engine_event.emit(event)
 
     def _advance(self, steps: int, *, flush: bool = False) -> None:
-        """Move napari's progress bar on, at most every 0.5 s: each update repaints it at once."""
+        """Move the progress bars on, at most every 0.5 s: each update repaints them at once.
+
+        napari's progress bar runs the event loop itself when it moves
+        (``QApplication.processEvents``): it is moved from a slot of its own, never
+        inside the handling of an event, so that no later event is handled first.
+        """
         self._steps += steps
         now = time.monotonic()
-        due = flush or now - self._stepped_at >= _PROGRESS_EVERY
-        if self._progress is not None and self._steps and due:
-            self._progress.update(self._steps)
-            self._steps, self._stepped_at = 0, now
+        if not (flush or now - self._stepped_at >= _PROGRESS_EVERY):
+            return
+        self._stepped_at = now
+        self.progress_bar.value = self._ended
+        if self._progress is not None and self._steps:
+            bar, steps = self._progress, self._steps
+            self._steps = 0
+            QTimer.singleShot(0, lambda: bar.update(steps))
 
     def _on_finished(self) -> None:
         self._show_pending()
         self.cancel_button.enabled = False
+        self._advance(0, flush=True)
         if self._progress is not None:
-            self._advance(0, flush=True)
-            self._progress.close()
+            QTimer.singleShot(0, self._progress.close)  # after its last update, in order
             self._progress = None
         self._worker_finished = True
         self._end_if_done()

@@ -1,0 +1,355 @@
+"""The viewer's event loop while the Batch processing widget runs 1,000 fast images.
+
+    QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x1024x24" \\
+        .venv/bin/python benchmarks/bench_gui.py              # 1,000 images, 3 rounds
+    ... benchmarks/bench_gui.py --images 200 --rounds 1       # a quick look
+
+A real napari viewer (shown, under Xvfb when there is no display) gets the *Batch
+processing* widget, docked; its fields are set by name and Run is clicked, as a user
+does: processes executor, 2 workers, the DESIGN pipeline (gaussian, threshold, label
+saved, measure) on 256 x 256 synthetic nuclei images, about 20 ms each. A 10 ms QTimer
+ticks in the main thread throughout; a gap between two ticks is the time the event
+loop could not run (a stall). Two windows are measured:
+
+- **computing**: from the click on Run until the widget shows the engine's
+  ``RunFinished`` (the table and progress bar filling);
+- **loading results**: from then until the widget's ``run_finished``, when the run's
+  saved outputs (labels) and inputs are in the viewer as layers; its length is the
+  results-load time.
+
+Targets (DESIGN, performance table): while computing, median tick at most 20 ms and no
+stall over 100 ms; results of 1,000 images loaded in under 1 s with no stall over
+250 ms. A warm-up run of 10 images (imports, the worker processes) comes first; each
+round writes into a fresh output folder; a value in the table is the median over the
+rounds, the detail gives every round's. The table is saved as Markdown and JSON under
+``benchmarks/results/`` (``--no-save`` to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+from results import ForeignLoad, Result, at_most, machine, print_table
+
+from napari_batch_pipeline.core.events import RunFinished
+from napari_batch_pipeline.core.synthetic import write_nuclei_folder
+
+#: DESIGN's targets: (median tick, longest stall) while computing; (time, stall) of the load
+TICK_TARGET, STALL_TARGET = 0.020, 0.100
+LOAD_TARGET, LOAD_STALL_TARGET = 1.0, 0.250
+PROBE_MS = 10
+RESULTS = Path(__file__).parent / "results"
+
+PIPELINE_YAML = """\
+version: 1
+name: fast
+stages:
+  - name: blurred
+    function: gaussian
+    params: {sigma: 2}
+  - name: mask
+    function: threshold
+    params: {method: otsu}
+  - name: labels
+    function: label
+    save: true
+  - name: nuclei
+    function: measure
+    inputs: {labels: labels, intensity: input}
+    params: {properties: [area, intensity_mean]}
+"""
+
+
+@dataclass(frozen=True)
+class Round:
+    """One run of the widget, measured (seconds)."""
+
+    images: int
+    compute_seconds: float
+    compute_median_tick: float
+    compute_longest_stall: float
+    compute_ticks: int
+    load_seconds: float
+    load_median_tick: float
+    load_longest_stall: float
+    rows: int
+    layers: int
+    rss_growth_mib: float
+
+
+class OutsideLoad:
+    """:class:`ForeignLoad` sampled from a child process, so that sampling every process
+    of the machine does not hold this process's GIL (the viewer's main thread needs it).
+    The child counts every process outside this one's tree; use as a context manager."""
+
+    def __init__(self) -> None:
+        self.load = ForeignLoad()  # holds the child's samples once it is done; never started
+        self._child: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> OutsideLoad:
+        command = [sys.executable, __file__, "--sample-load-of", str(os.getpid())]
+        self._child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._child is not None
+        out, _ = self._child.communicate("", timeout=30)  # closing stdin stops it
+        self.load.samples = json.loads(out or "[]")
+
+
+def sample_load_of(pid: int) -> None:
+    """The child of :class:`OutsideLoad`: sample until stdin closes, print the samples."""
+    load = ForeignLoad()
+    load._me = psutil.Process(pid)  # the tree of the benchmark, not this child's
+    with load:
+        sys.stdin.read()
+    print(json.dumps(load.samples))
+
+
+def make_folder(folder: Path, count: int, size: int) -> None:
+    """``count`` synthetic nuclei TIFFs of ``size`` x ``size``: 8 made, the rest copies."""
+    originals = write_nuclei_folder(folder, count=min(8, count), shape=(size, size), n_nuclei=20)
+    for index in range(len(originals), count):
+        source = originals[index % len(originals)]
+        shutil.copyfile(source, folder / f"copy_{index:05d}.tif")
+
+
+def gaps(ticks: np.ndarray, start: float, end: float) -> np.ndarray:
+    """The gaps between ticks that end in ``(start, end]``: the event loop's turns then."""
+    ends = ticks[1:]
+    return np.diff(ticks)[(ends > start) & (ends <= end)]
+
+
+def run_widget(widget, app, output: Path, timeout: float) -> tuple[list[float], float, float, float]:
+    """Click Run, tick a 10 ms timer until the results are in; return the ticks, the click,
+    the time RunFinished was shown and the time the run ended (seconds, perf_counter)."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    widget.output_dir.value = output
+    ticks: list[float] = []
+    marks: dict[str, float] = {}
+    timer = QTimer()
+    timer.setInterval(PROBE_MS)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    def on_event(event: object) -> None:
+        if isinstance(event, RunFinished):
+            marks["computed"] = time.perf_counter()
+
+    loop = QEventLoop()
+
+    def on_finished(_report: object) -> None:
+        marks["loaded"] = time.perf_counter()
+        loop.quit()
+
+    widget.engine_event.connect(on_event)
+    widget.run_finished.connect(on_finished)
+    QTimer.singleShot(int(timeout * 1000), loop.quit)
+    timer.start()
+    settle = QEventLoop()
+    QTimer.singleShot(200, settle.quit)  # ticks before the click
+    settle.exec()
+    marks["clicked"] = time.perf_counter()
+    widget.run_button.native.click()  # as a user does
+    if widget.worker is None:
+        raise SystemExit(f"the widget did not start: {widget.status.value}")
+    loop.exec()
+    timer.stop()
+    widget.engine_event.disconnect(on_event)
+    widget.run_finished.disconnect(on_finished)
+    if "loaded" not in marks or "computed" not in marks:
+        widget.cancel()
+        raise SystemExit(f"the run did not end within {timeout:.0f} s: {widget.status.value}")
+    app.processEvents()
+    return ticks, marks["clicked"], marks["computed"], marks["loaded"]
+
+
+def measure_round(widget, app, output: Path, images: int, timeout: float) -> Round:
+    me = psutil.Process()
+    before = me.memory_info().rss
+    ticks, clicked, computed, loaded = run_widget(widget, app, output, timeout)
+    array = np.array(ticks)
+    computing = gaps(array, clicked, computed)
+    loading = gaps(array, computed, loaded)
+    # a window shorter than one tick still had the loop blocked for its whole length
+    load_stall = float(loading.max()) if len(loading) else loaded - computed
+    return Round(
+        images=images,
+        compute_seconds=computed - clicked,
+        compute_median_tick=float(np.median(computing)) if len(computing) else computed - clicked,
+        compute_longest_stall=float(computing.max()) if len(computing) else computed - clicked,
+        compute_ticks=len(computing),
+        load_seconds=loaded - computed,
+        load_median_tick=float(np.median(loading)) if len(loading) else loaded - computed,
+        load_longest_stall=load_stall,
+        rows=widget.table.rowCount(),
+        layers=len(widget.layer_queue.layers),
+        rss_growth_mib=(me.memory_info().rss - before) / 2**20,
+    )
+
+
+def table(rounds: list[Round], images: int) -> list[Result]:
+    def values(name: str) -> list[float]:
+        return [getattr(r, name) for r in rounds]
+
+    def each(name: str, scale: float = 1000, unit: str = "ms") -> str:
+        return "rounds: " + ", ".join(f"{v * scale:.0f}" for v in values(name)) + f" {unit}"
+
+    med = {name: statistics.median(values(name)) for name in Round.__dataclass_fields__ if name != "images"}
+    scale_note = "" if images == 1000 else f"; {images} images, the targets are for 1,000"
+    return [
+        at_most(
+            "computing: median tick of a 10 ms timer",
+            med["compute_median_tick"] * 1000,
+            TICK_TARGET * 1000,
+            " ms",
+            each("compute_median_tick")
+            + f"; {med['compute_ticks']:.0f} ticks in {med['compute_seconds']:.1f} s",
+        ),
+        at_most(
+            "computing: longest stall",
+            med["compute_longest_stall"] * 1000,
+            STALL_TARGET * 1000,
+            " ms",
+            each("compute_longest_stall"),
+        ),
+        at_most(
+            f"results of {images} images loaded as layers",
+            med["load_seconds"],
+            LOAD_TARGET,
+            " s",
+            each("load_seconds", 1, "s").replace("rounds: ", "rounds: ") + scale_note,
+        ),
+        at_most(
+            "loading results: longest stall",
+            med["load_longest_stall"] * 1000,
+            LOAD_STALL_TARGET * 1000,
+            " ms",
+            each("load_longest_stall") + f"; median tick {med['load_median_tick'] * 1000:.0f} ms",
+        ),
+        Result(
+            "memory of the viewer process after a round",
+            f"{med['rss_growth_mib']:+.0f} MiB",
+            "(info)",
+            None,
+            each("rss_growth_mib", 1, "MiB") + f"; {med['rows']:.0f} table rows, {med['layers']:.0f} layers",
+        ),
+    ]
+
+
+def save(
+    title: str, results: list[Result], rounds: list[Round], load: ForeignLoad, args: argparse.Namespace
+) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d")
+    lines = [
+        f"# {title}",
+        "",
+        machine(),
+        load.summary(),
+        f"load average (1, 5, 15 min) at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        "",
+        "| what | measured | target | result | detail |",
+        "|---|---|---|---|---|",
+        *(f"| {r.what} | {r.measured} | {r.target} | {r.verdict} | {r.detail} |" for r in results),
+        "",
+    ]
+    path = RESULTS / f"gui-{stamp}.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    raw = {
+        "machine": machine(),
+        "load_average": os.getloadavg(),
+        "other_processes_cores": load.samples,
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+        "rounds": [asdict(r) for r in rounds],
+        "results": [asdict(r) | {"verdict": r.verdict} for r in results],
+    }
+    path.with_suffix(".json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executor", default="processes")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds one round may take")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--sample-load-of", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.sample_load_of is not None:
+        sample_load_of(args.sample_load_of)
+        return 0
+    started = time.perf_counter()
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_batch_pipeline._widgets.batch import BatchWidget
+
+    workdir = tempfile.TemporaryDirectory(dir=args.workdir, ignore_cleanup_errors=True)
+    with workdir as tmp, OutsideLoad() as outside:
+        root = Path(tmp)
+        make_folder(root / "images", args.images, args.size)
+        make_folder(root / "warm", 10, args.size)
+        (root / "fast.yaml").write_text(PIPELINE_YAML, encoding="utf-8")
+        print(f"{args.images} images made in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+        viewer = napari.Viewer(show=True)
+        app = QApplication.instance()
+        widget = BatchWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Batch processing", area="right")
+        widget.pipeline.value = root / "fast.yaml"
+        widget.executor.value = args.executor
+        widget.workers.value = args.workers
+        widget.input_dir.value = root / "warm"
+        run_widget(widget, app, root / "out_warm", args.timeout)
+        print(f"viewer up and warm-up run done at {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+        widget.input_dir.value = root / "images"
+        rounds = []
+        for index in range(args.rounds):
+            measured = measure_round(widget, app, root / f"out{index}", args.images, args.timeout)
+            rounds.append(measured)
+            print(
+                f"round {index + 1}: computing {measured.compute_seconds:.1f} s, median tick "
+                f"{measured.compute_median_tick * 1000:.0f} ms, longest stall "
+                f"{measured.compute_longest_stall * 1000:.0f} ms; results loaded in "
+                f"{measured.load_seconds:.2f} s, longest stall {measured.load_longest_stall * 1000:.0f} ms",
+                file=sys.stderr,
+            )
+            if measured.rows != args.images:
+                raise SystemExit(f"the table has {measured.rows} rows, expected {args.images}")
+        viewer.close()
+
+    title = (
+        f"Batch widget in a napari viewer: {args.images} images of {args.size} x {args.size}, "
+        f"{args.executor} x {args.workers}, {args.rounds} round(s)"
+    )
+    results = table(rounds, args.images)
+    load = outside.load
+    print_table(title, results, markdown=args.markdown, load=load)
+    print(f"load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if not args.no_save:
+        print(f"saved {save(title, results, rounds, load, args)}")
+    return 0 if all(r.passed is not False for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
