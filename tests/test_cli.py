@@ -183,8 +183,11 @@ def test_run_exit_1_when_a_task_fails(tmp_path: Path, pipeline_file: Path, image
     ],
 )
 def test_unusable_input_is_exit_2_with_one_clear_line(
-    tmp_path: Path, pipeline_file: Path, pipeline_yaml: str, images: Path, case: str
+    tmp_path: Path, pipeline_file: Path, pipeline_yaml: str, images: Path, case: str, cli_here
 ) -> None:
+    # the installed command in a subprocess for the first case, main() in this process for
+    # the others: the same code and output, without an interpreter's start-up each
+    command = cli if case == "invalid pipeline" else cli_here
     pipeline, folder, out = pipeline_file, images, tmp_path / "out"
     extra: list[str] = []
     expected = ""
@@ -212,14 +215,14 @@ def test_unusable_input_is_exit_2_with_one_clear_line(
     elif case == "different pipeline":
         other = tmp_path / "other.yaml"
         other.write_text(pipeline_yaml.replace("sigma: 2", "sigma: 3"), encoding="utf-8")
-        first = cli("run", other, folder, "-o", out, "--executor", "serial", "--quiet")
+        first = command("run", other, folder, "-o", out, "--executor", "serial", "--quiet")
         assert first.returncode == 0, first.stderr
         expected = "different pipeline"
     elif case == "zero workers":
         extra = ["--workers", "0"]
         expected = "workers"
     before = tree(tmp_path)
-    result = cli("run", pipeline, folder, "-o", out, "--executor", "serial", *extra)
+    result = command("run", pipeline, folder, "-o", out, "--executor", "serial", *extra)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -371,8 +374,9 @@ def test_library_info_logs_show_only_with_verbose(verbose: bool, capsys) -> None
 
 
 def test_core_messages_get_the_flags_of_the_options_they_speak_of(
-    tmp_path: Path, pipeline_file: Path, images: Path
+    tmp_path: Path, pipeline_file: Path, images: Path, cli_here
 ) -> None:
+    cli = cli_here  # main() in this process: four commands without four interpreters' start-up
     out = tmp_path / "out"
     first = cli("run", pipeline_file, images, "-o", out, "--executor", "serial", "--quiet")
     assert first.returncode == 0, first.stderr

@@ -21,7 +21,6 @@ from napari_batch_pipeline.core.synthetic import nuclei_image
 
 #: the pipeline files here are the DESIGN example (``pipeline_yaml``, ``pipeline_file``:
 #: blurred, mask, labels saved, nuclei measured), changed where a test needs it
-SLOWER = "    params: {sigma: 2}\n  - name: top\n    function: white_tophat\n    params: {radius: 25}\n"
 
 
 def _command(*args: str | Path) -> list[str]:
@@ -67,35 +66,58 @@ def _tables_equal(left: Path, right: Path) -> None:
 # -- one run per output folder -----------------------------------------------------------------
 
 
+#: a user stage that holds its run until the test opens the gate (a file named by $GATE)
+GATED = """
+import os, time
+
+def wait_for_gate(image: "napari.types.ImageData") -> "napari.types.ImageData":
+    gate = os.environ["GATE"]
+    deadline = time.monotonic() + 300
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return image
+"""
+
+
 def test_a_second_run_into_the_same_folder_is_refused_naming_the_first(
-    tmp_path: Path, pipeline_yaml: str, pipeline_file: Path
+    tmp_path: Path, pipeline_yaml: str, pipeline_file: Path, images: Path, cli_here
 ) -> None:
-    slow = tmp_path / "slow.yaml"
-    slow.write_text(pipeline_yaml.replace("    params: {sigma: 2}\n", SLOWER))
-    folder = _images(tmp_path / "many", 40, shape=(160, 160))
-    out = tmp_path / "out"
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "gated_stages.py").write_text(GATED, encoding="utf-8")
+    held = tmp_path / "held.yaml"
+    held.write_text(
+        pipeline_yaml.replace(
+            "stages:\n", 'stages:\n  - {name: held, function: "gated_stages:wait_for_gate"}\n'
+        )
+    )
+    gate, out = tmp_path / "gate", tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(modules), "GATE": str(gate)}
     first = subprocess.Popen(
-        _command("run", slow, folder, "-o", out, "--executor", "serial", "--quiet"),
+        _command("run", held, images, "-o", out, "--executor", "serial", "--quiet"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 120
-        while not (out / ".ledger.jsonl").exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while not (out / ".lock").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert first.poll() is None, "the first run ended before the second could start"
-        second = run("run", slow, folder, "-o", out, "--executor", "serial")
+        second = cli_here("run", pipeline_file, images, "-o", out, "--executor", "serial")
         _refused(second, "in use by another run", f"process {first.pid} on {socket.gethostname()}")
-        fresh = run("run", pipeline_file, folder, "-o", out, "--fresh")
+        fresh = run("run", pipeline_file, images, "-o", out, "--fresh")  # as a user: its own process
         _refused(fresh, "in use by another run")
+        gate.touch()
         _, stderr = first.communicate(timeout=300)
     finally:
         first.kill()
         first.wait()
     assert first.returncode == 0, stderr
     assert not (out / ".lock").exists()
-    assert len(pd.read_csv(out / "images.csv")) == 40  # the first run's tables, whole
+    table = pd.read_csv(out / "images.csv")  # the first run's tables, whole
+    assert len(table) == 3 and set(table["status"]) == {"done"}
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path, pipeline_file: Path, images: Path) -> None:
@@ -132,24 +154,29 @@ def test_fresh_into_a_folder_of_the_users_deletes_nothing(
 def test_a_stage_named_images_is_refused(tmp_path: Path, pipeline_yaml: str, images: Path) -> None:
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(pipeline_yaml.replace("- name: nuclei", "- name: images"))
-    result = run("run", pipeline, images, "-o", tmp_path / "out")
+    result = run("run", pipeline, images, "-o", tmp_path / "out")  # in a subprocess, as a user
+
     _refused(result, "stage 'images'", "uses for its own files")
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("group", ["image", "status", "error", "seconds"])
 def test_a_metadata_group_named_like_a_bookkeeping_column_is_refused(
-    tmp_path: Path, pipeline_file: Path, images: Path, group: str
+    tmp_path: Path, pipeline_file: Path, images: Path, group: str, cli_here
 ) -> None:
-    result = run("run", pipeline_file, images, "-o", tmp_path / "out", "--metadata", rf"img(?P<{group}>\d+)")
+    result = cli_here(
+        "run", pipeline_file, images, "-o", tmp_path / "out", "--metadata", rf"img(?P<{group}>\d+)"
+    )
     _refused(result, f"group name '{group}'", "--metadata")
 
 
 @pytest.mark.parametrize("pattern", ["/etc/*.tif", "../*.tif"])
 def test_a_pattern_outside_the_input_folder_is_refused(
-    tmp_path: Path, pipeline_file: Path, images: Path, pattern: str
+    tmp_path: Path, pipeline_file: Path, images: Path, pattern: str, cli_here
 ) -> None:
-    _refused(run("run", pipeline_file, images, "-o", tmp_path / "out", "--pattern", pattern), "--pattern")
+    _refused(
+        cli_here("run", pipeline_file, images, "-o", tmp_path / "out", "--pattern", pattern), "--pattern"
+    )
 
 
 # -- a damaged run.json -------------------------------------------------------------------------
@@ -171,14 +198,24 @@ def test_a_pattern_outside_the_input_folder_is_refused(
     ],
 )
 def test_a_damaged_run_json_gives_a_message_on_rerun(
-    tmp_path: Path, pipeline_file: Path, images: Path, damage, fragment: str
+    tmp_path: Path, pipeline_file: Path, images: Path, damage, fragment: str, cli_here
 ) -> None:
     out = tmp_path / "out"
-    assert run("run", pipeline_file, images, "-o", out, "--executor", "serial").returncode == 0
+    assert cli_here("run", pipeline_file, images, "-o", out, "--executor", "serial").returncode == 0
     info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(damage(info))
-    _refused(run("rerun", out, "-o", tmp_path / "again"), fragment, "run.json")
-    _refused(run("run", "--from-run", out, "-o", tmp_path / "again"), fragment)
+    _refused(cli_here("rerun", out, "-o", tmp_path / "again"), fragment, "run.json")
+    _refused(cli_here("run", "--from-run", out, "-o", tmp_path / "again"), fragment)
+    assert not (tmp_path / "again").exists()
+
+
+def test_a_damaged_run_json_is_refused_by_the_installed_command(
+    tmp_path: Path, pipeline_file: Path, images: Path, cli_here
+) -> None:
+    out = tmp_path / "out"
+    assert cli_here("run", pipeline_file, images, "-o", out, "--executor", "serial").returncode == 0
+    (out / "run.json").write_text("{not json")
+    _refused(run("rerun", out, "-o", tmp_path / "again"), "cannot be read as JSON", "run.json")
     assert not (tmp_path / "again").exists()
 
 
