@@ -171,7 +171,7 @@ def command_estimate(args: argparse.Namespace) -> int:
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
-        batch = _batch(args, Path(scratch) / "unused")
+        batch = _batch(args, Path(scratch) / "unused", start_workers=False)
         plan = batch.estimate()
     print(f"{len(batch.sources)} image(s) x {len(batch.param_sets)} parameter set(s)")
     print(plan.summary())

@@ -52,7 +52,9 @@ class _Ledger:
 class BatchRun:
     """A batch of one pipeline over a folder (and a parameter grid).
 
-    Parameters are those of :func:`run_batch`. Everything is checked here, before
+    Parameters are those of :func:`run_batch`, and ``start_workers``: with the processes
+    executor, start the worker processes now, while the batch is planned (False: when it
+    runs; for a batch that is only estimated). Everything is checked here, before
     anything is written; :meth:`events` then runs the batch.
 
     Raises
@@ -68,11 +70,12 @@ class BatchRun:
         output_dir: str | Path,
         *,
         command: str | None = None,
+        start_workers: bool = True,
         **options: Any,
     ):
         self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline.from_yaml(pipeline)
         self.options = BatchOptions(**options)
-        if self.options.executor == "processes":  # workers start while the batch is planned
+        if start_workers and self.options.executor == "processes":  # they start while it plans
             prestart(self.options.worker_count, self.pipeline.modules, low_priority=self.options.low_priority)
         self.input_dir = Path(input_dir).expanduser().resolve()
         self.folder = RunFolder(output_dir)
