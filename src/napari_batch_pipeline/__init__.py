@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import PipelineError, StageError
-from .core.pipeline import Pipeline
 
 #: the one place the version is written: pyproject.toml reads it (dynamic = ["version"])
 __version__ = "0.1.0"
@@ -13,10 +12,16 @@ __all__ = ["Pipeline", "PipelineError", "StageError", "__version__", "run_batch"
 
 if TYPE_CHECKING:
     from .core.batch import run_batch
+    from .core.pipeline import Pipeline
 
 
 def __getattr__(name: str) -> Any:
-    # the batch engine is imported on first use, so loading a pipeline stays light
+    # the engine (scikit-image, scipy, pandas) is imported on first use, so that the
+    # command line answers --help and refuses bad arguments at once
+    if name == "Pipeline":
+        from .core.pipeline import Pipeline
+
+        return Pipeline
     if name == "run_batch":
         from .core.batch import run_batch
 
