@@ -22,6 +22,7 @@ Driven from Python as a user's script would::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from magicgui.widgets import (
@@ -45,6 +46,7 @@ from ..core.pipeline import Pipeline
 from ..core.plan import Estimate
 from ..core.report import Report
 from .batch_fields import BatchFields, field_hint, path_of
+from .collector import hold_collector
 from .results import ResultsView
 from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
 from .session import session_for
@@ -155,6 +157,7 @@ class BatchWidget(QWidget):
         self._show_timer.timeout.connect(self._show_pending)
         # a run is over when its worker has finished and its result layers are all added
         self._active = self._worker_finished = False
+        self._release_collector: Callable[[], None] = lambda: None
 
     # -- what to run --------------------------------------------------------------------
 
@@ -228,6 +231,7 @@ class BatchWidget(QWidget):
         self._worker_finished = False
         self.run_button.enabled = False
         self.cancel_button.enabled = True
+        self._release_collector = hold_collector()  # until the results are in: no long GC pauses
         worker.start()
         return worker
 
@@ -359,6 +363,7 @@ class BatchWidget(QWidget):
             return
         self.run_button.enabled = True
         self._active = False
+        self._release_collector()
         self.results_button.enabled = self.report is not None
         if self.report is not None and self.results_view is not None:
             self.show_tables()  # an open results view follows the latest run
@@ -403,6 +408,7 @@ class BatchWidget(QWidget):
 
     def closeEvent(self, event: Any) -> None:
         self.cancel()
+        self._release_collector()
         super().closeEvent(event)
 
 
