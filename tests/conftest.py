@@ -62,6 +62,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     ("1119 passed", then exit status 139). Everything pytest reports is written by now;
     only that teardown is skipped.
     """
+    if hasattr(config, "workerinput"):
+        return  # a pytest-xdist worker: its controller still has to hear it end
     if _EXIT_STATUS and any(name in sys.modules for name in ("PyQt6", "PyQt5", "PySide6")):
         sys.stdout.flush()
         sys.stderr.flush()

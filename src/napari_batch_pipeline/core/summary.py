@@ -120,7 +120,7 @@ def summary_table(images: pd.DataFrame, table_stages: Sequence[str], group_by: S
             per_image = pd.to_numeric(done[mean_column(stage, measurement)], errors="coerce").astype(float)
             stats = (per_image.mean(), per_image.std(ddof=1), per_image.sem(ddof=1), per_image.median())
             for name, value in zip(STATISTICS, stats, strict=True):
-                row[f"{stage}.{measurement}.{name}"] = float(value)  # type: ignore[arg-type]
+                row[f"{stage}.{measurement}.{name}"] = float(value)
         rows.append(row)
     columns = [*keys, TASKS_DONE, TASKS_FAILED, OBJECTS]
     columns += [f"{s}.{m}.{name}" for s, m in pairs for name in STATISTICS]
