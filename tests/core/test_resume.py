@@ -158,7 +158,7 @@ def test_killed_run_completes_with_identical_tables(
         "--executor",
         "processes",
         "--workers",
-        "2",
+        "1",  # one worker: a stalled test process still sees the run mid-way
         "--quiet",
     ]
     process = subprocess.Popen(
@@ -166,7 +166,7 @@ def test_killed_run_completes_with_identical_tables(
     )
     try:
         ledger = killed / LEDGER
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a loaded CI machine starts a command slowly
         while time.monotonic() < deadline and process.poll() is None:
             if ledger.exists() and len(ledger.read_bytes().splitlines()) >= 3:
                 break
@@ -176,10 +176,11 @@ def test_killed_run_completes_with_identical_tables(
     finally:
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    assert 3 <= len(ledger_lines(killed)) < 24
+    # killed after its third task, at the latest after its last and before its tables
+    assert 3 <= len(ledger_lines(killed)) <= 24
     assert not (killed / "images.csv").exists() or len(pd.read_csv(killed / "images.csv")) == 24
 
-    resumed = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed" in resumed.stdout
 
