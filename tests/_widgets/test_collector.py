@@ -7,6 +7,7 @@ import weakref
 
 from napari_batch_pipeline._widgets.collector import hold_collector, holders
 from napari_batch_pipeline.core.events import TaskFinished
+from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
 
 class Node:
@@ -50,10 +51,24 @@ def test_a_batch_holds_the_collector_until_its_results_are_in(batch_widget, run_
 
 
 def test_a_cancelled_batch_gives_the_collector_back(batch_widget, qtbot):
-    with qtbot.waitSignal(batch_widget.run_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(batch_widget.run_finished, timeout=300_000) as blocker:
         batch_widget.start()
         batch_widget.cancel()  # before the worker has run anything: the run is cancelled
     report = blocker.args[0]
 
     assert report is not None and report.cancelled
     assert holders() == 0 and gc.get_freeze_count() == 0
+
+
+def test_closing_the_viewer_mid_run_gives_the_collector_back(make_batch_widget, tmp_path, qtbot):
+    write_nuclei_folder(tmp_path / "many", count=300)
+    widget = make_batch_widget(tmp_path / "many")
+    shown = []
+    widget.engine_event.connect(lambda event: shown.append(isinstance(event, TaskFinished)))
+    widget.start()
+    qtbot.waitUntil(lambda: any(shown), timeout=300_000)
+    assert holders() == 1
+
+    widget.viewer.close()
+    qtbot.waitUntil(lambda: holders() == 0, timeout=10_000)
+    assert gc.get_freeze_count() == 0

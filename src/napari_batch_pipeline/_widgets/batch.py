@@ -231,7 +231,10 @@ class BatchWidget(QWidget):
         self._worker_finished = False
         self.run_button.enabled = False
         self.cancel_button.enabled = True
-        self._release_collector = hold_collector()  # until the results are in: no long GC pauses
+        # until the results are in, no long pauses of the garbage collector; given back
+        # also if the viewer closes mid-run (a docked widget is deleted, never closed)
+        self._release_collector = release = hold_collector()
+        self.destroyed.connect(lambda *_: release())
         worker.start()
         return worker
 
