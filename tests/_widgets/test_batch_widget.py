@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import Qt, QTimer
 
 from napari_batch_pipeline.core.errors import PipelineError
-from napari_batch_pipeline.core.events import RunFinished
+from napari_batch_pipeline.core.events import RunFinished, TaskFinished
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
 PLUGIN = "napari-batch-pipeline"
@@ -89,20 +90,37 @@ def test_a_sweep_gives_one_row_per_parameter_set_and_shows_its_outputs(batch_wid
 
 
 def test_cancel_stops_midway_cleanly_and_the_run_resumes(
-    make_napari_viewer, qtbot, pipeline_file, tmp_path, run_to_end
+    make_napari_viewer, qtbot, pipeline_file, tmp_path, run_to_end, monkeypatch
 ):
-    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline._widgets import batch as batch_module
 
     write_nuclei_folder(tmp_path / "many", count=30)
     viewer = make_napari_viewer()
-    widget = BatchWidget(viewer)
+    widget = batch_module.BatchWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.input_dir.value = tmp_path / "many"
     widget.output_dir.value = tmp_path / "out"
     widget.pipeline.value = pipeline_file
     widget.executor.value = "serial"
-    # cancel as soon as the first row appears
-    widget.table.model().rowsInserted.connect(lambda *_: widget.cancel())
+
+    # The engine waits after its first task until Cancel has been clicked: the table shows
+    # rows in batches (every 0.1 s), by when a fast machine could have run all 30 tasks.
+    clicked = threading.Event()
+    events_then_layers = batch_module.events_then_layers
+
+    def held_after_first_task(batch):
+        for event in events_then_layers(batch):
+            yield event
+            if isinstance(event, TaskFinished) and not clicked.is_set():
+                assert clicked.wait(timeout=120), "the first row was not shown"
+
+    def click_cancel(event):
+        if isinstance(event, TaskFinished) and not clicked.is_set():  # its row is shown
+            widget.cancel()
+            clicked.set()
+
+    monkeypatch.setattr(batch_module, "events_then_layers", held_after_first_task)
+    widget.engine_event.connect(click_cancel)
     report = run_to_end(widget)
 
     assert report is not None, widget.status.value
@@ -113,7 +131,8 @@ def test_cancel_stops_midway_cleanly_and_the_run_resumes(
     assert [p for p in (tmp_path / "out").rglob("*.part*") if p.is_file()] == []
     assert widget.run_button.enabled and not widget.cancel_button.enabled
 
-    widget.table.model().rowsInserted.disconnect()
+    widget.engine_event.disconnect(click_cancel)
+    monkeypatch.undo()
     resumed = run_to_end(widget)
     assert resumed is not None, widget.status.value
     assert not resumed.cancelled
