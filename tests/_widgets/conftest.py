@@ -52,7 +52,7 @@ def batch_widget(make_batch_widget, image_folder):
 def run_to_end(qtbot):
     """``run_to_end(widget)``: start a batch widget's run, wait for its end, return the report."""
 
-    def run(widget, timeout: int = 60_000):
+    def run(widget, timeout: int = 300_000):  # a loaded CI machine starts napari slowly
         with qtbot.waitSignal(widget.run_finished, timeout=timeout) as blocker:
             widget.start()
         return blocker.args[0]

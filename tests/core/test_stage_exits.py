@@ -101,9 +101,13 @@ def test_ctrl_c_in_a_serial_run_cancels_with_the_tables_written(
     exiting: tuple[Pipeline, Path], tmp_path: Path
 ) -> None:
     pipeline, folder = exiting
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with pytest.raises(KeyboardInterrupt):
-        run_batch(pipeline, folder, tmp_path / "out", executor="serial")
+    # Python's own Ctrl-C handler, as in a terminal (a shell's background job ignores SIGINT)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_batch(pipeline, folder, tmp_path / "out", executor="serial")
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     table = pd.read_csv(tmp_path / "out" / "images.csv").set_index("image")
     assert len(table) == 5  # every input has a row
     assert table.loc["a_fine.tif", "status"] == "done"
