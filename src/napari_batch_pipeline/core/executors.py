@@ -190,11 +190,16 @@ class DaskExecutor(Executor):
 
 #: A LocalCluster's scheduler sends a worker only the task it runs (none waits there), so
 #: that a worker's death is blamed on that task alone, which is tried once more; a worker
-#: that died is waited for while its nanny restarts it, however slowly it imports
+#: that died is waited for while its nanny restarts it, however slowly it imports.
+#: Its workers start without dask's MALLOC_TRIM_THRESHOLD_: setting it turns off glibc's
+#: adaptive mmap threshold, so that every image-sized array is mapped afresh and its
+#: pages zeroed again. Measured on 1024 x 1024 images: 84 ms a task with it, 63 ms
+#: without (53 ms in the engine's own process pool).
 _LOCAL_CLUSTER_CONFIG = {
     "distributed.scheduler.worker-saturation": 1.0,
     "distributed.scheduler.allowed-failures": 1,
     "distributed.deploy.lost-worker-timeout": "1h",
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
 }
 
 
