@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import PipelineError
 from .channels import Channel, channel_lines, match_channel_file, resolve_channels
-from .formats import FileInfo, ImageReadError, SceneInfo, probe, read_scene
+from .formats import FileInfo, ImageReadError, SceneInfo, probe, read_pixels, read_scene
 from .sources import Source, natural_key
 
 __all__ = ["FIELD_COLUMNS", "Field", "field_columns", "plan_fields", "read_field", "spacing_of"]
@@ -205,25 +205,24 @@ def read_field(source: Source, input_name: str = "input") -> Field:
     if source.channel_files:
         for name, path in source.channel_files:
             assert path is not None
-            data, info = read_scene(Path(path), scene, t)
+            data = read_pixels(Path(path), scene, t)  # planned: the pixel size is the source's
             if data.shape[0] != 1:
                 raise ImageReadError(
                     f"{Path(path).name} (channel {name!r}) has {data.shape[0]} channels; a file per "
                     "channel holds one"
                 )
             images[name] = data[0]
-    else:
-        data, info = read_scene(source.path, scene, t)
+    elif source.channel_index:  # planned: the file was probed, its pixel size is the source's
+        data = read_pixels(source.path, scene, t)
         for name, index in source.channel_index:
             if index >= data.shape[0]:
                 raise ImageReadError(f"{source.path.name} has no channel {index} (for {name!r})")
             images[name] = data[index]
-        if not source.channel_index:  # a file not planned: a single-channel image is the input
-            if data.shape[0] > 1:
-                raise ImageReadError(
-                    f"{source.path.name} has {data.shape[0]} channels; name them in channels:"
-                )
-            images[input_name] = data[0]
+    else:  # a file not planned: a single-channel image is the input
+        data, info = read_scene(source.path, scene, t)
+        if data.shape[0] > 1:
+            raise ImageReadError(f"{source.path.name} has {data.shape[0]} channels; name them in channels:")
+        images[input_name] = data[0]
     shapes = {image.shape for image in images.values()}
     if len(shapes) > 1:
         raise ImageReadError(

@@ -106,6 +106,17 @@ def read_scene(path: Path, scene: int, t: int) -> tuple[np.ndarray, SceneInfo]:
     return _call(path, _reader(path).read, path, scene, t)
 
 
+def read_pixels(path: Path, scene: int, t: int) -> np.ndarray:
+    """:func:`read_scene`'s array alone, for a file whose scenes are known already (probed
+    when the run was planned): a TIFF's channel names and pixel size are not parsed again,
+    which cost a tenth of the time tifffile takes to read a 1024 x 1024 image."""
+    _check_exists(path)
+    reader = _reader(path)
+    if reader is _Tiff:
+        return _call(path, _Tiff.read, path, scene, t, False)[0]
+    return _call(path, reader.read, path, scene, t)[0]
+
+
 def _check_exists(path: Path) -> None:
     try:
         size = path.stat().st_size
@@ -189,23 +200,20 @@ class _Tiff:
             return FileInfo(tuple(_tiff_scene(tif, index) for index in range(len(tif.series))))
 
     @staticmethod
-    def read(path: Path, scene: int, t: int) -> tuple[np.ndarray, SceneInfo]:
+    def read(path: Path, scene: int, t: int, describe: bool = True) -> tuple[np.ndarray, SceneInfo | None]:
+        """The array and, if ``describe``, the scene's description (else None)."""
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
             if scene >= len(tif.series):
                 raise ImageReadError(f"{path.name} has no scene {scene} (it has {len(tif.series)})")
-            info = _tiff_scene(tif, scene)
+            info = _tiff_scene(tif, scene) if describe else None
             series = tif.series[scene]
             axes = _axes(series.axes)
+            times = _sizes(series.shape, axes)["T"]
             pages = math.prod(series.shape[:-2])
-            if (
-                axes[:1] == "T"
-                and series.axes.endswith("YX")
-                and info.times > 1
-                and len(series.pages) == pages
-            ):
-                per_t = len(series.pages) // info.times
+            if axes[:1] == "T" and series.axes.endswith("YX") and times > 1 and len(series.pages) == pages:
+                per_t = len(series.pages) // times
                 data = tif.asarray(series=scene, key=slice(t * per_t, (t + 1) * per_t))
                 data = np.asarray(data).reshape(series.shape[1:])
                 return _to_czyx(data, axes[1:]), info
