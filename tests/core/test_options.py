@@ -53,7 +53,7 @@ def test_the_executor_follows_the_options() -> None:
 
 def test_the_engines_local_cluster_keeps_glibcs_adaptive_malloc() -> None:
     """dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which made every image-sized array
-    be mapped and zeroed afresh (a task took 1.6x as long); the engine's own cluster does not."""
+    be mapped and zeroed afresh (a task took 1.3x as long); the engine's own cluster does not."""
     import os
 
     executor = DaskExecutor(workers=1)
