@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from qtpy.QtCore import QEventLoop, QTimer
 
-__all__ = ["call_responsively"]
+__all__ = ["call_responsively", "disabled"]
 
 T = TypeVar("T")
 
@@ -47,3 +48,16 @@ def call_responsively(function: Callable[..., T], *args: Any, **kwargs: Any) -> 
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+@contextmanager
+def disabled(*widgets: Any) -> Iterator[None]:
+    """Disable magicgui ``widgets`` for the ``with`` block, then give each its state back."""
+    states = [widget.enabled for widget in widgets]
+    for widget in widgets:
+        widget.enabled = False
+    try:
+        yield
+    finally:
+        for widget, enabled in zip(widgets, states, strict=True):
+            widget.enabled = enabled
