@@ -73,9 +73,12 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], list[subproce
     ]
     try:
         deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
+        address = None  # the file may exist a moment before the address is in it
+        while address is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
+            time.sleep(0 if address else 0.2)
+        assert address, "the scheduler wrote no address within 60 s"
         started.append(
             subprocess.Popen(
                 [*_dask(), "worker", "--scheduler-file", str(scheduler_file), *TWO_SINGLE_THREADED],
