@@ -47,7 +47,7 @@ import numpy as np
 import psutil
 from results import ForeignLoad, Result, at_most, machine, print_table
 
-from napari_batch_pipeline.core.events import RunFinished
+from napari_batch_pipeline.core.engine.events import RunFinished
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
 #: DESIGN's targets: (median tick, longest stall) while computing; (time, stall) of the load

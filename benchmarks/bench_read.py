@@ -24,7 +24,7 @@ import tifffile
 
 from napari_batch_pipeline.core.images.fields import plan_fields, read_field
 from napari_batch_pipeline.core.images.sources import find_images
-from napari_batch_pipeline.core.pipeline import INPUT
+from napari_batch_pipeline.core.pipeline.model import INPUT
 
 TARGET = 1.05
 

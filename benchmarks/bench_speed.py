@@ -42,7 +42,7 @@ from workload import hand_loop, make_images, make_pipeline, process_image, timed
 
 from napari_batch_pipeline import Pipeline, run_batch
 from napari_batch_pipeline.core.batch import BatchRun
-from napari_batch_pipeline.core.events import TaskFinished
+from napari_batch_pipeline.core.engine.events import TaskFinished
 
 WORKERS = 2
 Contender = Callable[["Images", Path], int]

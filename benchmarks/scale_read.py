@@ -19,7 +19,7 @@ from scale_report import Target
 
 from napari_batch_pipeline.core.images.fields import plan_fields, read_field
 from napari_batch_pipeline.core.images.sources import find_images
-from napari_batch_pipeline.core.pipeline import INPUT
+from napari_batch_pipeline.core.pipeline.model import INPUT
 
 __all__ = ["TARGET", "read_target"]
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.stages import STAGES
 from napari_batch_pipeline.core.synthetic import nuclei_image as make_nuclei_image
 

@@ -19,7 +19,7 @@ import tifffile
 import yaml
 
 from napari_batch_pipeline import cli as cli_module
-from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.stages import STAGES
 from napari_batch_pipeline.core.synthetic import nuclei_image
 

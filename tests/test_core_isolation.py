@@ -35,7 +35,7 @@ print(json.dumps([len(names), sorted(m for m in {gui!r} if m in sys.modules)]))
         "napari_batch_pipeline",
         "napari_batch_pipeline.core",
         "napari_batch_pipeline.core.stages",
-        "napari_batch_pipeline.core.pipeline",
+        "napari_batch_pipeline.core.pipeline.model",
     ],
 )
 def test_importing_the_engine_loads_no_gui_module(module):

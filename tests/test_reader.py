@@ -144,7 +144,7 @@ def test_labels_of_one_image_carry_its_objects_as_features(tmp_path, pipeline):
 
 
 def test_a_run_without_saved_outputs_or_inputs_says_so(tmp_path, pipeline_yaml):
-    from napari_batch_pipeline.core.pipeline import Pipeline
+    from napari_batch_pipeline.core.pipeline.model import Pipeline
 
     write_nuclei_folder(tmp_path / "images", count=1)
     unsaved = Pipeline.from_text(pipeline_yaml.replace("save: true", "save: false"))

@@ -12,14 +12,14 @@ __all__ = ["Pipeline", "PipelineError", "StageError", "__version__", "run_batch"
 
 if TYPE_CHECKING:
     from .core.batch import run_batch
-    from .core.pipeline import Pipeline
+    from .core.pipeline.model import Pipeline
 
 
 def __getattr__(name: str) -> Any:
     # the engine (scikit-image, scipy, pandas) is imported on first use, so that the
     # command line answers --help and refuses bad arguments at once
     if name == "Pipeline":
-        from .core.pipeline import Pipeline
+        from .core.pipeline.model import Pipeline
 
         return Pipeline
     if name == "run_batch":

@@ -200,7 +200,7 @@ def _add_group_by(command: argparse.ArgumentParser) -> None:
 
 
 def _executors() -> tuple[str, ...]:
-    from .core.options import EXECUTORS
+    from .core.plan.options import EXECUTORS
 
     return EXECUTORS
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from .core.batch import BatchRun
+from .core.engine.events import RunFinished, RunStarted, StageProgress, TaskFinished
+from .core.engine.report import Report
 from .core.errors import PipelineError
-from .core.events import RunFinished, RunStarted, StageProgress, TaskFinished
-from .core.plan import format_seconds, parse_size, parse_sweep
-from .core.report import Report
+from .core.plan.batch_plan import plan_batch
+from .core.plan.estimate import format_seconds, parse_size
+from .core.plan.parameters import parse_sweep
 from .core.run_folder.layout import RunLayout
 
 __all__ = [
@@ -87,10 +89,12 @@ _CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchRun:
-    return BatchRun(
-        args.pipeline,
-        args.input,
-        output,
+    return BatchRun(args.pipeline, args.input, output, **_options(args), **extra)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The batch options the command line gives (see ``BatchOptions``)."""
+    return dict(
         pattern=args.pattern,
         recursive=bool(args.recursive),
         metadata=args.metadata,
@@ -104,13 +108,12 @@ def _batch(args: argparse.Namespace, output: str | Path, **extra: Any) -> BatchR
         params=args.params,
         group_by=args.group_by,
         task_timeout=args.task_timeout,
-        **extra,
     )
 
 
 def _from_run(args: argparse.Namespace) -> BatchRun:
     """A batch with a finished run's configuration; options given on the line win."""
-    from .core.pipeline import Pipeline
+    from .core.pipeline.model import Pipeline
     from .core.run_folder.provenance import read_run_settings
 
     old = RunLayout.at(args.from_run)
@@ -161,22 +164,20 @@ def _run_and_report(batch: BatchRun, quiet: bool) -> int:
     report = execute(batch, quiet=quiet)
     print_summary(report)
     if batch.sweep and report.done + report.skipped and report.table_stages:
-        from .core.sweep_plot import save_sweep_plot
+        from .core.results.sweep_plot import save_sweep_plot
 
         print(f"  {save_sweep_plot(report.output_dir, list(batch.sweep))}")
     return EXIT_CANCELLED if report.cancelled else report.exit_code
 
 
 def command_estimate(args: argparse.Namespace) -> int:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as scratch:
-        batch = _batch(args, Path(scratch) / "unused", start_workers=False)
-        plan = batch.estimate()
-    print(f"{len(batch.sources)} image(s) x {len(batch.param_sets)} parameter set(s)")
-    print(plan.summary())
-    if not plan.fits:
-        print(f"warning: {plan.advice()}{flag_hint(plan.advice_options)}")
+    # the plan alone: nothing is written and no worker starts
+    plan = plan_batch(args.pipeline, args.input, **_options(args))
+    estimate = plan.estimate()
+    print(f"{len(plan.sources)} image(s) x {len(plan.param_sets)} parameter set(s)")
+    print(estimate.summary())
+    if not estimate.fits:
+        print(f"warning: {estimate.advice()}{flag_hint(estimate.advice_options)}")
     return 0
 
 
@@ -266,7 +267,7 @@ def print_groups(layout: RunLayout) -> None:
     """The run's summary by group (its counts and first measurement), and where it is."""
     import pandas as pd
 
-    from .core.summary import OBJECTS, STATISTICS
+    from .core.results.summary import OBJECTS, STATISTICS
 
     summary = pd.read_csv(layout.summary_table, keep_default_na=False, na_values=[""])
     end = list(summary.columns).index(OBJECTS) + 1 + len(STATISTICS)  # the first measurement's
@@ -276,7 +277,7 @@ def print_groups(layout: RunLayout) -> None:
 
 
 def command_summarize(args: argparse.Namespace) -> int:
-    from .core.summary import write_summary
+    from .core.results.summary import write_summary
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
     write_summary(args.run_dir, group_by)  # refuses a missing column before writing
@@ -333,8 +334,8 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_export_script(args: argparse.Namespace) -> int:
-    from .core.export import export_script
-    from .core.pipeline import Pipeline
+    from .core.export.script import export_script
+    from .core.pipeline.model import Pipeline
 
     path = export_script(Pipeline.from_yaml(args.pipeline), args.output)
     print(f"wrote {path}\nrun it: python {path} INPUT_DIR OUTPUT_DIR")

@@ -16,8 +16,8 @@ import pytest
 from napari_batch_pipeline._widgets import batch as batch_module
 from napari_batch_pipeline._widgets.batch import SHOW_EVERY
 from napari_batch_pipeline._widgets.run_layers import LoadedLayers
-from napari_batch_pipeline.core.events import RunFinished, RunStarted, TaskFinished
-from napari_batch_pipeline.core.report import Report
+from napari_batch_pipeline.core.engine.events import RunFinished, RunStarted, TaskFinished
+from napari_batch_pipeline.core.engine.report import Report
 from napari_batch_pipeline.core.run_folder.records import TaskRecord
 
 TASKS = 600

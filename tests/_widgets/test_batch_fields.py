@@ -14,7 +14,7 @@ import tifffile
 from napari_batch_pipeline._widgets.batch_fields import FIELD_LABELS
 from napari_batch_pipeline.cli import main
 from napari_batch_pipeline.core.errors import PipelineError
-from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.run_folder.reader import RunResults
 from napari_batch_pipeline.core.synthetic import nuclei_image, write_nuclei_folder
 

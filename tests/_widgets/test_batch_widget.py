@@ -14,8 +14,8 @@ import tifffile
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt, QTimer
 
+from napari_batch_pipeline.core.engine.events import RunFinished, TaskFinished
 from napari_batch_pipeline.core.errors import PipelineError
-from napari_batch_pipeline.core.events import RunFinished, TaskFinished
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
 PLUGIN = "napari-batch-pipeline"
@@ -196,11 +196,18 @@ def test_the_event_loop_stays_responsive_during_a_batch(batch_widget, qtbot, tmp
 
 
 def test_estimate_shows_memory_and_time(batch_widget, qtbot):
+    from napari_batch_pipeline.core.engine import process_pool
+
     widget = batch_widget
+    widget.executor.value = "processes"
+    pools = dict(process_pool._POOLS)
     worker = widget.estimate()
     qtbot.waitUntil(lambda: "task(s)" in widget.estimate_text.value, timeout=30_000)
     assert worker is widget.estimate_worker
     assert "6 task(s)" in widget.estimate_text.value and "memory" in widget.estimate_text.value
+    # Estimate uses the plan alone: no worker process started, nothing written
+    assert pools == process_pool._POOLS
+    assert not Path(widget.output_dir.value).exists()
 
 
 def test_bad_fields_raise_from_python_and_show_in_the_widget(batch_widget, qtbot, tmp_path):

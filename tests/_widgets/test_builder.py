@@ -9,7 +9,7 @@ from napari.layers import Image, Labels
 from napari_batch_pipeline._widgets.builder import PipelineBuilder
 from napari_batch_pipeline._widgets.session import session_for
 from napari_batch_pipeline.core.errors import PipelineError
-from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 PLUGIN = "napari-batch-pipeline"

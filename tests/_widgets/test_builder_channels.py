@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from napari_batch_pipeline._widgets.builder import PipelineBuilder
-from napari_batch_pipeline.core.pipeline import Pipeline
+from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image
-from napari_batch_pipeline.core.tuning_images import ChannelSource
+from napari_batch_pipeline.core.tuning.image import ChannelSource
 
 #: a pipeline naming three channels: nuclei segmented on dna, measured on cyto, in micrometres
 CHANNELS_YAML = """\

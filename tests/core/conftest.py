@@ -19,8 +19,8 @@ import tifffile
 from skimage import filters, measure
 
 from napari_batch_pipeline.core.batch import run_batch
-from napari_batch_pipeline.core.pipeline import Pipeline
-from napari_batch_pipeline.core.report import Report
+from napari_batch_pipeline.core.engine.report import Report
+from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 #: a chain slow enough (about 0.1 s per 128 x 128 image) to be cancelled half-way

@@ -40,11 +40,12 @@ from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.batch import BatchRun
+from ..core.engine.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
+from ..core.engine.report import Report
 from ..core.errors import PipelineError
-from ..core.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
-from ..core.pipeline import Pipeline
-from ..core.plan import Estimate
-from ..core.report import Report
+from ..core.pipeline.model import Pipeline
+from ..core.plan.batch_plan import BatchPlan, plan_batch
+from ..core.plan.estimate import Estimate
 from .batch_fields import BatchFields, field_hint, path_of
 from .collector import hold_collector
 from .responsive import call_responsively, disabled
@@ -66,7 +67,7 @@ class BatchWidget(QWidget):
     """Run a pipeline over a folder; watch progress, results and failures in napari.
 
     Emits, in the main thread, ``engine_event(event)`` for each event of the engine
-    (:mod:`napari_batch_pipeline.core.events`) once the widget has shown it, and
+    (:mod:`napari_batch_pipeline.core.engine.events`) once the widget has shown it, and
     ``run_finished(report)`` (Report, or None after an error) once a run has ended and
     its results are in the viewer.
 
@@ -186,20 +187,22 @@ class BatchWidget(QWidget):
         PipelineError
             For a missing folder, an invalid pipeline or sweep, or unusable options.
         """
+        # worker processes yield the CPU to the viewer
+        return self._planned(BatchRun, command="napari: Batch processing widget", low_priority=True)
+
+    def make_plan(self) -> BatchPlan:
+        """The plan of the fields' values: checked, nothing written, no worker started.
+        Raises as :meth:`make_batch`."""
+        return self._planned(plan_batch)
+
+    def _planned(self, make: Callable[..., Any], **extra: Any) -> Any:
+        """``make(pipeline, input, output, **options)``: planning opens every file's header
+        (0.3 s for 1,000 files), so in a thread, the viewer's event loop turning meanwhile,
+        Run and Estimate held off."""
         input_dir, output_dir = self.fields.folders()
         pipeline, options = self.current_pipeline(), self.fields.options()
-        # Planning opens every file's header (0.3 s for 1,000 files): in a thread, the
-        # viewer's event loop turning meanwhile, Run and Estimate held off
         with disabled(self.run_button, self.estimate_button):
-            return call_responsively(
-                BatchRun,
-                pipeline,
-                input_dir,
-                output_dir,
-                command="napari: Batch processing widget",
-                low_priority=True,  # worker processes yield the CPU to the viewer
-                **options,
-            )
+            return call_responsively(make, pipeline, input_dir, output_dir, **extra, **options)
 
     # -- running ------------------------------------------------------------------------
 
@@ -252,9 +255,10 @@ class BatchWidget(QWidget):
             self.cancel_button.enabled = False
 
     def estimate(self) -> FunctionWorker:
-        """Measure the first image in a thread worker; its summary goes under the buttons."""
-        batch = self.make_batch()
-        worker = create_worker(batch.estimate, _ignore_errors=True)
+        """Measure the first image in a thread worker; its summary goes under the buttons.
+        Only the plan is made: nothing is written and no worker process starts."""
+        plan = self.make_plan()
+        worker = create_worker(plan.estimate, _ignore_errors=True)
         worker.returned.connect(self._on_estimate)
         worker.errored.connect(self._on_error)
         self.estimate_text.value = "estimating..."

@@ -3,7 +3,7 @@
 :class:`BatchFields` holds one magicgui widget per option (what to read, where to
 write, how to run) and turns their values into the keyword arguments of
 :class:`~napari_batch_pipeline.core.batch.BatchRun`, so that the engine's
-:class:`~napari_batch_pipeline.core.options.BatchOptions` checks them: the widget
+:class:`~napari_batch_pipeline.core.plan.options.BatchOptions` checks them: the widget
 refuses the same mistakes, in the same words, as the command line. :func:`field_hint`
 adds the widget's wording to such a message, as the command line adds its flags.
 """
@@ -18,8 +18,9 @@ from magicgui.types import FileDialogMode
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, LineEdit, SpinBox, TextEdit, Widget
 
 from ..core.errors import PipelineError
-from ..core.options import EXECUTORS, STRATEGIES, cpu_count
-from ..core.plan import parse_size, parse_sweep
+from ..core.plan.estimate import parse_size
+from ..core.plan.options import EXECUTORS, STRATEGIES, cpu_count
+from ..core.plan.parameters import parse_sweep
 
 __all__ = ["FIELD_LABELS", "BatchFields", "field_hint"]
 

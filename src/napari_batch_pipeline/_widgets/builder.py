@@ -39,11 +39,11 @@ from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.errors import PipelineError
-from ..core.export import export_script
-from ..core.pipeline import Pipeline
-from ..core.session import ChainRun
+from ..core.export.script import export_script
+from ..core.pipeline.model import Pipeline
 from ..core.stages import STAGES
-from ..core.tuning_images import second_sources, tuning_image
+from ..core.tuning.image import second_sources, tuning_image
+from ..core.tuning.session import ChainRun
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
 from .session import follow, layer_image, session_for

@@ -16,8 +16,8 @@ import pandas as pd
 from napari.layers import Image, Labels, Layer
 from napari.viewer import Viewer
 
-from ..core.pipeline import Pipeline
-from ..core.session import ChainRun, TuningImage
+from ..core.pipeline.model import Pipeline
+from ..core.tuning.session import ChainRun, TuningImage
 from .layer_features import as_features
 
 __all__ = ["ChainLayers"]

@@ -5,7 +5,7 @@ name. A :class:`ChannelMap` shows the section as one editable line (``dna: 0, cy
 the flow form of a pipeline file's mapping) and, for each name, a chooser of where the
 channel comes from: an image layer (one of napari's ``channel_axis`` split, say) or one
 channel of a multi-channel layer. The choices and first guesses come from
-:mod:`napari_batch_pipeline.core.tuning_images`; this view keeps a person's picks while
+:mod:`napari_batch_pipeline.core.tuning.image`; this view keeps a person's picks while
 they are still offered.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 from magicgui.widgets import ComboBox, Container, Label, LineEdit
 from psygnal import Signal
 
-from ..core.draft import channels_from_text, channels_text
 from ..core.errors import PipelineError
-from ..core.session import TuningSession
-from ..core.tuning_images import ChannelSource, LayerImage, channel_sources, default_sources
+from ..core.tuning.draft import channels_from_text, channels_text
+from ..core.tuning.image import ChannelSource, LayerImage, channel_sources, default_sources
+from ..core.tuning.session import TuningSession
 
 __all__ = ["ChannelMap"]
 

@@ -1,6 +1,6 @@
 """Drawing the by-group plots of the results view into a matplotlib figure.
 
-The data comes from :mod:`napari_batch_pipeline.core.group_plots`: a measurement per
+The data comes from :mod:`napari_batch_pipeline.core.results.group_plots`: a measurement per
 image in each group (a point per image, a box per group), and a measurement against a
 parameter (a point per image, coloured by its group).
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..core.group_plots import GROUP_COLUMN
+from ..core.results.group_plots import GROUP_COLUMN
 
 __all__ = ["draw_against_parameter", "draw_by_group"]
 

@@ -6,9 +6,8 @@ object) and the summary (summary.csv: one row per group, or the run regrouped by
 objects opens at once. Plots: objects per image, the histogram of a measurement, a
 measurement against a swept parameter, a measurement by group (a point per image, a
 box per group) and a measurement against a parameter coloured by group. The data comes
-from :mod:`napari_batch_pipeline.core.plot_data`, :mod:`~napari_batch_pipeline.core.sweep_plot`,
-:mod:`~napari_batch_pipeline.core.summary` and :mod:`~napari_batch_pipeline.core.group_plots`;
-this module only draws and wires.
+from :mod:`napari_batch_pipeline.core.results` (``plot_data``, ``sweep_plot``,
+``summary``, ``group_plots``); this module only draws and wires.
 """
 
 from __future__ import annotations
@@ -27,11 +26,11 @@ from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtWidgets import QApplication, QFileDialog, QTableView, QVBoxLayout, QWidget
 
 from ..core.errors import PipelineError
-from ..core.group_plots import image_measurements, parameter_points, values_by_group
-from ..core.plot_data import measurement_columns, measurement_values, object_counts
+from ..core.results.group_plots import image_measurements, parameter_points, values_by_group
+from ..core.results.plot_data import measurement_columns, measurement_values, object_counts
+from ..core.results.summary import run_summary
+from ..core.results.sweep_plot import sweep_figure
 from ..core.run_folder.reader import RunResults
-from ..core.summary import run_summary
-from ..core.sweep_plot import sweep_figure
 from .group_figures import draw_against_parameter, draw_by_group
 
 __all__ = ["PLOTS", "SUMMARY", "DataFrameModel", "ResultsView"]

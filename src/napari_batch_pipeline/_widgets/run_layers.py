@@ -22,12 +22,12 @@ from qtpy.QtCore import QTimer
 
 from .._reader import run_layer_data
 from ..core.batch import BatchRun
+from ..core.engine.events import Event
 from ..core.errors import PipelineError
-from ..core.events import Event
 from ..core.images.fields import SCENE, TIME, read_field
 from ..core.images.sources import read_image
-from ..core.pipeline import INPUT, Pipeline
-from ..core.plan import Task
+from ..core.pipeline.model import INPUT, Pipeline
+from ..core.plan.tasks import Task
 from ..core.run_folder.lazy import image_scale
 from ..core.run_folder.objects import measured_by, select_objects
 from ..core.run_folder.reader import RunResults, task_outputs

@@ -1,7 +1,7 @@
 """One tuning session per viewer: what the builder, the sweep panel and the batch widget share.
 
 Widgets never look for each other; each asks ``session_for(viewer)`` and views the
-:class:`~napari_batch_pipeline.core.session.TuningSession` it gets, following its
+:class:`~napari_batch_pipeline.core.tuning.session.TuningSession` it gets, following its
 signals with :func:`follow` and describing image layers to it as :func:`layer_image`. The
 session lives as long as its viewer (it holds no reference to the viewer, nor to its
 views).
@@ -16,8 +16,8 @@ from typing import Any
 
 from qtpy.QtCore import QObject
 
-from ..core.session import TuningSession
-from ..core.tuning_images import LayerImage
+from ..core.tuning.image import LayerImage
+from ..core.tuning.session import TuningSession
 
 __all__ = ["follow", "layer_image", "session_for"]
 

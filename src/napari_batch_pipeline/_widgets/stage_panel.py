@@ -1,6 +1,6 @@
 """The stages in the Pipeline builder: one panel per stage (name, inputs, parameters, buttons).
 
-A :class:`StagePanel` shows one :class:`~napari_batch_pipeline.core.draft.StageDraft`:
+A :class:`StagePanel` shows one :class:`~napari_batch_pipeline.core.tuning.draft.StageDraft`:
 :meth:`StagePanel.set_draft` puts a draft's values in the fields, and a person's edits
 come out as signals; the panel knows neither the session nor the viewer. Its parameter
 fields are built as in the stage widgets (:func:`param_annotation`), so a stage looks
@@ -19,9 +19,9 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, Pus
 from psygnal import Signal
 from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
-from ..core.draft import NONE, StageDraft
-from ..core.pipeline import INPUT
-from ..core.session import TuningSession
+from ..core.pipeline.model import INPUT
+from ..core.tuning.draft import NONE, StageDraft
+from ..core.tuning.session import TuningSession
 from .session import follow
 from .stage_widgets import param_annotation
 

@@ -1,6 +1,6 @@
 """The *Parameter sweep* panel of the Pipeline builder: which value of a parameter works best?
 
-A view of a viewer's :class:`~napari_batch_pipeline.core.session.TuningSession`, as the
+A view of a viewer's :class:`~napari_batch_pipeline.core.tuning.session.TuningSession`, as the
 builder is: it sweeps one parameter of the session's pipeline (a second one makes a
 grid, :class:`.sweep_row.ParameterRow`) on the session's image, in a thread worker,
 cancellable, with a progress bar, and makes the result the session's sweep. The
@@ -39,8 +39,8 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.errors import PipelineError
 from ..core.run_folder.layout import param_label
-from ..core.session import TuningImage, TuningSession
-from ..core.sweep import ImageSweep, output_stage, plot_sweep
+from ..core.tuning.session import TuningImage, TuningSession
+from ..core.tuning.sweep import ImageSweep, output_stage, plot_sweep
 from .session import follow
 from .sweep_row import ParameterRow
 

@@ -12,8 +12,8 @@ from typing import Any
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit
 
 from ..core.errors import PipelineError
-from ..core.pipeline import Pipeline
-from ..core.sweep import (
+from ..core.pipeline.model import Pipeline
+from ..core.tuning.sweep import (
     default_range,
     default_values_text,
     is_numeric,

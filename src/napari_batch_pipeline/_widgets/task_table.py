@@ -17,7 +17,7 @@ from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QTableView
 
 from ..core.images.fields import SCENE, TIME
-from ..core.plan import Task
+from ..core.plan.tasks import Task
 from ..core.run_folder.records import TaskRecord
 
 __all__ = ["TaskTable", "TaskTableModel"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import PipelineError
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline, StageConfig
+    from .pipeline.model import Pipeline, StageConfig
     from .stages import STAGES, StageSpec, get_stage, register_stage
 
 __all__ = [

@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .pipeline import Pipeline
+from .pipeline.model import Pipeline
 from .run_folder.tables import FOLDER
 from .synthetic import write_nuclei_folder
 

@@ -10,7 +10,11 @@ import tifffile
 from napari_batch_pipeline import run_batch
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.plan import task_label
-from napari_batch_pipeline.core.plot_data import measurement_columns, measurement_values, object_counts
+from napari_batch_pipeline.core.results.plot_data import (
+    measurement_columns,
+    measurement_values,
+    object_counts,
+)
 from napari_batch_pipeline.core.run_folder.layout import output_stem
 from napari_batch_pipeline.core.run_folder.lazy import (
     SavedOutputs,

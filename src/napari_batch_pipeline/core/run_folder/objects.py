@@ -20,7 +20,7 @@ from ..images.fields import SCENE, TIME
 from .tables import IMAGE, cell
 
 if TYPE_CHECKING:
-    from ..pipeline import Pipeline
+    from ..pipeline.model import Pipeline
     from .reader import RunResults
 
 __all__ = ["measured_by", "objects_by_row", "row_description", "select_objects", "task_columns"]

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import PipelineError
 from ..images.fields import PIXEL_SIZE_COLUMNS, SCENE, TIME
 from ..images.sources import read_image
-from ..pipeline import Pipeline
+from ..pipeline.model import Pipeline
 from .layout import MARKERS, RunLayout, output_stem, param_label
 from .lazy import FieldFile, SavedOutputs, load_saved, read_field_file, read_tiff
 from .tables import ERROR, IMAGE, STATUS, param_columns

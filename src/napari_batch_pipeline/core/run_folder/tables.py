@@ -21,7 +21,7 @@ import pandas as pd
 from ..files import atomic_path
 
 if TYPE_CHECKING:
-    from ..pipeline import Pipeline
+    from ..pipeline.model import Pipeline
 
 __all__ = [
     "BOOKKEEPING",

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from ..errors import PipelineError
 from ..files import atomic_path, write_text_atomic
-from ..pipeline import Pipeline
+from ..pipeline.model import Pipeline
 from . import ledger
 from .layout import RunLayout, output_stem
 from .lock import RunLock

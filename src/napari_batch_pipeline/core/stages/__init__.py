@@ -1,7 +1,11 @@
 """The stage catalogue: built-in stages by name, and user functions by reference.
 
 A user function joins as ``package.module:function``; it must annotate its data
-arguments with napari types and give every other argument a default.
+arguments with napari types and give every other argument a default. Holds the
+registry (:mod:`.registry`: what a stage is, its parameters and their checks), the
+stages by kind (:mod:`.filters`, :mod:`.segment`, :mod:`.measure`) and what they share
+about pixel sizes (:mod:`.spatial`). It uses scikit-image, SciPy and the project's
+errors only: the rest of the core builds on it, never the other way.
 """
 
 from __future__ import annotations

@@ -1,0 +1,123 @@
+"""What a worker does with one task: read the image, run the chain, write the outputs.
+
+Workers write their own outputs (saved stage images, per-task table parts) through
+:mod:`.run_folder.outputs` and send back only a small :class:`TaskRecord`, never image
+arrays. Everything here is picklable and importable by worker processes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StageError
+from ..images.fields import read_field
+from ..images.sources import ImageReadError, Source
+from ..pipeline.model import Pipeline
+from ..plan.estimate import held_bytes
+from ..run_folder.layout import RunLayout, output_stem
+from ..run_folder.outputs import write_task_outputs
+from ..run_folder.records import DONE, TaskRecord, format_traceback
+
+__all__ = ["TaskJob", "failure_message", "load_pipeline", "run_task", "write_outputs"]
+
+_PIPELINES: dict[str, Pipeline] = {}
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    """Everything a worker needs for one task, as plain data."""
+
+    key: str
+    index: int
+    path: str
+    image: str
+    label: str
+    output_dir: str
+    pipeline: dict[str, Any]
+    pipeline_hash: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: Source | None = None
+    field_stem: str = ""
+    stem: str = ""
+    #: a short hash of the input files' sizes and modification times: what a horizontal
+    #: intermediate is keyed by, so that a changed input is never served a stale one
+    stamp: str = ""
+
+    @property
+    def input(self) -> Source:
+        """The field this task reads."""
+        return self.source if self.source is not None else Source(Path(self.path), self.image)
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(Path(self.output_dir))
+
+    def failure(
+        self, error: str, *, seconds: float = float("nan"), traceback: str | None = None
+    ) -> TaskRecord:
+        """The record of this task having failed with ``error``."""
+        return TaskRecord.failure(
+            self.key, self.index, self.image, error, label=self.label, seconds=seconds, traceback=traceback
+        )
+
+
+def load_pipeline(job: TaskJob) -> Pipeline:
+    """The task's pipeline (with its swept parameters), built once per worker."""
+    cache_key = job.pipeline_hash + repr(sorted(job.params.items()))
+    pipeline = _PIPELINES.get(cache_key)
+    if pipeline is None:
+        pipeline = Pipeline.from_dict(job.pipeline).with_params(job.params)
+        if len(_PIPELINES) > 64:
+            _PIPELINES.clear()
+        _PIPELINES[cache_key] = pipeline
+    return pipeline
+
+
+def run_task(job: TaskJob) -> TaskRecord:
+    """Run one task to the end and return its record; never raises for a task's failure."""
+    start = time.perf_counter()
+    try:
+        pipeline = load_pipeline(job)
+        loaded = read_field(job.input)
+        outputs = pipeline.run(loaded.images, spacing=loaded.spacing)
+        held = held_bytes(loaded.images, outputs)
+        spacing = loaded.spacing
+        del loaded
+        summary = write_outputs(job, pipeline, outputs, spacing)
+    except Exception as error:
+        seconds = round(time.perf_counter() - start, 4)
+        return job.failure(failure_message(error), seconds=seconds, traceback=format_traceback(error))
+    seconds = round(time.perf_counter() - start, 4)
+    return TaskRecord(job.key, job.index, job.image, DONE, "", seconds, summary, job.label, held_bytes=held)
+
+
+def failure_message(error: Exception) -> str:
+    """The ``error`` column of a task that raised ``error``."""
+    if isinstance(error, (ImageReadError, StageError)):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"cannot write outputs: {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def write_outputs(
+    job: TaskJob, pipeline: Pipeline, outputs: Any, spacing: tuple[float, ...] | None = None
+) -> dict[str, Any]:
+    """Write a task's saved images and table parts (see :mod:`.run_folder.outputs`)."""
+    return write_task_outputs(
+        job.layout,
+        pipeline.saved_stages,
+        pipeline.table_stages,
+        outputs,
+        key=job.key,
+        image=job.image,
+        stem=job.stem or output_stem(job.image, job.label),
+        spacing=spacing,
+        label=job.label,
+        params=job.params,
+        metadata=job.metadata,
+    )

@@ -1,0 +1,265 @@
+"""The process executor: a warm pool of worker processes that survives its workers.
+
+A worker that dies (a segfault in compiled code, the system's out-of-memory killer, a
+stage that ends its process, the task time limit) breaks a process pool: every task in
+flight fails with it. Here the pool is replaced at once, and the tasks that were in
+flight run again, one at a time, so that a second death is the fault of the task that
+was running: that task alone fails, with its worker's fate (signal or exit status) as
+its error, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from .executor_base import Executor
+from .worker_guard import Guarded, WorkerDied, worker_fate
+
+__all__ = ["ProcessExecutor", "prestart"]
+
+#: seconds between looks at the cancel flag while waiting for results
+_POLL = 0.2
+
+
+class ProcessExecutor(Executor):
+    """A pool of worker processes (loky), kept warm between runs.
+
+    The pool is this package's own, not loky's shared one that joblib uses, so that a
+    batch neither breaks nor replaces the workers of joblib (or scikit-learn) in the same
+    Python session.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes.
+    task_timeout : float, optional
+        Seconds one task may run; past that its worker process ends and the task fails.
+    low_priority : bool
+        The workers run niced (:data:`NICE`), below this process.
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int = 2, *, task_timeout: float | None = None, low_priority: bool = False):
+        super().__init__(workers)
+        self.task_timeout = task_timeout
+        self.nice = NICE if low_priority else 0
+        self._executor = _process_pool(self.workers, self.nice)
+        self._stopping: list[Any] = []
+
+    def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        """Submit the first window now (workers start at once); iterate to collect results."""
+        run = _Supervised(self, Guarded(function, self.task_timeout), iter(jobs))
+        run.submit(self.window)
+        return run.results()
+
+    def cancel(self) -> None:
+        super().cancel()
+        if not self._stopping:
+            # shutdown(wait=False) lets go of the manager thread and the workers; keep them so
+            # that close() can wait until the killed workers are gone (and write no more)
+            pool = self._executor
+            self._stopping = [
+                getattr(pool, "_executor_manager_thread", None),
+                *(getattr(pool, "_processes", None) or {}).values(),
+            ]
+        self._executor.shutdown(wait=False, kill_workers=True)
+        _POOLS.pop((self.workers, self.nice), None)
+
+    def close(self) -> None:
+        if self._cancelled.is_set():
+            self._executor.shutdown(wait=True, kill_workers=True)
+            for item in self._stopping:
+                if item is not None:
+                    item.join(timeout=30)
+
+    def _renew(self) -> None:
+        """Replace a broken pool (its workers are gone) with a new one."""
+        with _sigint_ignored():
+            self._executor = _process_pool(self.workers, self.nice)
+
+    def _submit(self, function: Callable[[Any], Any], job: Any) -> futures.Future | None:
+        """Submit ``job``; None when the pool was shut down by cancel() or just broke."""
+        try:
+            with _sigint_ignored():
+                return self._executor.submit(function, job)
+        except RuntimeError:  # BrokenProcessPool is one; cancel() shut the pool down
+            if self._cancelled.is_set() or _broken(self._executor):
+                return None
+            raise
+
+
+class _Supervised:
+    """One map over the pool: jobs in flight, and what to run again after a death."""
+
+    def __init__(self, owner: ProcessExecutor, function: Callable[[Any], Any], jobs: Iterator[Any]):
+        self.owner, self.function, self.jobs = owner, function, jobs
+        self.pending: dict[futures.Future, Any] = {}
+        self.backlog: list[Any] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self.owner.cancelled
+
+    def submit(self, count: int) -> None:
+        """Put up to ``count`` more jobs in flight (jobs put back after a death first)."""
+        while count > 0 and not self.cancelled:
+            job = self.backlog.pop(0) if self.backlog else next(self.jobs, _END)
+            if job is _END:
+                return
+            future = self.owner._submit(self.function, job)
+            if future is None:
+                self.backlog.insert(0, job)
+                return
+            self.pending[future] = job
+            count -= 1
+
+    def results(self) -> Iterator[tuple[Any, Any]]:
+        while (self.pending or self.backlog) and not self.cancelled:
+            finished, _ = futures.wait(self.pending, timeout=_POLL, return_when=futures.FIRST_COMPLETED)
+            suspects: list[Any] = []
+            for future in finished:
+                job = self.pending.pop(future)
+                outcome = _outcome(future)
+                if isinstance(outcome, BrokenProcessPool):
+                    suspects.append((job, outcome))
+                elif not (self.cancelled and isinstance(outcome, BaseException)):
+                    yield job, outcome
+                if self.cancelled:
+                    break
+            if suspects or (_broken(self.owner._executor) and not self.cancelled):
+                yield from self._recover(suspects)
+            if not self.cancelled:
+                self.submit(self.owner.window - len(self.pending))
+        for future in self.pending:
+            future.cancel()
+
+    def _recover(self, suspects: list[tuple[Any, BaseException]]) -> Iterator[tuple[Any, Any]]:
+        """The pool broke: collect its other tasks, renew it, run each suspect again alone."""
+        for future in futures.wait(self.pending).done:  # a broken pool ends every future
+            job = self.pending.pop(future)
+            outcome = _outcome(future)
+            if isinstance(outcome, BrokenProcessPool):
+                suspects.append((job, outcome))
+            else:
+                yield job, outcome
+        self.owner._renew()
+        for job, _ in suspects:
+            if self.cancelled:
+                return
+            outcome = self._alone(job)
+            if outcome is not _CANCELLED:
+                yield job, outcome
+
+    def _alone(self, job: Any) -> Any:
+        """Run ``job`` with nothing else in flight: a death now is its own."""
+        future = self.owner._submit(self.function, job)
+        if future is None:
+            return _CANCELLED
+        while not futures.wait([future], timeout=_POLL).done:
+            if self.cancelled:
+                future.cancel()
+                return _CANCELLED
+        outcome = _outcome(future)
+        if isinstance(outcome, BrokenProcessPool):
+            if self.cancelled:
+                return _CANCELLED
+            self.owner._renew()
+            return WorkerDied(f"{worker_fate(outcome, self.owner.task_timeout)}, twice")
+        return outcome
+
+
+_END = object()
+_CANCELLED = object()
+
+
+def _outcome(future: futures.Future) -> Any:
+    """A finished future's result, or the exception it raised (any, even SystemExit)."""
+    try:
+        return future.result()
+    except BaseException as error:  # a task's exception is its result
+        return error
+
+
+def _broken(pool: Any) -> bool:
+    flags = getattr(pool, "_flags", None)
+    return bool(getattr(flags, "broken", None))
+
+
+#: how much lower a low-priority worker runs (``nice``: 0 normal, 19 lowest)
+NICE = 10
+
+_POOLS: dict[tuple[int, int], Any] = {}
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Workers started meanwhile ignore Ctrl-C: it reaches only this process, which cancels."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def prestart(workers: int, modules: Iterable[str], *, low_priority: bool = False) -> None:
+    """Start the warm pool's workers now, each importing ``modules``; do not wait.
+
+    Called before a batch plans its tasks, so that the workers' start-up (importing
+    scikit-image, pandas and the stages' modules takes seconds) overlaps the planning
+    instead of following it.
+    """
+    with _sigint_ignored():
+        pool = _process_pool(workers, NICE if low_priority else 0)
+        for _ in range(workers):
+            pool.submit(_import_all, tuple(modules))
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    """In a worker: import the engine's task code and ``modules`` (failures surface later)."""
+    for name in ("napari_batch_pipeline.core.engine.jobs", *modules):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
+def _process_pool(workers: int, nice: int = 0) -> Any:
+    """This package's warm loky pool of ``workers`` processes (at ``nice``), made anew when it broke."""
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    pool = _POOLS.get((workers, nice))
+    flags = getattr(pool, "_flags", None)
+    if pool is None or getattr(flags, "broken", None) or getattr(flags, "shutdown", False):
+        share = max(1, (os.cpu_count() or 1) // workers)
+        pool = ProcessPoolExecutor(workers, timeout=300, initializer=_start_worker, initargs=(share, nice))
+        _POOLS[(workers, nice)] = pool
+    return pool
+
+
+#: the thread pools of numerical libraries a stage may use (BLAS, OpenMP, numexpr)
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _start_worker(share: int, nice: int) -> None:
+    """In a new worker: its priority, and the libraries' own thread pools get this worker's
+    share of the cores, so that N workers do not each start one thread per core (what the
+    user set stays)."""
+    if nice:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
+    for name in _THREAD_VARIABLES:
+        os.environ.setdefault(name, str(share))
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(share)

@@ -1,0 +1,288 @@
+"""Running a plan into a run folder: the ledger, the executor, the events, the tables.
+
+A :class:`Runner` takes a checked :class:`~..plan.BatchPlan` and the
+:class:`~..run_folder.writer.RunFolder` it writes; :meth:`Runner.events` locks the
+folder, keeps the tasks already done with an unchanged input, runs the others with the
+plan's strategy and executor, and yields plain events, the last one
+:class:`~.events.RunFinished`. :meth:`Runner.cancel` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import PipelineError, StageError
+from ..pipeline.model import Pipeline
+from ..plan.batch_plan import BatchPlan
+from ..plan.estimate import Estimate, estimate
+from ..plan.tasks import Task
+from ..results.summary import write_summary
+from ..run_folder.records import TaskRecord
+from ..run_folder.space import DiskFullError
+from ..run_folder.writer import RunFolder, provenance_versions, timestamp
+from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
+from .executors import Executor, make_executor
+from .jobs import TaskJob
+from .report import Report
+from .strategies import Measured, make_strategy
+
+__all__ = ["Runner"]
+
+
+@dataclass
+class _Ledger:
+    """The state of a run's tasks while it runs: finished records, and the counts."""
+
+    records: dict[str, TaskRecord]
+    inputs: dict[str, list[int] | None]
+    skipped: int
+    counts: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0})
+
+
+class Runner:
+    """Runs one plan into one run folder.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+        What to run.
+    folder : RunFolder
+        Where to write it (the folder the plan was made for).
+    command : str
+        The command line run.json records.
+    """
+
+    def __init__(self, plan: BatchPlan, folder: RunFolder, command: str):
+        self.plan = plan
+        self.folder = folder
+        self.command = command
+        self._cancel = threading.Event()
+        self._executor: Executor | None = None
+        self.report: Report | None = None
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.plan.pipeline
+
+    @property
+    def tasks(self) -> list[Task]:
+        return self.plan.tasks
+
+    # -- control ------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop promptly: nothing new starts, workers stop; safe from any thread."""
+        self._cancel.set()
+        if self._executor is not None:
+            self._executor.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def job(self, task: Task) -> TaskJob:
+        """What a worker needs for ``task``."""
+        return TaskJob(
+            key=task.key,
+            index=task.index,
+            path=str(task.source.path),
+            image=task.image,
+            label=task.label,
+            output_dir=str(self.folder.path),
+            pipeline=self.pipeline.to_dict(),
+            pipeline_hash=self.pipeline.hash,
+            params=task.values,
+            metadata=task.metadata,
+            source=task.source,
+            field_stem=task.field_stem,
+            stem=task.output_stem,
+            stamp=_stamp(_fingerprint(task.source.files)),
+        )
+
+    # -- running ------------------------------------------------------------------------
+
+    def events(self) -> Iterator[Event]:
+        """Run the plan, yielding events; the last one is RunFinished. The output folder
+        is locked meanwhile and given back on every way out; a full disk stops the run
+        (:class:`DiskFullError`) with the tables of the tasks done so far."""
+        try:
+            yield from self._events()
+        except DiskFullError:
+            self.folder.salvage(self.pipeline, self.tasks)
+            raise
+        finally:
+            self.folder.unlock()
+
+    def _events(self) -> Iterator[Event]:
+        started = time.perf_counter()
+        options = self.plan.options
+        if options.memory_budget is not None:
+            self.plan.check_budget()
+        ledger = self._open()
+        pending = [self.job(task) for task in self.tasks if task.key not in ledger.records]
+        strategy = make_strategy(options.strategy)
+        interrupted = False
+        try:
+            start = strategy.start(
+                [] if self.cancelled else pending, self._make_executor, serial=options.executor == "serial"
+            )
+            yield RunStarted(
+                len(self.tasks),
+                ledger.skipped,
+                str(self.folder.path),
+                options.strategy,
+                options.executor,
+                options.worker_count,
+                self._estimate(start.measured, bool(pending)),
+            )
+            for record in start.probes:
+                yield self._finished(ledger, record)
+            items = start.results
+            if items is None and start.remaining and not self.cancelled:
+                items = strategy.run(self.pipeline, start.remaining, self._make_executor())
+            for item in items or ():
+                yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+        except KeyboardInterrupt:
+            # Ctrl-C where Python raises it (a serial run from a script or a notebook):
+            # cancelled like the command line's Ctrl-C, the tables written, then re-raised
+            self.cancel()
+            interrupted = True
+        finally:
+            if self._executor is not None:
+                self._executor.close()
+            self.folder.remove_partials()
+        self.report = self._close(ledger, time.perf_counter() - started)
+        if interrupted:
+            raise KeyboardInterrupt
+        yield RunFinished(self.report)
+
+    def _make_executor(self) -> Executor:
+        self._executor = make_executor(self.plan.options)
+        if self.cancelled:
+            self._executor.cancel()
+        return self._executor
+
+    def _open(self) -> _Ledger:
+        """Prepare the run folder; the tasks already done with an unchanged input are kept."""
+        done = self.folder.prepare(self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks)
+        inputs = {task.key: _fingerprint(task.source.files) for task in self.tasks}
+        records = {key: r for key, r in done.items() if key in inputs and r.input == inputs[key]}
+        self.folder.write_provenance(self._provenance(len(records)))
+        return _Ledger(records, inputs, len(records))
+
+    def _estimate(self, measured: Measured | None, anything: bool) -> Estimate | None:
+        """The estimate from the measured first task; None when nothing could be measured."""
+        options = self.plan.options
+        if not anything or (measured is None and options.strategy != "horizontal"):
+            return None
+        # without an image the chain runs on there is no estimate; the tasks fail alone
+        with contextlib.suppress(PipelineError, StageError):
+            return estimate(
+                self.pipeline,
+                [t.source for t in self.tasks],
+                1,
+                workers=options.worker_count,
+                executor=options.executor,
+                budget=options.memory_budget,
+                measured=measured,
+            )
+        return None
+
+    def _finished(self, ledger: _Ledger, record: TaskRecord) -> TaskFinished:
+        """Keep a finished task's record (ledger first) and report it."""
+        record = record.replace(input=ledger.inputs[record.key], held_bytes=0)
+        self.folder.append(record)
+        record = record.replace(traceback=None)
+        ledger.records[record.key] = record
+        ledger.counts[record.status] += 1
+        return TaskFinished(
+            record, ledger.counts["done"] + ledger.skipped, ledger.counts["failed"], len(self.tasks)
+        )
+
+    def _close(self, ledger: _Ledger, seconds: float) -> Report:
+        """Write the tables and the end of run.json; the report."""
+        self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
+        write_summary(self.folder.path, self.plan.options.group_by)
+        done = sum(1 for r in ledger.records.values() if r.done)
+        failed = ledger.counts["failed"]
+        report = Report(
+            output_dir=self.folder.path,
+            total=len(self.tasks),
+            done=done - ledger.skipped,
+            failed=failed,
+            skipped=ledger.skipped,
+            cancelled=self.cancelled,
+            seconds=seconds,
+            table_stages=self.pipeline.table_stages,
+        )
+        counts = {"tasks": len(self.tasks), "done": done, "failed": failed, "skipped": ledger.skipped}
+        self.folder.write_provenance(
+            {
+                "finished": timestamp(),
+                "status": "cancelled" if self.cancelled else "finished",
+                "counts": {**counts, "pending": len(self.tasks) - done - failed},
+                "seconds": round(seconds, 3),
+            }
+        )
+        return report
+
+    def _provenance(self, skipped: int) -> dict[str, Any]:
+        plan, options = self.plan, self.plan.options
+        return {
+            "versions": provenance_versions(),
+            "command": self.command,
+            "pipeline": {"name": self.pipeline.name, "hash": self.pipeline.hash},
+            "input_dir": str(plan.input_dir),
+            **options.inputs(),
+            "memory_budget": options.memory_budget,
+            "inputs": [
+                {"image": s.relative, "bytes": _stat(s.path)[0], "modified": _stat(s.path)[1]}
+                for s in plan.files
+            ],
+            "executor": options.executor,
+            "workers": options.workers if options.executor != "serial" else 1,
+            "scheduler": options.scheduler,
+            "strategy": options.strategy,
+            "sweep": plan.sweep,
+            "params": plan.params_provenance(),
+            "group_by": list(options.group_by) if options.group_by else None,
+            "task_timeout": options.task_timeout,
+            "started": timestamp(),
+            "finished": None,
+            "status": "running",
+            "resumed_tasks": skipped,
+        }
+
+
+def _stat(path: Path) -> tuple[int | None, str | None]:
+    try:
+        info = path.stat()
+    except OSError:
+        return None, None
+    return info.st_size, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(info.st_mtime))
+
+
+def _stamp(fingerprint: list[int] | None) -> str:
+    """A short hash of an input's fingerprint (``'unread'`` when a file could not be read)."""
+    if fingerprint is None:
+        return "unread"
+    return hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:12]
+
+
+def _fingerprint(paths: list[Path]) -> list[int] | None:
+    """Size and modification time (ns) of an input's files: a changed file is computed again."""
+    stamp: list[int] = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        stamp += [info.st_size, info.st_mtime_ns]
+    return stamp

@@ -1,0 +1,324 @@
+"""The pipeline model: a validated, versioned chain of stages, loaded from safe YAML.
+
+A pipeline file (version 1) lists stages; each names its output, a function, its
+parameters, which earlier outputs feed its data arguments, and whether its output is
+saved. Everything is checked when the pipeline is built, before any image is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..errors import PipelineError, StageError, listening_for_ctrl_c
+from ..images.channels import Channel, parse_channels
+from ..stages.registry import SPACING_ARG
+from .stage_config import INPUT, StageConfig, validate_stages
+from .yaml_file import load_yaml
+
+__all__ = ["INPUT", "VERSION", "Pipeline", "StageConfig"]
+
+VERSION = 1
+_TOP_KEYS = {"version", "name", "channels", "stages"}
+
+
+class Pipeline:
+    """A validated chain of stages.
+
+    Parameters
+    ----------
+    stages : iterable of StageConfig or mapping
+        The stages in order, as :class:`StageConfig` or as the mappings of a file.
+    name : str
+        A name for people; it does not change results.
+    channels : mapping, optional
+        The ``channels:`` section: names for the channels of the inputs, which stages
+        take like ``input`` (see :mod:`.images.channels`). ``input`` is then the first
+        of them.
+
+    Raises
+    ------
+    PipelineError
+        Naming the stage, the key and what was expected, for the first problem found.
+    """
+
+    def __init__(
+        self,
+        stages: Iterable[StageConfig | Mapping[str, Any]],
+        name: str = "pipeline",
+        channels: Mapping[str, Any] | Iterable[Channel] | None = None,
+    ):
+        if not isinstance(name, str) or not name.strip():
+            raise PipelineError(f"name: expected a non-empty string, got {name!r}")
+        self.name = name
+        if isinstance(channels, tuple) and all(isinstance(c, Channel) for c in channels):
+            channels = {c.name: c.to_yaml() for c in channels} or None
+        self.channels: tuple[Channel, ...] = parse_channels(channels, reserved=(INPUT,))
+        self.stages: tuple[StageConfig, ...] = validate_stages(list(stages), self.input_names)
+        self._by_name = {s.name: s for s in self.stages}
+
+    # -- loading and saving -------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Pipeline:
+        """Load a pipeline file (safe YAML only)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PipelineError(f"pipeline file {str(path)!r} does not exist") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise PipelineError(f"cannot read pipeline file {str(path)!r}: {error}") from None
+        return cls.from_text(text, source=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "pipeline") -> Pipeline:
+        """Build a pipeline from the YAML text of a pipeline file (see :mod:`.pipeline_yaml`
+        for what the text may hold)."""
+        return cls.from_dict(load_yaml(text, source), source=source)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "pipeline") -> Pipeline:
+        """Build a pipeline from the mapping of a pipeline file."""
+        if not isinstance(data, Mapping):
+            raise PipelineError(
+                f"{source}: expected a mapping with keys version, name, stages; got {type(data).__name__}"
+            )
+        unknown = sorted(set(map(str, data)) - _TOP_KEYS)
+        if unknown:
+            raise PipelineError(
+                f"{source}: unknown key {unknown[0]!r}; expected {', '.join(sorted(_TOP_KEYS))}"
+            )
+        version = data.get("version")
+        if version != VERSION or isinstance(version, bool):  # True == 1
+            raise PipelineError(
+                f"{source}: version: expected {VERSION}, got {version!r}"
+                + (" (missing)" if version is None else " (unsupported version)")
+            )
+        stages = data.get("stages")
+        if not isinstance(stages, list) or not stages:
+            raise PipelineError(f"{source}: stages: expected a non-empty list of stages, got {stages!r}")
+        return cls(stages, name=data.get("name", "pipeline"), channels=data.get("channels"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pipeline as a file mapping, every default filled in."""
+        data: dict[str, Any] = {"version": VERSION, "name": self.name}
+        if self.channels:
+            data["channels"] = {c.name: c.to_yaml() for c in self.channels}
+        data["stages"] = [s.to_dict() for s in self.stages]
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the pipeline file whole or not at all."""
+        from ..files import write_text_atomic
+
+        return write_text_atomic(Path(path), self.to_yaml())
+
+    # -- identity -----------------------------------------------------------------------
+
+    @property
+    def hash(self) -> str:
+        """A stable content hash of what the pipeline computes (its name aside)."""
+        stages = [s.to_dict() for s in self.stages]
+        if not self.channels:
+            return _digest(stages)
+        return _digest({"channels": self.to_dict()["channels"], "stages": stages})
+
+    def stage_key(self, name: str) -> str:
+        """A hash of one stage's output: its own config and those of everything upstream."""
+        stage = self[name]
+        upstream = {arg: self._source_key(src) for arg, src in stage.inputs.items()}
+        return _digest([stage.function, stage.params, upstream])
+
+    def _source_key(self, source: str) -> str:
+        if source in self._by_name:
+            return self.stage_key(source)
+        channel = self.channel_of(source)
+        return INPUT if channel is None else _digest(["channel", channel.name, channel.to_yaml()])
+
+    # -- images ---------------------------------------------------------------------------
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The names of the loaded images stages may take: ``input`` and the channels."""
+        return (INPUT, *(c.name for c in self.channels))
+
+    def channel_of(self, source: str) -> Channel | None:
+        """The channel ``source`` names (``input``: the first channel); None without channels."""
+        if not self.channels:
+            return None
+        if source == INPUT:
+            return self.channels[0]
+        return next((c for c in self.channels if c.name == source), None)
+
+    def images_of(self, image: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """The loaded images by name, from one array or a mapping of channel names.
+
+        Raises
+        ------
+        PipelineError
+            If the pipeline names channels and one is missing, or it gets one array.
+        """
+        if not isinstance(image, Mapping):
+            if self.channels:
+                names = ", ".join(c.name for c in self.channels)
+                raise PipelineError(
+                    f"the pipeline names its channels ({names}); give one image per channel, by name"
+                )
+            return {INPUT: image}
+        images = dict(image)
+        missing = [c.name for c in self.channels if c.name not in images]
+        if missing:
+            raise PipelineError(f"no image for channel(s) {', '.join(missing)}")
+        if INPUT not in images:
+            if not self.channels:
+                raise PipelineError(f"no image named {INPUT!r}")
+            images[INPUT] = images[self.channels[0].name]
+        return images
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pipeline) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.name!r}, stages=[{', '.join(s.name for s in self.stages)}])"
+
+    # -- access -------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> StageConfig:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise PipelineError(f"no stage named {name!r}; stages are {', '.join(self._by_name)}") from None
+
+    def __iter__(self) -> Iterator[StageConfig]:
+        return iter(self.stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    @property
+    def modules(self) -> list[str]:
+        """The modules that hold this pipeline's stage functions (a worker imports them)."""
+        return sorted({getattr(s.spec.function, "__module__", None) or "builtins" for s in self.stages})
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    @property
+    def table_stages(self) -> list[str]:
+        return [s.name for s in self.stages if s.returns == "table"]
+
+    @property
+    def saved_stages(self) -> list[str]:
+        return [s.name for s in self.stages if s.save and s.returns != "table"]
+
+    def with_params(self, overrides: Mapping[str, Any]) -> Pipeline:
+        """A copy with some parameters changed, keyed ``'stage.param'``; validated."""
+        stages = {s.name: s for s in self.stages}
+        for key, value in overrides.items():
+            stage_name, _, param = key.partition(".")
+            if stage_name not in stages or not param:
+                raise PipelineError(
+                    f"parameter {key!r}: expected 'stage.param' with a stage among {', '.join(stages)}"
+                )
+            stage = stages[stage_name]
+            stages[stage_name] = replace(stage, params={**stage.params, param: value})
+        return Pipeline(stages.values(), name=self.name, channels=self.channels)
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(
+        self,
+        image: np.ndarray | Mapping[str, np.ndarray],
+        *,
+        spacing: tuple[float, ...] | None = None,
+        until: str | None = None,
+        on_stage: Callable[[str, Any], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run the chain on one image.
+
+        Parameters
+        ----------
+        image : ndarray or mapping
+            The loaded image (``input``), or with channels one image per channel name.
+        spacing : tuple of float, optional
+            The pixel size, for stages that take it (``measure`` with physical units).
+        until : str, optional
+            Stop after this stage.
+        on_stage : callable, optional
+            Called as ``on_stage(name, output)`` after each stage.
+
+        Returns
+        -------
+        dict of str to output
+            Every stage's output by stage name, in order.
+
+        Raises
+        ------
+        StageError
+            If a stage raises or returns something of the wrong kind.
+        """
+        outputs: dict[str, Any] = {}
+        available = self.images_of(image)
+        for stage in self.stages:
+            result = self.run_stage(stage.name, available, spacing=spacing)
+            outputs[stage.name] = available[stage.name] = result
+            if on_stage is not None:
+                on_stage(stage.name, result)
+            if stage.name == until:
+                break
+        return outputs
+
+    def run_stage(
+        self, name: str, available: Mapping[str, Any], *, spacing: tuple[float, ...] | None = None
+    ) -> Any:
+        """Run one stage with its inputs taken from ``available`` (the images and outputs)."""
+        stage = self[name]
+        spec = stage.spec
+        kwargs = {arg: available[src] for arg, src in stage.inputs.items()}
+        if spec.takes_spacing:
+            kwargs[SPACING_ARG] = spacing
+        try:
+            result = spec.function(**kwargs, **stage.params)
+        except (Exception, SystemExit) as error:  # sys.exit in a stage fails one image
+            raise StageError(stage.name, stage.function, error) from error
+        except KeyboardInterrupt as error:
+            if listening_for_ctrl_c():
+                raise  # Ctrl-C at the terminal: the whole run stops
+            raise StageError(stage.name, stage.function, error) from error
+        return _check_output(stage, spec.returns, result)
+
+
+def _check_output(stage: StageConfig, kind: str, result: Any) -> Any:
+    if kind == "table":
+        if isinstance(result, Mapping):
+            result = pd.DataFrame(dict(result))
+        if not isinstance(result, pd.DataFrame):
+            raise StageError(stage.name, stage.function, f"expected a table, got {type(result).__name__}")
+        return result
+    if not isinstance(result, np.ndarray):
+        raise StageError(stage.name, stage.function, f"expected an array, got {type(result).__name__}")
+    if kind in ("labels", "mask") and not (np.issubdtype(result.dtype, np.integer) or result.dtype == bool):
+        raise StageError(
+            stage.name,
+            stage.function,
+            f"expected integer labels or a mask, got dtype {result.dtype}",
+        )
+    return result
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

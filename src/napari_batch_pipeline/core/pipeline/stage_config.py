@@ -1,0 +1,217 @@
+"""One stage of a pipeline file: its complete configuration, and how it is validated.
+
+Every check names the stage, the key and what was expected, and runs before any image
+is touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import PipelineError
+from ..stages import StageSpec, check_param, get_stage
+from ..stages.registry import check_range
+
+__all__ = ["INPUT", "StageConfig", "validate_stages"]
+
+INPUT = "input"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_STAGE_KEYS = {"name", "function", "params", "inputs", "save"}
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of a pipeline, complete: every parameter and data input filled in."""
+
+    name: str
+    function: str
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    save: bool = False
+
+    @property
+    def spec(self) -> StageSpec:
+        return get_stage(self.function)
+
+    @property
+    def returns(self) -> str:
+        return self.spec.returns
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "function": self.function,
+            "params": dict(self.params),
+            "inputs": dict(self.inputs),
+            "save": self.save,
+        }
+
+
+def validate_stages(
+    raw: list[StageConfig | Mapping[str, Any]], sources: tuple[str, ...] = (INPUT,)
+) -> tuple[StageConfig, ...]:
+    """Check every stage in order. ``sources`` are the names of the loaded images
+    (``input`` and the pipeline's channels), which any stage may take."""
+    if not raw:
+        raise PipelineError("stages: expected at least one stage, got an empty list")
+    done: dict[str, StageConfig] = {}
+    later = {
+        str(item.get("name")) if isinstance(item, Mapping) else item.name
+        for item in raw
+        if isinstance(item, (Mapping, StageConfig))
+    }
+    for index, item in enumerate(raw):
+        stage = _validate_stage(item, index, done, later, sources)
+        done[stage.name] = stage
+    return tuple(done.values())
+
+
+def _validate_stage(
+    item: StageConfig | Mapping[str, Any],
+    index: int,
+    done: Mapping[str, StageConfig],
+    later: set[str],
+    sources: tuple[str, ...],
+) -> StageConfig:
+    data = item.to_dict() if isinstance(item, StageConfig) else item
+    label = f"#{index + 1}"
+    if not isinstance(data, Mapping):
+        raise PipelineError(f"stages[{index}]: expected a mapping with name and function, got {data!r}")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME.match(name) or name in sources:
+        taken = ", ".join(map(repr, sources))
+        raise PipelineError(
+            f"expected a name of letters, digits, '_' or '-' (not {taken}: those name the "
+            f"images), got {name!r}",
+            stage=name if isinstance(name, str) else label,
+            key="name",
+        )
+    if name in done:
+        raise PipelineError("duplicate stage name; every stage needs its own name", stage=name, key="name")
+    unknown = sorted(set(map(str, data)) - _STAGE_KEYS)
+    if unknown:
+        raise PipelineError(
+            f"unknown key; expected {', '.join(sorted(_STAGE_KEYS))}", stage=name, key=unknown[0]
+        )
+    function = data.get("function")
+    if not isinstance(function, str):
+        raise PipelineError(
+            f"expected the name of a stage function, got {function!r}", stage=name, key="function"
+        )
+    try:
+        spec = get_stage(function)
+    except PipelineError as error:
+        raise PipelineError(str(error), stage=name, key="function") from None
+    params = _validate_params(name, spec, data.get("params") or {})
+    inputs = _validate_inputs(name, spec, data.get("inputs") or {}, done, later, sources)
+    if spec.check is not None:
+        problem = spec.check(params, set(inputs))
+        if problem:
+            raise PipelineError(problem, stage=name, key="params")
+    for key in data.get("params") or {}:  # the values given (a default is its author's choice)
+        problem = check_range(key, params[key])
+        if problem:
+            raise PipelineError(problem, stage=name, key=f"params.{key}")
+    save = data.get("save", False)
+    if not isinstance(save, bool):
+        raise PipelineError(f"expected true or false, got {save!r}", stage=name, key="save")
+    if save and spec.returns == "table":
+        save = False  # tables are always written as <stage>.csv
+    return StageConfig(name=name, function=function, params=params, inputs=inputs, save=save)
+
+
+def _validate_params(name: str, spec: StageSpec, given: Any) -> dict[str, Any]:
+    if not isinstance(given, Mapping):
+        raise PipelineError(
+            f"expected a mapping of parameter names to values, got {given!r}",
+            stage=name,
+            key="params",
+        )
+    params = spec.defaults()
+    for key, value in given.items():
+        if key not in spec.params:
+            known = ", ".join(spec.params) or "none"
+            raise PipelineError(
+                f"unknown parameter of {spec.name}; its parameters are: {known}",
+                stage=name,
+                key=f"params.{key}",
+            )
+        try:
+            params[key] = check_param(spec.params[key], value)
+        except ValueError as error:
+            raise PipelineError(str(error), stage=name, key=f"params.{key}") from None
+    return {key: _plain(value) for key, value in params.items()}
+
+
+def _validate_inputs(
+    name: str,
+    spec: StageSpec,
+    given: Any,
+    done: Mapping[str, StageConfig],
+    later: set[str],
+    sources: tuple[str, ...],
+) -> dict[str, str]:
+    if not isinstance(given, Mapping):
+        raise PipelineError(
+            f"expected a mapping of data arguments to stage names, got {given!r}",
+            stage=name,
+            key="inputs",
+        )
+    previous = list(done)[-1] if done else INPUT
+    inputs: dict[str, str] = {}
+    for arg in given:
+        if arg not in spec.data_args:
+            raise PipelineError(
+                f"{spec.name} has no data argument {arg!r}; its data arguments are: "
+                f"{', '.join(spec.data_args)}",
+                stage=name,
+                key=f"inputs.{arg}",
+            )
+    for arg, kind in spec.data_args.items():
+        source = given.get(arg)
+        if source is None:
+            if arg == spec.main_arg:
+                source = previous
+            elif arg in spec.optional_data:
+                continue
+            else:
+                raise PipelineError(
+                    f"{spec.name} needs {kind} for {arg!r}; connect it with inputs: {{{arg}: <stage name>}}",
+                    stage=name,
+                    key=f"inputs.{arg}",
+                )
+        images = " or ".join(map(repr, sources))
+        if not isinstance(source, str):
+            raise PipelineError(
+                f"expected a stage name or {images}, got {source!r}",
+                stage=name,
+                key=f"inputs.{arg}",
+            )
+        if source not in sources and source not in done:
+            why = "comes later in the pipeline" if source in later and source != name else "does not exist"
+            if source == name:
+                why = "is this stage itself"
+            raise PipelineError(
+                f"refers to {source!r}, which {why}; expected {images} or one of the earlier "
+                f"stages ({', '.join(done) or 'none'})",
+                stage=name,
+                key=f"inputs.{arg}",
+            )
+        if source not in sources and done[source].returns == "table":
+            raise PipelineError(
+                f"{source!r} gives a table, but {arg!r} takes {kind}",
+                stage=name,
+                key=f"inputs.{arg}",
+            )
+        inputs[arg] = source
+    return inputs
+
+
+def _plain(value: Any) -> Any:
+    """YAML- and JSON-friendly: tuples become lists."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

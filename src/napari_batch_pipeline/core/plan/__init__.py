@@ -1,0 +1,46 @@
+"""Planning: a pipeline, a folder and options turned into tasks, with no side effect.
+
+Holds the options of a batch (:mod:`.options`), the parameter sets of a sweep
+(:mod:`.parameters`), the parameter table of many datasets (:mod:`.params_table`), the
+names the tables keep for themselves (:mod:`.reserved`), the tasks and their output
+names (:mod:`.tasks`), the memory and time estimate (:mod:`.estimate`), and the plan
+that puts them together (:mod:`.batch_plan`). It reads images, the pipeline and the
+run folder's naming rules; it knows nothing of executors or of how a run is written.
+"""
+
+from .batch_plan import BatchPlan, plan_batch
+from .estimate import (
+    Estimate,
+    default_budget,
+    estimate,
+    format_bytes,
+    format_seconds,
+    held_bytes,
+    measure_first,
+    parse_size,
+)
+from .options import EXECUTORS, STRATEGIES, BatchOptions
+from .parameters import parameter_sets, parse_sweep
+from .tasks import Task, check_output_names, make_tasks, task_label
+
+__all__ = [
+    "EXECUTORS",
+    "STRATEGIES",
+    "BatchOptions",
+    "BatchPlan",
+    "Estimate",
+    "Task",
+    "check_output_names",
+    "default_budget",
+    "estimate",
+    "format_bytes",
+    "format_seconds",
+    "held_bytes",
+    "make_tasks",
+    "measure_first",
+    "parameter_sets",
+    "parse_size",
+    "parse_sweep",
+    "plan_batch",
+    "task_label",
+]

@@ -1,0 +1,162 @@
+"""The options of a batch, checked in one place.
+
+:class:`BatchOptions` holds how a batch runs (which inputs, executor, strategy, sweep,
+limits); building one checks every value, so the engine, the command line and the
+widget refuse the same mistakes with the same words. Messages name options by their
+meaning; :attr:`PipelineError.options` names them for the command line and the widgets
+to add their own wording.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import PipelineError
+
+__all__ = ["EXECUTORS", "STRATEGIES", "BatchOptions", "cpu_count"]
+
+EXECUTORS = ("serial", "threads", "processes", "dask")
+STRATEGIES = ("vertical", "horizontal")
+
+
+def cpu_count() -> int:
+    """The number of CPU cores (at least 1)."""
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs; every value is checked when it is built.
+
+    Attributes
+    ----------
+    pattern : str or None
+        Glob on file names; None: every image file.
+    recursive : bool
+        Also look in subfolders.
+    metadata : str or None
+        A regular expression whose named groups become columns.
+    executor : {'serial', 'threads', 'processes', 'dask'}
+    workers : int or None
+        Workers of a parallel executor; None: one per CPU core. Always 1 for serial.
+    scheduler : str or None
+        Address of a dask scheduler (the dask executor only).
+    strategy : {'vertical', 'horizontal'}
+    sweep : dict of str to list
+        ``{'stage.param': [values]}``; several keys form a grid.
+    memory_budget : int or None
+        Bytes the batch may hold at once; None: half the free memory.
+    limit : int or None
+        Only the first ``limit`` images.
+    fresh : bool
+        Replace a run of another pipeline in the output folder.
+    params : path or None
+        A parameter table (CSV): per-dataset values keyed by folder, image or metadata
+        (see :mod:`.params_table`).
+    group_by : tuple of str or None
+        The columns that group the run's summary; None: ``folder`` when there is one,
+        else the metadata columns, else the parameter columns. A text is split at commas.
+    task_timeout : float or None
+        Seconds one task may run; past that its worker process is stopped and the task
+        fails. Needs worker processes (the processes or dask executor): a thread cannot
+        be stopped. None: no limit.
+    low_priority : bool
+        Worker processes run at a lower priority than this process, so that an
+        interactive program running the batch (the napari viewer) always comes first.
+
+    Raises
+    ------
+    PipelineError
+        For the first value that cannot work, naming the option.
+    """
+
+    pattern: str | None = None
+    recursive: bool = False
+    metadata: str | None = None
+    executor: str = "serial"
+    workers: int | None = None
+    scheduler: str | None = None
+    strategy: str = "vertical"
+    sweep: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    memory_budget: int | None = None
+    limit: int | None = None
+    fresh: bool = False
+    params: str | Path | None = None
+    group_by: Sequence[str] | str | None = None
+    task_timeout: float | None = None
+    low_priority: bool = False
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise PipelineError(
+                f"strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}", options=("strategy",)
+            )
+        if self.executor not in EXECUTORS:
+            raise PipelineError(
+                f"executor {self.executor!r}: expected one of {', '.join(EXECUTORS)}", options=("executor",)
+            )
+        for name in ("limit", "workers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise PipelineError(f"{name}: expected 1 or more, got {value!r}", options=(name,))
+        if self.memory_budget is not None and self.memory_budget < 1:
+            raise PipelineError(
+                f"memory budget: expected 1 byte or more, got {self.memory_budget}",
+                options=("memory_budget",),
+            )
+        if self.scheduler and self.executor != "dask":
+            raise PipelineError(
+                "a scheduler address is for the dask executor; choose the dask executor",
+                options=("scheduler", "executor"),
+            )
+        self._check_task_timeout()
+        object.__setattr__(self, "sweep", {key: list(values) for key, values in (self.sweep or {}).items()})
+        object.__setattr__(self, "group_by", _columns(self.group_by))
+
+    def _check_task_timeout(self) -> None:
+        value = self.task_timeout
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise PipelineError(
+                f"task timeout: expected a number of seconds above 0, got {value!r}",
+                options=("task_timeout",),
+            )
+        if self.executor not in ("processes", "dask"):
+            raise PipelineError(
+                f"a task timeout stops the worker process of a task that runs too long; the "
+                f"{self.executor} executor runs tasks in this process: choose the processes or dask executor",
+                options=("task_timeout", "executor"),
+            )
+
+    @property
+    def worker_count(self) -> int:
+        """How many tasks run at once: 1 for serial, else ``workers`` or one per core."""
+        return 1 if self.executor == "serial" else (self.workers or cpu_count())
+
+    def inputs(self) -> dict[str, Any]:
+        """The options that choose the inputs, as run.json records them."""
+        return {
+            "pattern": self.pattern,
+            "recursive": self.recursive,
+            "metadata": self.metadata,
+            "limit": self.limit,
+        }
+
+
+def _columns(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """Grouping columns: ``'folder,condition'`` or a list; None or empty: the default."""
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(name, str) for name in names):
+        raise PipelineError(f"group by: expected column names, got {value!r}", options=("group_by",))
+    columns = tuple(name.strip() for name in names if name.strip())
+    if len(set(columns)) != len(columns):
+        raise PipelineError(f"group by: a column comes twice in {list(columns)}", options=("group_by",))
+    return columns or None

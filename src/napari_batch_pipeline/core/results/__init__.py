@@ -1,0 +1,8 @@
+"""Results: what a finished run tells people, read back from its run folder.
+
+Holds the summary by group (:mod:`.summary`: ``summary.csv`` and ``summary.png``), the
+data behind the plots of the results view (:mod:`.plot_data`), the plots by group
+(:mod:`.group_plots`) and the plot of a sweep (:mod:`.sweep_plot`). It reads the run
+folder (:mod:`..run_folder`) and writes only figures and summary tables into it; it
+never runs a pipeline. Nothing is imported here (matplotlib loads only for a figure).
+"""

@@ -1,0 +1,231 @@
+"""The summary of a run: one row per group of images, the image being the unit of replication.
+
+``summary.csv`` has one row per group (by the grouping columns; by default ``folder``
+when the run has one, else the metadata columns, else the parameter columns, else one
+group ``all``): the grouping columns, ``tasks_done``, ``tasks_failed``, ``objects``, and
+for each numeric measurement of each table stage ``<stage>.<measurement>.mean``, ``.sd``
+(ddof 1), ``.sem`` and ``.median``, taken over the per-image means of images.csv
+(``<stage>.mean_<measurement>``, done tasks only). ``summary.png`` plots the first
+measurement: a point per image and a box per group. This module owns those names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PipelineError
+from ..files import atomic_path
+from ..run_folder.reader import RunResults
+from ..run_folder.records import DONE, FAILED
+from ..run_folder.tables import FOLDER, STATUS, count_column, mean_column
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "GROUP",
+    "OBJECTS",
+    "STATISTICS",
+    "TASKS_DONE",
+    "TASKS_FAILED",
+    "check_group_by",
+    "default_group_by",
+    "measurements",
+    "run_summary",
+    "summary_figure",
+    "summary_table",
+    "write_summary",
+]
+
+TASKS_DONE = "tasks_done"
+TASKS_FAILED = "tasks_failed"
+OBJECTS = "objects"
+#: the column of the single group of a run with nothing to group by; its value is ``all``
+GROUP = "group"
+ALL = "all"
+STATISTICS = ("mean", "sd", "sem", "median")
+
+
+def default_group_by(
+    columns: Sequence[str], metadata: Sequence[str] = (), params: Sequence[str] = ()
+) -> list[str]:
+    """``folder`` when present, else the metadata columns, else the parameter columns
+    (each as far as ``columns`` has them); ``[]``: one group."""
+    for choice in ([FOLDER], list(metadata), list(params)):
+        present = [c for c in choice if c in columns]
+        if present:
+            return present
+    return []
+
+
+def measurements(images: pd.DataFrame, table_stages: Sequence[str]) -> list[tuple[str, str]]:
+    """``(stage, measurement)`` for each ``<stage>.mean_<measurement>`` column of images.csv,
+    stage by stage in the pipeline's order."""
+    found = []
+    for stage in table_stages:
+        prefix = mean_column(stage, "")
+        found += [(stage, c[len(prefix) :]) for c in images.columns if c.startswith(prefix)]
+    return found
+
+
+def summary_table(images: pd.DataFrame, table_stages: Sequence[str], group_by: Sequence[str]) -> pd.DataFrame:
+    """One row per group of images.csv.
+
+    Parameters
+    ----------
+    images : DataFrame
+        images.csv: one row per task.
+    table_stages : sequence of str
+        The pipeline's table stages; ``objects`` counts the first one's objects.
+    group_by : sequence of str
+        Columns of ``images``; empty: one group, ``group`` = ``all``.
+
+    Returns
+    -------
+    DataFrame
+        The grouping columns, ``tasks_done``, ``tasks_failed``, ``objects``, then
+        ``<stage>.<measurement>.<statistic>`` for each statistic of :data:`STATISTICS`,
+        groups in the order they first appear.
+
+    Raises
+    ------
+    PipelineError
+        If a grouping column is not in ``images``.
+    """
+    missing = [c for c in group_by if c not in images.columns]
+    if missing:
+        raise PipelineError(
+            f"group by {', '.join(map(repr, missing))}: no such column in the run's images table; "
+            f"its columns are {', '.join(map(str, images.columns))}",
+            options=("group_by",),
+        )
+    keys = list(group_by) or [GROUP]
+    frame = images if group_by else images.assign(**{GROUP: ALL})
+    counts = [count_column(table_stages[0])] if table_stages else []
+    pairs = measurements(images, table_stages)
+    rows = []
+    for key, group in frame.groupby(keys, sort=False, dropna=False):
+        values = key if isinstance(key, tuple) else (key,)
+        done = group[group[STATUS] == DONE]
+        row: dict[str, object] = dict(zip(keys, values, strict=True))
+        row[TASKS_DONE] = len(done)
+        row[TASKS_FAILED] = int((group[STATUS] == FAILED).sum())
+        row[OBJECTS] = int(done[counts[0]].fillna(0).sum()) if counts and counts[0] in done else 0
+        for stage, measurement in pairs:
+            per_image = pd.to_numeric(done[mean_column(stage, measurement)], errors="coerce").astype(float)
+            stats = (per_image.mean(), per_image.std(ddof=1), per_image.sem(ddof=1), per_image.median())
+            for name, value in zip(STATISTICS, stats, strict=True):
+                row[f"{stage}.{measurement}.{name}"] = float(value)
+        rows.append(row)
+    columns = [*keys, TASKS_DONE, TASKS_FAILED, OBJECTS]
+    columns += [f"{s}.{m}.{name}" for s, m in pairs for name in STATISTICS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: Sequence[str]) -> Figure:
+    """The first measurement by group: a point per image (its mean), a box per group.
+
+    A matplotlib figure made without pyplot (no GUI backend).
+    """
+    from matplotlib.figure import Figure
+
+    pairs = measurements(images, table_stages)
+    if not pairs:
+        figure = Figure(figsize=(5, 3), layout="constrained")
+        axes = figure.add_subplot()
+        axes.text(0.5, 0.5, "no measurement to plot", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        return figure
+    stage, measurement = pairs[0]
+    column = mean_column(stage, measurement)
+    done = images[images[STATUS] == DONE]
+    keys = list(group_by)
+    names, data = [], []
+    for key, group in done.groupby(keys, sort=False, dropna=False) if keys else [((ALL,), done)]:
+        names.append(" / ".join(map(str, key if isinstance(key, tuple) else (key,))))
+        series = pd.to_numeric(group[column], errors="coerce").to_numpy(dtype=float)
+        data.append(series[np.isfinite(series)])
+    figure = Figure(figsize=(min(16.0, 3.0 + 0.8 * len(data)), 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    positions = np.arange(1, len(data) + 1)
+    boxed = [i for i, values in enumerate(data) if len(values)]
+    if boxed:
+        axes.boxplot(
+            [data[i] for i in boxed],
+            positions=positions[boxed],
+            widths=0.5,
+            showfliers=False,
+            medianprops={"color": "C1"},
+        )
+    for position, values in zip(positions, data, strict=True):
+        spread = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
+        axes.plot(position + spread, values, "o", color="C0", alpha=0.7, ms=4, gid="images")
+    slanted = len(names) > 4 or max(map(len, names), default=0) > 12
+    axes.set_xticks(positions, names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
+    axes.set_xlim(0.4, len(data) + 0.6)
+    axes.set_xlabel(", ".join(keys) or GROUP)
+    axes.set_ylabel(f"{stage}.{measurement} (mean per image)")
+    axes.set_title(f"{stage}.{measurement}: {sum(map(len, data))} images in {len(data)} group(s)")
+    return figure
+
+
+def run_summary(results: RunResults, group_by: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The summary of a run folder and the columns it is grouped by.
+
+    ``group_by`` None: the grouping the run recorded, else the default (see
+    :func:`default_group_by`).
+    """
+    images = results.images
+    if group_by is None:
+        recorded = results.provenance.get("group_by")
+        group_by = (
+            list(recorded)
+            if recorded
+            else default_group_by(list(images.columns), results.metadata_columns, results.all_param_columns)
+        )
+    return summary_table(images, results.pipeline.table_stages, group_by), list(group_by)
+
+
+def write_summary(run_dir: str | Path, group_by: Sequence[str] | None = None) -> tuple[Path, Path]:
+    """Write ``summary.csv`` and ``summary.png`` of a run folder, whole or not at all.
+
+    Returns
+    -------
+    (Path, Path)
+        The table and the plot.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    results = RunResults(run_dir)
+    table, keys = run_summary(results, group_by)
+    layout = results.layout
+    with atomic_path(layout.summary_table) as temporary:
+        table.to_csv(temporary, index=False)
+    figure = summary_figure(results.images, results.pipeline.table_stages, keys)
+    with atomic_path(layout.summary_plot) as temporary:
+        FigureCanvasAgg(figure).print_png(str(temporary))
+    return layout.summary_table, layout.summary_plot
+
+
+def check_group_by(group_by: Sequence[str] | None, columns: Collection[str]) -> None:
+    """Refuse, before anything runs, a grouping by a column the run's tables will not have.
+
+    ``columns`` are those its tasks give: ``image``, parameter and metadata columns.
+
+    Raises
+    ------
+    PipelineError
+        Naming the missing columns and those to group by.
+    """
+    missing = [c for c in group_by or () if c not in columns]
+    if missing:
+        raise PipelineError(
+            f"group by {', '.join(map(repr, missing))}: not a column of this run's tables; "
+            f"the columns to group by are {', '.join(sorted(columns))}",
+            options=("group_by",),
+        )

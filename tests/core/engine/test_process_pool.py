@@ -1,0 +1,79 @@
+"""The process pool's set-up: workers started early, their priority, their thread share,
+and the words for a worker that died."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from napari_batch_pipeline.core.engine.process_pool import NICE, ProcessExecutor, _process_pool, prestart
+from napari_batch_pipeline.core.engine.worker_guard import TIMEOUT_EXIT, worker_fate
+from napari_batch_pipeline.core.errors import PipelineError
+from napari_batch_pipeline.core.plan.options import BatchOptions
+
+
+def _niceness(job: int) -> int:
+    return os.nice(0)
+
+
+def _threads(job: int) -> str | None:
+    return os.environ.get("OMP_NUM_THREADS")
+
+
+@pytest.mark.parametrize(("low_priority", "expected"), [(False, 0), (True, NICE)])
+def test_low_priority_workers_run_below_this_process(low_priority: bool, expected: int) -> None:
+    executor = ProcessExecutor(2, low_priority=low_priority)
+    niceness = dict(executor.map(_niceness, [1, 2, 3]))
+    assert set(niceness.values()) == {os.nice(0) + expected}
+
+
+def test_workers_get_their_share_of_the_cores_for_library_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    executor = ProcessExecutor(2)
+    share = dict(executor.map(_threads, [1, 2]))
+    if "OMP_NUM_THREADS" in os.environ:  # what the user set stays
+        assert set(share.values()) == {os.environ["OMP_NUM_THREADS"]}
+    else:
+        assert set(share.values()) == {str(max(1, (os.cpu_count() or 1) // 2))}
+
+
+def test_prestart_starts_the_workers_without_waiting() -> None:
+    pool = _process_pool(3)  # a pool size no other test uses: starts cold
+    pool.shutdown(wait=True)
+    started = time.perf_counter()
+    prestart(3, ["json"])
+    assert time.perf_counter() - started < 2  # returns before the workers have imported
+    pool = _process_pool(3)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(getattr(pool, "_processes", {})) < 3:
+        time.sleep(0.05)
+    assert len(pool._processes) == 3
+
+
+@pytest.mark.parametrize(
+    ("message", "timeout", "expected"),
+    [
+        (
+            "The exit codes of the workers are {SIGSEGV(-11)}",
+            None,
+            "signal SIGSEGV: a crash in compiled code",
+        ),
+        ("The exit codes of the workers are {SIGKILL(-9)}", None, "killed, for instance by the system"),
+        ("The exit codes of the workers are {EXIT(3)}", None, "exit status 3"),
+        (
+            f"The exit codes of the workers are {{EXIT({TIMEOUT_EXIT})}}",
+            2.5,
+            "ran past the task timeout of 2.5 s",
+        ),
+        ("A worker process was unexpectedly terminated", None, "its worker process died (RuntimeError)"),
+    ],
+)
+def test_the_worker_fate_in_words(message: str, timeout: float | None, expected: str) -> None:
+    assert expected in worker_fate(RuntimeError(message), timeout)
+
+
+@pytest.mark.parametrize("value", [0, -1, float("inf"), float("nan"), True, "3"])
+def test_a_task_timeout_must_be_a_positive_number_of_seconds(value: object) -> None:
+    with pytest.raises(PipelineError, match="task timeout"):
+        BatchOptions(executor="processes", task_timeout=value)  # type: ignore[arg-type]
