@@ -77,3 +77,48 @@ def test_the_worker_fate_in_words(message: str, timeout: float | None, expected:
 def test_a_task_timeout_must_be_a_positive_number_of_seconds(value: object) -> None:
     with pytest.raises(PipelineError, match="task timeout"):
         BatchOptions(executor="processes", task_timeout=value)  # type: ignore[arg-type]
+
+
+# -- Ctrl-C while workers start ---------------------------------------------------------------
+
+_CTRL_C_IN_THE_WINDOW = """
+import os, signal
+from napari_batch_pipeline.core.engine.process_pool import _sigint_ignored
+seen = []
+signal.signal(signal.SIGINT, lambda *_: seen.append("cancel"))
+with _sigint_ignored():
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while a job is submitted
+    assert not seen
+print(seen)
+"""
+
+
+def test_a_ctrl_c_while_a_job_is_submitted_still_cancels() -> None:
+    # It was lost: this process ignored Ctrl-C while it submitted a job, so a Ctrl-C at
+    # that moment let the whole batch run on (seen as a flaky Ctrl-C test under load).
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _CTRL_C_IN_THE_WINDOW], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['cancel']"
+
+
+def _ctrl_c_state(job: int) -> tuple[bool, bool]:
+    import signal
+
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN, blocked
+
+
+def test_workers_started_in_the_window_ignore_ctrl_c_and_block_nothing() -> None:
+    import signal
+
+    from napari_batch_pipeline.core.engine.process_pool import _sigint_ignored
+
+    with _sigint_ignored():
+        pool = _process_pool(1, 0)
+        future = pool.submit(_ctrl_c_state, 0)
+    assert future.result(timeout=120) == (True, False)
+    # and this process takes Ctrl-C again
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())

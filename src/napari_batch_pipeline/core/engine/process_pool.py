@@ -202,15 +202,22 @@ _POOLS: dict[tuple[int, int], Any] = {}
 
 @contextlib.contextmanager
 def _sigint_ignored() -> Iterator[None]:
-    """Workers started meanwhile ignore Ctrl-C: it reaches only this process, which cancels."""
+    """Workers started meanwhile ignore Ctrl-C: it reaches only this process, which cancels.
+
+    Ctrl-C is blocked in this thread meanwhile: a worker inherits the blocked mask through
+    fork and exec, and ignores Ctrl-C from its first step (:func:`_start_worker`). A Ctrl-C
+    that comes meanwhile stays pending, or is taken by another thread of this process,
+    whose handler runs here as usual; it is never lost, as it was when this process set
+    Ctrl-C to be ignored while it submitted a job.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def prestart(workers: int, modules: Iterable[str], *, low_priority: bool = False) -> None:
@@ -253,7 +260,10 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 def _start_worker(share: int, nice: int) -> None:
     """In a new worker: its priority, and the libraries' own thread pools get this worker's
     share of the cores, so that N workers do not each start one thread per core (what the
-    user set stays)."""
+    user set stays). Ctrl-C, blocked since the worker started, is ignored from now on:
+    it is for the process that runs the batch, which cancels."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if nice:
         with contextlib.suppress(OSError):
             os.nice(nice)
