@@ -299,3 +299,51 @@ def test_a_torn_last_ledger_line_does_not_swallow_the_next(
     run_batch(pipeline, image_folder, out, executor="serial", limit=3)
     report = run_batch(pipeline, image_folder, out, executor="serial")
     assert report.skipped == 3 and report.done == 1
+
+
+def _forge_ledger(out: Path, names: list[str]) -> None:
+    """Append ``names`` to the outputs the first ledger line lists, as a received run
+    folder could."""
+    ledger = out / LEDGER
+    lines = ledger.read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["outputs"] = [*first["outputs"], *names]
+    ledger.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n", encoding="utf-8")
+
+
+def test_fresh_deletes_no_file_a_forged_ledger_names_that_the_run_never_writes(
+    tmp_path: Path, pipeline: Pipeline, image_folder: Path
+) -> None:
+    out = tmp_path / "run"
+    run_batch(pipeline, image_folder, out, executor="serial")
+    (out / "notes.txt").write_text("mine")
+    (out / "labels" / "thesis.docx").write_text("mine")
+    (out / "labels" / "img1.tif.bak").write_text("mine")
+    _forge_ledger(out, ["notes.txt", "labels/thesis.docx", "labels/img1.tif.bak", "nuclei.csv/x.tif"])
+    report = run_batch(pipeline, image_folder, out, executor="serial", fresh=True)
+    assert report.done == 4
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "labels" / "thesis.docx").read_text() == "mine"
+    assert (out / "labels" / "img1.tif.bak").read_text() == "mine"
+
+
+def test_fresh_never_deletes_or_writes_through_a_link_in_the_run_folder(
+    tmp_path: Path, pipeline: Pipeline, image_folder: Path
+) -> None:
+    out = tmp_path / "run"
+    run_batch(pipeline, image_folder, out, executor="serial")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "thesis.docx").write_text("mine")
+    (elsewhere / "img1.tif").write_text("mine")
+    (out / "labels").rename(tmp_path / "old labels")
+    (out / "labels").symlink_to(elsewhere, target_is_directory=True)
+    _forge_ledger(out, ["labels/thesis.docx"])
+    with pytest.raises(PipelineError, match="'labels' is a link"):
+        run_batch(pipeline, image_folder, out, executor="serial", fresh=True)
+    assert (elsewhere / "thesis.docx").read_text() == "mine"
+    assert (elsewhere / "img1.tif").read_text() == "mine"  # listed by the ledger, behind the link
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["img1.tif", "thesis.docx"]
+    with pytest.raises(PipelineError, match="'labels' is a link"):  # nor resumed into it
+        run_batch(pipeline, image_folder, out, executor="serial")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["img1.tif", "thesis.docx"]

@@ -16,7 +16,7 @@ here touches the disk.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -185,6 +185,16 @@ class RunLayout:
     def output(self, stage: str, stem: str) -> Path:
         """``<stage>/<stem>.tif``: one saved output (``stem`` from :func:`output_stem`)."""
         return self.root / stage / f"{stem}{OUTPUT_SUFFIX}"
+
+    def is_output(self, relative: str | PurePosixPath, stages: Collection[str] | None = None) -> bool:
+        """Whether ``relative`` (to the folder) is named as a saved output is:
+        ``<stage>/<stem>.tif``, with ``<stage>`` one of ``stages`` (any, if None)."""
+        parts = PurePosixPath(relative).parts
+        if len(parts) < 2 or ".." in parts or PurePosixPath(relative).is_absolute():
+            return False
+        if stages is not None and parts[0] not in stages:
+            return False
+        return parts[-1].endswith(OUTPUT_SUFFIX) and len(parts[-1]) > len(OUTPUT_SUFFIX)
 
     def task_output(
         self, stage: str, image: str, label: str = "", scene: int | None = None, t: int | None = None

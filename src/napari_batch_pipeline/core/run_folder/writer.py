@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import platform
 import shutil
 import sys
@@ -117,6 +118,7 @@ class RunFolder:
             raise PipelineError(
                 f"output folder {str(self.path)!r} cannot be written: {error.strerror or error}"
             ) from None
+        self._refuse_links(pipeline)
         self.lock.acquire()
         try:
             with self._writing("the task ledger"):
@@ -156,8 +158,12 @@ class RunFolder:
         previous: Pipeline | None = None
         with contextlib.suppress(PipelineError, OSError):
             previous = Pipeline.from_yaml(self.layout.pipeline_file)
+        stages = previous.saved_stages if previous is not None else []  # unknown: none
         for relative in self._previous_outputs(previous):
             target = self.path / relative
+            # only a file named as the run names its outputs, never one behind a link
+            if not self.layout.is_output(relative, stages) or _behind_link(target, self.path):
+                continue
             if target.is_file() or target.is_symlink():
                 target.unlink(missing_ok=True)
                 _prune_empty(target.parent, self.path)
@@ -179,6 +185,18 @@ class RunFolder:
                     str(self.layout.output(s, stem).relative_to(self.path)) for s in previous.saved_stages
                 ]
         return [o for o in outputs if ".." not in Path(o).parts and not Path(o).is_absolute()]
+
+    def _refuse_links(self, pipeline: Pipeline) -> None:
+        """Refuse a folder whose stage folders are links: outputs are written, and old ones
+        deleted, only inside the run folder."""
+        for stage in pipeline.saved_stages:
+            folder = self.layout.stage_dir(stage)
+            if folder.is_symlink():
+                raise PipelineError(
+                    f"output folder {str(self.path)!r}: {stage!r} is a link (to "
+                    f"{os.readlink(folder)!r}), where this run writes its {stage!r} outputs; "
+                    "nothing was deleted. Remove the link, or choose another output folder"
+                )
 
     def _refuse_foreign(self, pipeline: Pipeline) -> None:
         """Refuse a folder that holds no run but files where the run would write."""
@@ -321,6 +339,17 @@ def timestamp() -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _behind_link(path: Path, root: Path) -> bool:
+    """Whether a folder between ``root`` and ``path`` is a link (deleting ``path`` would
+    then delete a file elsewhere)."""
+    folder = path.parent
+    while folder != root and root in folder.parents:
+        if folder.is_symlink():
+            return True
+        folder = folder.parent
+    return False
 
 
 def _prune_empty(folder: Path, root: Path) -> None:
