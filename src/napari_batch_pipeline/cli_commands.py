@@ -267,9 +267,9 @@ def print_groups(layout: RunLayout) -> None:
     """The run's summary by group (its counts and first measurement), and where it is."""
     import pandas as pd
 
-    from .core.results.summary import OBJECTS, STATISTICS
+    from .core.results.summary import OBJECTS, STATISTICS, read_summary
 
-    summary = pd.read_csv(layout.summary_table, keep_default_na=False, na_values=[""])
+    summary = read_summary(layout.summary_table)
     end = list(summary.columns).index(OBJECTS) + 1 + len(STATISTICS)  # the first measurement's
     print(f"summary by group: {layout.summary_table}\n  {layout.summary_plot}")
     with pd.option_context("display.width", 120, "display.max_columns", 12, "display.precision", 1):

@@ -28,7 +28,7 @@ from qtpy.QtWidgets import QApplication, QFileDialog, QTableView, QVBoxLayout, Q
 from ..core.errors import PipelineError
 from ..core.results.group_plots import image_measurements, parameter_points, values_by_group
 from ..core.results.plot_data import measurement_columns, measurement_values, object_counts
-from ..core.results.summary import run_summary
+from ..core.results.summary import read_summary, run_summary
 from ..core.results.sweep_plot import sweep_figure
 from ..core.run_folder.reader import RunResults
 from .group_figures import draw_against_parameter, draw_by_group
@@ -217,7 +217,7 @@ class ResultsView(QWidget):
         group_by = [c.strip() for c in text.split(",") if c.strip()] if text else None
         table, keys = run_summary(results, group_by)
         if group_by is None and results.layout.summary_table.is_file():
-            table = pd.read_csv(results.layout.summary_table)
+            table = read_summary(results.layout.summary_table)
         return table, keys
 
     def _show_table(self) -> None:

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..engine.jobs import failure_message
 from ..errors import PipelineError, StageError
@@ -49,7 +48,7 @@ from ..results.summary import check_group_by, default_group_by, summary_figure, 
 from ..run_folder.layout import RunLayout
 from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord
-from ..run_folder.tables import IMAGE, concatenate, images_frame
+from ..run_folder.tables import IMAGE, concatenate, images_frame, read_table
 from ..stages.registry import ParamSpec, check_param, check_range
 
 __all__ = ["ExportedPipeline", "ExportedStage", "main", "run_stage", "run_task", "write_summary"]
@@ -379,7 +378,7 @@ def write_summary(
     ``group_by`` None: ``folder`` when the tables have it, else the ``metadata`` columns,
     else the ``params`` columns, else one group.
     """
-    images = pd.read_csv(layout.images_table)
+    images = read_table(layout.images_table, metadata)
     keys = list(group_by) if group_by else default_group_by(list(images.columns), metadata, params)
     with atomic_path(layout.summary_table) as temporary:
         summary_table(images, table_stages, keys).to_csv(temporary, index=False)

@@ -215,14 +215,8 @@ def _with_metadata(source: Source, regex: re.Pattern[str]) -> Source:
         warnings.warn(f"metadata pattern does not match {source.relative!r}", stacklevel=3)
         values: dict[str, Any] = dict.fromkeys(regex.groupindex)
     else:
-        values = {key: _number_or_text(value) for key, value in match.groupdict().items()}
+        values = dict(match.groupdict())  # text, always: "007" is not "7"
     return Source(source.path, source.relative, values)
-
-
-def _number_or_text(value: str | None) -> Any:
-    if value is None or not value.isdigit():
-        return value
-    return int(value)
 
 
 def read_image(path: str | Path) -> np.ndarray:

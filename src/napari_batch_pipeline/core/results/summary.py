@@ -22,7 +22,7 @@ from ..errors import PipelineError
 from ..files import atomic_path
 from ..run_folder.reader import RunResults
 from ..run_folder.records import DONE, FAILED
-from ..run_folder.tables import FOLDER, STATUS, count_column, mean_column
+from ..run_folder.tables import FOLDER, STATUS, count_column, mean_column, read_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,6 +36,7 @@ __all__ = [
     "check_group_by",
     "default_group_by",
     "measurements",
+    "read_summary",
     "run_summary",
     "summary_figure",
     "summary_table",
@@ -189,6 +190,14 @@ def run_summary(results: RunResults, group_by: Sequence[str] | None = None) -> t
             else default_group_by(list(images.columns), results.metadata_columns, results.all_param_columns)
         )
     return summary_table(images, results.pipeline.table_stages, group_by), list(group_by)
+
+
+def read_summary(path: str | Path) -> pd.DataFrame:
+    """``summary.csv`` as it was written: its grouping columns (those before
+    ``tasks_done``) as text."""
+    header = list(pd.read_csv(path, nrows=0).columns)
+    keys = header[: header.index(TASKS_DONE)] if TASKS_DONE in header else []
+    return read_table(Path(path), keys)
 
 
 def write_summary(run_dir: str | Path, group_by: Sequence[str] | None = None) -> tuple[Path, Path]:

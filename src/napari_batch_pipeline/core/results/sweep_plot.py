@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..run_folder.layout import RunLayout
+from ..run_folder.tables import read_table
 
 __all__ = ["default_measurement", "save_sweep_plot", "sweep_figure", "sweep_table"]
 
@@ -79,7 +80,7 @@ def save_sweep_plot(run_dir: str | Path, parameters: Sequence[str], measurement:
 
     run_dir = Path(run_dir)
     layout = RunLayout.at(run_dir)
-    images = pd.read_csv(layout.images_table)
+    images = read_table(layout.images_table)
     figure = sweep_figure(images, parameters[0], measurement)
     target = layout.sweep_plot
     with atomic_path(target) as temporary:

@@ -21,7 +21,7 @@ from ..images.sources import read_image
 from ..pipeline.model import Pipeline
 from .layout import MARKERS, RunLayout, output_stem, param_label
 from .lazy import FieldFile, SavedOutputs, load_saved, read_field_file, read_tiff
-from .tables import ERROR, IMAGE, STATUS, param_columns
+from .tables import ERROR, IMAGE, STATUS, param_columns, read_table
 
 __all__ = ["RunResults", "is_run_folder", "task_outputs"]
 
@@ -59,7 +59,7 @@ class RunResults:
     @cached_property
     def images(self) -> pd.DataFrame:
         """images.csv: one row per task."""
-        frame = pd.read_csv(self.layout.images_table)
+        frame = read_table(self.layout.images_table, self._metadata_groups)
         if ERROR in frame:
             frame[ERROR] = frame[ERROR].astype(object).where(frame[ERROR].notna(), "").astype(str)
         return frame
@@ -78,7 +78,7 @@ class RunResults:
 
     def table(self, stage: str) -> pd.DataFrame:
         """The per-object table ``<stage>.csv``."""
-        return pd.read_csv(self.layout.table(stage))
+        return read_table(self.layout.table(stage), self._metadata_groups)
 
     @property
     def param_columns(self) -> list[str]:
@@ -101,12 +101,16 @@ class RunResults:
     @property
     def metadata_columns(self) -> list[str]:
         """The columns of the metadata pattern's named groups (run.json records the pattern)."""
+        return [c for c in self._metadata_groups if c in self.images.columns]
+
+    @cached_property
+    def _metadata_groups(self) -> list[str]:
+        """The metadata pattern's named groups: text columns of every table."""
         pattern = self.provenance.get("metadata")
         try:
-            groups = list(re.compile(pattern).groupindex) if pattern else []
+            return list(re.compile(pattern).groupindex) if isinstance(pattern, str) else []
         except re.error:
-            groups = []
-        return [c for c in groups if c in self.images.columns]
+            return []
 
     @property
     def input_dir(self) -> Path | None:

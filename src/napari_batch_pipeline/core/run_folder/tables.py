@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..files import atomic_path
+from ..images.fields import FILE_PREFIX, SCENE_NAME
 
 if TYPE_CHECKING:
     from ..pipeline.model import Pipeline
@@ -38,6 +39,7 @@ __all__ = [
     "mean_column",
     "object_rows",
     "param_columns",
+    "read_table",
     "summarize",
 ]
 
@@ -50,6 +52,13 @@ SECONDS = "seconds"
 LABEL = "label"
 #: columns of images.csv and <stage>.csv that are bookkeeping, not measurements
 BOOKKEEPING = frozenset({IMAGE, STATUS, ERROR, SECONDS, LABEL, "index"})
+#: columns that are text whatever their cells look like: where an image comes from, what happened
+TEXT_COLUMNS = frozenset({IMAGE, FOLDER, STATUS, ERROR, SCENE_NAME})
+#: the cells pandas reads as missing by default; a text column takes only an empty cell
+_MISSING = (
+    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"),
+    *("<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+)
 
 
 def count_column(stage: str) -> str:
@@ -78,6 +87,24 @@ def summarize(stage: str, table: pd.DataFrame) -> dict[str, Any]:
         mean = float(table[column].mean()) if len(table) else float("nan")
         summary[mean_column(stage, column)] = mean
     return summary
+
+
+def read_table(path: Path, keys: Collection[str] = ()) -> pd.DataFrame:
+    """A table of the run folder as it was written: names and keys stay text.
+
+    The image, its folder, its scene name and channel files, the status and error, and
+    the ``keys`` (the metadata groups, a summary's grouping columns) are read as text,
+    only an empty cell missing: folders ``1.1`` and ``1.10`` stay apart, ``007`` is not
+    ``7``, and a long barcode keeps every digit. Other columns are read as pandas infers.
+    """
+    header = pd.read_csv(path, nrows=0).columns
+    text = {c for c in header if c in TEXT_COLUMNS or c in keys or str(c).startswith(FILE_PREFIX)}
+    return pd.read_csv(
+        path,
+        dtype={c: str for c in text},
+        keep_default_na=False,
+        na_values={c: [""] if c in text else list(_MISSING) for c in header},
+    )
 
 
 def param_columns(columns: Sequence[str], pipeline: Pipeline) -> list[str]:
@@ -130,7 +157,9 @@ def concatenate(parts: Sequence[Path], target: Path) -> None:
             headers.add(handle.readline())
     with atomic_path(target) as temporary:
         if len(headers) > 1:
-            pd.concat((pd.read_csv(p) for p in parts), ignore_index=True).to_csv(temporary, index=False)
+            # every cell as its text: joined, nothing is re-typed (``007`` stays ``007``)
+            frames = (pd.read_csv(p, dtype=str, keep_default_na=False) for p in parts)
+            pd.concat(frames, ignore_index=True).fillna("").to_csv(temporary, index=False)
             return
         with temporary.open("w", encoding="utf-8") as out:
             if not parts:
