@@ -21,6 +21,7 @@ import yaml
 from ..errors import PipelineError, StageError, listening_for_ctrl_c
 from ..images.channels import Channel, parse_channels
 from ..stages.registry import SPACING_ARG
+from .code_identity import code_identity
 from .stage_config import INPUT, StageConfig, validate_stages
 from .yaml_file import load_yaml
 
@@ -136,10 +137,11 @@ class Pipeline:
         return _digest({"channels": self.to_dict()["channels"], "stages": stages})
 
     def stage_key(self, name: str) -> str:
-        """A hash of one stage's output: its own config and those of everything upstream."""
+        """A hash of one stage's output: its own config and code, and those of everything
+        upstream (a stage whose code changed gives another key, as a changed parameter)."""
         stage = self[name]
         upstream = {arg: self._source_key(src) for arg, src in stage.inputs.items()}
-        return _digest([stage.function, stage.params, upstream])
+        return _digest([stage.function, stage.params, upstream, code_identity(stage.spec.function)])
 
     def _source_key(self, source: str) -> str:
         if source in self._by_name:
