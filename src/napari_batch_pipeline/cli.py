@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rerun.add_argument("from_run", metavar="RUN_DIR", help="a run folder (pipeline.yaml, run.json)")
     rerun.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="the run folder to write")
+    rerun.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="import the Python modules RUN_DIR's pipeline names for its stages (their code "
+        "runs); without it, a re-run that would import one stops and names them",
+    )
     _add_batch_options(rerun)
     _add_run_options(rerun)
 

@@ -114,11 +114,21 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def _from_run(args: argparse.Namespace) -> BatchRun:
     """A batch with a finished run's configuration; options given on the line win."""
     from .core.pipeline.model import Pipeline
+    from .core.pipeline.recorded import untrusted_modules
     from .core.run_folder.provenance import read_run_settings
 
     old = RunLayout.at(args.from_run)
     try:
         info = read_run_settings(old)  # checked: a damaged run.json gives a message
+        foreign = untrusted_modules(old.pipeline_file)
+    except (OSError, ValueError) as error:
+        raise PipelineError(f"{args.from_run!r} is not a readable run folder: {error}") from None
+    if foreign and not args.trust_code:
+        raise PipelineError(
+            f"{args.from_run!r}: its pipeline imports {', '.join(map(repr, foreign))} to run (their "
+            "code runs with your rights); nothing was imported. If you trust them, add --trust-code"
+        )
+    try:
         pipeline = Pipeline.from_yaml(old.pipeline_file)
     except (OSError, ValueError) as error:
         raise PipelineError(f"{args.from_run!r} is not a readable run folder: {error}") from None

@@ -24,6 +24,7 @@ from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
 from ..plan.tasks import Task
 from ..results.summary import write_summary
+from ..run_folder.provenance import STAGE_RETURNS
 from ..run_folder.records import TaskRecord
 from ..run_folder.space import DiskFullError
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
@@ -239,6 +240,7 @@ class Runner:
             "versions": provenance_versions(),
             "command": self.command,
             "pipeline": {"name": self.pipeline.name, "hash": self.pipeline.hash},
+            STAGE_RETURNS: {stage.name: stage.returns for stage in self.pipeline.stages},
             "input_dir": str(plan.input_dir),
             **options.inputs(),
             "memory_budget": options.memory_budget,

@@ -31,10 +31,13 @@ class StageConfig:
     params: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
     save: bool = False
+    #: the stage as a run folder recorded it, where its module was not imported (see
+    #: :mod:`.recorded`): it describes the stage, and running it raises
+    stood_in: StageSpec | None = field(default=None, compare=False, repr=False)
 
     @property
     def spec(self) -> StageSpec:
-        return get_stage(self.function)
+        return self.stood_in if self.stood_in is not None else get_stage(self.function)
 
     @property
     def returns(self) -> str:
@@ -101,8 +104,9 @@ def _validate_stage(
         raise PipelineError(
             f"expected the name of a stage function, got {function!r}", stage=name, key="function"
         )
+    stood_in = item.stood_in if isinstance(item, StageConfig) else None
     try:
-        spec = get_stage(function)
+        spec = stood_in if stood_in is not None else get_stage(function)
     except PipelineError as error:
         raise PipelineError(str(error), stage=name, key="function") from None
     params = _validate_params(name, spec, data.get("params") or {})
@@ -120,7 +124,9 @@ def _validate_stage(
         raise PipelineError(f"expected true or false, got {save!r}", stage=name, key="save")
     if save and spec.returns == "table":
         save = False  # tables are always written as <stage>.csv
-    return StageConfig(name=name, function=function, params=params, inputs=inputs, save=save)
+    return StageConfig(
+        name=name, function=function, params=params, inputs=inputs, save=save, stood_in=stood_in
+    )
 
 
 def _validate_params(name: str, spec: StageSpec, given: Any) -> dict[str, Any]:

@@ -15,7 +15,11 @@ from typing import Any
 from ..errors import PipelineError
 from .layout import RunLayout
 
-__all__ = ["read_run_settings"]
+__all__ = ["STAGE_RETURNS", "read_run_settings"]
+
+#: the key of run.json that records what each stage returns (``{'labels': 'labels', ...}``),
+#: so that the run's results can be read without importing the modules of its stages
+STAGE_RETURNS = "stage_returns"
 
 
 def _text(value: Any) -> bool:

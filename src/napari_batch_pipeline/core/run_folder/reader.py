@@ -19,8 +19,10 @@ from ..errors import PipelineError
 from ..images.fields import PIXEL_SIZE_COLUMNS, SCENE, TIME
 from ..images.sources import read_image
 from ..pipeline.model import Pipeline
-from .layout import MARKERS, RunLayout, output_stem, param_label
+from ..pipeline.recorded import load_recorded
+from .layout import MARKERS, TABLE_SUFFIX, RunLayout, output_stem, param_label
 from .lazy import FieldFile, SavedOutputs, load_saved, read_field_file, read_tiff
+from .provenance import STAGE_RETURNS
 from .tables import ERROR, IMAGE, STATUS, param_columns, read_table
 
 __all__ = ["RunResults", "is_run_folder", "task_outputs"]
@@ -52,7 +54,17 @@ class RunResults:
             raise PipelineError(
                 f"{str(self.path)!r} is not a run folder: expected {' and '.join(MARKERS)} in it"
             )
-        self.pipeline = Pipeline.from_yaml(self.layout.pipeline_file)
+        #: the run's pipeline, read without importing any module it names (see
+        #: :mod:`..pipeline.recorded`): reading results runs nobody's code
+        self.pipeline: Pipeline = load_recorded(self.layout.pipeline_file, returns=self._recorded_returns())
+
+    def _recorded_returns(self) -> dict[str, str]:
+        """What each stage returned, as run.json records it; for folders of earlier
+        versions, ``table`` for the stages with a ``<stage>.csv``."""
+        recorded = self.provenance.get(STAGE_RETURNS)
+        if isinstance(recorded, dict):
+            return {str(k): str(v) for k, v in recorded.items()}
+        return {p.stem: "table" for p in self.path.glob(f"*{TABLE_SUFFIX}")}
 
     # -- tables -------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from ..errors import PipelineError
 from ..files import atomic_path, write_text_atomic
 from ..pipeline.model import Pipeline
+from ..pipeline.recorded import load_recorded
 from . import ledger
 from .layout import RunLayout, output_stem
 from .lock import RunLock
@@ -100,7 +101,8 @@ class RunFolder:
         # refused before anything in the folder is touched
         if existing.exists() and not fresh:
             try:
-                previous = Pipeline.from_yaml(existing)
+                # a received folder's pipeline may name any module: none but ours is imported
+                previous = load_recorded(existing, trusted=pipeline.modules)
             except PipelineError:
                 previous = None
             if previous is None or previous.hash != pipeline.hash:
@@ -124,7 +126,7 @@ class RunFolder:
             with self._writing("the task ledger"):
                 ledger.repair(self.layout.ledger)
                 if fresh:
-                    self.clear()
+                    self.clear(trusted=pipeline.modules)
                 self._refuse_foreign(pipeline)
                 self.remove_partials()
                 pipeline.save(existing)
@@ -149,7 +151,7 @@ class RunFolder:
         """Whether the folder holds a run (its pipeline file), finished or not."""
         return self.layout.pipeline_file.is_file()
 
-    def clear(self) -> None:
+    def clear(self, trusted: Sequence[str] = ()) -> None:
         """Remove what the previous run wrote, and nothing else: its bookkeeping and tables,
         and the outputs its ledger lists (horizontal intermediates stay: they are reused
         by their keys). A folder that holds no run is left as it is."""
@@ -157,7 +159,7 @@ class RunFolder:
             return
         previous: Pipeline | None = None
         with contextlib.suppress(PipelineError, OSError):
-            previous = Pipeline.from_yaml(self.layout.pipeline_file)
+            previous = load_recorded(self.layout.pipeline_file, trusted=trusted)
         stages = previous.saved_stages if previous is not None else []  # unknown: none
         for relative in self._previous_outputs(previous):
             target = self.path / relative
