@@ -210,3 +210,37 @@ def test_a_changed_input_file_is_computed_again(pipeline, tmp_path) -> None:
     after = again.images.set_index("image")["nuclei.mean_area"]
     assert after["nuclei_02.tif"] != before["nuclei_02.tif"]
     assert after["nuclei_01.tif"] == before["nuclei_01.tif"]
+
+
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ({"metadata": r"(?P<plate>img\d)"}, {"metadata": r"(?P<plate>img)(?P<site>\d+)"}),
+        ({"recursive": False}, {"recursive": True}),
+    ],
+    ids=["metadata", "recursive"],
+)
+def test_a_resume_with_other_metadata_or_folders_gives_a_fresh_runs_tables(
+    pipeline, tmp_path, executor: str, first: dict, then: dict
+) -> None:
+    # Before, the per-object rows of resumed tasks kept the metadata of the run that made
+    # them (old plate values, or an empty folder column), so a resumed table differed
+    # from a fresh run's.
+    from napari_batch_pipeline.core.synthetic import write_nuclei_folder
+
+    folder = tmp_path / "images"
+    write_nuclei_folder(folder, 3, shape=(96, 96))
+    (folder / "sub").mkdir()
+    write_nuclei_folder(folder / "sub", 1, shape=(96, 96), seed=5)
+    options = {"executor": executor, "workers": 2}
+    run_batch(pipeline, folder, tmp_path / "resumed", **options, **first)
+    report = run_batch(pipeline, folder, tmp_path / "resumed", **options, **then)
+    assert report.skipped >= 3
+    run_batch(pipeline, folder, tmp_path / "fresh", **options, **then)
+    for table in ("images.csv", "nuclei.csv"):
+        resumed = pd.read_csv(tmp_path / "resumed" / table, dtype=str).drop(
+            columns="seconds", errors="ignore"
+        )
+        fresh = pd.read_csv(tmp_path / "fresh" / table, dtype=str).drop(columns="seconds", errors="ignore")
+        pd.testing.assert_frame_equal(resumed, fresh)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from ..results.summary import write_summary
 from ..run_folder.provenance import STAGE_RETURNS
 from ..run_folder.records import TaskRecord
 from ..run_folder.space import DiskFullError
+from ..run_folder.tables import FOLDER
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
@@ -171,10 +173,19 @@ class Runner:
         return self._executor
 
     def _open(self) -> _Ledger:
-        """Prepare the run folder; the tasks already done with an unchanged input are kept."""
+        """Prepare the run folder; the tasks already done with an unchanged input are kept,
+        their per-object rows given this run's metadata columns where those changed."""
+        before = self.folder.recorded_settings()
         done = self.folder.prepare(self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks)
         inputs = {task.key: _fingerprint(task.source.files) for task in self.tasks}
         records = {key: r for key, r in done.items() if key in inputs and r.input == inputs[key]}
+        options = self.plan.options
+        if records and (before.get("metadata"), bool(before.get("recursive"))) != (
+            options.metadata,
+            options.recursive,
+        ):
+            stale = {FOLDER, *_groups(before.get("metadata"))}
+            self.folder.refresh_rows(self.pipeline, [t for t in self.tasks if t.key in records], stale)
         self.folder.write_provenance(self._provenance(len(records)))
         return _Ledger(records, inputs, len(records))
 
@@ -261,6 +272,14 @@ class Runner:
             "status": "running",
             "resumed_tasks": skipped,
         }
+
+
+def _groups(pattern: Any) -> list[str]:
+    """The named groups of a metadata pattern (none for no pattern or a broken one)."""
+    try:
+        return list(re.compile(pattern).groupindex) if isinstance(pattern, str) else []
+    except re.error:
+        return []
 
 
 def _stat(path: Path) -> tuple[int | None, str | None]:

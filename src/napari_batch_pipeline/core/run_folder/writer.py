@@ -18,9 +18,11 @@ import os
 import platform
 import shutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+import pandas as pd
 
 from ..errors import PipelineError
 from ..files import atomic_path, write_text_atomic
@@ -31,7 +33,7 @@ from .layout import RunLayout, output_stem
 from .lock import RunLock
 from .records import TaskRecord
 from .space import DiskFullError, is_disk_full, record_says_disk_full
-from .tables import concatenate, images_frame
+from .tables import concatenate, images_frame, object_rows
 
 __all__ = ["PlannedTask", "RunFolder", "command_line", "provenance_versions", "timestamp"]
 
@@ -282,7 +284,32 @@ class RunFolder:
         with self._writing("run.json"):
             write_text_atomic(target, json.dumps(data, indent=2, default=_json_default) + "\n")
 
+    def recorded_settings(self) -> dict[str, Any]:
+        """run.json of the run the folder holds now (before this run writes its own), or {}."""
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(self.layout.provenance_file.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                return data
+        return {}
+
     # -- tables -------------------------------------------------------------------------
+
+    def refresh_rows(self, pipeline: Pipeline, tasks: Sequence[PlannedTask], stale: Collection[str]) -> None:
+        """Give the per-object rows of resumed ``tasks`` their columns as planned now:
+        image, parameter and metadata columns, the ``stale`` ones (those of the run that
+        made the rows) dropped. For a resume with another metadata pattern, or over
+        subfolders where the run was not."""
+        for task in tasks:
+            for stage in pipeline.table_stages:
+                part = self.layout.part(stage, task.key)
+                if not part.is_file():
+                    continue
+                with self._writing("the tables"):
+                    frame = pd.read_csv(part, dtype=str, keep_default_na=False)  # every cell as written
+                    frame = frame.drop(columns=[c for c in stale if c in frame.columns])
+                    rows = object_rows(task.image, task.values, task.metadata, frame)
+                    with atomic_path(part) as temporary:
+                        rows.to_csv(temporary, index=False)
 
     def write_tables(
         self,
