@@ -204,3 +204,45 @@ def test_memory_budget_too_small_is_exit_2_with_a_suggestion(
     assert "Traceback" not in err
     # the same run with enough memory goes ahead in the same folder
     assert cli.main([*argv, "--memory-budget", "8G", "--quiet"]) == 0
+
+
+# -- values built to hurt ---------------------------------------------------------------------
+
+_ALIAS_BOMB = (
+    "["
+    + ", ".join(
+        ["&a [x, x, x, x, x, x, x, x, x]"]
+        + [
+            f"&{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ]
+    )
+    + ", *i]"
+)
+_DEEP = "[" * 10_000 + "]" * 10_000
+
+
+@pytest.mark.parametrize("value", [_ALIAS_BOMB, _DEEP], ids=["alias bomb", "deep nesting"])
+def test_a_swept_value_built_to_hurt_is_refused_at_once(value: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(PipelineError, match="cannot read the values"):
+        parse_sweep([f"blurred.sigma={value}"])
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("value", [_ALIAS_BOMB, _DEEP], ids=["alias bomb", "deep nesting"])
+def test_a_parameter_table_cell_built_to_hurt_is_refused_at_once(
+    value: str, pipeline: Pipeline, image_folder: Path, tmp_path: Path
+) -> None:
+    import time
+
+    from napari_batch_pipeline.core.plan import plan_batch
+
+    table = tmp_path / "params.csv"
+    table.write_text(f'image,blurred.sigma\nimg1.tif,"{value}"\n', encoding="utf-8")
+    start = time.perf_counter()
+    with pytest.raises(PipelineError, match="cannot read"):
+        plan_batch(pipeline, image_folder, params=table)
+    assert time.perf_counter() - start < 5

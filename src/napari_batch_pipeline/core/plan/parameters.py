@@ -11,6 +11,7 @@ import yaml
 
 from ..errors import PipelineError
 from ..pipeline.model import Pipeline
+from ..pipeline.yaml_file import load_yaml
 from ..run_folder.layout import param_label
 
 __all__ = ["parameter_sets", "parse_sweep"]
@@ -43,10 +44,17 @@ _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def _scalar(text: str) -> Any:
-    """A YAML scalar; ``1e-3`` is a float too (YAML 1.1 would read it as a string)."""
+    """A YAML scalar; ``1e-3`` is a float too (YAML 1.1 would read it as a string).
+
+    Read with the pipeline file's guarded loader: a cell or a swept value that is an
+    alias bomb or nests too deep is refused at once (:class:`yaml.YAMLError`).
+    """
     if _FLOAT.match(text):
         return float(text)
-    return yaml.safe_load(text)
+    try:
+        return load_yaml(text, "value")
+    except PipelineError as error:
+        raise yaml.YAMLError(str(error)) from None
 
 
 def parameter_sets(pipeline: Pipeline, sweep: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from psygnal import Signal
 from ..errors import PipelineError
 from ..images.channels import parse_channels
 from ..pipeline.model import INPUT, Pipeline
+from ..pipeline.yaml_file import load_yaml
 from ..stages import StageSpec, get_stage
 from .stage_draft import NONE, StageDraft, default_source, plain_value, same_value
 
@@ -390,8 +391,8 @@ def channels_from_text(text: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        data = yaml.safe_load("{" + text + "}")
-    except yaml.YAMLError:
+        data = load_yaml("{" + text + "}", "channels")  # guarded: no alias bombs, no deep nesting
+    except PipelineError:
         data = None
     if not isinstance(data, dict):
         raise PipelineError(
