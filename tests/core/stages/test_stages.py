@@ -671,6 +671,11 @@ def test_user_function_without_napari_annotations_is_refused(user_module, case: 
         ("../evil:f", "neither a built-in stage nor of the form 'package.module:function'"),
         (":f", "neither a built-in stage nor of the form"),
         ("os:", "neither a built-in stage nor of the form"),
+        # a relative module name gave importlib's TypeError traceback and exit status 1
+        ("..foo:bar", "neither a built-in stage nor of the form"),
+        (".os:system", "neither a built-in stage nor of the form"),
+        ("os..path:join", "neither a built-in stage nor of the form"),
+        ("os:path..join", "neither a built-in stage nor of the form"),
     ],
 )
 def test_dangerous_or_broken_references_are_refused(reference: str, message: str) -> None:

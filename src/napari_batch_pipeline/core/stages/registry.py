@@ -260,7 +260,8 @@ def _resolve(annotation: Any) -> Any:
 def import_function(reference: str) -> Callable[..., Any]:
     """Import ``package.module:function``; raise PipelineError if it cannot be found."""
     module_name, _, attribute = reference.partition(":")
-    if not module_name or not attribute or not module_name.replace(".", "").replace("_", "x").isalnum():
+    dotted = module_name.split(".") + attribute.split(".")
+    if not module_name or not attribute or not all(part.isidentifier() for part in dotted):
         raise PipelineError(
             f"function {reference!r} is neither a built-in stage nor of the form 'package.module:function'"
         )
