@@ -111,3 +111,28 @@ def test_saved_outputs_are_stacked_only_at_one_scale(tmp_path):
 
     unknown = load_saved(SavedOutputs("labels", "labels"), [("a", paths[0], None)], 20, read_tiff)
     assert unknown.scale_of(unknown.stack) is None
+
+
+def test_a_crafted_images_table_never_leads_out_of_the_run_folder(tmp_path, pipeline, image_folder) -> None:
+    # The reader followed ../ and absolute paths of a crafted images.csv and opened files
+    # outside the run folder (and outside the input folder).
+    import shutil
+
+    import pandas as pd
+
+    from napari_batch_pipeline.core.run_folder.reader import RunResults
+
+    out = tmp_path / "run"
+    run_batch(pipeline, image_folder, out, executor="serial")
+    outside = tmp_path / "secret.tif"
+    shutil.copy(out / "labels" / "img1.tif", outside)
+    table = pd.read_csv(out / "images.csv")
+    table.loc[0, "image"] = "../secret.tif"  # labels/../../secret.tif
+    table.loc[1, "image"] = str(outside)
+    table.to_csv(out / "images.csv", index=False)
+    results = RunResults(out)
+    assert results.task_outputs(0) == {} and results.task_outputs(1) == {}
+    assert results.input_path(0) is None and results.input_path(1) is None
+    assert len(results.saved_outputs("labels").names) == 2  # the two untouched rows
+    assert all("secret" not in str(name) for name in results.saved_outputs("labels").names)
+    assert len(results.saved_inputs().names) == 2

@@ -177,14 +177,21 @@ class RunResults:
     def input_path(self, index: int) -> Path | None:
         """The input image of row ``index``, if the input folder is known."""
         folder = self.input_dir
-        return folder / str(self.row(index)[IMAGE]) if folder else None
+        if folder is None:
+            return None
+        path = folder / str(self.row(index)[IMAGE])
+        return path if _within(folder, path) else None  # a crafted images.csv leads nowhere else
 
     def task_outputs(self, index: int) -> dict[str, Path]:
         """The saved outputs of row ``index`` that exist, by stage."""
-        paths = {
-            stage: self.layout.output(stage, self.row_stem(index)) for stage in self.pipeline.saved_stages
-        }
-        return {stage: path for stage, path in paths.items() if path.is_file()}
+        paths = {stage: self._output(stage, index) for stage in self.pipeline.saved_stages}
+        return {stage: path for stage, path in paths.items() if path is not None and path.is_file()}
+
+    def _output(self, stage: str, index: int) -> Path | None:
+        """Row ``index``'s output of ``stage``; None where images.csv would lead out of the
+        run folder (``../`` or an absolute path in its image column)."""
+        path = self.layout.output(stage, self.row_stem(index))
+        return path if _within(self.path, path) else None
 
     # -- every task ---------------------------------------------------------------------
 
@@ -207,8 +214,8 @@ class RunResults:
         """
         found = []
         for index in self.done_rows():
-            path = self.layout.output(stage, self.row_stem(index))
-            if path.is_file():
+            path = self._output(stage, index)
+            if path is not None and path.is_file():
                 found.append((self.row_name(index), path, self.row_spacing(index)))
         return load_saved(SavedOutputs(stage, self.pipeline[stage].returns), found, max_separate, read_tiff)
 
@@ -255,9 +262,17 @@ def task_outputs(
     """
     layout = RunLayout.at(output_dir)
     paths = {stage: layout.task_output(stage, image, label, scene, t) for stage in pipeline.saved_stages}
-    return {stage: path for stage, path in paths.items() if path.is_file()}
+    return {stage: path for stage, path in paths.items() if path.is_file() and _within(layout.root, path)}
 
 
 def _scalar(value: Any) -> Any:
     """A pandas cell as the plain Python value the run labelled its files with."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _within(root: Path, path: Path) -> bool:
+    """Whether ``path`` lies inside ``root``, links and ``..`` resolved."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
