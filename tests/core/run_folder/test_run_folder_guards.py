@@ -277,6 +277,23 @@ def test_an_output_folder_inside_the_input_folder_is_never_read(
     assert not images["image"].str.startswith("results").any()
 
 
+def test_another_run_folder_inside_the_input_folder_is_never_read(
+    pipeline: Pipeline, image_folder: Path
+) -> None:
+    # A previous run's folder in the input folder was read as input with recursive (its
+    # summary.png and labels became tasks, and one stopped the new run).
+    run_batch(pipeline, image_folder, image_folder / "old results", recursive=True, executor="serial")
+    report = run_batch(
+        pipeline, image_folder, image_folder / "new results", recursive=True, executor="serial"
+    )
+    assert report.total == 4 and report.exit_code == 0
+    assert not report.images["image"].str.startswith("old results").any()
+    (image_folder / "sub").mkdir()
+    (image_folder / "sub" / "img5.tif").write_bytes((image_folder / "img1.tif").read_bytes())
+    again = run_batch(pipeline, image_folder, image_folder / "new results", recursive=True, executor="serial")
+    assert again.total == 5  # a plain subfolder is still read
+
+
 @pytest.mark.parametrize("pattern", ["/etc/*.tif", "../*.tif", "sub/../../*.tif", "~/x.tif"])
 def test_a_pattern_that_leaves_the_input_folder_is_refused(
     tmp_path: Path, pipeline: Pipeline, image_folder: Path, pattern: str

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -94,6 +95,7 @@ def find_images(
     recursive: bool = False,
     metadata: str | None = None,
     exclude: list[str | Path] | None = None,
+    skip_folder: Callable[[Path], bool] | None = None,
 ) -> list[Source]:
     """Find the input images of a folder.
 
@@ -111,6 +113,9 @@ def find_images(
         group becomes a metadata column (``(?P<well>[A-H]\\d+)_(?P<site>\\d+)``).
     exclude : list of paths
         Folders whose files are never inputs (the output folder).
+    skip_folder : callable, optional
+        Folders for which it returns True are not looked into (another run's folder
+        inside the input folder, say).
 
     Returns
     -------
@@ -133,6 +138,7 @@ def find_images(
     skip = [Path(p).expanduser().resolve() for p in exclude or []]
     walker = root.rglob if recursive else root.glob
     found = []
+    seen: dict[Path, bool] = {}
     for path in walker(pattern or "*"):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts):
@@ -143,6 +149,10 @@ def find_images(
         if pattern is None and suffix not in IMAGE_SUFFIXES:
             continue
         if any(path.resolve().is_relative_to(s) for s in skip):
+            continue
+        if skip_folder is not None and any(
+            _skipped(root / p, skip_folder, seen) for p in list(relative.parents)[:-1]
+        ):
             continue
         name = escaped(relative.as_posix())
         if path.is_file() or (path.is_dir() and suffix == ".zarr"):
@@ -162,6 +172,12 @@ def find_images(
     if regex is not None:
         found = [_with_metadata(s, regex) for s in found]
     return found
+
+
+def _skipped(folder: Path, skip_folder: Callable[[Path], bool], seen: dict[Path, bool]) -> bool:
+    if folder not in seen:
+        seen[folder] = bool(skip_folder(folder))
+    return seen[folder]
 
 
 def escaped(text: str) -> str:

@@ -176,6 +176,7 @@ def plan_batch(
         recursive=options.recursive,
         metadata=options.metadata,
         exclude=[output_path] if output_path is not None else [],
+        skip_folder=lambda folder: RunLayout(folder).is_run_folder(),  # another run's outputs
     )[: options.limit]
     check_reserved_names(pipeline.stage_names, {k for f in files for k in f.metadata})
     param_sets = parameter_sets(pipeline, dict(options.sweep))
