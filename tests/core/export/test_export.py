@@ -484,3 +484,16 @@ def test_exported_script_reads_ome_zarr_through_bioio(tmp_path: Path) -> None:
     assert _assert_same_outputs(engine, script, ["labels"]) == ["labels/volume.tif"]
     assert tifffile.imread(script / "labels" / "volume.tif").shape == (3, 48, 56)
     assert _pixel_size(script / "labels" / "volume.tif")["PhysicalSizeZ"] == "1.0"
+
+
+_NAMES = ['a """ b', "c ''' d", "e \\ f", 'g "', 'h\n"""\nimport os']
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_any_pipeline_name_gives_a_script_that_parses(pipeline: Pipeline, name: str) -> None:
+    # A name holding three double quotes ended the docstring: the script did not parse
+    # (or, crafted, ran a statement of the name's).
+    named = ast.parse(script_text(Pipeline(pipeline.stages, name=name)))
+    plain = ast.parse(script_text(Pipeline(pipeline.stages, name="plain")))
+    assert (ast.get_docstring(named) or "").startswith("Run the pipeline ")
+    assert [type(n) for n in named.body] == [type(n) for n in plain.body]

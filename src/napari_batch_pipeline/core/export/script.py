@@ -103,7 +103,9 @@ def _header(pipeline: Pipeline) -> list[str]:
     versions = provenance_versions()
     return [
         "#!/usr/bin/env python3",
-        f'"""Run the pipeline {pipeline.name!r} over a folder of images; write its tables.',
+        # the name as a literal, its quotes escaped: a name with \"\"\" cannot end the docstring
+        f'"""Run the pipeline {repr(pipeline.name).replace(chr(34), chr(92) + chr(34))} over a folder '
+        "of images; write its tables.",
         "",
         "Exported by napari-batch-pipeline; needs only numpy, pandas, tifffile and scikit-image",
         "(CZI, ND2, LIF and OME-Zarr files: bioio too, with its reader of the format; a",
