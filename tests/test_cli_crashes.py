@@ -240,3 +240,56 @@ def _alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+_CRASHING = """
+import os
+import signal
+import time
+
+
+def crash(image: "napari.types.ImageData") -> "napari.types.ImageData":
+    os.kill(os.getpid(), signal.SIGSEGV)
+    return image
+
+
+def hang(image: "napari.types.ImageData") -> "napari.types.ImageData":
+    time.sleep(600)
+    return image
+"""
+
+
+@pytest.mark.parametrize("stage", ["crash", "hang"])
+def test_estimate_and_a_memory_budget_measure_the_first_image_in_a_worker(tmp_path: Path, stage: str) -> None:
+    # The first image ran in the command's own process: a segfaulting stage ended the run
+    # with exit status 139 and nothing written (and killed napari, for the widget's
+    # Estimate); a hanging one ignored the task timeout.
+    import tifffile
+
+    from napari_batch_pipeline.core.synthetic import nuclei_image
+
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "bad_stages.py").write_text(_CRASHING, encoding="utf-8")
+    (tmp_path / "images").mkdir()
+    for number in range(2):
+        tifffile.imwrite(tmp_path / "images" / f"img{number}.tif", nuclei_image(shape=(64, 64), seed=number))
+    (tmp_path / "bad.yaml").write_text(
+        f'version: 1\nstages:\n  - {{name: bad, function: "bad_stages:{stage}"}}\n', encoding="utf-8"
+    )
+    path = os.pathsep.join(filter(None, [str(modules), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    common = ["bad.yaml", "images", "--executor", "processes", "--workers", "2", "--task-timeout", "3"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "napari_batch_pipeline.cli", *args]
+        return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+
+    started = time.monotonic()
+    estimate = cli("estimate", *common)
+    assert estimate.returncode == 2, estimate.stderr
+    assert "could not be measured" in estimate.stderr and "Traceback" not in estimate.stderr
+    assert time.monotonic() - started < 120
+    run = cli("run", *common, "-o", "out", "--memory-budget", "4G")
+    assert run.returncode == 1, run.stderr  # every task failed alone; the tables are written
+    assert (tmp_path / "out" / "images.csv").read_text().count("failed") == 2

@@ -13,6 +13,7 @@ from typing import Any
 
 from .core.batch import BatchRun
 from .core.engine.events import RunFinished, RunStarted, StageProgress, TaskFinished
+from .core.engine.measure import estimate_plan
 from .core.engine.report import Report
 from .core.errors import PipelineError
 from .core.plan.batch_plan import plan_batch
@@ -181,9 +182,9 @@ def _run_and_report(batch: BatchRun, quiet: bool) -> int:
 
 
 def command_estimate(args: argparse.Namespace) -> int:
-    # the plan alone: nothing is written and no worker starts
+    # the plan alone: nothing is written; the first image is measured where a task would run
     plan = plan_batch(args.pipeline, args.input, **_options(args))
-    estimate = plan.estimate()
+    estimate = estimate_plan(plan)
     print(f"{len(plan.sources)} image(s) x {len(plan.param_sets)} parameter set(s)")
     print(estimate.summary())
     if not estimate.fits:

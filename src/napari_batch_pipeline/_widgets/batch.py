@@ -41,6 +41,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.batch import BatchRun
 from ..core.engine.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
+from ..core.engine.measure import estimate_plan
 from ..core.engine.report import Report
 from ..core.errors import PipelineError
 from ..core.pipeline.model import Pipeline
@@ -255,10 +256,10 @@ class BatchWidget(QWidget):
             self.cancel_button.enabled = False
 
     def estimate(self) -> FunctionWorker:
-        """Measure the first image in a thread worker; its summary goes under the buttons.
-        Only the plan is made: nothing is written and no worker process starts."""
+        """Measure the first image in a thread worker (with the processes and dask executors
+        in a worker process: a crashing stage cannot end the viewer); nothing is written."""
         plan = self.make_plan()
-        worker = create_worker(plan.estimate, _ignore_errors=True)
+        worker = create_worker(estimate_plan, plan, _ignore_errors=True)
         worker.returned.connect(self._on_estimate)
         worker.errored.connect(self._on_error)
         self.estimate_text.value = "estimating..."

@@ -14,6 +14,7 @@ from typing import Any
 
 from .engine.events import Event
 from .engine.jobs import TaskJob
+from .engine.measure import estimate_plan
 from .engine.process_pool import prestart
 from .engine.report import Report
 from .engine.runner import Runner
@@ -130,8 +131,9 @@ class BatchRun:
         return self.options.worker_count
 
     def estimate(self, measured: Measured | None = None) -> Estimate:
-        """Memory and time of the batch, measured on the first image; writes nothing."""
-        return self.plan.estimate(measured)
+        """Memory and time of the batch, measured on the first image (in a worker process
+        with the processes and dask executors); writes nothing."""
+        return estimate_plan(self.plan, measured)
 
     # -- the run ------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from ..run_folder.writer import RunFolder, provenance_versions, timestamp
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
 from .jobs import TaskJob
+from .measure import estimate_plan
 from .report import Report
 from .strategies import Measured, make_strategy
 
@@ -126,8 +127,8 @@ class Runner:
     def _events(self) -> Iterator[Event]:
         started = time.perf_counter()
         options = self.plan.options
-        if options.memory_budget is not None:
-            self.plan.check_budget()
+        if options.memory_budget is not None:  # the first image measured as a task would run
+            self.plan.check_budget(lambda: estimate_plan(self.plan))
         ledger = self._open()
         pending = [self.job(task) for task in self.tasks if task.key not in ledger.records]
         strategy = make_strategy(options.strategy)

@@ -11,7 +11,7 @@ is the engine's part (:mod:`..engine.runner`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,9 @@ class BatchPlan:
             measured=measured,
         )
 
-    def check_budget(self) -> None:
-        """Refuse a batch that would not fit its memory budget (measured on the first image).
+    def check_budget(self, measure: Callable[[], Estimate] | None = None) -> None:
+        """Refuse a batch that would not fit its memory budget (measured on the first image,
+        by ``measure``: :meth:`estimate` by default).
 
         Raises
         ------
@@ -110,7 +111,7 @@ class BatchPlan:
             With the advice of :meth:`Estimate.advice`.
         """
         try:
-            planned = self.estimate()
+            planned = (measure or self.estimate)()
         except (PipelineError, StageError):
             return  # no image the chain runs on to measure: the tasks fail on their own
         if not planned.fits:

@@ -23,6 +23,7 @@ __all__ = [
     "format_seconds",
     "held_bytes",
     "measure_first",
+    "measure_sources",
     "parse_size",
 ]
 
@@ -79,6 +80,23 @@ def measure_first(
     return seconds, held_bytes(image, outputs), saved
 
 
+def measure_sources(pipeline: Pipeline, sources: Sequence[Source]) -> tuple[float, int, int]:
+    """:func:`measure_first` on the first readable of the first five ``sources``.
+
+    Raises
+    ------
+    PipelineError
+        If none of them can be read.
+    """
+    for source in sources[:5]:
+        try:
+            field = read_field(source)
+        except Exception:
+            continue
+        return measure_first(pipeline, field.images, field.spacing)
+    raise PipelineError("none of the first images can be read; nothing to estimate from")
+
+
 def held_bytes(image: np.ndarray | Mapping[str, np.ndarray], outputs: Mapping[str, Any]) -> int:
     """Memory one task holds at its end (the input and every stage output), plus the
     temporaries of its largest stage (about twice its output). A thread-safe stand-in
@@ -118,16 +136,7 @@ def estimate(
         A measurement already made (see :func:`measure_first`); else one is made here.
     """
     if measured is None:
-        field = None
-        for source in sources[:5]:
-            try:
-                field = read_field(source)
-                break
-            except Exception:
-                continue
-        if field is None:
-            raise PipelineError("none of the first images can be read; nothing to estimate from")
-        measured = measure_first(pipeline, field.images, field.spacing)
+        measured = measure_sources(pipeline, sources)
     seconds, peak, saved = measured
     n_tasks = len(sources) * n_param_sets
     workers = max(1, workers if executor != "serial" else 1)
