@@ -11,7 +11,6 @@ import yaml
 
 from ..errors import PipelineError
 from ..pipeline.model import Pipeline
-from ..pipeline.yaml_file import load_yaml
 from ..run_folder.layout import param_label
 
 __all__ = ["parameter_sets", "parse_sweep"]
@@ -46,15 +45,26 @@ _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 def _scalar(text: str) -> Any:
     """A YAML scalar; ``1e-3`` is a float too (YAML 1.1 would read it as a string).
 
-    Read with the pipeline file's guarded loader: a cell or a swept value that is an
-    alias bomb or nests too deep is refused at once (:class:`yaml.YAMLError`).
+    A value is one scalar or a short list: anchors and aliases (an "alias bomb" stands for
+    billions of values in a few characters) and nesting deeper than :data:`_MAX_DEPTH`
+    are refused before YAML reads the text (:class:`yaml.YAMLError`).
     """
     if _FLOAT.match(text):
         return float(text)
-    try:
-        return load_yaml(text, "value")
-    except PipelineError as error:
-        raise yaml.YAMLError(str(error)) from None
+    if _ALIAS.search(text):
+        raise yaml.YAMLError("a value cannot hold YAML anchors or aliases (& or *)")
+    depth = deepest = 0
+    for character in text:
+        depth += (character in "[{") - (character in "]}")
+        deepest = max(deepest, depth)
+    if deepest > _MAX_DEPTH:
+        raise yaml.YAMLError(f"a value cannot nest deeper than {_MAX_DEPTH} levels")
+    return yaml.safe_load(text)
+
+
+#: an anchor or alias (``&a``, ``*a``) where YAML would read one
+_ALIAS = re.compile(r"(?:^|[\s,\[\{:-])[&*][^\s,\[\]\{\}]")
+_MAX_DEPTH = 10
 
 
 def parameter_sets(pipeline: Pipeline, sweep: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
