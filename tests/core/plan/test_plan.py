@@ -246,3 +246,25 @@ def test_a_parameter_table_cell_built_to_hurt_is_refused_at_once(
     with pytest.raises(PipelineError, match="cannot read"):
         plan_batch(pipeline, image_folder, params=table)
     assert time.perf_counter() - start < 5
+
+
+def test_the_estimate_scales_the_first_image_to_the_largest(pipeline: Pipeline, tmp_path: Path) -> None:
+    # A folder of a small image then a large one was estimated from the small one alone
+    # (201 MiB estimated, 7.1 GB at peak): a memory budget let it through.
+    import tifffile
+
+    from napari_batch_pipeline.core.plan import plan_batch
+    from napari_batch_pipeline.core.synthetic import nuclei_image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a_small.tif", nuclei_image(shape=(128, 128), n_nuclei=4, seed=1))
+    tifffile.imwrite(folder / "b_large.tif", nuclei_image(shape=(1024, 1024), n_nuclei=40, seed=2))
+    both = plan_batch(pipeline, folder, executor="serial").estimate()
+    alone = plan_batch(pipeline, folder, pattern="b_*.tif", executor="serial").estimate()
+    assert 0.5 < both.largest_peak_bytes / alone.peak_bytes_per_task < 2
+    assert both.total_bytes >= both.largest_peak_bytes > 30 * both.peak_bytes_per_task
+    assert "for the largest image" in both.summary()
+    tight = plan_batch(pipeline, folder, executor="serial", memory_budget=both.peak_bytes_per_task * 4)
+    with pytest.raises(PipelineError, match="over the budget"):
+        tight.check_budget()

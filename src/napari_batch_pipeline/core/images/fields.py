@@ -91,9 +91,19 @@ def plan_fields(files: Sequence[Source], channels: Sequence[Channel], input_name
                         t=t if times else None,
                         scene_name=scene.name if scenes else None,
                         pixel_size=scene.pixel_size,
+                        pixels=_pixels(scene.sizes),
                     )
                 )
     return fields
+
+
+def _pixels(sizes: dict[str, int]) -> int | None:
+    """The values of one field (one scene, one time point) of a file with these sizes."""
+    count = 1
+    for axis, size in sizes.items():
+        if axis.upper() not in ("T", "S"):
+            count *= max(1, int(size))
+    return count if sizes else None
 
 
 def _describe(source: Source) -> FileInfo | str:

@@ -62,6 +62,9 @@ class Source:
         Micrometres, None where the file does not say.
     problem : str or None
         Why this field cannot be read; its task fails with it.
+    pixels : int or None
+        How many values one field holds (every channel, plane, row and column), from the
+        file's header: the estimate scales the first image's memory to the largest.
     """
 
     path: Path
@@ -74,6 +77,8 @@ class Source:
     channel_files: tuple[tuple[str, str | None], ...] = ()
     pixel_size: tuple[float | None, float | None, float | None] = (None, None, None)
     problem: str | None = None
+    #: the field's values (channels x z x y x x) as its file's header says; None if unknown
+    pixels: int | None = None
 
     @property
     def files(self) -> list[Path]:

@@ -44,6 +44,8 @@ class Estimate:
     total_bytes: int
     seconds: float
     budget_bytes: int
+    #: peak bytes of the largest image's task (the first image's, scaled by size)
+    largest_peak_bytes: int = 0
 
     @property
     def fits(self) -> bool:
@@ -53,7 +55,13 @@ class Estimate:
         return (
             f"{self.tasks} task(s) on {self.workers} worker(s): about "
             f"{format_seconds(self.seconds)} and {format_bytes(self.total_bytes)} of memory at peak "
-            f"({format_bytes(self.peak_bytes_per_task)} per task, {self.in_flight} in flight; "
+            f"({format_bytes(self.peak_bytes_per_task)} per task"
+            + (
+                f", {format_bytes(self.largest_peak_bytes)} for the largest image"
+                if self.largest_peak_bytes > 1.5 * self.peak_bytes_per_task
+                else ""
+            )
+            + f", {self.in_flight} in flight; "
             f"budget {format_bytes(self.budget_bytes)}); "
             f"{format_bytes(self.output_bytes_per_task * self.tasks)} written"
         )
@@ -142,7 +150,10 @@ def estimate(
     workers = max(1, workers if executor != "serial" else 1)
     in_flight = min(n_tasks, workers)
     base = WORKER_BASE_BYTES * workers if executor in ("processes", "dask") else 0
-    total = base + peak * in_flight
+    # memory and time grow with an image's size: the first image's, scaled to each image's
+    sizes = _relative_sizes(sources)
+    largest = sorted(sizes, reverse=True)[:in_flight]
+    total = base + int(peak * sum(largest) * in_flight / len(largest)) if largest else base + peak * in_flight
     return Estimate(
         tasks=n_tasks,
         workers=workers,
@@ -151,9 +162,19 @@ def estimate(
         peak_bytes_per_task=peak,
         output_bytes_per_task=saved,
         total_bytes=total,
-        seconds=seconds * n_tasks / workers,
+        seconds=seconds * (sum(sizes) if sizes else len(sources)) * n_param_sets / workers,
         budget_bytes=budget if budget is not None else default_budget(),
+        largest_peak_bytes=int(peak * max(sizes)) if sizes else peak,
     )
+
+
+def _relative_sizes(sources: Sequence[Source]) -> list[float]:
+    """Each field's size relative to the first readable one's (which is measured), from the
+    files' headers; empty when a size is unknown."""
+    first = next((s.pixels for s in sources[:5] if s.problem is None), None)
+    if not first or any(s.pixels is None for s in sources if s.problem is None):
+        return []
+    return [s.pixels / first for s in sources if s.problem is None and s.pixels]
 
 
 def default_budget() -> int:
