@@ -109,23 +109,33 @@ def summary_table(images: pd.DataFrame, table_stages: Sequence[str], group_by: S
     frame = images if group_by else images.assign(**{GROUP: ALL})
     counts = [count_column(table_stages[0])] if table_stages else []
     pairs = measurements(images, table_stages)
-    rows = []
-    for key, group in frame.groupby(keys, sort=False, dropna=False):
-        values = key if isinstance(key, tuple) else (key,)
-        done = group[group[STATUS] == DONE]
-        row: dict[str, object] = dict(zip(keys, values, strict=True))
-        row[TASKS_DONE] = len(done)
-        row[TASKS_FAILED] = int((group[STATUS] == FAILED).sum())
-        row[OBJECTS] = int(done[counts[0]].fillna(0).sum()) if counts and counts[0] in done else 0
-        for stage, measurement in pairs:
-            per_image = pd.to_numeric(done[mean_column(stage, measurement)], errors="coerce").astype(float)
-            stats = (per_image.mean(), per_image.std(ddof=1), per_image.sem(ddof=1), per_image.median())
-            for name, value in zip(STATISTICS, stats, strict=True):
-                row[f"{stage}.{measurement}.{name}"] = float(value)
-        rows.append(row)
-    columns = [*keys, TASKS_DONE, TASKS_FAILED, OBJECTS]
-    columns += [f"{s}.{m}.{name}" for s, m in pairs for name in STATISTICS]
-    return pd.DataFrame(rows, columns=columns)
+    done = frame[STATUS] == DONE
+    # one pass of pandas' grouped reductions (a loop over 20,000 groups took 47 s)
+    columns: dict[str, pd.Series] = {
+        TASKS_DONE: done,
+        TASKS_FAILED: frame[STATUS] == FAILED,
+        OBJECTS: frame[counts[0]].where(done, 0).fillna(0) if counts and counts[0] in frame else done * 0,
+    }
+    for stage, measurement in pairs:
+        values = pd.to_numeric(frame[mean_column(stage, measurement)], errors="coerce").astype(float)
+        columns[f"{stage}.{measurement}"] = values.where(done)
+    grouped = pd.DataFrame(columns, index=frame.index).groupby(
+        [frame[key] for key in keys], sort=False, dropna=False
+    )
+    table = grouped[[TASKS_DONE, TASKS_FAILED, OBJECTS]].sum().astype(int)
+    for stage, measurement in pairs:
+        per_image = grouped[f"{stage}.{measurement}"]
+        statistics = (per_image.mean(), per_image.std(ddof=1), per_image.sem(ddof=1), per_image.median())
+        for name, value in zip(STATISTICS, statistics, strict=True):
+            table[f"{stage}.{measurement}.{name}"] = value.astype(float)
+    table = table.reset_index(names=keys) if len(table) else pd.DataFrame(columns=[*keys, *table.columns])
+    order = [*keys, TASKS_DONE, TASKS_FAILED, OBJECTS]
+    order += [f"{s}.{m}.{name}" for s, m in pairs for name in STATISTICS]
+    return table[order].reset_index(drop=True)
+
+
+#: the most groups the summary figure shows (summary.csv holds every group)
+MAX_FIGURE_GROUPS = 60
 
 
 def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: Sequence[str]) -> Figure:
@@ -147,7 +157,10 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
     done = images[images[STATUS] == DONE]
     keys = list(group_by)
     names, data = [], []
-    for key, group in done.groupby(keys, sort=False, dropna=False) if keys else [((ALL,), done)]:
+    groups = done.groupby(keys, sort=False, dropna=False) if keys else None
+    for key, group in groups if groups is not None else [((ALL,), done)]:
+        if len(names) == MAX_FIGURE_GROUPS:
+            break
         names.append(" / ".join(map(str, key if isinstance(key, tuple) else (key,))))
         series = pd.to_numeric(group[column], errors="coerce").to_numpy(dtype=float)
         data.append(series[np.isfinite(series)])
@@ -171,7 +184,9 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
     axes.set_xlim(0.4, len(data) + 0.6)
     axes.set_xlabel(", ".join(keys) or GROUP)
     axes.set_ylabel(f"{stage}.{measurement} (mean per image)")
-    axes.set_title(f"{stage}.{measurement}: {sum(map(len, data))} images in {len(data)} group(s)")
+    total = groups.ngroups if groups is not None else 1
+    shown = f"the first {len(data)} of {total} groups" if total > len(data) else f"{len(data)} group(s)"
+    axes.set_title(f"{stage}.{measurement}: {sum(map(len, data))} images in {shown}")
     return figure
 
 
