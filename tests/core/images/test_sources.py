@@ -240,3 +240,18 @@ def test_read_image_errors_name_the_file_and_the_problem(
     # one clean error, not a library exception chained under it
     assert excinfo.value.__cause__ is None
     assert excinfo.value.__suppress_context__ or excinfo.value.__context__ is None
+
+
+def test_a_linked_subfolder_is_named_in_a_warning_not_skipped_silently(tmp_path: Path) -> None:
+    # With subfolders, a linked folder was skipped without a row or a word.
+    elsewhere = tmp_path / "elsewhere"
+    touch_images(elsewhere, ["far.tif"])
+    root = tmp_path / "input"
+    touch_images(root, ["near.tif"])
+    (root / "plate2").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.warns(UserWarning, match="'plate2': a link to a folder, not looked into"):
+        sources = find_images(root, recursive=True)
+    assert [s.relative for s in sources] == ["near.tif"]
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a loop still ends
+    with pytest.warns(UserWarning, match="'loop', 'plate2'"):
+        assert [s.relative for s in find_images(root, recursive=True)] == ["near.tif"]

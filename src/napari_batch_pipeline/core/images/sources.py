@@ -144,9 +144,13 @@ def find_images(
     walker = root.rglob if recursive else root.glob
     found = []
     seen: dict[Path, bool] = {}
+    linked: list[str] = []
     for path in walker(pattern or "*"):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts):
+            continue
+        if recursive and path.is_symlink() and path.is_dir() and path.suffix.lower() not in IMAGE_SUFFIXES:
+            linked.append(escaped(relative.as_posix()))  # not followed: a loop would never end
             continue
         if any(part.lower().endswith(".zarr") for part in relative.parts[:-1]):
             continue  # inside an OME-Zarr image
@@ -164,6 +168,14 @@ def find_images(
             found.append(Source(path=path, relative=name))
         elif not path.is_dir() or suffix in IMAGE_SUFFIXES:
             found.append(Source(path=path, relative=name, problem=_not_a_file(path, name)))
+    if linked:
+        linked.sort(key=natural_key)
+        names = ", ".join(map(repr, linked[:3])) + (f" and {len(linked) - 3} more" if len(linked) > 3 else "")
+        warnings.warn(
+            f"{names}: a link to a folder, not looked into; give the folder itself as input, "
+            "or link its files",
+            stacklevel=2,
+        )
     if not found:
         what = (
             f"matching {pattern!r}" if pattern else "with an image suffix (" + ", ".join(IMAGE_SUFFIXES) + ")"
