@@ -64,3 +64,18 @@ def test_a_tiff_with_a_header_and_no_image_is_an_error(tmp_path: Path) -> None:
     path.write_bytes(b"II*\x00" + bytes(range(256)) * 4)
     with pytest.raises(ImageReadError, match=r"junk\.tif"):
         probe(path)
+
+
+@pytest.mark.parametrize(("suffix", "reader"), [(".czi", "bioio-czi"), (".nd2", "bioio-nd2")])
+def test_a_damaged_vendor_file_says_why_quietly_not_that_its_reader_is_missing(
+    tmp_path: Path, suffix: str, reader: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A truncated CZI or a garbage ND2 was reported as needing its reader installed, when it
+    # was; and bioio's log lines reached stderr past --quiet.
+    pytest.importorskip(reader.replace("-", "_"))
+    path = tmp_path / f"damaged{suffix}"
+    path.write_bytes(b"ZISRAWFILE" + bytes(range(256)) * 4)
+    with pytest.raises(ImageReadError, match=f"{reader} cannot read it; the file may be damaged") as error:
+        probe(path)
+    assert "pip install" not in str(error.value)
+    assert "Attempted file" not in capfd.readouterr().err

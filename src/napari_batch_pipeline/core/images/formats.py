@@ -3,9 +3,8 @@ sizes), and one field of it as an array.
 
 Every TIFF flavour (plain, ImageJ hyperstacks, OME-TIFF with several series, compressed
 through imagecodecs) is read with tifffile, which also gives ImageJ channel labels and
-pixel sizes; PNG, JPEG and the like with imageio; everything else (CZI, ND2, LIF,
-OME-Zarr) through bioio and its reader plugins, installed by the ``formats`` extra.
-A file whose reader is missing fails alone, with the ``pip install`` line to run.
+pixel sizes; PNG, JPEG... with imageio; CZI, ND2, LIF, OME-Zarr through bioio's plugins
+(``formats`` extra). A file fails alone: its reader missing, with the line to install it.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .bioio_log import quiet_bioio, unsupported
 
 __all__ = [
     "BIOIO_SUFFIXES",
@@ -425,12 +426,11 @@ def _bioimage(path: Path) -> Any:
             f"{path.name} needs bioio and {reader}, which are not installed; run: {FORMATS_EXTRA}"
         ) from None
     try:
-        return BioImage(path)
+        with quiet_bioio(path) as reasons:  # bioio's lines go into the message, not to stderr
+            return BioImage(path)
     except Exception as error:
         if type(error).__name__ == "UnsupportedFileFormatError":
-            raise ImageReadError(
-                f"{path.name}: no installed reader opens this file; it needs {reader}; run: {FORMATS_EXTRA}"
-            ) from None
+            raise ImageReadError(unsupported(path, reader, reasons, FORMATS_EXTRA)) from None
         raise
 
 
