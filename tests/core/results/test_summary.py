@@ -87,3 +87,33 @@ def test_many_groups_are_summarised_at_once_and_the_figure_shows_the_first() -> 
     assert len(axes.get_xticks()) == MAX_FIGURE_GROUPS
     done = int((images["status"] == "done").sum())  # the figure plots the done images
     assert f"the first {MAX_FIGURE_GROUPS} of {done} groups" in axes.get_title()
+
+
+def test_a_run_mixing_2d_and_3d_images_never_pools_areas_with_volumes(tmp_path, pipeline) -> None:
+    # A folder of 2D and 3D images put areas and volumes in one column, and summary.csv
+    # averaged them together.
+    import tifffile
+
+    from napari_batch_pipeline.core.batch import run_batch
+    from napari_batch_pipeline.core.synthetic import nuclei_image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    flat = nuclei_image(shape=(64, 64), n_nuclei=3, seed=1)
+    tifffile.imwrite(folder / "a_flat.tif", flat)
+    tifffile.imwrite(folder / "b_flat.tif", nuclei_image(shape=(64, 64), n_nuclei=3, seed=2))
+    tifffile.imwrite(folder / "c_stack.tif", np.stack([flat] * 5))
+    report = run_batch(pipeline, folder, tmp_path / "run", executor="serial")
+    assert report.exit_code == 0
+    images = report.images.set_index("image")
+    assert images["dims"].to_dict() == {"a_flat.tif": "2D", "b_flat.tif": "2D", "c_stack.tif": "3D"}
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv").set_index("dims")
+    flat_areas = images.loc[["a_flat.tif", "b_flat.tif"], "nuclei.mean_area"]
+    assert summary.loc["2D", "nuclei.area.mean"] == pytest.approx(flat_areas.mean())
+    assert summary.loc["3D", "nuclei.area.mean"] == pytest.approx(
+        images.loc["c_stack.tif", "nuclei.mean_area"]
+    )
+    assert summary.loc["3D", "tasks_done"] == 1 and summary.loc["2D", "tasks_done"] == 2
+    # a run of one kind has no such column
+    only_flat = run_batch(pipeline, folder, tmp_path / "flat", pattern="*_flat.tif", executor="serial")
+    assert "dims" not in only_flat.images.columns

@@ -20,12 +20,14 @@ from .channels import Channel, channel_lines, match_channel_file, resolve_channe
 from .formats import FileInfo, ImageReadError, SceneInfo, probe, read_pixels, read_scene
 from .sources import Source, natural_key
 
-__all__ = ["FIELD_COLUMNS", "Field", "field_columns", "plan_fields", "read_field", "spacing_of"]
+__all__ = ["DIMS", "FIELD_COLUMNS", "Field", "field_columns", "plan_fields", "read_field", "spacing_of"]
 
 SCENE, SCENE_NAME, TIME = "scene", "scene_name", "t"
+#: ``2D`` or ``3D``: a column of runs that mix both, whose areas and volumes never pool
+DIMS = "dims"
 PIXEL_SIZE_COLUMNS = ("pixel_size_z", "pixel_size_y", "pixel_size_x")
 #: columns the fields add to the tables (and ``file.<channel>``): no metadata group may take them
-FIELD_COLUMNS = (SCENE, SCENE_NAME, TIME, *PIXEL_SIZE_COLUMNS)
+FIELD_COLUMNS = (SCENE, SCENE_NAME, TIME, DIMS, *PIXEL_SIZE_COLUMNS)
 FILE_PREFIX = "file."
 
 
@@ -92,8 +94,11 @@ def plan_fields(files: Sequence[Source], channels: Sequence[Channel], input_name
                         scene_name=scene.name if scenes else None,
                         pixel_size=scene.pixel_size,
                         pixels=_pixels(scene.sizes),
+                        planes=int(scene.sizes.get("Z", 1)),
                     )
                 )
+    if len({f.planes > 1 for f in fields if f.planes}) > 1:  # 2D and 3D: say which is which
+        fields = [replace(f, dims=("3D" if f.planes > 1 else "2D") if f.planes else None) for f in fields]
     return fields
 
 
@@ -180,7 +185,7 @@ def _group_channel_files(files: Sequence[Source], channels: Sequence[Channel]) -
 
 def field_columns(source: Source) -> dict[str, Any]:
     """The columns a field adds to every table: scene, time point, channel files, pixel size."""
-    columns: dict[str, Any] = {}
+    columns: dict[str, Any] = {DIMS: source.dims} if source.dims else {}
     if source.scene is not None:
         columns[SCENE] = source.scene
         columns[SCENE_NAME] = source.scene_name

@@ -79,6 +79,10 @@ class Source:
     problem: str | None = None
     #: the field's values (channels x z x y x x) as its file's header says; None if unknown
     pixels: int | None = None
+    #: the field's z planes, from its file's header; None if unknown
+    planes: int | None = None
+    #: ``'2D'`` or ``'3D'`` in a run that mixes both (a table column then); None otherwise
+    dims: str | None = None
 
     @property
     def files(self) -> list[Path]:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import PipelineError
 from ..files import atomic_path
+from ..images.fields import DIMS
 from ..run_folder.reader import RunResults
 from ..run_folder.records import DONE, FAILED
 from ..run_folder.tables import FOLDER, STATUS, count_column, mean_column, read_table
@@ -64,6 +65,12 @@ def default_group_by(
     return []
 
 
+def _with_dims(images: pd.DataFrame, keys: list[str]) -> list[str]:
+    """``keys``, and ``dims`` in a run that mixes 2D and 3D images: areas and volumes are
+    summarised apart."""
+    return [*keys, DIMS] if DIMS in images.columns and DIMS not in keys else keys
+
+
 def measurements(images: pd.DataFrame, table_stages: Sequence[str]) -> list[tuple[str, str]]:
     """``(stage, measurement)`` for each ``<stage>.mean_<measurement>`` column of images.csv,
     stage by stage in the pipeline's order."""
@@ -105,7 +112,7 @@ def summary_table(images: pd.DataFrame, table_stages: Sequence[str], group_by: S
             f"its columns are {', '.join(map(str, images.columns))}",
             options=("group_by",),
         )
-    keys = list(group_by) or [GROUP]
+    keys = _with_dims(images, list(group_by) or [GROUP])
     frame = images if group_by else images.assign(**{GROUP: ALL})
     counts = [count_column(table_stages[0])] if table_stages else []
     pairs = measurements(images, table_stages)
@@ -155,7 +162,7 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
     stage, measurement = pairs[0]
     column = mean_column(stage, measurement)
     done = images[images[STATUS] == DONE]
-    keys = list(group_by)
+    keys = _with_dims(images, list(group_by))
     names, data = [], []
     groups = done.groupby(keys, sort=False, dropna=False) if keys else None
     for key, group in groups if groups is not None else [((ALL,), done)]:
