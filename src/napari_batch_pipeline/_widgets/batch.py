@@ -256,8 +256,7 @@ class BatchWidget(QWidget):
             self.cancel_button.enabled = False
 
     def estimate(self) -> FunctionWorker:
-        """Measure the first image in a thread worker (with the processes and dask executors
-        in a worker process: a crashing stage cannot end the viewer); nothing is written."""
+        """Measure the first image in a thread worker (and worker process); writes nothing."""
         plan = self.make_plan()
         worker = create_worker(estimate_plan, plan, _ignore_errors=True)
         worker.returned.connect(self._on_estimate)
