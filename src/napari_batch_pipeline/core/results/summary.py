@@ -163,7 +163,8 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
     column = mean_column(stage, measurement)
     done = images[images[STATUS] == DONE]
     keys = _with_dims(images, list(group_by))
-    names, data = [], []
+    names: list[str] = []
+    data: list[np.ndarray] = []
     groups = done.groupby(keys, sort=False, dropna=False) if keys else None
     for key, group in groups if groups is not None else [((ALL,), done)]:
         if len(names) == MAX_FIGURE_GROUPS:
