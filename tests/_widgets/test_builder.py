@@ -61,6 +61,18 @@ def test_three_stages_each_show_a_layer(builder, wait_run):
     assert "3 stage(s) on 1 image(s)" in builder.status.value
 
 
+def test_the_builders_outputs_are_never_offered_as_the_image_to_run_on(builder, wait_run):
+    # The image dropdown listed the gaussian output once shown (the layer was inserted
+    # before the builder knew it as its own); picked, every re-run blurred it again.
+    wait_run(builder, lambda: builder.add_stage("gaussian", "blurred", params={"sigma": 2.0}))
+    assert "blurred" in builder.viewer.layers
+    names = [layer.name for layer in builder.image.choices if layer is not None]
+    assert names == ["nuclei"]
+    assert [layer.name for layer in builder.second_image.choices if layer is not None] == ["nuclei"]
+    builder.viewer.add_image(nuclei_image(seed=3), name="another")  # a new image is offered
+    assert [layer.name for layer in builder.image.choices if layer is not None] == ["nuclei", "another"]
+
+
 def test_a_changed_parameter_reruns_that_stage_and_those_after_it(builder, wait_run):
     wait_run(builder, lambda: three_stages(builder))
     layers = builder.viewer.layers

@@ -95,7 +95,8 @@ class ChainLayers:
         if layer is not None and layer in self.viewer.layers:
             self.viewer.layers.remove(layer)
         new = layer_type(data, name=layer_name, scale=scale, translate=translate)
-        self.layers[key] = self.viewer.add_layer(new)
+        self.layers[key] = new  # known as an output before the viewer says it was inserted
+        self.viewer.add_layer(new)
 
     def _attach_table(self, index: int, pipeline: Pipeline, name: str, table: pd.DataFrame) -> None:
         """A measurement table becomes the features of the labels layer it measured."""
