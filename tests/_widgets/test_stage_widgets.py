@@ -117,6 +117,23 @@ def test_measure_puts_the_table_in_the_labels_features(viewer):
     np.testing.assert_allclose(features["intensity_mean"], expected["intensity_mean"])
 
 
+def test_measure_runs_with_its_defaults(viewer):
+    # Its intensity chooser was empty while its default properties hold intensity_mean:
+    # Run failed, in pipeline-file words ("add inputs: {intensity: input}").
+    labels = label(threshold(nuclei_image()))
+    labels_layer = viewer.add_labels(labels, name="nuclei labels")
+    widget = make_stage_widget("measure")
+    viewer.window.add_dock_widget(widget)
+    assert widget.intensity.value is viewer.layers["nuclei"]
+    widget()
+    expected = measure(labels, nuclei_image())
+    np.testing.assert_allclose(labels_layer.features["intensity_mean"], expected["intensity_mean"])
+    widget.intensity.value = None
+    with pytest.raises(ValueError, match="choose a layer for 'intensity'") as error:
+        widget()
+    assert "inputs:" not in str(error.value)
+
+
 def test_running_without_a_layer_says_what_is_missing(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = gaussian_widget()

@@ -12,6 +12,7 @@ and returns the result layer, as a script expects.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
@@ -69,6 +70,12 @@ class _StageCall:
 
     def compute(self) -> Any:
         """The core stage on the layers' data; safe to call from a worker thread."""
+        if self.spec.check is not None:  # in the widget's words: a layer to choose, not an input
+            problem = self.spec.check(
+                self.params, {n for n, layer in self.layers.items() if layer is not None}
+            )
+            if problem:
+                raise ValueError(_INPUTS.sub(lambda m: f"choose a layer for {m[1]!r}", problem))
         return self.spec.function(**self.data, **self.params)
 
     def show(self, result: Any) -> Any:
@@ -105,6 +112,20 @@ class StageWidget(FunctionGui):
         assert button is not None
         button.changed.disconnect()
         button.changed.connect(self.start)
+
+    def reset_choices(self, *args: Any) -> None:
+        """Refresh the layer choosers; an optional image chooser the stage's defaults need
+        (measure's intensity, for ``intensity_mean``) takes the first image layer."""
+        super().reset_choices(*args)
+        check, defaults = self.spec.check, self.spec.defaults()
+        for name in self.spec.optional_data:
+            box = getattr(self, name, None)
+            if box is None or box.value is not None or check is None:
+                continue
+            without = check(defaults, set(self.spec.data_args) - {name})
+            images = [c for c in box.choices if isinstance(c, Image)]
+            if without and images and not check(defaults, set(self.spec.data_args)):
+                box.value = images[0]
 
     def start(self) -> FunctionWorker:
         """Run the stage with the current values in a thread worker; return the worker.
@@ -248,6 +269,10 @@ def _prepare(spec: StageSpec, arguments: dict[str, Any]) -> _StageCall:
     if spec.takes_spacing:
         data[SPACING_ARG] = _layer_spacing(layers, source)
     return _StageCall(viewer, spec, data, arguments, source, layers)
+
+
+#: the pipeline file's words for a data argument to connect (``add inputs: {intensity: input}``)
+_INPUTS = re.compile(r"add inputs: \{(\w+): [^}]*\}")
 
 
 def _layer_spacing(layers: dict[str, Layer | None], source: Layer) -> tuple[float, ...]:
