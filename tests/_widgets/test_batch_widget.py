@@ -139,6 +139,9 @@ def test_cancel_stops_midway_cleanly_and_the_run_resumes(
     assert resumed.skipped == report.done
     assert resumed.done + resumed.skipped == 30
     assert widget.viewer.layers["out: labels"].data.shape[0] == 30
+    # the tasks done before the cancel are rows too (only the new ones were listed)
+    assert widget.table.rowCount() == 30
+    assert sorted(task.index for task in widget.table.tasks) == list(range(30))
 
 
 def test_the_event_loop_stays_responsive_during_a_batch(batch_widget, qtbot, tmp_path, run_to_end):
@@ -193,6 +196,17 @@ def test_the_event_loop_stays_responsive_during_a_batch(batch_widget, qtbot, tmp
         return float(during.max()), report.seconds
 
     longest_gaps(tmp_path / "out1")
+
+
+def test_a_finished_folder_run_again_lists_every_task(batch_widget, run_to_end):
+    # Re-running a finished folder showed "0 done, 6 resumed" and an empty table.
+    first = run_to_end(batch_widget)
+    assert first is not None and first.done == 6
+    again = run_to_end(batch_widget)
+    assert again is not None and again.skipped == 6 and again.done == 0
+    table = batch_widget.table
+    assert table.rowCount() == 6
+    assert [table.text(row, "status") for row in range(6)] == ["done"] * 6
 
 
 def test_estimate_shows_memory_and_time(batch_widget, qtbot):

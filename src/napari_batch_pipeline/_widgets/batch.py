@@ -192,8 +192,7 @@ class BatchWidget(QWidget):
         return self._planned(BatchRun, command="napari: Batch processing widget", low_priority=True)
 
     def make_plan(self) -> BatchPlan:
-        """The plan of the fields' values: checked, nothing written, no worker started.
-        Raises as :meth:`make_batch`."""
+        """The plan of the fields' values: checked, nothing written (raises as make_batch)."""
         return self._planned(plan_batch)
 
     def _planned(self, make: Callable[..., Any], **extra: Any) -> Any:
@@ -304,6 +303,7 @@ class BatchWidget(QWidget):
                 show_info(event.problem)
             return
         if isinstance(event, RunStarted):
+            self.table.add_resumed(event.resumed, self.batch.tasks if self.batch else [])
             self._ended = event.skipped
             self._advance(event.skipped, flush=True)
             resumed = f", {event.skipped} already done" if event.skipped else ""

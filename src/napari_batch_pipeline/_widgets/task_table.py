@@ -166,6 +166,11 @@ class TaskTable(QTableView):
         """Append the rows of several finished tasks at once (see :meth:`TaskTableModel.add_records`)."""
         self.task_model.add_records(finished)
 
+    def add_resumed(self, records: Sequence[TaskRecord], tasks: Sequence[Task]) -> None:
+        """Rows for the tasks a resumed run had done before: clicked like the others."""
+        by_key = {task.key: task for task in tasks}
+        self.add_records([(record, by_key[record.key]) for record in records if record.key in by_key])
+
     def rowCount(self) -> int:
         return self.task_model.rowCount()
 

@@ -20,7 +20,8 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
-    """The run begins: how many tasks, how many already done (resumed), the estimate."""
+    """The run begins: how many tasks, how many already done (resumed), the estimate;
+    ``resumed`` holds the records of the tasks already done, in task order."""
 
     total: int
     skipped: int
@@ -29,6 +30,7 @@ class RunStarted(Event):
     executor: str
     workers: int
     estimate: Estimate | None
+    resumed: tuple[TaskRecord, ...] = ()
 
 
 @dataclass(frozen=True)

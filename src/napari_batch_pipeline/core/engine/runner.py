@@ -145,6 +145,7 @@ class Runner:
                 options.executor,
                 options.worker_count,
                 self._estimate(start.measured, bool(pending)),
+                tuple(ledger.records[t.key] for t in self.tasks if t.key in ledger.records),
             )
             for record in start.probes:
                 yield self._finished(ledger, record)
