@@ -115,7 +115,10 @@ class DaskExecutor(Executor):
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=":0",  # any free port: never clashes with another cluster
-                    silence_logs=40,
+                    # critical only: a cancel closes the workers while they heartbeat, and
+                    # distributed logged that as an error with its traceback (task errors
+                    # reach the tables through the engine, not through these logs)
+                    silence_logs=50,
                 )
                 self._client = Client(self._cluster)
         except OSError as error:
