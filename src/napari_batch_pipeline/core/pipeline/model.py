@@ -23,7 +23,7 @@ from ..images.channels import Channel, parse_channels
 from ..stages.registry import SPACING_ARG
 from .code_identity import code_identity
 from .stage_config import INPUT, StageConfig, validate_stages
-from .yaml_file import load_yaml
+from .yaml_file import load_yaml, read_pipeline_text
 
 __all__ = ["INPUT", "VERSION", "Pipeline", "StageConfig"]
 
@@ -72,13 +72,7 @@ class Pipeline:
     def from_yaml(cls, path: str | Path) -> Pipeline:
         """Load a pipeline file (safe YAML only)."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise PipelineError(f"pipeline file {str(path)!r} does not exist") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise PipelineError(f"cannot read pipeline file {str(path)!r}: {error}") from None
-        return cls.from_text(text, source=str(path))
+        return cls.from_text(read_pipeline_text(path), source=str(path))
 
     @classmethod
     def from_text(cls, text: str, source: str = "pipeline") -> Pipeline:

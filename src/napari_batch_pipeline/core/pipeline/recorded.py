@@ -22,7 +22,7 @@ from ..stages import STAGES, StageSpec
 from ..stages.registry import OUTPUT_KINDS, ParamSpec
 from .model import Pipeline
 from .stage_config import StageConfig
-from .yaml_file import load_yaml
+from .yaml_file import load_yaml, read_pipeline_text
 
 __all__ = ["load_recorded", "named_modules", "untrusted_modules"]
 
@@ -91,13 +91,7 @@ def load_recorded(
 
 
 def _document(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PipelineError(f"pipeline file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PipelineError(f"cannot read pipeline file {str(path)!r}: {error}") from None
-    data = load_yaml(text, str(path))
+    data = load_yaml(read_pipeline_text(path), str(path))
     if not isinstance(data, Mapping) or not isinstance(data.get("stages"), list):
         raise PipelineError(f"{str(path)!r}: expected a pipeline file with a list of stages")
     return dict(data)

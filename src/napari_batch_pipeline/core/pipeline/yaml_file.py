@@ -17,6 +17,7 @@ Every problem, malformed values that YAML would turn into a Python error include
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -24,7 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import PipelineError
 
-__all__ = ["MAX_ALIASES", "MAX_ALIAS_VALUES", "MAX_DEPTH", "load_yaml"]
+__all__ = ["MAX_ALIASES", "MAX_ALIAS_VALUES", "MAX_DEPTH", "load_yaml", "read_pipeline_text"]
 
 #: aliases (``*name``) a pipeline file may use
 MAX_ALIASES = 100
@@ -201,3 +202,14 @@ def _mark(error: yaml.YAMLError, source: str) -> str:
     if mark is None:
         return source
     return f"{source}, line {mark.line + 1}, column {mark.column + 1}"
+
+
+def read_pipeline_text(path: Path) -> str:
+    """The text of the pipeline file ``path``; a missing or unreadable file is a
+    :class:`~..errors.PipelineError` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError(f"pipeline file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise PipelineError(f"cannot read pipeline file {str(path)!r}: {error}") from None
