@@ -21,8 +21,9 @@ Driven from Python as a user's script would::
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from magicgui.widgets import (
@@ -37,7 +38,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ..core.batch import BatchRun
 from ..core.engine.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
@@ -48,9 +49,11 @@ from ..core.pipeline.model import Pipeline
 from ..core.plan.batch_plan import BatchPlan, plan_batch
 from ..core.plan.estimate import Estimate
 from .batch_fields import BatchFields, field_hint, path_of
+from .batch_status import CloseGuard, offer_version_folder, summary_text
 from .collector import hold_collector
+from .dock_layout import scrolling_layout, wrapping
 from .responsive import call_responsively, disabled
-from .results import ResultsView
+from .results import ResultsView, show_results
 from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
 from .session import session_for
 from .task_table import TaskTable
@@ -115,24 +118,15 @@ class BatchWidget(QWidget):
         self.estimate_text = Label(value="")
         self.progress_bar = ProgressBar(value=0, min=0, max=1, label="images")
         self.status = Label(value="")
+        buttons = [self.estimate_button, self.run_button, self.cancel_button, self.results_button]
+        row = Container(widgets=buttons, layout="horizontal", labels=False)
         self.form = Container(
-            widgets=[
-                *fields.widgets,
-                Container(
-                    widgets=[self.estimate_button, self.run_button, self.cancel_button, self.results_button],
-                    layout="horizontal",
-                    labels=False,
-                ),
-                self.estimate_text,
-                self.progress_bar,
-                self.status,
-            ]
+            widgets=[*fields.widgets, row, self.estimate_text, self.progress_bar, self.status]
         )
-        self.estimate_text.native.setWordWrap(True)
-        self.status.native.setWordWrap(True)
+        wrapping(self.estimate_text, self.status)
         self.table = TaskTable()
         self.table.cellClicked.connect(self._on_cell_clicked)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(self.form.native)
         layout.addWidget(self.table, stretch=1)
 
@@ -161,6 +155,14 @@ class BatchWidget(QWidget):
         # a run is over when its worker has finished and its result layers are all added
         self._active = self._worker_finished = False
         self._release_collector: Callable[[], None] = lambda: None
+        # closing the viewer mid-run cancels the run and waits for its clean end
+        self._worker_done = threading.Event()  # set by the worker thread as its last step
+        self._closing = False
+        self.close_guard = CloseGuard(lambda: self.running, self._close_run, self._worker_done.is_set, self)
+        # a message about the fields goes once they change
+        self._fields_message = False
+        for widget in fields.widgets:
+            widget.changed.connect(self._on_field_changed)
 
     # -- what to run --------------------------------------------------------------------
 
@@ -223,6 +225,7 @@ class BatchWidget(QWidget):
         """
         if self.running:
             raise RuntimeError("a batch is already running; cancel it first")
+        self._offer_version_folder()
         batch = self.make_batch()
         self.batch, self.report = batch, None
         self.table.clear_tasks()
@@ -232,12 +235,16 @@ class BatchWidget(QWidget):
         self._ended = 0
         self._progress = progress(total=len(batch.tasks), desc="Batch processing")
         self._steps, self._stepped_at = 0, time.monotonic()
-        worker = create_worker(events_then_layers, batch, _ignore_errors=True)
+        self._worker_done.clear()
+        worker = create_worker(self._worker_events, batch, _ignore_errors=True)
         worker.yielded.connect(self._on_event)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker, self._active = worker, True
-        self._worker_finished = False
+        self._worker_finished = self._closing = False
+        self._fields_message = False
+        if self.window() is not self:  # docked: the viewer's main window
+            self.window().installEventFilter(self.close_guard)
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         # until the results are in, no long pauses of the garbage collector; given back
@@ -246,6 +253,15 @@ class BatchWidget(QWidget):
         self.destroyed.connect(lambda *_: release())
         worker.start()
         return worker
+
+    def _worker_events(self, batch: BatchRun) -> Iterator[Event | LoadedLayers]:
+        """In the worker thread: the engine's events, then its layers unless the viewer closes."""
+        try:
+            for event in events_then_layers(batch):
+                if not (self._closing and isinstance(event, LoadedLayers)):
+                    yield event
+        finally:
+            self._worker_done.set()
 
     def cancel(self) -> None:
         """Ask the engine to stop; it finishes cleanly and the worker then ends."""
@@ -265,13 +281,31 @@ class BatchWidget(QWidget):
         worker.start()
         return worker
 
+    def _offer_version_folder(self) -> None:
+        """Into a folder of another pipeline's run (tuned since): offer this version's own."""
+        if not self.fresh.value:
+            offer_version_folder(self.output_dir, self.fields.folders()[1], self.current_pipeline())
+
+    def _close_run(self) -> None:
+        self._closing = True
+        self.cancel()
+
     def _on_run_clicked(self) -> None:
         try:
             self.start()
         except (PipelineError, RuntimeError) as error:
             message = field_hint(error) if isinstance(error, PipelineError) else str(error)
             self.status.value = message
+            self._fields_message = True
             show_error(message)
+
+    def _on_field_changed(self) -> None:
+        """A message about the fields, or an estimate of other fields, is out of date."""
+        if self.running:
+            return
+        self.estimate_text.value = ""
+        if self._fields_message:
+            self.status.value, self._fields_message = "", False
 
     def _on_estimate_clicked(self) -> None:
         try:
@@ -316,7 +350,7 @@ class BatchWidget(QWidget):
         elif isinstance(event, RunFinished):
             self._advance(0, flush=True)
             self.report = event.report
-            self.status.value = _summary(event.report, self.failures)
+            self.status.value = summary_text(event.report, self.failures)
         self.engine_event.emit(event)
 
     def _show_pending(self) -> None:
@@ -405,46 +439,11 @@ class BatchWidget(QWidget):
 
     def show_tables(self) -> ResultsView | None:
         """Open (or refresh) the Batch results view of the last run: tables and plots."""
-        if self.batch is None:
-            return None
-        view = self.results_view
-        try:
-            if view is None or not _alive(view):
-                view = ResultsView(self.viewer)
-                self.viewer.window.add_dock_widget(view, name="Batch results", area="right")
-            view.load(self.batch.folder.path)
-        except PipelineError as error:
-            show_error(str(error))
-            return None
-        self.results_view = view
-        return view
+        if self.batch is not None:
+            self.results_view = show_results(self.viewer, self.results_view, self.batch.folder.path)
+        return self.results_view if self.batch is not None else None
 
     def closeEvent(self, event: Any) -> None:
         self.cancel()
         self._release_collector()
         super().closeEvent(event)
-
-
-def _summary(report: Report, failures: list[tuple[str, str]]) -> str:
-    """One line for the status label: counts, time, and the failures with their messages."""
-    what = "cancelled" if report.cancelled else "finished"
-    text = f"{what} in {report.seconds:.1f} s: {report.done} done, {report.failed} failed"
-    if report.skipped:
-        text += f", {report.skipped} resumed"
-    pending = report.total - report.done - report.failed - report.skipped
-    if pending:
-        text += f", {pending} not run"
-    if failures:
-        text += "\nfailed: " + "; ".join(f"{image}: {error}" for image, error in failures[:5])
-        if len(failures) > 5:
-            text += f" (and {len(failures) - 5} more, see the table)"
-    return text
-
-
-def _alive(widget: QWidget) -> bool:
-    """False once Qt has deleted the widget (its dock was closed)."""
-    try:
-        widget.objectName()
-    except RuntimeError:
-        return False
-    return True

@@ -36,7 +36,7 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QSizePolicy, QWidget
 
 from ..core.errors import PipelineError
 from ..core.export.script import export_script
@@ -46,6 +46,7 @@ from ..core.tuning.image import second_sources, tuning_image
 from ..core.tuning.session import ChainRun
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
+from .dock_layout import scrolling_layout, wrapping
 from .session import follow, layer_image, session_for
 from .stage_panel import StageList, StagePanel
 from .sweep import SweepPanel
@@ -108,7 +109,7 @@ class PipelineBuilder(QWidget):
         )
         self.sweep_button = PushButton(text="Sweep...", tooltip="try a range of values of a parameter")
         self.status = Label(value="add stages, then Run")
-        self.status.native.setWordWrap(True)
+        wrapping(self.status)
         self.chain_layers = ChainLayers(napari_viewer)
         self.channel_map = ChannelMap(self.session)
         top = Container(
@@ -126,7 +127,7 @@ class PipelineBuilder(QWidget):
         )
         self.stage_list = StageList(self.session)
         self.stage_list.setMinimumHeight(280)  # the stages are the builder's content: claim room
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         for fixed in (top, bottom):  # only the stage list gives up height when the dock is short
             fixed.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         layout.addWidget(top.native)

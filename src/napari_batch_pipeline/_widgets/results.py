@@ -23,7 +23,7 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
-from qtpy.QtWidgets import QApplication, QFileDialog, QTableView, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QApplication, QFileDialog, QTableView, QWidget
 
 from ..core.errors import PipelineError
 from ..core.results.group_plots import image_measurements, parameter_points, values_by_group
@@ -31,9 +31,11 @@ from ..core.results.plot_data import measurement_columns, measurement_values, ob
 from ..core.results.summary import read_summary, run_summary
 from ..core.results.sweep_plot import sweep_figure
 from ..core.run_folder.reader import RunResults
+from .batch_status import alive
+from .dock_layout import scrolling_layout, wrapping
 from .group_figures import draw_against_parameter, draw_by_group
 
-__all__ = ["PLOTS", "SUMMARY", "DataFrameModel", "ResultsView"]
+__all__ = ["PLOTS", "SUMMARY", "DataFrameModel", "ResultsView", "show_results"]
 
 #: the plots the view draws
 BY_GROUP, PARAMETER_BY_GROUP = "by group", "against a parameter, by group"
@@ -140,7 +142,8 @@ class ResultsView(QWidget):
         self.figure = Figure(figsize=(5, 3), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(220)
-        layout = QVBoxLayout(self)
+        wrapping(self.status)
+        layout = scrolling_layout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.table, stretch=1)
         layout.addWidget(plot_form.native)
@@ -353,6 +356,20 @@ class ResultsView(QWidget):
         self.canvas.figure = figure
         self.figure = figure
         return figure
+
+
+def show_results(viewer: Any, view: ResultsView | None, run_folder: Path) -> ResultsView | None:
+    """Show a run folder's tables and plots in ``view``, or in a new docked view when it is
+    None or closed; return the view (None, the error shown, if the folder cannot be read)."""
+    try:
+        if view is None or not alive(view):
+            view = ResultsView(viewer)
+            viewer.window.add_dock_widget(view, name="Batch results", area="right")
+        view.load(run_folder)
+    except PipelineError as error:
+        show_error(str(error))
+        return None
+    return view
 
 
 def _draw_counts(figure: Figure, results: RunResults, stage: str) -> None:

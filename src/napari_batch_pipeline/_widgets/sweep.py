@@ -35,12 +35,13 @@ from napari.layers import Image, Labels, Layer
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ..core.errors import PipelineError
 from ..core.run_folder.layout import param_label
 from ..core.tuning.session import TuningImage, TuningSession
 from ..core.tuning.sweep import ImageSweep, output_stage, plot_sweep
+from .dock_layout import scrolling_layout, wrapping
 from .session import follow
 from .sweep_row import ParameterRow
 
@@ -93,7 +94,7 @@ class SweepPanel(QWidget):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
         self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        wrapping(self.status)
         self.value_label = Label(value="")
         self.measurement = ComboBox(label="plot", choices=[])
         self.apply_button = PushButton(text="Apply this value to the builder", enabled=False)
@@ -113,7 +114,7 @@ class SweepPanel(QWidget):
         self.axes = self.figure.add_subplot()
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(200)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.canvas, stretch=1)
         layout.addWidget(below.native)

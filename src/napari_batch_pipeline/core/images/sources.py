@@ -186,6 +186,8 @@ def find_images(
         )
         if recursive:
             raise PipelineError(f"no files {what} in {str(root)!r} or its subfolders")
+        if not any(entry.is_dir() for entry in _entries(root)):
+            raise PipelineError(f"no files {what} in {str(root)!r}")
         raise PipelineError(
             f"no files {what} in {str(root)!r} (try looking in subfolders too)", options=("recursive",)
         )
@@ -193,6 +195,14 @@ def find_images(
     if regex is not None:
         found = [_with_metadata(s, regex) for s in found]
     return found
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The entries of ``folder``; none if it cannot be listed."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def _skipped(folder: Path, skip_folder: Callable[[Path], bool], seen: dict[Path, bool]) -> bool:

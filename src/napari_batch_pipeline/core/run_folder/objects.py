@@ -11,19 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from numbers import Number
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..images.fields import SCENE, TIME
-from .tables import IMAGE, cell
+from .layout import RunLayout
+from .tables import IMAGE, cell, read_table
 
 if TYPE_CHECKING:
     from ..pipeline.model import Pipeline
     from .reader import RunResults
 
-__all__ = ["measured_by", "objects_by_row", "row_description", "select_objects", "task_columns"]
+__all__ = [
+    "measured_by",
+    "objects_by_row",
+    "row_description",
+    "select_objects",
+    "task_columns",
+    "task_objects",
+]
 
 
 def measured_by(pipeline: Pipeline, stage: str) -> str | None:
@@ -62,6 +71,21 @@ def select_objects(table: pd.DataFrame, key: Mapping[str, Any]) -> pd.DataFrame:
             wanted = _comparable(cell(value))
             keep &= np.array([_comparable(v) == wanted for v in table[column]], dtype=bool)
     return table[keep].reset_index(drop=True)
+
+
+def task_objects(run_folder: Path, stage: str, key: Mapping[str, Any], task_key: str) -> pd.DataFrame | None:
+    """One task's rows of the per-object table ``<stage>.csv``, also while its run goes on.
+
+    A finished run's table is read (``key`` picks the rows, as :func:`select_objects`);
+    while the run is still writing, the task's own part of that table (written by its
+    worker, named by ``task_key``: :attr:`Task.key <napari_batch_pipeline.core.plan.tasks.Task.key>`).
+    None when neither exists yet (the task has not finished, or measured nothing).
+    """
+    layout = RunLayout.at(run_folder)
+    if layout.table(stage).is_file():
+        return select_objects(read_table(layout.table(stage)), key)
+    part = layout.part(stage, task_key)
+    return read_table(part) if part.is_file() else None
 
 
 def objects_by_row(images: pd.DataFrame, table: pd.DataFrame, columns: Sequence[str]) -> list[np.ndarray]:

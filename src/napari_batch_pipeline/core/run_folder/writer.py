@@ -80,6 +80,19 @@ class RunFolder:
         """Refuse now if another run is writing the folder (see :class:`.lock.RunLock`)."""
         self.lock.check()
 
+    def holds_other_pipeline(self, pipeline: Pipeline) -> bool:
+        """True if the folder holds a run of a pipeline other than ``pipeline`` (or one that
+        cannot be read): :meth:`prepare` refuses it unless told to start fresh."""
+        existing = self.layout.pipeline_file
+        if not existing.exists():
+            return False
+        try:
+            # a received folder's pipeline may name any module: none but ours is imported
+            previous = load_recorded(existing, trusted=pipeline.modules)
+        except PipelineError:
+            return True
+        return previous.hash != pipeline.hash
+
     def prepare(
         self, pipeline: Pipeline, *, fresh: bool = False, tasks: Sequence[PlannedTask] = ()
     ) -> dict[str, TaskRecord]:
@@ -98,21 +111,14 @@ class RunFolder:
             another pipeline and ``fresh`` is False, or it holds no run but files the
             run would overwrite.
         """
-        existing = self.layout.pipeline_file
         self.lock.check()
         # refused before anything in the folder is touched
-        if existing.exists() and not fresh:
-            try:
-                # a received folder's pipeline may name any module: none but ours is imported
-                previous = load_recorded(existing, trusted=pipeline.modules)
-            except PipelineError:
-                previous = None
-            if previous is None or previous.hash != pipeline.hash:
-                raise PipelineError(
-                    f"output folder {str(self.path)!r} holds a run of a different pipeline; "
-                    "start fresh to replace it, or choose another output folder",
-                    options=("fresh",),
-                )
+        if not fresh and self.holds_other_pipeline(pipeline):
+            raise PipelineError(
+                f"output folder {str(self.path)!r} holds a run of a different pipeline; "
+                "start fresh to replace it, or choose another output folder",
+                options=("fresh",),
+            )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -131,7 +137,7 @@ class RunFolder:
                     self.clear(trusted=pipeline.modules)
                 self._refuse_foreign(pipeline)
                 self.remove_partials()
-                pipeline.save(existing)
+                pipeline.save(self.layout.pipeline_file)
         except BaseException:
             self.lock.release()
             raise
