@@ -22,7 +22,7 @@ from ..core.run_folder.objects import measured_by, objects_by_row, row_descripti
 from ..core.run_folder.reader import RunResults
 from ..core.run_folder.tables import LABEL
 
-__all__ = ["StepTables", "as_features", "step_tables"]
+__all__ = ["StepTables", "as_features", "shown_text", "step_tables"]
 
 
 def as_features(table: pd.DataFrame) -> pd.DataFrame:
@@ -97,9 +97,21 @@ class StepTables:
         if layer.metadata.get("row") == self.descriptions[index]["row"] and _event is not None:
             return
         layer.metadata.update(self.descriptions[index])
+        if self._viewer is not None and len(self.descriptions) > 1:  # a stack: say which image
+            self._viewer.text_overlay.text = shown_text(self.descriptions[index])
+            self._viewer.text_overlay.visible = True
         features = self.features(index)
         if features is not None and isinstance(layer, Labels):
             layer.features = features
+
+
+def shown_text(description: dict[str, Any]) -> str:
+    """What the viewer's text overlay says of the task a stack shows:
+    ``'nuclei_03.tif [blurred.sigma=2.0] (row 3)'``, with scene and time point (``s0 t2``)
+    where the run has them; the row is the task's row of images.csv, from 1."""
+    field = " ".join(f"{key[0]}{description[key]}" for key in ("scene", "t") if key in description)
+    label = f" [{description['parameters']}]" if description.get("parameters") else ""
+    return f"{description['image']}{' ' + field if field else ''}{label} (row {description['row'] + 1})"
 
 
 def step_tables(results: RunResults, layers: list[Layer]) -> dict[str, StepTables]:

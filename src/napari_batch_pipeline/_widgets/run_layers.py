@@ -29,7 +29,7 @@ from ..core.images.sources import read_image
 from ..core.pipeline.model import INPUT, Pipeline
 from ..core.plan.tasks import Task
 from ..core.run_folder.lazy import image_scale
-from ..core.run_folder.objects import measured_by, select_objects
+from ..core.run_folder.objects import measured_by, task_objects
 from ..core.run_folder.reader import RunResults, task_outputs
 from ..core.run_folder.tables import IMAGE
 from .layer_features import StepTables, as_features, step_tables
@@ -100,6 +100,7 @@ class LayerQueue:
     def _add_next(self) -> None:
         if not self._pending:
             self.loading = False
+            self._point_at_results()
             self.on_done()
             return
         layer = self._pending.pop(0)
@@ -110,6 +111,15 @@ class LayerQueue:
             self._tables[layer.name].attach(self.viewer, layer)
         self.layers.append(layer)
         QTimer.singleShot(0, self._add_next)
+
+    def _point_at_results(self) -> None:
+        """The stacks' slider is labelled ``image``; the last result layer is selected."""
+        if any(len(layer.metadata.get("names") or ()) > 1 for layer in self.layers):
+            labels = list(self.viewer.dims.axis_labels)
+            labels[0] = "image"  # a run's stacks have one more axis than anything else here
+            self.viewer.dims.axis_labels = labels
+        if self.layers:
+            self.viewer.layers.selection.active = self.layers[-1]
 
 
 def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task) -> list[Layer]:
@@ -152,7 +162,8 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
         if table is not None:
             meta["table"] = table
         labels = viewer.add_labels(data, name=f"{name} {stage}", metadata=meta, scale=scale)
-        if table is not None and table in RunResults(run_folder).table_stages:
-            labels.features = as_features(select_objects(RunResults(run_folder).table(table), key))
+        objects = None if table is None else task_objects(run_folder, table, key, task.key)
+        if objects is not None:
+            labels.features = as_features(objects)
         layers.append(labels)
     return layers

@@ -24,6 +24,10 @@ __all__ = ["TaskTable", "TaskTableModel"]
 
 _FAILED = QColor(255, 120, 120, 90)
 _FIRST_COLUMNS = ["image", "parameters", "status", "seconds", "error"]
+#: pixels an image name may take in the table at most
+MAX_NAME_WIDTH = 320
+#: rows the widths of columns are fitted to (the first ones)
+_FIT_ROWS = 50
 #: the columns of a task's field shown after ``image``, for runs that have them
 _FIELD_COLUMNS = (SCENE, TIME)
 
@@ -145,6 +149,7 @@ class TaskTable(QTableView):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setMinimumHeight(180)
+        self.horizontalHeader().setResizeContentsPrecision(_FIT_ROWS)
         self.clicked.connect(lambda index: self.cellClicked.emit(index.row(), index.column()))
 
     @property
@@ -164,7 +169,19 @@ class TaskTable(QTableView):
 
     def add_records(self, finished: Sequence[tuple[TaskRecord, Task]]) -> None:
         """Append the rows of several finished tasks at once (see :meth:`TaskTableModel.add_records`)."""
+        columns = len(self.columns)
         self.task_model.add_records(finished)
+        if len(self.columns) != columns:
+            self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Columns as wide as what their first rows hold (image names up to
+        :data:`MAX_NAME_WIDTH` pixels); the parameters column hidden while no row has a
+        parameter set, so that the measurements come into view."""
+        self.resizeColumnsToContents()
+        self.setColumnWidth(0, min(self.columnWidth(0), MAX_NAME_WIDTH))
+        labels = self.columns.index("parameters")
+        self.setColumnHidden(labels, not any(self.task_model.text(r, labels) for r in range(self.rowCount())))
 
     def add_resumed(self, records: Sequence[TaskRecord], tasks: Sequence[Task]) -> None:
         """Rows for the tasks a resumed run had done before: clicked like the others."""

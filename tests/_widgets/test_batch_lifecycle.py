@@ -1,0 +1,153 @@
+"""The batch widget around a run: a row clicked while it runs, the viewer closed mid-run,
+messages that go when the fields change, and a tuned pipeline run into the last folder."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from napari_batch_pipeline.core.engine.events import TaskFinished
+from napari_batch_pipeline.core.pipeline.model import Pipeline
+from napari_batch_pipeline.core.synthetic import write_nuclei_folder
+
+
+@pytest.fixture
+def held_run(monkeypatch):
+    """``held_run(widget)``: the widget's engine waits after its first task until
+    ``release`` is set; returns ``(shown, release)``: ``shown`` is set once that task's row
+    is in the table."""
+    from napari_batch_pipeline._widgets import batch as batch_module
+
+    events_then_layers = batch_module.events_then_layers
+
+    def hold(widget):
+        shown, release = threading.Event(), threading.Event()
+
+        def held_after_first_task(batch):
+            for event in events_then_layers(batch):
+                yield event
+                if isinstance(event, TaskFinished) and not release.is_set():
+                    assert release.wait(timeout=120), "not released"
+
+        def on_event(event):
+            if isinstance(event, TaskFinished):
+                shown.set()
+
+        monkeypatch.setattr(batch_module, "events_then_layers", held_after_first_task)
+        widget.engine_event.connect(on_event)
+        return shown, release
+
+    return hold
+
+
+@pytest.fixture
+def many_images(tmp_path: Path) -> Path:
+    write_nuclei_folder(tmp_path / "many", count=12)
+    return tmp_path / "many"
+
+
+def test_a_row_clicked_while_the_batch_runs_shows_the_task_with_its_objects(
+    make_batch_widget, many_images, held_run, qtbot
+):
+    widget = make_batch_widget(many_images)
+    shown, release = held_run(widget)
+    widget.start()
+    qtbot.waitUntil(shown.is_set, timeout=120_000)
+    assert widget.running and widget.table.rowCount() == 1
+
+    layers = widget.show_row(0)  # raised "... is not a run folder" before
+
+    labels = layers[-1]
+    assert labels.name.endswith("labels")
+    # the task's objects from its own part of nuclei.csv, written by its worker
+    assert len(labels.features) == len(set(labels.data.ravel()) - {0}) > 5
+    assert list(labels.features["index"]) == sorted(set(labels.data.ravel()) - {0})
+    release.set()
+    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    assert widget.report is not None and widget.report.done == 12
+
+
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+def test_closing_the_viewer_mid_run_cancels_the_run_cleanly(
+    make_batch_widget, many_images, held_run, qtbot, tmp_path, executor
+):
+    widget = make_batch_widget(many_images, executor=executor)
+    widget.workers.value = 2
+    shown, release = held_run(widget)
+    widget.start()
+    qtbot.waitUntil(shown.is_set, timeout=120_000)
+    # the engine waits until released: the window closes meanwhile, as a user closes it
+    threading.Timer(0.5, release.set).start()
+
+    widget.viewer.close()
+
+    out = tmp_path / "out"
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "cancelled"  # was "running", with no tables and a lock left
+    assert not (out / ".lock").exists()
+    images = pd.read_csv(out / "images.csv")
+    assert 1 <= (images["status"] == "done").sum() < 12
+
+
+def test_a_message_about_the_fields_goes_when_they_change(make_batch_widget, tmp_path, many_images):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    widget = make_batch_widget(empty)
+    widget.run_button.native.click()
+    assert "no files" in widget.status.value
+    # a folder without subfolders: looking in subfolders is no advice
+    assert "subfolders" not in widget.status.value and "recursive" not in widget.status.value
+
+    widget.input_dir.value = many_images
+
+    assert widget.status.value == ""
+
+
+def test_a_tuned_pipeline_run_into_the_last_folder_gets_a_folder_of_its_own(
+    make_batch_widget, image_folder, tmp_path, run_to_end, pipeline_yaml, qtbot
+):
+    widget = make_batch_widget(image_folder)
+    assert run_to_end(widget).done == 6
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(pipeline_yaml.replace("sigma: 2", "sigma: 3"), encoding="utf-8")
+    assert "sigma: 3" in tuned.read_text()
+    widget.pipeline.value = tuned
+
+    widget.run_button.native.click()  # refused: "holds a run of a different pipeline"
+
+    version = tmp_path / f"out-{Pipeline.from_yaml(tuned).hash[:8]}"
+    assert Path(widget.output_dir.value) == version
+    assert repr(version.name) in widget.status.value and not widget.running
+    with qtbot.waitSignal(widget.run_finished, timeout=300_000) as blocker:
+        widget.run_button.native.click()  # as offered
+    assert blocker.args[0].done == 6
+    assert Pipeline.from_yaml(version / "pipeline.yaml").hash == Pipeline.from_yaml(tuned).hash
+    # the first run is untouched, and running this version again resumes its own folder
+    assert Pipeline.from_yaml(tmp_path / "out" / "pipeline.yaml").hash != Pipeline.from_yaml(tuned).hash
+    assert run_to_end(widget).skipped == 6
+
+
+def test_the_results_say_which_image_is_on_screen(make_batch_widget, tmp_path, run_to_end):
+    long_names = tmp_path / "long"
+    for index, path in enumerate(write_nuclei_folder(tmp_path / "plain", count=4)):
+        long_names.mkdir(exist_ok=True)
+        path.rename(long_names / f"17P1_POS000{index}_plate_A01_field_{index:02d}_nuclei.tif")
+    widget = make_batch_widget(long_names)
+    run_to_end(widget)
+    viewer, table = widget.viewer, widget.table
+
+    # the stacks' slider is named, and the text overlay names the image shown
+    assert viewer.dims.axis_labels[0] == "image"
+    viewer.dims.set_current_step(0, 2)
+    assert viewer.text_overlay.visible
+    assert viewer.text_overlay.text.startswith("17P1_POS0002_plate_A01_field_02_nuclei.tif")
+    assert viewer.layers.selection.active is widget.layer_queue.layers[-1]
+    # image names are not cut short; no empty parameters column before the measurements
+    name_width = table.fontMetrics().horizontalAdvance(table.text(0, "image"))
+    assert table.columnWidth(0) >= name_width
+    assert table.isColumnHidden(table.columns.index("parameters"))
+    assert not table.isColumnHidden(table.columns.index("nuclei.count"))
