@@ -3,6 +3,7 @@
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x1024x24" \\
         .venv/bin/python benchmarks/bench_gui.py              # 1,000 images, 3 rounds
     ... benchmarks/bench_gui.py --images 200 --rounds 1       # a quick look
+    ... benchmarks/bench_gui.py --run-to-layers               # Run to layers vs Python
 
 A real napari viewer (shown, under Xvfb when there is no display) gets the *Batch
 processing* widget, docked; its fields are set by name and Run is clicked, as a user
@@ -16,6 +17,10 @@ loop could not run (a stall). Two windows are measured:
 - **loading results**: from then until the widget's ``run_finished``, when the run's
   saved outputs (labels) and inputs are in the viewer as layers; its length is the
   results-load time.
+
+``--run-to-layers`` times what a user waits for on a small folder (six 340 x 340
+images): from the click on Run in a fresh viewer to the result layers, against the same
+``run_batch`` call in a fresh Python process (DESIGN: at most 2x + 1 s).
 
 Targets (DESIGN, performance table): while computing, median tick at most 20 ms and no
 stall over 100 ms; results of 1,000 images loaded in under 1 s with no stall over
@@ -337,6 +342,56 @@ def save(
     return path
 
 
+#: DESIGN's target for Run to result layers: at most this times the Python call, plus 1 s
+LAYERS_RATIO, LAYERS_EXTRA = 2.0, 1.0
+
+PYTHON_RUN = """
+import sys, time
+started = time.perf_counter()
+from napari_batch_pipeline import run_batch
+report = run_batch(sys.argv[1], sys.argv[2], sys.argv[3], executor=sys.argv[4], workers=int(sys.argv[5]))
+assert report.done == int(sys.argv[6]), report
+print(time.perf_counter() - started)
+"""
+
+
+def run_to_layers(args: argparse.Namespace) -> list[Result]:
+    """Run to result layers in a fresh viewer (first and second run) against the same
+    ``run_batch`` call in a fresh Python process, side by side (``--run-to-layers``)."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_batch_pipeline._widgets.batch import BatchWidget
+
+    with tempfile.TemporaryDirectory(dir=args.workdir, ignore_cleanup_errors=True) as tmp:
+        root = Path(tmp)
+        make_folder(root / "images", args.images, args.size)
+        pipeline = root / "fast.yaml"
+        pipeline.write_text(PIPELINE_YAML, encoding="utf-8")
+        command = [sys.executable, "-c", PYTHON_RUN, str(pipeline), str(root / "images"), str(root / "py")]
+        command += [args.executor, str(args.workers), str(args.images)]
+        python = float(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+        viewer = napari.Viewer(show=True)
+        app = QApplication.instance()
+        widget = BatchWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Batch processing", area="right")
+        widget.pipeline.value, widget.input_dir.value = pipeline, root / "images"
+        widget.executor.value, widget.workers.value = args.executor, args.workers
+        seconds = []
+        for index in range(2):
+            _, clicked, _, loaded = run_widget(widget, app, root / f"gui{index}", args.timeout)
+            seconds.append(loaded - clicked)
+        viewer.close()
+    target = LAYERS_RATIO * python + LAYERS_EXTRA
+    what = f"Run to result layers, {args.images} images of {args.size} x {args.size}, fresh viewer"
+    detail = f"run_batch in a fresh Python: {python:.2f} s; target {LAYERS_RATIO:g}x + {LAYERS_EXTRA:g} s"
+    return [
+        Result(what, f"{seconds[0]:.2f} s", f"<= {target:.2f} s", seconds[0] <= target, detail),
+        Result("the same, second run in that viewer", f"{seconds[1]:.2f} s", "", None),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--images", type=int, default=1000)
@@ -350,7 +405,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--sample-load-of", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--probe-ticks", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--run-to-layers",
+        action="store_true",
+        help="time Run to result layers against run_batch from Python (default: 6 images of 340 x 340)",
+    )
     args = parser.parse_args(argv)
+    if args.run_to_layers:
+        args.images = 6 if args.images == 1000 else args.images
+        args.size = 340 if args.size == 256 else args.size
+        results = run_to_layers(args)
+        title = f"Run to result layers, {args.executor} x {args.workers}"
+        print_table(title, results, markdown=args.markdown)
+        return 0 if all(r.passed is not False for r in results) else 1
     if args.probe_ticks:
         probe_ticks()
         return 0
