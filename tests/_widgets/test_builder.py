@@ -150,9 +150,13 @@ def test_test_mode_runs_a_second_image_beside_the_first(builder, wait_run):
     np.testing.assert_array_equal(shifted.data, expected(builder, nuclei_image(seed=7))["labels"])
     assert shifted.translate[-1] > nuclei_image().shape[1]
     np.testing.assert_array_equal(layers["labels"].data, expected(builder)["labels"])
+    # the second image lies under its own outputs, beside the first (it stayed over it)
+    np.testing.assert_array_equal(second.translate, shifted.translate)
+    np.testing.assert_array_equal(layers["blurred [other]"].translate, second.translate)
 
     wait_run(builder, lambda: setattr(builder.test_mode, "value", False))
     assert "labels [other]" not in layers
+    np.testing.assert_array_equal(second.translate, [0, 0])  # back where it was
 
 
 def test_an_invalid_chain_says_why(builder, wait_run):

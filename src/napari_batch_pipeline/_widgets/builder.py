@@ -303,6 +303,7 @@ class PipelineBuilder(QWidget):
         layers = [layer_image(layer) for _, layer in self._image_choices()]
         first = self.image.value
         second = self.second_image.value if self.test_mode.value and first is not None else None
+        self.chain_layers.place_second(first, second)  # before its translate is taken
         main = layer_image(first) if first is not None else None
         with self.channel_map.sources_changed.blocked():
             self.channel_map.set_layers(main, layers)

@@ -2,7 +2,7 @@
 
 Each stage output of a run becomes a layer named after the stage (labels for masks and
 labels, images otherwise), at the scale of the image it was computed on; a second image
-(test mode) puts its layers beside the first. A measurement table becomes the
+(test mode) is moved beside the first, its layers with it. A measurement table becomes the
 ``features`` of the labels layer it measured. Layers of stages no longer in the chain
 are removed when a run ends.
 """
@@ -42,6 +42,26 @@ class ChainLayers:
         self.viewer = viewer
         self.layers: dict[tuple[int, str], Layer] = {}
         self.tables: dict[tuple[int, str], pd.DataFrame] = {}
+        self._moved: list[tuple[Layer, np.ndarray]] = []  # layers place_second moved, and whence
+
+    def place_second(self, first: Layer | None, second: Layer | None) -> None:
+        """Test mode: move the second image's layer beside the first (its outputs, placed
+        at its translate, come with it), so that each image lies under its own outputs.
+
+        A layer moved before that is no longer the second image goes back where it was;
+        ``second=None`` (test mode off) puts every moved layer back.
+        """
+        for layer, translate in list(self._moved):
+            if layer is not second:
+                layer.translate = translate
+                self._moved.remove((layer, translate))
+        if first is None or second is None or first is second or any(second is m for m, _ in self._moved):
+            return
+        self._moved.append((second, np.array(second.translate)))
+        lower, upper = first.extent.world
+        translate = np.array(second.translate, dtype=float)
+        translate[-1] = lower[-1] + (upper[-1] - lower[-1]) * _BESIDE
+        second.translate = translate
 
     def owns(self, layer: Layer) -> bool:
         """Whether ``layer`` shows an output (and so is no image to run on)."""
@@ -74,10 +94,7 @@ class ChainLayers:
         index, name = key
         source = sources[index]
         layer_name = name if index == 0 else f"{name} [{source.name}]"
-        scale, translate = _placed(source, data.ndim)
-        if index > 0:  # test mode: beside the first image, in world units
-            first = sources[0]
-            translate[-1] += first.shape[-1] * first.scale[-1] * _BESIDE
+        scale, translate = _placed(source, data.ndim)  # test mode: where its layer was placed
         layer_type: type[Layer] = Image if kind == "image" else Labels
         data = data.astype(np.uint8) if kind == "mask" else data
         layer = self.layers.get(key)
