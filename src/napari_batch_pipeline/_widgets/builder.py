@@ -33,7 +33,7 @@ import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton
 from napari.layers import Image, Layer
 from napari.qt.threading import GeneratorWorker, create_worker
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QWidget
@@ -338,6 +338,9 @@ class PipelineBuilder(QWidget):
         seconds = time.perf_counter() - self._started
         n_images = len(chain.images)
         self.status.value = f"{len(chain.pipeline)} stage(s) on {n_images} image(s) in {seconds:.2f} s"
+        if chain.warnings:  # wired wrongly: the outputs look fine and mean nothing
+            self.status.value += "\nwarning: " + "\nwarning: ".join(chain.warnings)
+            show_warning(chain.warnings[0])
         self.run_finished.emit(seconds)
 
     # -- layers, files ------------------------------------------------------------------

@@ -19,7 +19,7 @@ from psygnal import Signal
 
 from ..core.errors import PipelineError
 from ..core.tuning.draft import channels_from_text, channels_text
-from ..core.tuning.image import ChannelSource, LayerImage, channel_sources, default_sources
+from ..core.tuning.image import ChannelSource, LayerImage, channel_sources, default_sources, missing_channels
 from ..core.tuning.session import TuningSession
 
 __all__ = ["ChannelMap"]
@@ -115,6 +115,7 @@ class ChannelMap(Container):
                 if list(box.choices) != offered:
                     box.reset_choices()
                 box.value = current if current in offered else guesses.get(name)
+        self._show_missing()
         shown = {name: box.value for name, box in self.boxes.items()}
         if shown != self._shown:
             self._shown = shown
@@ -133,7 +134,11 @@ class ChannelMap(Container):
         except PipelineError as error:
             self._show_message(str(error))
         else:
-            self._show_message("")
+            self._show_missing()
+
+    def _show_missing(self) -> None:
+        """Say which channels' indices the image lacks (no message if none)."""
+        self._show_message("; ".join(missing_channels(self.session.channels, self._image, self._layers)))
 
     def _show_message(self, text: str) -> None:
         self.message.value = text

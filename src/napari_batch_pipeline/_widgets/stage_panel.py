@@ -217,8 +217,11 @@ class StageList(QScrollArea):
 
     def _show_stage(self, index: int) -> None:
         draft = self.session.stages[index]
-        # with named channels the main argument gets a chooser too; else the stage before feeds it
-        args = [draft.spec.main_arg] * bool(self.session.channels) + draft.extra_args
+        spec = draft.spec
+        # the main argument gets a chooser too with named channels, and where it takes a mask
+        # or labels (the stage before may give neither); else the stage before feeds it
+        chooser = bool(self.session.channels) or spec.data_args[spec.main_arg] == "labels"
+        args = [spec.main_arg] * chooser + draft.extra_args
         sources = {arg: self.session.sources(index, arg) for arg in args}
         current = {arg: self.session.source_of(index, arg) for arg in args}
         self.panels[index].set_draft(draft, sources, current)

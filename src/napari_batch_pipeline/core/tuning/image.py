@@ -27,6 +27,7 @@ __all__ = [
     "TuningImage",
     "channel_sources",
     "default_sources",
+    "missing_channels",
     "second_sources",
     "tuning_image",
 ]
@@ -190,6 +191,25 @@ def default_sources(
         else:
             chosen[name] = ChannelSource(image.name)
     return chosen
+
+
+def missing_channels(
+    channels: Mapping[str, Any], image: LayerImage | None, layers: Sequence[LayerImage]
+) -> list[str]:
+    """The named channels whose index ``image`` lacks (and no layer is named like them):
+    ``["channel 'cyto' is index 7, but layer 'cells' has 3 channels (0 to 2)"]``."""
+    if image is None:
+        return []
+    names = {layer.name.casefold() for layer in layers}
+    return [
+        f"channel {name!r} is index {value}, but layer {image.name!r} has {image.channels} "
+        f"channel(s) (0 to {image.channels - 1}); fix the index or choose its image below"
+        for name, value in channels.items()
+        if isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= image.channels
+        and name.casefold() not in names
+    ]
 
 
 def second_sources(

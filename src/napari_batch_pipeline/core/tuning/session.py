@@ -37,6 +37,7 @@ from .cache import StageCache
 from .draft import PipelineDraft
 from .image import TuningImage
 from .sweep import ImageSweep
+from .wiring import wiring_warnings
 
 __all__ = ["ChainRun", "TuningImage", "TuningSession"]
 
@@ -54,6 +55,9 @@ class ChainRun:
     pipeline : Pipeline
         The chain, as it was when the run started.
     images : list of TuningImage
+    warnings : list of str
+        Once the main image has run: stages fed data of the wrong kind
+        (:func:`.wiring.wiring_warnings`).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class ChainRun:
     ):
         self.pipeline = pipeline
         self.images = list(images)
+        self.warnings: list[str] = []
         self._cache = cache
         self._superseded = superseded
 
@@ -85,8 +90,13 @@ class ChainRun:
             outputs = self._cache.run(
                 self.pipeline, data, image.key, spacing=image.scale, stop=self.superseded
             )
+            seen = dict(self.pipeline.images_of(data)) if index == 0 else {}
             for name, output, reused in outputs:
+                if index == 0:
+                    seen[name] = output
                 yield index, name, output, reused
+            if index == 0:
+                self.warnings = wiring_warnings(self.pipeline, seen)
 
 
 class TuningSession(PipelineDraft):
