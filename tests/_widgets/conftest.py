@@ -1,4 +1,4 @@
-"""Fixtures of the widget tests: a folder of synthetic images, a viewer, a batch widget."""
+"""Fixtures of the widget tests: a folder of synthetic images, a viewer, a batch widget, a builder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_batch_pipeline.core.synthetic import write_nuclei_folder
+from napari_batch_pipeline.core.synthetic import nuclei_image, write_nuclei_folder
 
 
 @pytest.fixture
@@ -58,3 +58,27 @@ def run_to_end(qtbot):
         return blocker.args[0]
 
     return run
+
+
+@pytest.fixture
+def builder(make_napari_viewer):
+    """A docked builder in a viewer holding the synthetic image 'nuclei' (selected)."""
+    viewer = make_napari_viewer()
+    viewer.add_image(nuclei_image(), name="nuclei")
+    from napari_batch_pipeline._widgets.builder import PipelineBuilder
+
+    widget = PipelineBuilder(viewer)
+    viewer.window.add_dock_widget(widget)
+    return widget
+
+
+@pytest.fixture
+def wait_run(qtbot):
+    """``wait_run(action)``: do ``action()`` and wait for the builder run it causes to end."""
+
+    def wait(builder, action, timeout=30_000):
+        with qtbot.waitSignal(builder.run_finished, timeout=timeout) as blocker:
+            action()
+        return blocker.args[0]
+
+    return wait

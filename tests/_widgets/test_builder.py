@@ -15,28 +15,6 @@ from napari_batch_pipeline.core.synthetic import nuclei_image
 PLUGIN = "napari-batch-pipeline"
 
 
-@pytest.fixture
-def builder(make_napari_viewer):
-    """A docked builder in a viewer holding the synthetic image 'nuclei' (selected)."""
-    viewer = make_napari_viewer()
-    viewer.add_image(nuclei_image(), name="nuclei")
-    widget = PipelineBuilder(viewer)
-    viewer.window.add_dock_widget(widget)
-    return widget
-
-
-@pytest.fixture
-def wait_run(qtbot):
-    """``wait_run(action)``: do ``action()`` and wait for the builder run it causes to end."""
-
-    def wait(builder, action, timeout=20_000):
-        with qtbot.waitSignal(builder.run_finished, timeout=timeout) as blocker:
-            action()
-        return blocker.args[0]
-
-    return wait
-
-
 def three_stages(builder):
     builder.add_stage("gaussian", "blurred", params={"sigma": 2.0})
     builder.add_stage("threshold", "mask")

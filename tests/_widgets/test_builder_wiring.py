@@ -4,28 +4,9 @@ choose where a stage's labels or mask come from."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from napari_batch_pipeline._widgets.builder import PipelineBuilder
 from napari_batch_pipeline.core.synthetic import nuclei_image
-
-
-@pytest.fixture
-def builder(make_napari_viewer):
-    viewer = make_napari_viewer()
-    viewer.add_image(nuclei_image(), name="nuclei")
-    widget = PipelineBuilder(viewer)
-    viewer.window.add_dock_widget(widget)
-    return widget
-
-
-@pytest.fixture
-def wait_run(qtbot):
-    def wait(builder, action, timeout=30_000):
-        with qtbot.waitSignal(builder.run_finished, timeout=timeout):
-            action()
-
-    return wait
 
 
 def test_measuring_a_blurred_image_as_labels_is_named(builder, wait_run):
