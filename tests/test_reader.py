@@ -7,6 +7,7 @@ from pathlib import Path
 import dask.array as da
 import npe2
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
@@ -161,3 +162,20 @@ def test_napari_opens_a_run_folder_with_the_plugin(make_napari_viewer, run_folde
     assert [layer.name for layer in layers] == ["run: input", "run: labels"]
     assert type(viewer.layers["run: labels"]).__name__ == "Labels"
     assert viewer.layers["run: labels"].data.shape == (4, 256, 256)
+
+
+def test_a_labels_stack_opened_in_napari_has_the_objects_of_the_image_shown(make_napari_viewer, run_folder):
+    viewer = make_napari_viewer()
+    viewer.open(str(run_folder), plugin=PLUGIN)
+    labels = viewer.layers["run: labels"]
+    nuclei = pd.read_csv(run_folder / "nuclei.csv")
+
+    for step in (0, 2):
+        viewer.dims.set_current_step(0, step)
+        image = labels.metadata["image"]
+        expected = nuclei[nuclei["image"] == image]
+        # 0 x 0 before: only the batch widget's stacks had features
+        assert list(labels.features["label"]) == list(expected["label"]) != []
+        assert np.allclose(labels.features["area"], expected["area"])
+        assert labels.features["label"].max() == np.asarray(labels.data[step]).max()
+    assert labels.metadata["image"] != nuclei["image"].iloc[0]

@@ -8,7 +8,9 @@ one layer per image up to a cap. Nothing is read until napari shows it.
 
 The tables travel in each layer's ``metadata``: ``images`` (images.csv), ``tables``
 (``{stage: <stage>.csv}``), ``names`` (the task shown at each step of the stack) and
-``run_folder``. No Qt here: the reader works wherever napari's layer model does.
+``run_folder``. Opened in a viewer, a stack keeps the objects (a labels layer's
+``features``) and the metadata of the task the slider shows, as the batch widget's
+stacks do. No Qt here: the reader works wherever napari's layer model does.
 
 The manifest offers this reader for folders only (no file name pattern), and
 :func:`napari_get_reader` looks at two file names before it says yes, so an ordinary
@@ -68,13 +70,42 @@ def read_run_folder(path: str | list[str]) -> list[LayerData]:
     from .core.run_folder.reader import RunResults
 
     folder = path[0] if isinstance(path, list) else path
-    layers = run_layer_data(RunResults(folder))
+    results = RunResults(folder)
+    layers = run_layer_data(results)
     if not layers:
         raise ValueError(
             f"run folder {str(folder)!r} has no saved stage outputs (no stage has save: true) "
             "and its input images are not reachable; open images.csv or the <stage>.csv tables instead"
         )
+    _follow_steps(results, [meta["name"] for _, meta, _ in layers if len(meta["metadata"]["names"]) > 1])
     return layers
+
+
+def _follow_steps(results: RunResults, names: list[str]) -> None:
+    """The stacks ``names``, once the viewer opening them has added them, keep the objects
+    (labels' ``features``) and metadata of the task the slider shows, as the batch
+    widget's do (:class:`._layer_steps.StepTables`). Nothing without a current viewer
+    (the reader called from Python)."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is None or not names:
+        return
+    pending = set(names)
+
+    def on_inserted(event: Any) -> None:
+        from ._layer_steps import step_tables
+
+        layer = event.value
+        if layer.name in pending and layer.metadata.get("run_folder") == str(results.path):
+            pending.discard(layer.name)
+            tables = step_tables(results, [layer]).get(layer.name)
+            if tables is not None:
+                tables.follow(viewer, layer)
+        if not pending:
+            viewer.layers.events.inserted.disconnect(on_inserted)
+
+    viewer.layers.events.inserted.connect(on_inserted)
 
 
 def run_layer_data(results: RunResults, *, max_separate: int = MAX_SEPARATE) -> list[LayerData]:

@@ -143,8 +143,9 @@ def test_the_results_say_which_image_is_on_screen(make_batch_widget, tmp_path, r
     # the stacks' slider is named, and the text overlay names the image shown
     assert viewer.dims.axis_labels[0] == "image"
     viewer.dims.set_current_step(0, 2)
-    assert viewer.text_overlay.visible
-    assert viewer.text_overlay.text.startswith("17P1_POS0002_plate_A01_field_02_nuclei.tif")
+    overlay = viewer.canvas.overlays["text"]
+    assert overlay.visible
+    assert overlay.text.startswith("17P1_POS0002_plate_A01_field_02_nuclei.tif")
     assert viewer.layers.selection.active is widget.layer_queue.layers[-1]
     # image names are not cut short; no empty parameters column before the measurements
     name_width = table.fontMetrics().horizontalAdvance(table.text(0, "image"))

@@ -20,6 +20,7 @@ from napari.utils.notifications import show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer
 
+from .._layer_steps import StepTables, as_features, step_tables
 from .._reader import run_layer_data
 from ..core.batch import BatchRun
 from ..core.engine.events import Event
@@ -32,7 +33,6 @@ from ..core.run_folder.lazy import image_scale
 from ..core.run_folder.objects import measured_by, task_objects
 from ..core.run_folder.reader import RunResults, task_outputs
 from ..core.run_folder.tables import IMAGE
-from .layer_features import StepTables, as_features, step_tables
 
 __all__ = ["MAX_SEPARATE_LAYERS", "LayerQueue", "LoadedLayers", "events_then_layers", "task_layers"]
 

@@ -24,8 +24,8 @@ from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 
+from .._layer_steps import as_features
 from ..core.stages import SPACING_ARG, ParamSpec, StageSpec, get_stage
-from .layer_features import as_features
 
 __all__ = [
     "BUILTIN_WIDGETS",

@@ -6,21 +6,26 @@ A run's saved outputs come back as one stack per stage, a task per step of the s
 row per label) and its ``metadata`` (``image``, ``scene``, ``t``, ``parameters``,
 ``row``) on the step the viewer shows. Which rows belong to which task is
 :mod:`napari_batch_pipeline.core.run_folder.objects`' business; this module only wires.
+
+The batch widget's run layers and the reader's both use it; no Qt here (napari's layer
+and viewer models only), as in the reader.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from napari.layers import Labels, Layer
-from napari.viewer import Viewer
 
-from ..core.run_folder.objects import measured_by, objects_by_row, row_description, task_columns
-from ..core.run_folder.reader import RunResults
-from ..core.run_folder.tables import LABEL
+from .core.run_folder.objects import measured_by, objects_by_row, row_description, task_columns
+from .core.run_folder.reader import RunResults
+from .core.run_folder.tables import LABEL
+
+if TYPE_CHECKING:
+    from napari.components import ViewerModel as Viewer
 
 __all__ = ["StepTables", "as_features", "shown_text", "step_tables"]
 
@@ -76,6 +81,18 @@ class StepTables:
             viewer.dims.events.current_step.connect(self.update)
         self.update()
 
+    def follow(self, viewer: Viewer, layer: Layer) -> None:
+        """:meth:`attach`, until ``layer`` leaves ``viewer``, with no owner to keep this
+        object: napari holds its handlers of methods weakly, of functions strongly."""
+        self.attach(viewer, layer)
+
+        def on_removed(event: Any) -> None:
+            if event.value is layer:
+                self.detach()
+                viewer.layers.events.removed.disconnect(on_removed)
+
+        viewer.layers.events.removed.connect(on_removed)
+
     def detach(self) -> None:
         if self._viewer is not None:
             self._viewer.dims.events.current_step.disconnect(self.update)
@@ -98,8 +115,9 @@ class StepTables:
             return
         layer.metadata.update(self.descriptions[index])
         if self._viewer is not None and len(self.descriptions) > 1:  # a stack: say which image
-            self._viewer.text_overlay.text = shown_text(self.descriptions[index])
-            self._viewer.text_overlay.visible = True
+            overlay = self._viewer.canvas.overlays["text"]
+            overlay.text = shown_text(self.descriptions[index])
+            overlay.visible = True
         features = self.features(index)
         if features is not None and isinstance(layer, Labels):
             layer.features = features
