@@ -152,3 +152,20 @@ def test_the_results_say_which_image_is_on_screen(make_batch_widget, tmp_path, r
     assert table.columnWidth(0) >= name_width
     assert table.isColumnHidden(table.columns.index("parameters"))
     assert not table.isColumnHidden(table.columns.index("nuclei.count"))
+
+
+def test_the_worker_processes_start_when_the_widget_is_shown(make_napari_viewer, qtbot):
+    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline.core.engine import process_pool
+
+    viewer = make_napari_viewer(show=True)
+    widget = BatchWidget(viewer)
+    widget.executor.value, widget.workers.value = "processes", 2
+    process_pool._POOLS.pop((2, process_pool.NICE), None)
+
+    viewer.window.add_dock_widget(widget)  # shown: the first Run need not start them
+
+    qtbot.waitUntil(lambda: widget.warming is not None and not widget.warming.is_alive(), timeout=60_000)
+    pool = process_pool._POOLS[(2, process_pool.NICE)]
+    qtbot.waitUntil(lambda: len(pool._processes or {}) == 2, timeout=60_000)
+    assert widget.worker is None  # nothing has run

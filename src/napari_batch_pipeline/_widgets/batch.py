@@ -57,6 +57,7 @@ from .results import ResultsView, show_results
 from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
 from .session import session_for
 from .task_table import TaskTable
+from .warm_up import warm_up
 
 __all__ = ["SHOW_EVERY", "BatchWidget"]
 
@@ -91,10 +92,10 @@ class BatchWidget(QWidget):
     table : TaskTable
         One row per finished task: image, parameter set, status, seconds, summary
         values, error.
-    worker : GeneratorWorker or None
-        The worker of the current (or last) run.
-    report : Report or None
-        The engine's report of the last finished run.
+    worker, report : GeneratorWorker or None, Report or None
+        The worker of the current (or last) run; the engine's report of the last one.
+    warming : Thread or None
+        Imports for the first run, in the background once shown (:mod:`.warm_up`).
     """
 
     engine_event = Signal(object)
@@ -136,6 +137,7 @@ class BatchWidget(QWidget):
         self.results_button.changed.connect(self.show_tables)
 
         self.worker: GeneratorWorker | None = None
+        self.warming: threading.Thread | None = None
         self.results_view: ResultsView | None = None
         self.estimate_worker: FunctionWorker | None = None
         self.batch: BatchRun | None = None
@@ -146,9 +148,8 @@ class BatchWidget(QWidget):
         self._progress: progress | None = None
         self._steps, self._stepped_at = 0, 0.0  # progress not yet shown, and when it last was
         self._ended = 0  # tasks ended (done or failed, resumed ones too) by the latest event shown
-        # engine events not yet shown, and when the last were; shown by _show_pending
-        self._pending: list[Event] = []
-        self._shown_at = 0.0
+        self._pending: list[Event] = []  # engine events not yet shown (_show_pending)
+        self._shown_at = 0.0  # when events were last shown
         self._show_timer = QTimer(self)
         self._show_timer.setSingleShot(True)
         self._show_timer.timeout.connect(self._show_pending)
@@ -156,11 +157,9 @@ class BatchWidget(QWidget):
         self._active = self._worker_finished = False
         self._release_collector: Callable[[], None] = lambda: None
         # closing the viewer mid-run cancels the run and waits for its clean end
-        self._worker_done = threading.Event()  # set by the worker thread as its last step
-        self._closing = False
+        self._worker_done, self._closing = threading.Event(), False  # set: the worker has ended
         self.close_guard = CloseGuard(lambda: self.running, self._close_run, self._worker_done.is_set, self)
-        # a message about the fields goes once they change
-        self._fields_message = False
+        self._fields_message = False  # a message about the fields goes once they change
         for widget in fields.widgets:
             widget.changed.connect(self._on_field_changed)
 
@@ -378,11 +377,8 @@ class BatchWidget(QWidget):
 
     def _advance(self, steps: int, *, flush: bool = False) -> None:
         """Move the progress bars on, at most every 0.5 s: each update repaints them at once.
-
-        napari's progress bar runs the event loop itself when it moves
-        (``QApplication.processEvents``): it is moved from a slot of its own, never
-        inside the handling of an event, so that no later event is handled first.
-        """
+        napari's runs the event loop itself (``processEvents``) when it moves: it is moved
+        from a slot of its own, so that no later event is handled first."""
         self._steps += steps
         now = time.monotonic()
         if not (flush or now - self._stepped_at >= _PROGRESS_EVERY):
@@ -442,6 +438,11 @@ class BatchWidget(QWidget):
         if self.batch is not None:
             self.results_view = show_results(self.viewer, self.results_view, self.batch.folder.path)
         return self.results_view if self.batch is not None else None
+
+    def showEvent(self, event: Any) -> None:
+        if self.warming is None:  # the first run as quick as the next
+            self.warming = warm_up(self.executor.value, self.workers.value)
+        super().showEvent(event)
 
     def closeEvent(self, event: Any) -> None:
         self.cancel()
