@@ -6,7 +6,7 @@ in a temporary folder, and its results come back as layers, a table and a plot.
 
 Run it under a virtual display (Xvfb), from the repository root:
 
-    xvfb-run -a -s "-screen 0 2560x1440x24" .venv/bin/python scripts/screenshot.py [OUTPUT.png]
+    xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python scripts/screenshot.py [OUTPUT.png]
 
 napari's settings are kept in a temporary file for the run, so yours are untouched.
 """
@@ -25,14 +25,15 @@ os.environ["NAPARI_CONFIG"] = str(Path(_SETTINGS.name) / "settings.yaml")
 import napari  # noqa: E402
 from napari._qt import qt_main_window  # noqa: E402
 from napari.settings import get_settings  # noqa: E402
-from qtpy.QtCore import QEventLoop, QTimer  # noqa: E402
+from qtpy.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 
 from napari_batch_pipeline._widgets.batch import BatchWidget  # noqa: E402
 from napari_batch_pipeline._widgets.builder import PipelineBuilder  # noqa: E402
 from napari_batch_pipeline.core.synthetic import nuclei_image, write_nuclei_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZE = (2400, 1350)
+#: the window on a 1600 x 1200 screen, less a task bar
+SIZE = (1600, 1150)
 
 
 def wait_for(signal, seconds: float = 120) -> None:
@@ -97,6 +98,13 @@ def main(output: Path) -> Path:
             layer.visible = layer.name.startswith(("results:", "nuclei_03"))
         viewer.layers.selection.active = viewer.layers["results: labels"]
         viewer.dims.set_current_step(0, 4)
+        # the builder takes the left column; the batch table and the plot share the right
+        qt_viewer, docks = viewer.window._qt_viewer, viewer.window.dock_widgets
+        qt_viewer.dockLayerControls.setVisible(False)
+        column = [qt_viewer.dockLayerList, docks["Pipeline builder"].parent()]
+        viewer.window._qt_window.resizeDocks(column, [280, 820], Qt.Orientation.Vertical)
+        column = [docks["Batch processing"].parent(), docks["Batch results"].parent()]
+        viewer.window._qt_window.resizeDocks(column, [420, 680], Qt.Orientation.Vertical)
         viewer.reset_view()
         settle()
         output.parent.mkdir(parents=True, exist_ok=True)

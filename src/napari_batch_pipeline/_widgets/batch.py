@@ -121,13 +121,12 @@ class BatchWidget(QWidget):
         self.status = Label(value="")
         buttons = [self.estimate_button, self.run_button, self.cancel_button, self.results_button]
         row = Container(widgets=buttons, layout="horizontal", labels=False)
-        self.form = Container(
-            widgets=[*fields.widgets, row, self.estimate_text, self.progress_bar, self.status]
-        )
+        self.form = Container(widgets=[row, self.estimate_text, self.progress_bar, self.status])
         wrapping(self.estimate_text, self.status)
         self.table = TaskTable()
         self.table.cellClicked.connect(self._on_cell_clicked)
         layout = scrolling_layout(self)
+        layout.addWidget(fields.form())
         layout.addWidget(self.form.native)
         layout.addWidget(self.table, stretch=1)
 

@@ -15,7 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.types import FileDialogMode
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, LineEdit, SpinBox, TextEdit, Widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    LineEdit,
+    SpinBox,
+    TextEdit,
+    Widget,
+)
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ..core.errors import PipelineError
 from ..core.plan.estimate import parse_size
@@ -141,6 +153,22 @@ class BatchFields:
         )
         self.fresh = CheckBox(text="start fresh (replace a run of another pipeline there)")
         self.sweep.native.setMaximumHeight(60)
+
+    def form(self) -> QWidget:
+        """The fields laid out: what to read and where to write, then the options of a run
+        (every other field) under *More options*, folded at first so that the table and
+        the buttons stay in view."""
+        basic = [self.input_dir, self.pattern, self.output_dir, self.pipeline]
+        more = Container(widgets=[w for w in self.widgets if w not in basic])
+        self.more_options = QCollapsible("More options")
+        self.more_options.addWidget(more.native)
+        self.more_options.layout().setContentsMargins(0, 0, 0, 0)
+        form = QWidget()
+        layout = QVBoxLayout(form)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(Container(widgets=basic).native)
+        layout.addWidget(self.more_options)
+        return form
 
     @property
     def widgets(self) -> list[Widget]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 __all__ = ["MIN_DOCK_HEIGHT", "scrolling_layout", "wrapping"]
@@ -29,15 +29,32 @@ def scrolling_layout(owner: QWidget) -> QVBoxLayout:
     """
     outer = QVBoxLayout(owner)
     outer.setContentsMargins(0, 0, 0, 0)
-    area = QScrollArea(owner)
+    area = _VerticalScroll(owner)
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setMinimumHeight(MIN_DOCK_HEIGHT)
     content = QWidget(area)
     area.setWidget(content)
     outer.addWidget(area)
     return QVBoxLayout(content)
+
+
+class _VerticalScroll(QScrollArea):
+    """A scroll area as wide as its content needs and as short as :data:`MIN_DOCK_HEIGHT`:
+    it scrolls up and down, never cuts its content at the side."""
+
+    def _content(self, hint: QSize) -> QSize:
+        bar = self.verticalScrollBar().sizeHint().width()
+        return QSize(hint.width() + bar, hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        content = self.widget()
+        width = self._content(content.minimumSizeHint()).width() if content is not None else 0
+        return QSize(width, MIN_DOCK_HEIGHT)
+
+    def sizeHint(self) -> QSize:
+        content = self.widget()
+        return self._content(content.sizeHint()) if content is not None else super().sizeHint()
 
 
 def wrapping(*labels: Any) -> None:
