@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..images.sources import escaped
+
 __all__ = ["DONE", "FAILED", "TaskRecord", "format_traceback"]
 
 DONE = "done"
@@ -105,6 +107,11 @@ class TaskRecord:
             label=str(data.get("label", key.partition("|")[2])),
             input=data.get("input"),
         )
+
+    def __post_init__(self) -> None:
+        # a file name's bytes that are not UTF-8 reach messages as surrogates, which no
+        # table can hold (pandas' Arrow-backed strings refuse them): written as \xff
+        object.__setattr__(self, "error", escaped(self.error))
 
     @classmethod
     def failure(
