@@ -39,6 +39,7 @@ from ..run_folder.groups import GROUP, GROUP_KEY, GROUP_STAGE, read_groups, writ
 from ..run_folder.layout import RunLayout
 from ..run_folder.outputs import save_image
 from ..run_folder.records import TaskRecord, format_traceback
+from ..stages.illumination import ImagesOnDisk
 from .events import StageProgress
 from .executors import Executor
 from .horizontal import UnitResult, intermediate_path
@@ -117,18 +118,6 @@ def _write_member(task: TaskJob, pipeline: Pipeline, stage: str, target: Path) -
         np.save(handle, result, allow_pickle=False)
 
 
-class _OnDisk:
-    """A group's images, loaded one at a time from ``.npy`` files, in order; ``paths``
-    lets a stage read them in chunks instead (the out-of-core median)."""
-
-    def __init__(self, paths: Sequence[Path]):
-        self.paths = list(paths)
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for path in self.paths:
-            yield np.load(path, allow_pickle=False)
-
-
 def compute_group(job: GroupJob) -> GroupResult:
     """Pass B: one group's result from its members' intermediates, saved as a TIFF."""
     start = time.perf_counter()
@@ -136,7 +125,7 @@ def compute_group(job: GroupJob) -> GroupResult:
         first = job.members[0]
         pipeline = load_pipeline(first)
         paths = [member_path(m, load_pipeline(m), job.stage) for m in job.members]
-        result = np.asarray(pipeline.run_group(job.stage, _OnDisk(paths)))
+        result = np.asarray(pipeline.run_group(job.stage, ImagesOnDisk(paths)))
         spacing = spacing_of(first.input.pixel_size, result.ndim)
         save_image(first.layout.group_result(job.stage, job.name), result, spacing)
     except Exception as error:

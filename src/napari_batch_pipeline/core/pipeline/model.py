@@ -22,7 +22,7 @@ from ..errors import PipelineError, StageError, listening_for_ctrl_c
 from ..images.channels import Channel, parse_channels
 from ..stages.registry import SPACING_ARG
 from .code_identity import code_identity
-from .stage_config import INPUT, StageConfig, validate_stages
+from .stage_config import INPUT, StageConfig, upstream, validate_stages
 from .yaml_file import load_yaml, read_pipeline_text
 
 __all__ = ["INPUT", "VERSION", "Pipeline", "StageConfig"]
@@ -227,14 +227,7 @@ class Pipeline:
 
     def upstream(self, name: str) -> set[str]:
         """The stages ``name`` depends on, directly or not (itself excluded)."""
-        found: set[str] = set()
-        pending = list(self[name].inputs.values())
-        while pending:
-            source = pending.pop()
-            if source in self._by_name and source not in found:
-                found.add(source)
-                pending.extend(self._by_name[source].inputs.values())
-        return found
+        return upstream({s.name: s.inputs for s in self.stages}, self[name].name)
 
     @property
     def saved_stages(self) -> list[str]:

@@ -15,7 +15,7 @@ from ..errors import PipelineError
 from ..stages import StageSpec, check_param, get_stage
 from ..stages.registry import check_range
 
-__all__ = ["INPUT", "StageConfig", "validate_stages"]
+__all__ = ["INPUT", "StageConfig", "upstream", "validate_stages"]
 
 INPUT = "input"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -57,6 +57,19 @@ class StageConfig:
         if self.group_by is not None:  # only group stages: other pipelines keep their hash
             data["group_by"] = list(self.group_by)
         return data
+
+
+def upstream(inputs: Mapping[str, Mapping[str, str]], name: str) -> set[str]:
+    """The stages ``name`` depends on, directly or not (itself excluded), given every
+    stage's data inputs (``{stage: {argument: source}}``); loaded images are no stages."""
+    found: set[str] = set()
+    pending = list(inputs[name].values())
+    while pending:
+        source = pending.pop()
+        if source in inputs and source not in found:
+            found.add(source)
+            pending.extend(inputs[source].values())
+    return found
 
 
 def validate_stages(

@@ -17,10 +17,29 @@ from skimage import filters
 from .registry import stage
 from .spatial import check_same_shape, check_spatial
 
-__all__ = ["correct_illumination", "illumination"]
+__all__ = ["ImagesOnDisk", "correct_illumination", "illumination"]
 
 #: the most bytes of pixels the out-of-core median holds at once (one chunk of rows)
 CHUNK_BYTES = 32 * 2**20
+
+
+class ImagesOnDisk:
+    """A group's images kept as ``.npy`` files: iterated, they are loaded one at a time,
+    in order; their ``paths`` let :func:`illumination`'s median read chunks of rows of
+    every one instead.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        The files, in image order.
+    """
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = list(paths)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for path in self.paths:
+            yield np.load(path, allow_pickle=False)
 
 
 def _smoothing(params: dict, connected: set[str]) -> str | None:
