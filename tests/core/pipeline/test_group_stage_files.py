@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
+import yaml
 from skimage import filters
 
 from napari_batch_pipeline.core.errors import PipelineError
@@ -66,3 +69,14 @@ def test_group_stage_mistakes_are_named_when_the_pipeline_loads(stages, message)
     stages = [{k: v for k, v in s.items() if v is not None} for s in stages]
     with pytest.raises(PipelineError, match=message):
         Pipeline(stages)
+
+
+def test_a_recorded_group_stage_of_a_module_not_imported_stays_a_group_stage(tmp_path):
+    from napari_batch_pipeline.core.pipeline.recorded import load_recorded
+
+    recorded = Pipeline([ILLUM, FLAT]).to_dict()
+    recorded["stages"][0]["function"] = "somewhere_not_imported:background"
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(recorded))
+    pipeline = load_recorded(tmp_path / "pipeline.yaml")
+    assert pipeline.group_stages == ["illum"] and pipeline["illum"].group_by == ("plate",)
+    assert "somewhere_not_imported" not in sys.modules
