@@ -226,7 +226,9 @@ class PipelineDraft:
             self.channels_changed.emit()
         self._stages = []
         for stage in pipeline.stages:
-            draft = StageDraft(stage.function, stage.name, dict(stage.params), save=stage.save)
+            draft = StageDraft(
+                stage.function, stage.name, dict(stage.params), save=stage.save, group_by=stage.group_by
+            )
             self._stages.append(draft)
             unconnected = dict.fromkeys(draft.spec.optional_data, NONE)
             self._wire(len(self._stages) - 1, {**unconnected, **stage.inputs}, missing=None)
