@@ -22,13 +22,8 @@ stages:
   - name: blurred
     function: gaussian
     params: {sigma: 1}
-  - name: illum
-    function: illumination
-    group_by: [plate]
-    params: {statistic: median, smoothing: 5}
-  - name: flat
-    function: correct_illumination
-    inputs: {image: input, illumination: illum}
+  - {name: illum, function: illumination, group_by: [plate], params: {statistic: median, smoothing: 5}}
+  - {name: flat, function: correct_illumination, inputs: {image: input, illumination: illum}}
   - {name: foreground, function: threshold, params: {method: li}}
   - {name: objects, function: label}
   - name: cells
