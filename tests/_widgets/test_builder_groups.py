@@ -44,3 +44,15 @@ def test_the_illumination_function_is_learnt_from_the_open_images_and_shown(buil
     with qtbot.waitSignal(builder.run_finished, timeout=30_000):
         layers.remove("field 2")
     np.testing.assert_allclose(layers["illum"].data, _illumination(fields[:2]), rtol=1e-5)
+
+
+def test_the_illumination_widget_learns_from_one_layer_as_a_group_of_one(make_napari_viewer):
+    from napari_batch_pipeline._widgets.stage_widgets import make_stage_widget
+
+    viewer = make_napari_viewer()
+    image = nuclei_image((64, 80), n_nuclei=5, radius=5.0)
+    viewer.add_image(image, name="field")
+    widget = make_stage_widget("illumination")
+    viewer.window.add_dock_widget(widget)
+    widget(smoothing=4.0)
+    np.testing.assert_allclose(viewer.layers["field illumination"].data, _illumination([image]), rtol=1e-5)
