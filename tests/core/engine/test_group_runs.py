@@ -272,3 +272,41 @@ def test_a_group_column_that_does_not_exist_is_refused_before_any_image_is_read(
     with pytest.raises(PipelineError, match=r"stage 'illum'.*group_by.*'well'.*expected one of.*folder"):
         run_batch(pipeline, folder, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+def test_a_run_cancelled_in_the_group_passes_resumes_to_a_fresh_runs_tables(tmp_path, executor):
+    from napari_batch_pipeline.core.batch import BatchRun
+    from napari_batch_pipeline.core.engine.events import RunFinished, StageProgress
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _plates(folder, per_plate=4)
+    pipeline = Pipeline.from_text(CORRECTED.format(statistic="median"))
+    batch = BatchRun(pipeline, folder, out, metadata=r"(?P<plate>p\d)_\d+", executor=executor, workers=2)
+    for event in batch.events():
+        if isinstance(event, StageProgress) and event.stage == "illum" and event.done >= 2:
+            batch.cancel()
+        if isinstance(event, RunFinished):
+            report = event.report
+    assert report.cancelled and report.done < report.total
+    resumed = _run(CORRECTED.format(statistic="median"), folder, out, executor=executor)
+    fresh = _run(CORRECTED.format(statistic="median"), folder, tmp_path / "fresh", executor=executor)
+    pd.testing.assert_frame_equal(resumed, fresh)
+    groups = [pd.read_csv(o / "groups.csv").drop(columns="seconds") for o in (out, tmp_path / "fresh")]
+    pd.testing.assert_frame_equal(*groups)
+
+
+def test_an_added_member_recomputes_its_group(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _plates(folder)
+    pipeline = CORRECTED.format(statistic="mean")
+    _run(pipeline, folder, out)
+    tifffile.imwrite(
+        folder / "p2_3.tif",
+        (nuclei_image(SHAPE, n_nuclei=6, radius=5.0, seed=7) * _vignetting(SHAPE)).astype(np.uint16),
+    )
+    report = run_batch(Pipeline.from_text(pipeline), folder, out, metadata=r"(?P<plate>p\d)_\d+")
+    assert (report.done, report.skipped) == (4, 3)  # p2's three tasks again, and the new one
+    assert pd.read_csv(out / "groups.csv").set_index("group").loc["p2", "images"] == 4
+    table = pd.read_csv(out / "nuclei.csv").sort_values(["image", "label"]).reset_index(drop=True)
+    np.testing.assert_allclose(table["intensity_mean"], _by_hand(folder)["intensity_mean"], rtol=1e-4)
