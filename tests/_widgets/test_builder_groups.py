@@ -56,3 +56,15 @@ def test_the_illumination_widget_learns_from_one_layer_as_a_group_of_one(make_na
     viewer.window.add_dock_widget(widget)
     widget(smoothing=4.0)
     np.testing.assert_allclose(viewer.layers["field illumination"].data, _illumination([image]), rtol=1e-5)
+
+
+def test_a_group_stage_panel_edits_group_by_and_has_no_save_box(builder):
+    builder.add_stage("illumination", "illum")
+    builder.add_stage("gaussian", "blurred")
+    illum, blurred = builder.panels
+    assert not illum.group_by.native.isHidden() and illum.save.native.isHidden()
+    assert blurred.group_by.native.isHidden() and not blurred.save.native.isHidden()
+    illum.group_by.value = "plate, well"
+    assert builder.pipeline()["illum"].group_by == ("plate", "well")
+    builder.session.set_group_by(0, [])
+    assert illum.group_by.value == "" and builder.pipeline()["illum"].group_by == ()
