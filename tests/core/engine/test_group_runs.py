@@ -310,3 +310,19 @@ def test_an_added_member_recomputes_its_group(tmp_path):
     assert pd.read_csv(out / "groups.csv").set_index("group").loc["p2", "images"] == 4
     table = pd.read_csv(out / "nuclei.csv").sort_values(["image", "label"]).reset_index(drop=True)
     np.testing.assert_allclose(table["intensity_mean"], _by_hand(folder)["intensity_mean"], rtol=1e-4)
+
+
+def test_a_parameter_table_sets_each_groups_parameters(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _plates(folder)
+    table = tmp_path / "params.csv"
+    table.write_text("plate,illum.smoothing\np1,2\np2,6\n")
+    _run(CORRECTED.format(statistic="mean"), folder, out, params=table)
+    for plate, smoothing in (("p1", 2.0), ("p2", 6.0)):
+        stack = np.stack(
+            [tifffile.imread(p).astype(np.float64) for p in sorted(folder.glob(f"{plate}_*.tif"))]
+        )
+        expected = filters.gaussian(stack.mean(axis=0), smoothing, preserve_range=True).astype(np.float32)
+        np.testing.assert_allclose(tifffile.imread(out / "illum" / f"{plate}.tif"), expected, rtol=1e-6)
+    images = pd.read_csv(out / "images.csv").set_index("image")
+    assert images.loc["p2_0.tif", "illum.smoothing"] == 6.0
