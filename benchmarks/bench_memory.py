@@ -13,6 +13,11 @@ per-image footprint makes such growth stand out more against the fixed cost of t
 interpreters. Summed RSS counts pages shared between processes (libraries) once per
 process; that is the same for both sizes.
 
+With ``--group mean`` or ``--group median`` the chain starts with one group stage over
+every image (an illumination function learnt from all of them, then divided out): the
+target for a group stage is the same, 1.2x, as the mean streams and the median reads
+chunks of rows from the intermediates on disk.
+
 Run: ``python benchmarks/bench_memory.py`` (about 1 minute on 2 cores), ``--quick``
 for 100 vs 10 images, ``--images N`` for N vs N/10, ``--markdown`` for the README.
 """
@@ -70,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         "--strategies", default=",".join(STRATEGIES), help="comma-separated (vertical,horizontal)"
     )
     parser.add_argument("--interval", type=float, default=0.02, help="sampling period, s")
+    parser.add_argument(
+        "--group", choices=("mean", "median"), help="start the chain with one group stage of this statistic"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--workdir", type=Path, help="where to write (default: a temporary folder)")
     parser.add_argument(
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.child:
-        return child(*args.child, radius=args.radius)
+        return child(*args.child, radius=args.radius, group=args.group)
 
     large = args.images or (100 if args.quick else 400)
     small = max(1, large // 10)
@@ -95,25 +103,33 @@ def main(argv: list[str] | None = None) -> int:
             for strategy in args.strategies.split(","):
                 peaks = {
                     count: run_child(
-                        data[count], workdir / "out", executor, strategy, args.radius, args.interval
+                        data[count],
+                        workdir / "out",
+                        executor,
+                        strategy,
+                        args.radius,
+                        args.interval,
+                        args.group,
                     )
                     for count in (small, large)
                 }
-                results.append(compare(executor, strategy, peaks[large], peaks[small]))
+                results.append(compare(executor, strategy, peaks[large], peaks[small], args.group))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     title = (
         f"bench_memory: whole process tree, summed RSS sampled every {args.interval * 1000:.0f} ms; "
         f"{large} vs {small} images of {args.size}x{args.size} uint16, {WORKERS} workers"
+        + (f"; one group stage ({args.group}) over all images" if args.group else "")
     )
     print_table(title, results, markdown=args.markdown)
     return 0 if all(r.passed is not False for r in results) else 1
 
 
-def compare(executor: str, strategy: str, large: Peak, small: Peak) -> Result:
+def compare(executor: str, strategy: str, large: Peak, small: Peak, group: str | None = None) -> Result:
     """The table line of one executor and strategy."""
+    what = f", one group stage ({group})" if group else ""
     return at_most(
-        f"peak memory {large.images} / {small.images} images, {executor}, {strategy}",
+        f"peak memory {large.images} / {small.images} images{what}, {executor}, {strategy}",
         large.bytes / small.bytes,
         1.2,
         "x",
@@ -122,7 +138,15 @@ def compare(executor: str, strategy: str, large: Peak, small: Peak) -> Result:
     )
 
 
-def run_child(data: Path, out: Path, executor: str, strategy: str, radius: int, interval: float) -> Peak:
+def run_child(
+    data: Path,
+    out: Path,
+    executor: str,
+    strategy: str,
+    radius: int,
+    interval: float,
+    group: str | None = None,
+) -> Peak:
     """Run one batch in a fresh process; sample its tree until it ends."""
     shutil.rmtree(out, ignore_errors=True)
     command = [
@@ -130,6 +154,7 @@ def run_child(data: Path, out: Path, executor: str, strategy: str, radius: int, 
         __file__,
         "--radius",
         str(radius),
+        *(["--group", group] if group else []),
         "--child",
         str(data),
         str(out),
@@ -190,15 +215,15 @@ class TreeSampler(threading.Thread):
         self.join()
 
 
-def child(data: str, out: str, executor: str, strategy: str, radius: int) -> int:
+def child(data: str, out: str, executor: str, strategy: str, radius: int, group: str | None = None) -> int:
     """One batch, in this process: the engine as a user would run it."""
-    from workload import make_pipeline
+    from workload import make_group_pipeline, make_pipeline
 
     from napari_batch_pipeline import run_batch
 
     base = psutil.Process().memory_info().rss
     report = run_batch(
-        make_pipeline(radius),
+        make_group_pipeline(radius, group) if group else make_pipeline(radius),
         data,
         out,
         executor=executor,

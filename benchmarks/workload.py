@@ -57,6 +57,22 @@ def make_pipeline(radius: int = 10) -> Pipeline:
     )
 
 
+def make_group_pipeline(radius: int = 10, statistic: str = "mean") -> Pipeline:
+    """The benchmark chain after an illumination correction learnt from every image at
+    once (one group stage, ``group_by: []``), the chain running on the corrected image."""
+    chain = make_pipeline(radius).to_dict()["stages"]
+    chain[0]["inputs"] = {"image": "flat"}
+    group = [
+        {"name": "illum", "function": "illumination", "group_by": [], "params": {"statistic": statistic}},
+        {
+            "name": "flat",
+            "function": "correct_illumination",
+            "inputs": {"image": "input", "illumination": "illum"},
+        },
+    ]
+    return Pipeline([*group, *chain], name=f"benchmark with a group stage ({statistic})")
+
+
 def make_images(folder: Path, count: int, shape: tuple[int, int]) -> list[Path]:
     """Write ``count`` synthetic 16-bit nuclei images of ``shape`` into ``folder``.
 

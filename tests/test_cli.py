@@ -453,6 +453,17 @@ def test_demo_runs_each_dataset_with_its_parameters_and_summarizes(tmp_path: Pat
     assert area["small_dim"] < area["medium"] < area["large_bright"]
 
 
+def test_the_illumination_demo_corrects_each_plate_and_plots_before_and_after(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = cli("demo", out, "--illumination", "--images", "3", "--executor", "serial", "--quiet")
+    assert result.returncode == 0, result.stderr
+    groups = pd.read_csv(out / "results" / "groups.csv")
+    assert groups["group"].tolist() == ["plate_1", "plate_2"] and groups["images"].tolist() == [3, 3]
+    assert sorted(p.name for p in (out / "results" / "illum").iterdir()) == ["plate_1.tif", "plate_2.tif"]
+    assert (out / "illumination.png").read_bytes().startswith(b"\x89PNG")
+    assert "before and after" in result.stdout
+
+
 # -- Ctrl-C -----------------------------------------------------------------------------------
 
 

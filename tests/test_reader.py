@@ -179,3 +179,35 @@ def test_a_labels_stack_opened_in_napari_has_the_objects_of_the_image_shown(make
         assert np.allclose(labels.features["area"], expected["area"])
         assert labels.features["label"].max() == np.asarray(labels.data[step]).max()
     assert labels.metadata["image"] != nuclei["image"].iloc[0]
+
+
+def test_group_results_open_as_images_with_their_pixel_size(tmp_path):
+    from napari_batch_pipeline.core.pipeline.model import Pipeline
+    from napari_batch_pipeline.core.synthetic import nuclei_image
+
+    for plate in ("p1", "p2"):
+        for index in range(2):
+            image = nuclei_image((48, 64), n_nuclei=4, radius=5.0, seed=index)
+            path = tmp_path / "images" / plate / f"{index}.tif"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(path, image, imagej=True, resolution=(1 / 0.5, 1 / 0.5), metadata={"unit": "um"})
+    pipeline = Pipeline(
+        [
+            {"name": "illum", "function": "illumination", "group_by": ["folder"], "params": {"smoothing": 2}},
+            {
+                "name": "flat",
+                "function": "correct_illumination",
+                "inputs": {"image": "input", "illumination": "illum"},
+            },
+        ]
+    )
+    run_batch(pipeline, tmp_path / "images", tmp_path / "run", recursive=True)
+    groups = {
+        meta["name"]: (data, meta)
+        for data, meta, kind in read_run_folder(str(tmp_path / "run"))
+        if kind == "image" and "illum" in meta["name"]
+    }
+    assert sorted(groups) == ["run: illum p1", "run: illum p2"]
+    data, meta = groups["run: illum p2"]
+    np.testing.assert_array_equal(data, tifffile.imread(tmp_path / "run" / "illum" / "p2.tif"))
+    assert meta["scale"] == pytest.approx((0.5, 0.5)) and meta["metadata"]["group"] == "p2"

@@ -2,9 +2,11 @@
 
 A run folder (``pipeline.yaml`` and ``images.csv``, see DESIGN) opens as lazy layers:
 the input images of the done tasks, then one layer per saved stage output (labels for
-masks and labels, images otherwise). Each is one dask-backed stack when the images
-share shape and dtype (a slider steps through the tasks, in images.csv order), else
-one layer per image up to a cap. Nothing is read until napari shows it.
+masks and labels, images otherwise), then one image per group result of a group stage
+(``<stage>/<group>.tif``, an illumination function, with its pixel size). Each is one
+dask-backed stack when the images share shape and dtype (a slider steps through the
+tasks, in images.csv order), else one layer per image up to a cap. Nothing but the group
+results (one image per group) is read until napari shows it.
 
 The tables travel in each layer's ``metadata``: ``images`` (images.csv), ``tables``
 (``{stage: <stage>.csv}``), ``names`` (the task shown at each step of the stack) and
@@ -123,6 +125,14 @@ def run_layer_data(results: RunResults, *, max_separate: int = MAX_SEPARATE) -> 
         if saved.stack is None and saved.is_labels:
             _add_features(results, stage, stage_layers)
         layers += stage_layers
+    for stage, group, path in results.group_results():  # e.g. an illumination function
+        data, scale = results.group_result(path)
+        meta: dict[str, Any] = {"name": f"{prefix}: {stage} {group}", "scale": scale}
+        meta |= {
+            "metadata": {**metadata, "stage": stage, "group": group},
+            "contrast_limits": _contrast_limits(data),
+        }
+        layers.append((data, meta, "image"))
     return layers
 
 

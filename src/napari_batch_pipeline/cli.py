@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the default pipeline on synthetic sample images")
     demo.add_argument("output", nargs="?", default="napari-batch-pipeline-demo", metavar="OUTPUT_DIR")
     demo.add_argument("--images", type=int, default=4, help="sample images per dataset (default 4)")
+    demo.add_argument(
+        "--illumination",
+        action="store_true",
+        help="the illumination demo: plates of unevenly lit images, corrected (writes illumination.png)",
+    )
     demo.add_argument("--executor", default="processes", choices=_executors())
     demo.add_argument("--workers", type=int, default=None)
     demo.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")

@@ -315,20 +315,13 @@ def command_stages(args: argparse.Namespace) -> int:
 def command_demo(args: argparse.Namespace) -> int:
     from .core.demo import prepare_demo
 
+    if args.illumination:
+        return _illumination_demo(args)
     folder = Path(args.output).expanduser()
     files = prepare_demo(folder, count=args.images)
     print(f"sample images: {files.images}\npipeline: {files.pipeline}\nparameter table: {files.params}")
-    batch = BatchRun(
-        files.pipeline,
-        files.images,
-        folder / "results",
-        recursive=True,
-        params=files.params,
-        executor=args.executor or "processes",
-        workers=args.workers,
-        command=f"napari-batch-pipeline demo {args.output}",
-    )
-    report = execute(batch, quiet=args.quiet)
+    command = f"napari-batch-pipeline demo {args.output}"
+    batch, report = _demo_run(args, files.pipeline, files.images, folder, command, params=files.params)
     import pandas as pd
 
     table = report.images
@@ -341,6 +334,41 @@ def command_demo(args: argparse.Namespace) -> int:
         f"\nre-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {folder / 'results'} "
         f"--recursive --params {files.params}"
     )
+    return EXIT_CANCELLED if report.cancelled else report.exit_code
+
+
+def _demo_run(
+    args: argparse.Namespace, pipeline: Path, images: Path, folder: Path, command: str, **options: Any
+) -> tuple[BatchRun, Report]:
+    """A demo's batch over its subfolders into ``<folder>/results``, run with progress."""
+    batch = BatchRun(
+        pipeline,
+        images,
+        folder / "results",
+        recursive=True,
+        executor=args.executor or "processes",
+        workers=args.workers,
+        command=command,
+        **options,
+    )
+    return batch, execute(batch, quiet=args.quiet)
+
+
+def _illumination_demo(args: argparse.Namespace) -> int:
+    """Plates of unevenly lit images: each plate's illumination learnt and divided out,
+    then the before and after plot of intensity against distance from the centre."""
+    from .core.demo import prepare_illumination_demo
+    from .core.results.illumination_plot import save_illumination_plot
+
+    folder = Path(args.output).expanduser()
+    files = prepare_illumination_demo(folder, count=args.images)
+    print(f"sample plates: {files.images}\npipeline: {files.pipeline}")
+    command = f"napari-batch-pipeline demo --illumination {args.output}"
+    _, report = _demo_run(args, files.pipeline, files.images, folder, command)
+    print_summary(report)
+    if report.done:
+        plot = save_illumination_plot(folder / "results", "flat", folder / "illumination.png")
+        print(f"the illumination functions: {folder / 'results' / 'illum'}\nbefore and after: {plot}")
     return EXIT_CANCELLED if report.cancelled else report.exit_code
 
 

@@ -42,7 +42,7 @@ from ..core.errors import PipelineError
 from ..core.export.script import export_script
 from ..core.pipeline.model import Pipeline
 from ..core.stages import STAGES
-from ..core.tuning.image import second_sources, tuning_image
+from ..core.tuning.image import group_images, second_sources, tuning_image
 from ..core.tuning.session import ChainRun
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
@@ -319,6 +319,7 @@ class PipelineBuilder(QWidget):
         except ValueError as error:  # channels of different shapes
             self.status.value = str(error)
             self.session.set_images(None)
+        self.session.set_group_images(group_images(main, sources, layers) if main is not None else [])
 
     def _on_output(self, chain: ChainRun, item: tuple[int, str, Any, bool]) -> None:
         if not chain.superseded():

@@ -46,16 +46,21 @@ class StagePanel(Container):
         ``'(none)'`` when optional). The main argument's is shown only when the pipeline
         names channels; without, it is fed by the stage before.
     save : CheckBox
+    group_by : LineEdit
+        A group stage's key columns, comma-separated (shown for group stages only; their
+        result is saved once per group, so they have no save box).
     up_button, down_button, remove_button : PushButton
 
-    Emits ``renamed(name)``, ``param_edited(param, value)``, ``input_edited(arg, source)``
-    and ``save_edited(save)`` when a person edits a field (not when :meth:`set_draft` does).
+    Emits ``renamed(name)``, ``param_edited(param, value)``, ``input_edited(arg, source)``,
+    ``save_edited(save)`` and ``group_by_edited(columns)`` when a person edits a field (not
+    when :meth:`set_draft` does).
     """
 
     renamed = Signal(str)
     param_edited = Signal(str, object)
     input_edited = Signal(str, str)
     save_edited = Signal(bool)
+    group_by_edited = Signal(tuple)
 
     def __init__(self, draft: StageDraft):
         spec = self.spec = draft.spec
@@ -94,12 +99,16 @@ class StagePanel(Container):
             for param in spec.params.values()
         }
         self.save = CheckBox(value=draft.save, text="save output in batches")
-        if spec.returns == "table":
-            self.save.visible = False  # tables are always written
-        super().__init__(
-            widgets=[header, self.stage_name, *self.inputs.values(), *self.params.values(), self.save],
-            labels=True,
+        if spec.returns == "table" or spec.group:
+            self.save.visible = False  # tables are always written, group results too
+        self.group_by = LineEdit(
+            value=", ".join(draft.group_by or ()),
+            label="group by",
+            tooltip="columns whose values make a group (folder, metadata fields); empty: one group",
         )
+        self.group_by.visible = spec.group
+        fields = [*self.inputs.values(), *self.params.values(), self.group_by, self.save]
+        super().__init__(widgets=[header, self.stage_name, *fields], labels=True)
         self.native.setObjectName("stage_panel")
         self.stage_name.changed.connect(self._on_name)
         for name, widget in self.params.items():
@@ -107,6 +116,7 @@ class StagePanel(Container):
         for arg, box in self.inputs.items():
             box.changed.connect(partial(self._on_input, arg))
         self.save.changed.connect(self._on_save)
+        self.group_by.changed.connect(self._on_group_by)
 
     @property
     def stage(self) -> str:
@@ -149,6 +159,8 @@ class StagePanel(Container):
                 box.value = value
         if bool(self.save.value) != draft.save:
             _quietly(self.save, draft.save)
+        if _columns(self.group_by.value) != tuple(draft.group_by or ()):
+            _quietly(self.group_by, ", ".join(draft.group_by or ()))
 
     def _choices(self, arg: str, _widget: Any = None) -> list[str]:
         return self._offered[arg]
@@ -165,6 +177,9 @@ class StagePanel(Container):
 
     def _on_save(self, value: Any) -> None:
         self.save_edited.emit(bool(value))
+
+    def _on_group_by(self, value: Any) -> None:
+        self.group_by_edited.emit(_columns(value))
 
 
 class StageList(QScrollArea):
@@ -235,6 +250,7 @@ class StageList(QScrollArea):
         panel.param_edited.connect(partial(self._edit, panel, "set_param"))
         panel.input_edited.connect(partial(self._edit, panel, "set_input"))
         panel.save_edited.connect(partial(self._edit, panel, "set_save"))
+        panel.group_by_edited.connect(partial(self._edit, panel, "set_group_by"))
         return panel
 
     def _edit(self, panel: StagePanel, method: str, *args: Any) -> None:
@@ -249,6 +265,11 @@ class StageList(QScrollArea):
 def _quietly(widget: Any, value: Any) -> None:
     with widget.changed.blocked():
         widget.value = value
+
+
+def _columns(text: Any) -> tuple[str, ...]:
+    """``'plate, well'`` -> ``('plate', 'well')``."""
+    return tuple(part.strip() for part in str(text or "").split(",") if part.strip())
 
 
 def _plain(value: Any) -> Any:

@@ -239,6 +239,17 @@ def measure_widget() -> StageWidget:
     return make_stage_widget("measure")
 
 
+def illumination_widget() -> StageWidget:
+    """The illumination function stage as a widget: on one image layer, a group of one
+    (a batch learns it from every image of a group)."""
+    return make_stage_widget("illumination")
+
+
+def correct_illumination_widget() -> StageWidget:
+    """The illumination correction stage as a widget."""
+    return make_stage_widget("correct_illumination")
+
+
 #: The manifest's widget factory of each built-in stage, by stage name.
 BUILTIN_WIDGETS = {
     "gaussian": gaussian_widget,
@@ -254,6 +265,8 @@ BUILTIN_WIDGETS = {
     "watershed": watershed_widget,
     "expand_labels": expand_labels_widget,
     "measure": measure_widget,
+    "illumination": illumination_widget,
+    "correct_illumination": correct_illumination_widget,
 }
 
 

@@ -1,5 +1,6 @@
-"""The demo: synthetic datasets that need different parameters, the default pipeline and a
-parameter table, written to a folder."""
+"""The demos: synthetic datasets that need different parameters, the default pipeline and a
+parameter table; and plates of unevenly lit images with the pipeline that corrects them.
+Each is written to a folder."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ from typing import Any, NamedTuple
 
 from .pipeline.model import Pipeline
 from .run_folder.tables import FOLDER
-from .synthetic import write_nuclei_folder
+from .synthetic import nuclei_image, vignetting, write_nuclei_folder
 
-__all__ = ["DATASETS", "DEFAULT_PIPELINE", "DemoFiles", "default_pipeline", "prepare_demo"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_PIPELINE",
+    "ILLUMINATION_PIPELINE",
+    "PLATES",
+    "DemoFiles",
+    "IlluminationDemo",
+    "default_pipeline",
+    "prepare_demo",
+    "prepare_illumination_demo",
+]
 
 DEFAULT_PIPELINE = """\
 version: 1
@@ -50,6 +61,32 @@ DATASETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"labels.spot_sigma": 6, "cleaned.min_size": 200},
     ),
 }
+
+
+#: the illumination demo: learn each plate's illumination function from all its fields,
+#: divide it out (the corrected images saved), then segment and measure as usual
+ILLUMINATION_PIPELINE = """\
+version: 1
+name: illumination correction
+stages:
+  - name: illum
+    function: illumination
+    group_by: [folder]
+    params: {statistic: median, smoothing: 20}
+  - name: flat
+    function: correct_illumination
+    inputs: {image: input, illumination: illum}
+    save: true
+  - name: labels
+    function: voronoi_otsu_labeling
+    params: {spot_sigma: 3, outline_sigma: 1}
+  - name: nuclei
+    function: measure
+    inputs: {labels: labels, intensity: flat}
+"""
+
+#: the illumination demo's plates: folder -> how strongly its light falls off to the corners
+PLATES = {"plate_1": 0.6, "plate_2": 0.75}
 
 
 class DemoFiles(NamedTuple):
@@ -94,3 +131,44 @@ def prepare_demo(folder: str | Path, count: int = 4) -> DemoFiles:
         for name, (_, values) in DATASETS.items():
             writer.writerow([name, *(values[c] for c in columns)])
     return DemoFiles(images, pipeline_file, params_file)
+
+
+class IlluminationDemo(NamedTuple):
+    """What :func:`prepare_illumination_demo` writes."""
+
+    images: Path
+    pipeline: Path
+
+
+def prepare_illumination_demo(folder: str | Path, count: int = 8) -> IlluminationDemo:
+    """Write plates of unevenly lit nuclei images and the pipeline that corrects them.
+
+    Parameters
+    ----------
+    folder : path
+        Where to write: ``plates/<plate>/field_01.tif``... and ``illumination.yaml``.
+    count : int
+        Fields per plate (256 x 256, 16-bit), each darker towards its corners as its
+        plate's vignetting (:data:`PLATES`) says.
+
+    Returns
+    -------
+    IlluminationDemo
+        The image folder (one subfolder per plate) and the pipeline file.
+    """
+    import tifffile
+
+    folder = Path(folder)
+    images = folder / "plates"
+    shape = (256, 256)
+    for number, (plate, strength) in enumerate(PLATES.items()):
+        (images / plate).mkdir(parents=True, exist_ok=True)
+        light = vignetting(shape, strength)
+        for index in range(count):
+            clean = nuclei_image(shape, n_nuclei=20, radius=8.0, seed=100 * number + index)
+            tifffile.imwrite(
+                images / plate / f"field_{index + 1:02d}.tif", (clean * light).astype(clean.dtype)
+            )
+    pipeline_file = folder / "illumination.yaml"
+    pipeline_file.write_text(ILLUMINATION_PIPELINE, encoding="utf-8")
+    return IlluminationDemo(images, pipeline_file)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["nuclei_image", "write_nuclei_folder"]
+__all__ = ["nuclei_image", "vignetting", "write_nuclei_folder"]
 
 
 def nuclei_image(
@@ -59,6 +59,20 @@ def nuclei_image(
     noisy = signal + background + rng.normal(0.0, 0.02, shape).astype(np.float32)
     top = 4095 if np.dtype(dtype) == np.uint16 else 255
     return np.clip(noisy * top, 0, top).astype(dtype)
+
+
+def vignetting(shape: tuple[int, int], strength: float = 0.6) -> np.ndarray:
+    """A microscope's uneven illumination: 1 at the centre, falling with the squared
+    distance from it to ``1 - strength`` in the corners.
+
+    Returns
+    -------
+    (M, N) ndarray of float64
+    """
+    rows, cols = np.indices(shape, dtype=np.float64)
+    centre = (np.asarray(shape, dtype=np.float64) - 1) / 2
+    distance = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / max(float((centre**2).sum()), 1.0)
+    return 1 - strength * distance
 
 
 def write_nuclei_folder(folder: str | Path, count: int = 6, seed: int = 0, **kwargs) -> list[Path]:

@@ -428,7 +428,7 @@ BAD_FILES: dict[str, tuple[Any, str | None, str | None, list[str]]] = {
         ("save: true", "saved: true"),
         "labels",
         "saved",
-        ["unknown key", "expected function, inputs, name, params, save"],
+        ["unknown key", "expected function, group_by, inputs, name, params, save"],
     ),
     "bad_pipeline_name": (
         ("name: nuclei", "name: ''"),

@@ -86,6 +86,8 @@ TESTED = {
     "watershed": "test_watershed",
     "expand_labels": "test_expand_labels",
     "measure": "test_measure",
+    "illumination": "test_illumination",
+    "correct_illumination": "test_correct_illumination",
 }
 
 
@@ -351,6 +353,33 @@ def test_spacing_is_no_parameter_of_measure() -> None:
     assert spec.takes_spacing
     assert "spacing" not in spec.params and "spacing" not in spec.data_args
     assert spec.params["units"].default == "pixels"
+
+
+# -- illumination (group stages: see test_illumination.py for groups) ---------------------
+
+
+@pytest.mark.parametrize("statistic", ["mean", "median"])
+def test_illumination(image: np.ndarray, statistic: str) -> None:
+    images = [image, image[::-1].copy(), image * 0.5]
+    result = run_stage("illumination", iter(images), statistic=statistic, smoothing=2.0)
+    stack = np.stack(images).astype(np.float64)
+    plain = stack.mean(axis=0) if statistic == "mean" else np.median(stack, axis=0)
+    expected = filters.gaussian(plain, 2.0, preserve_range=True)
+    assert result.shape == image.shape and result.dtype == np.float32
+    np.testing.assert_allclose(result, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["divide", "subtract"])
+def test_correct_illumination(image: np.ndarray, method: str) -> None:
+    function = filters.gaussian(image, 5.0, preserve_range=True) + 1.0
+    result = run_stage("correct_illumination", image, function, method=method)
+    pixels = image.astype(np.float64)
+    if method == "divide":
+        expected = pixels / (function / np.median(function))
+    else:
+        expected = np.maximum(pixels - function, 0)
+    assert result.shape == image.shape and result.dtype == np.float32
+    np.testing.assert_allclose(result, expected, rtol=1e-5)
 
 
 # -- shapes the stages refuse --------------------------------------------------------------

@@ -12,6 +12,7 @@ reuses them. The order of units is :mod:`.strategies`' business.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from ..images.sources import ImageReadError
 from ..pipeline.model import Pipeline
 from ..run_folder.layout import TABLE_SUFFIX
 from ..run_folder.records import DONE, TaskRecord, format_traceback
-from .jobs import TaskJob, load_pipeline, write_outputs
+from .jobs import TaskJob, group_output, load_pipeline, write_outputs
 
 __all__ = ["UnitJob", "UnitResult", "finish_task", "intermediate_path", "run_unit"]
 
@@ -52,10 +53,16 @@ class UnitResult:
 
 
 def intermediate_path(task: TaskJob, pipeline: Pipeline, stage: str) -> Path:
-    """Where the output of ``stage`` for ``task`` is kept between stages."""
+    """Where the output of ``stage`` for ``task`` is kept between stages. Downstream of a
+    group stage, the key also holds the group's key: another member's change is a change."""
     table = pipeline[stage].returns == "table"
     field = f"{task.field_stem}__{task.stamp}" if task.stamp else task.field_stem
-    return task.layout.intermediate(stage, pipeline.stage_key(stage), field, table=table)
+    key = pipeline.stage_key(stage)
+    reaching = {stage, *pipeline.upstream(stage)}
+    groups = [task.groups[g][1] for g in sorted(task.groups) if g in reaching]
+    if groups:
+        key = hashlib.sha256(repr([key, groups]).encode()).hexdigest()[:16]
+    return task.layout.intermediate(stage, key, field, table=table)
 
 
 def run_unit(job: UnitJob) -> UnitResult:
@@ -72,7 +79,7 @@ def run_unit(job: UnitJob) -> UnitResult:
                 if source not in available:
                     available.update(pipeline.images_of(read_field(task.input).images))
             else:
-                available[source] = _load(intermediate_path(task, pipeline, source))
+                available[source] = _output(task, pipeline, source)
         first = next(iter(available.values()))
         spacing = spacing_of(task.input.pixel_size, np.ndim(first))
         result = pipeline.run_stage(job.stage, available, spacing=spacing)
@@ -117,13 +124,20 @@ class _Intermediates(Mapping[str, Any]):
         self.task, self.pipeline = task, pipeline
 
     def __getitem__(self, stage: str) -> Any:
-        return _load(intermediate_path(self.task, self.pipeline, stage))
+        return _output(self.task, self.pipeline, stage)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.pipeline.stage_names)
 
     def __len__(self) -> int:
         return len(self.pipeline)
+
+
+def _output(task: TaskJob, pipeline: Pipeline, stage: str) -> Any:
+    """A stage's output for the task: its intermediate, or its group's result."""
+    if stage in task.groups:
+        return group_output(task, stage)
+    return _load(intermediate_path(task, pipeline, stage))
 
 
 def _load(path: Path) -> Any:

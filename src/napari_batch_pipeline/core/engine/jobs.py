@@ -21,7 +21,15 @@ from ..run_folder.layout import RunLayout, output_stem
 from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord, format_traceback
 
-__all__ = ["TaskJob", "failure_message", "load_pipeline", "run_task", "write_outputs"]
+__all__ = [
+    "TaskJob",
+    "failure_message",
+    "group_output",
+    "group_outputs",
+    "load_pipeline",
+    "run_task",
+    "write_outputs",
+]
 
 _PIPELINES: dict[str, Pipeline] = {}
 
@@ -46,6 +54,8 @@ class TaskJob:
     #: a short hash of the input files' sizes and modification times: what a horizontal
     #: intermediate is keyed by, so that a changed input is never served a stale one
     stamp: str = ""
+    #: the results of the task's group stages: stage -> [``<stage>/<group>.tif``, group key]
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def input(self) -> Source:
@@ -83,7 +93,7 @@ def run_task(job: TaskJob) -> TaskRecord:
     try:
         pipeline = load_pipeline(job)
         loaded = read_field(job.input)
-        outputs = pipeline.run(loaded.images, spacing=loaded.spacing)
+        outputs = pipeline.run(loaded.images, spacing=loaded.spacing, given=group_outputs(job))
         held = held_bytes(loaded.images, outputs)
         spacing = loaded.spacing
         del loaded
@@ -93,6 +103,18 @@ def run_task(job: TaskJob) -> TaskRecord:
         return job.failure(failure_message(error), seconds=seconds, traceback=format_traceback(error))
     seconds = round(time.perf_counter() - start, 4)
     return TaskRecord(job.key, job.index, job.image, DONE, "", seconds, summary, job.label, held_bytes=held)
+
+
+def group_outputs(job: TaskJob) -> dict[str, Any]:
+    """The results of the task's group stages, read from their TIFFs, by stage."""
+    return {stage: group_output(job, stage) for stage in job.groups}
+
+
+def group_output(job: TaskJob, stage: str) -> Any:
+    """The result of group stage ``stage`` for the task's group (``<stage>/<group>.tif``)."""
+    import tifffile
+
+    return tifffile.imread(job.groups[stage][0])
 
 
 def failure_message(error: Exception) -> str:

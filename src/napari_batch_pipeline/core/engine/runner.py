@@ -32,10 +32,11 @@ from ..run_folder.tables import FOLDER
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
+from .groups import GroupPasses
 from .jobs import TaskJob
 from .measure import estimate_plan
 from .report import Report
-from .strategies import Measured, make_strategy
+from .strategies import Measured, Strategy, make_strategy
 
 __all__ = ["Runner"]
 
@@ -129,31 +130,16 @@ class Runner:
         options = self.plan.options
         if options.memory_budget is not None:  # the first image measured as a task would run
             self.plan.check_budget(lambda: estimate_plan(self.plan))
-        ledger = self._open()
+        passes = GroupPasses(self.plan.groups, self.job, self.folder.layout) if self.plan.groups else None
+        ledger = self._open(passes)
         pending = [self.job(task) for task in self.tasks if task.key not in ledger.records]
         strategy = make_strategy(options.strategy)
         interrupted = False
         try:
-            start = strategy.start(
-                [] if self.cancelled else pending, self._make_executor, serial=options.executor == "serial"
-            )
-            yield RunStarted(
-                len(self.tasks),
-                ledger.skipped,
-                str(self.folder.path),
-                options.strategy,
-                options.executor,
-                options.worker_count,
-                self._estimate(start.measured, bool(pending)),
-                tuple(ledger.records[t.key] for t in self.tasks if t.key in ledger.records),
-            )
-            for record in start.probes:
-                yield self._finished(ledger, record)
-            items = start.results
-            if items is None and start.remaining and not self.cancelled:
-                items = strategy.run(self.pipeline, start.remaining, self._make_executor())
-            for item in items or ():
-                yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+            if passes is not None:
+                yield from self._grouped(passes, strategy, ledger, pending)
+            else:
+                yield from self._ungrouped(strategy, ledger, pending)
         except KeyboardInterrupt:
             # Ctrl-C where Python raises it (a serial run from a script or a notebook):
             # cancelled like the command line's Ctrl-C, the tables written, then re-raised
@@ -168,18 +154,63 @@ class Runner:
             raise KeyboardInterrupt
         yield RunFinished(self.report)
 
+    def _ungrouped(self, strategy: Strategy, ledger: _Ledger, pending: list[TaskJob]) -> Iterator[Event]:
+        """A run without group stages: the strategy starts (measuring a first task for
+        the estimate), then runs the rest."""
+        serial = self.plan.options.executor == "serial"
+        start = strategy.start([] if self.cancelled else pending, self._make_executor, serial=serial)
+        yield self._started(ledger, self._estimate(start.measured, bool(pending)))
+        for record in start.probes:
+            yield self._finished(ledger, record)
+        items = start.results
+        if items is None and start.remaining and not self.cancelled:
+            items = strategy.run(self.pipeline, start.remaining, self._make_executor())
+        for item in items or ():
+            yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+
+    def _grouped(
+        self, passes: GroupPasses, strategy: Strategy, ledger: _Ledger, pending: list[TaskJob]
+    ) -> Iterator[Event]:
+        """A run with group stages: passes A and B (see :mod:`.groups`), then the strategy
+        over the tasks that can go on; no first task is measured for an estimate."""
+        yield self._started(ledger, None)
+        if not pending or self.cancelled:
+            return
+        executor = self._make_executor()
+        for item in passes.run(pending, executor):
+            yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+        if passes.ready and not self.cancelled:
+            for item in strategy.run(self.pipeline, passes.ready, executor):
+                yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+
+    def _started(self, ledger: _Ledger, estimated: Estimate | None) -> RunStarted:
+        options = self.plan.options
+        return RunStarted(
+            len(self.tasks),
+            ledger.skipped,
+            str(self.folder.path),
+            options.strategy,
+            options.executor,
+            options.worker_count,
+            estimated,
+            tuple(ledger.records[t.key] for t in self.tasks if t.key in ledger.records),
+        )
+
     def _make_executor(self) -> Executor:
         self._executor = make_executor(self.plan.options)
         if self.cancelled:
             self._executor.cancel()
         return self._executor
 
-    def _open(self) -> _Ledger:
-        """Prepare the run folder; the tasks already done with an unchanged input are kept,
-        their per-object rows given this run's metadata columns where those changed."""
+    def _open(self, passes: GroupPasses | None) -> _Ledger:
+        """Prepare the run folder; the tasks already done with an unchanged input (and, in
+        a group, unchanged groups) are kept, their per-object rows given this run's
+        metadata columns where those changed."""
         before = self.folder.recorded_settings()
         done = self.folder.prepare(self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks)
         inputs = {task.key: _fingerprint(task.source.files) for task in self.tasks}
+        if passes is not None:
+            inputs = {k: v if v is None else v + passes.fingerprint(k) for k, v in inputs.items()}
         records = {key: r for key, r in done.items() if key in inputs and r.input == inputs[key]}
         options = self.plan.options
         if records and (before.get("metadata"), bool(before.get("recursive"))) != (

@@ -106,6 +106,8 @@ class Horizontal(Strategy):
         for stage in pipeline.stage_names:
             if executor.cancelled:
                 return
+            if stage in pipeline.group_stages:  # computed once per group, before (see .groups)
+                continue
             units = _units(stage, [job for job in jobs if job.key not in failed])
             for done, (unit, result) in enumerate(executor.map(run_unit, units), 1):
                 if not isinstance(result, UnitResult):

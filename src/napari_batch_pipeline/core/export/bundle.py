@@ -36,6 +36,7 @@ __all__ = ["Bundle"]
 _PACKAGE = __name__.partition(".")[0]
 #: string annotations of stage functions, as the script writes them
 _ANNOTATIONS = (
+    (re.compile(r"([\"'])Iterable\[napari\.types\.ImageData\]"), r"\1Iterable[np.ndarray]"),
     (re.compile(r"([\"'])napari\.types\.(?:ImageData|LabelsData)"), r"\1np.ndarray"),
     (re.compile(r"([\"'])pandas\.DataFrame\1"), r"\1pd.DataFrame\1"),
 )

@@ -32,15 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..engine.jobs import failure_message
 from ..errors import PipelineError, StageError
 from ..files import atomic_path
 from ..images.channels import parse_channels
 from ..images.fields import plan_fields, read_field
 from ..images.sources import find_images
-from ..pipeline.stage_config import INPUT, _plain
+from ..pipeline.stage_config import INPUT, _plain, upstream
 from ..plan.options import _columns
 from ..plan.params_table import apply_params_table, key_columns, read_params_table
 from ..plan.tasks import Task, check_output_names, make_tasks
@@ -50,13 +48,15 @@ from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord
 from ..run_folder.tables import IMAGE, concatenate, images_frame, read_table
 from ..stages.registry import ParamSpec, check_param, check_range
+from .group_passes import learn_groups
 
 __all__ = ["ExportedPipeline", "ExportedStage", "main", "run_stage", "run_task", "write_summary"]
 
-#: ``process(images, spacing, values)``: every stage on one field's images (by channel
-#: name, or ``input``) with its pixel size and the parameter values of its row of the
-#: parameter table (``{'stage.param': value}``); ``{stage name: output}``
-Process = Callable[[dict[str, np.ndarray], tuple[float, ...] | None, dict[str, Any]], dict[str, Any]]
+#: ``process(images, spacing, values, given, until)``: every stage on one field's images
+#: (by channel name, or ``input``) with its pixel size, the parameter values of its row of
+#: the parameter table (``{'stage.param': value}``) and its groups' results by group
+#: stage; ``{stage name: output}``, up to the group stage ``until`` if one is named
+Process = Callable[..., dict[str, Any]]
 #: ``check(params, connected)``: a message when a stage's values cannot work together
 Check = Callable[[dict[str, Any], set[str]], str | None]
 #: the command-line flags of the options a message may speak of
@@ -85,6 +85,10 @@ class ExportedStage:
         Its data arguments fed by an image or a stage, for ``check``.
     check : callable, optional
         The stage's own check of its values together (see ``stages.registry.stage``).
+    inputs : dict
+        Its data arguments and the image or stage that feeds each.
+    group_by : tuple of str, optional
+        A group stage's key columns; None for a stage of one image.
     """
 
     name: str
@@ -93,6 +97,8 @@ class ExportedStage:
     types: dict[str, Any]
     connected: tuple[str, ...] = ()
     check: Check | None = None
+    inputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    group_by: tuple[str, ...] | None = None
 
 
 class ExportedPipeline:
@@ -121,6 +127,14 @@ class ExportedPipeline:
 
     def __getitem__(self, name: str) -> ExportedStage:
         return self._by_name[name]
+
+    @property
+    def group_stages(self) -> list[str]:
+        return [stage.name for stage in self.stages if stage.group_by is not None]
+
+    def upstream(self, name: str) -> set[str]:
+        """The stages ``name`` depends on, directly or not."""
+        return upstream({stage.name: stage.inputs for stage in self.stages}, name)
 
     def with_params(self, overrides: Mapping[str, Any]) -> ExportedPipeline:
         """A copy with some parameters changed, keyed ``'stage.param'``; validated."""
@@ -184,6 +198,7 @@ def run_task(
     process: Process,
     saved_stages: Sequence[str],
     table_stages: Sequence[str],
+    given: Mapping[str, Any] | None = None,
 ) -> TaskRecord:
     """Run the pipeline on one field; save its outputs and its table rows, as the engine does.
 
@@ -198,6 +213,8 @@ def run_task(
     saved_stages, table_stages : sequence of str
         The stages whose outputs are saved as TIFF files, and those that give tables;
         a table's rows go to the task's part of ``<stage>.csv``.
+    given : mapping, optional
+        The results of the task's group stages, by stage.
 
     Returns
     -------
@@ -208,7 +225,10 @@ def run_task(
     start = time.perf_counter()
     try:
         loaded = read_field(task.source)
-        outputs = process(loaded.images, loaded.spacing, task.values)
+        arguments = (loaded.images, loaded.spacing, task.values)
+        # the group results only where there are some: a process of a pipeline without
+        # group stages may take three arguments
+        outputs = process(*arguments, dict(given)) if given else process(*arguments)
         summary = write_task_outputs(
             layout,
             list(saved_stages),
@@ -239,6 +259,7 @@ def main(
     argv: Sequence[str] | None = None,
     description: str | None = None,
     pipeline: ExportedPipeline | None = None,
+    groups: Mapping[str, Callable[..., Any]] | None = None,
 ) -> int:
     """The command line ``INPUT_DIR OUTPUT_DIR [--pattern GLOB] [--recursive]
     [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]``.
@@ -261,6 +282,9 @@ def main(
         The help text's description (its first line is used).
     pipeline : ExportedPipeline, optional
         The stages and parameters a parameter table may set; None: none.
+    groups : mapping, optional
+        The group stages' functions, ``function(outputs, values)``, by stage: their
+        results are learnt first (:func:`~.group_passes.learn_groups`).
 
     Returns
     -------
@@ -297,9 +321,16 @@ def main(
     if note:
         print(note, file=sys.stderr)
     shutil.rmtree(layout.parts_dir, ignore_errors=True)  # left by an interrupted run
+    given, failures = learn_groups(pipeline or ExportedPipeline(()), tasks, layout, process, groups or {})
     records = {}
     for task in tasks:
-        records[task.key] = record = run_task(task, layout, process, saved_stages, table_stages)
+        if task.key in failures:
+            record = TaskRecord.failure(
+                task.key, task.index, task.image, failures[task.key], label=task.label
+            )
+        else:
+            record = run_task(task, layout, process, saved_stages, table_stages, given.get(task.key))
+        records[task.key] = record
         print(f"{record.status}: {task.field}", file=sys.stderr)
     frame = images_frame((task.image, task.values, task.metadata, records[task.key]) for task in tasks)
     with atomic_path(layout.images_table) as temporary:

@@ -40,7 +40,7 @@ from .bundle import Bundle
 __all__ = ["export_script", "script_text"]
 
 #: the script's own names, besides what it copies
-_SCRIPT_NAMES = ("process", "SAVED_STAGES", "TABLE_STAGES", "CHANNELS", "PIPELINE")
+_SCRIPT_NAMES = ("process", "SAVED_STAGES", "TABLE_STAGES", "CHANNELS", "PIPELINE", "GROUP_FUNCTIONS")
 #: constants the script holds with its own value: a missing vendor reader names the
 #: packages to install (this package's extra is no help to a standalone script)
 _OVERRIDES = {
@@ -89,7 +89,7 @@ def script_text(pipeline: Pipeline) -> str:
         _block("what a parameter table may set", [_exported_pipeline(pipeline, specs, constants, exported)]),
         'if __name__ == "__main__":\n'
         f"    raise SystemExit({main}(process, SAVED_STAGES, TABLE_STAGES, CHANNELS, description=__doc__, "
-        "pipeline=PIPELINE))",
+        "pipeline=PIPELINE, groups=GROUP_FUNCTIONS))",
     ]
     return "\n\n\n".join(section.strip("\n") for section in sections) + "\n"
 
@@ -132,7 +132,7 @@ def _pipeline_code(
     as the engine does.
     """
     taken |= set(_SCRIPT_NAMES)
-    constants, functions, calls, names = [], [], [], {}
+    constants, functions, calls, names, groups = [], [], [], {}, []
     for stage in pipeline.stages:
         arguments = [f"{arg}=outputs[{src!r}]" for arg, src in stage.inputs.items()]
         for name, value in stage.params.items():
@@ -149,10 +149,17 @@ def _pipeline_code(
             f'    """Stage {stage.name!r}: {stage.function}."""\n'
             f"    return {callees[stage.name]}({', '.join(arguments)})"
         )
-        calls.append(
-            f"    outputs[{stage.name!r}] = {run_stage}({stage.name!r}, {stage.function!r}, {function}, "
-            f"outputs, values{spacing})"
-        )
+        call = f"{run_stage}({stage.name!r}, {stage.function!r}, {function}, outputs, values{spacing})"
+        if stage.group_by is None:
+            calls.append(f"    outputs[{stage.name!r}] = {call}")
+            continue
+        # a group stage: learnt over its group first (see group_passes), given to each image
+        groups.append(f"    {stage.name!r}: lambda outputs, values: {call},")
+        calls += [
+            f"    if until == {stage.name!r}:",
+            "        return outputs",
+            f"    outputs[{stage.name!r}] = given[{stage.name!r}]",
+        ]
     channels = pipeline.to_dict().get("channels")
     constants += [
         f"CHANNELS = {channels!r}",
@@ -165,13 +172,14 @@ def _pipeline_code(
     else:
         first, cleanup = "dict(images)", [f"    del outputs[{INPUT!r}]"]
     process = [
-        "def process(images, spacing=None, values=None):",
+        "def process(images, spacing=None, values=None, given=None, until=None):",
         '    """Every stage on one field: {stage name: output}.',
         "",
         "    ``images`` holds the field's channels by name (or ``input``); ``spacing`` is its",
         "    pixel size, (z, y, x) or (y, x) in micrometres, None when the file has none;",
         "    ``values`` the parameter values of its row of the parameter table, by",
-        "    'stage.param' (the others are the pipeline's).",
+        "    'stage.param' (the others are the pipeline's); ``given`` the results of its",
+        "    groups, by group stage; ``until`` a group stage to stop before.",
         '    """',
         "    values = values or {}",
         f"    outputs = {first}",
@@ -179,7 +187,8 @@ def _pipeline_code(
         *cleanup,
         "    return outputs",
     ]
-    return "\n".join(constants), [*functions, "\n".join(process)], names
+    learnt = "\n".join(["#: each group stage, run on a group's images", "GROUP_FUNCTIONS = {", *groups, "}"])
+    return "\n".join(constants), [*functions, "\n".join(process), learnt], names
 
 
 def _stage_spec(stage: StageConfig, callee: str, bundle: Bundle) -> tuple[dict[str, str], str | None]:
@@ -246,6 +255,8 @@ def _exported_pipeline(
         kind_text = ", ".join(f"{name!r}: {kind}" for name, kind in kinds.items())
         arguments = [repr(stage.name), repr(stage.function), f"{{{params}}}", f"{{{kind_text}}}"]
         arguments += [repr(tuple(stage.inputs))] + ([check] if check else [])
+        arguments += [f"inputs={stage.inputs!r}"]
+        arguments += [f"group_by={stage.group_by!r}"] if stage.group_by is not None else []
         lines.append(f"    {exported[1]}({', '.join(arguments)}),")
     return "\n".join([*lines, "])"])
 

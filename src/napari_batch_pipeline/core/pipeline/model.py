@@ -22,7 +22,7 @@ from ..errors import PipelineError, StageError, listening_for_ctrl_c
 from ..images.channels import Channel, parse_channels
 from ..stages.registry import SPACING_ARG
 from .code_identity import code_identity
-from .stage_config import INPUT, StageConfig, validate_stages
+from .stage_config import INPUT, StageConfig, upstream, validate_stages
 from .yaml_file import load_yaml, read_pipeline_text
 
 __all__ = ["INPUT", "VERSION", "Pipeline", "StageConfig"]
@@ -137,6 +137,10 @@ class Pipeline:
         upstream = {arg: self._source_key(src) for arg, src in stage.inputs.items()}
         return _digest([stage.function, stage.params, upstream, code_identity(stage.spec.function)])
 
+    def source_key(self, source: str) -> str:
+        """The key of what ``source`` names: a stage's :meth:`stage_key`, or a loaded image's."""
+        return self._source_key(source)
+
     def _source_key(self, source: str) -> str:
         if source in self._by_name:
             return self.stage_key(source)
@@ -217,6 +221,15 @@ class Pipeline:
         return [s.name for s in self.stages if s.returns == "table"]
 
     @property
+    def group_stages(self) -> list[str]:
+        """The group stages (see DESIGN, "Group stages"), in order."""
+        return [s.name for s in self.stages if s.group_by is not None]
+
+    def upstream(self, name: str) -> set[str]:
+        """The stages ``name`` depends on, directly or not (itself excluded)."""
+        return upstream({s.name: s.inputs for s in self.stages}, self[name].name)
+
+    @property
     def saved_stages(self) -> list[str]:
         return [s.name for s in self.stages if s.save and s.returns != "table"]
 
@@ -242,6 +255,7 @@ class Pipeline:
         spacing: tuple[float, ...] | None = None,
         until: str | None = None,
         on_stage: Callable[[str, Any], None] | None = None,
+        given: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run the chain on one image.
 
@@ -255,6 +269,10 @@ class Pipeline:
             Stop after this stage.
         on_stage : callable, optional
             Called as ``on_stage(name, output)`` after each stage.
+        given : mapping, optional
+            Outputs of some stages already known, by stage name (a group stage's result
+            for the image's group): those stages are not run. A group stage not given
+            runs on a group of this one image.
 
         Returns
         -------
@@ -269,7 +287,10 @@ class Pipeline:
         outputs: dict[str, Any] = {}
         available = self.images_of(image)
         for stage in self.stages:
-            result = self.run_stage(stage.name, available, spacing=spacing)
+            if given is not None and stage.name in given:
+                result = given[stage.name]
+            else:
+                result = self.run_stage(stage.name, available, spacing=spacing)
             outputs[stage.name] = available[stage.name] = result
             if on_stage is not None:
                 on_stage(stage.name, result)
@@ -282,8 +303,18 @@ class Pipeline:
     ) -> Any:
         """Run one stage with its inputs taken from ``available`` (the images and outputs)."""
         stage = self[name]
-        spec = stage.spec
         kwargs = {arg: available[src] for arg, src in stage.inputs.items()}
+        if stage.spec.group:  # one image: a group of one
+            kwargs = {arg: iter([value]) for arg, value in kwargs.items()}
+        return self._call(stage, kwargs, spacing)
+
+    def run_group(self, name: str, images: Iterable[Any]) -> Any:
+        """Run the group stage ``name`` on a group's images (an iterable, in image order)."""
+        stage = self[name]
+        return self._call(stage, {stage.spec.main_arg: images}, None)
+
+    def _call(self, stage: StageConfig, kwargs: dict[str, Any], spacing: tuple[float, ...] | None) -> Any:
+        spec = stage.spec
         if spec.takes_spacing:
             kwargs[SPACING_ARG] = spacing
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,12 @@ def _stood_in(raw: Mapping[str, Any], returns: str) -> StageConfig | Mapping[str
         returns=returns if returns in OUTPUT_KINDS else "image",
         menu="filter",
         doc="A stage recorded by a run folder; its module was not imported.",
+        group=isinstance(raw.get("group_by"), list),  # a group stage's record has group_by
     )
     save = raw.get("save", False)
-    return StageConfig(name, str(function), dict(params), dict(inputs), save is True, stood_in=spec)
+    group_by = tuple(map(str, raw["group_by"])) if spec.group else None
+    config = StageConfig(name, str(function), dict(params), dict(inputs), save is True, stood_in=spec)
+    return replace(config, group_by=group_by)
 
 
 def _not_imported(reference: str) -> Callable[..., Any]:

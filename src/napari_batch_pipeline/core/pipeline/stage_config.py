@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import PipelineError
 from ..stages import StageSpec, check_param, get_stage
 from ..stages.registry import check_range
 
-__all__ = ["INPUT", "StageConfig", "validate_stages"]
+__all__ = ["INPUT", "StageConfig", "upstream", "validate_stages"]
 
 INPUT = "input"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_STAGE_KEYS = {"name", "function", "params", "inputs", "save"}
+_STAGE_KEYS = {"name", "function", "params", "inputs", "save", "group_by"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class StageConfig:
     params: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
     save: bool = False
+    #: a group stage's key columns (``folder``, metadata fields, parameter-table keys);
+    #: ``()`` makes one group of every image; None for a stage of one image
+    group_by: tuple[str, ...] | None = None
     #: the stage as a run folder recorded it, where its module was not imported (see
     #: :mod:`.recorded`): it describes the stage, and running it raises
     stood_in: StageSpec | None = field(default=None, compare=False, repr=False)
@@ -44,13 +47,29 @@ class StageConfig:
         return self.spec.returns
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "function": self.function,
             "params": dict(self.params),
             "inputs": dict(self.inputs),
             "save": self.save,
         }
+        if self.group_by is not None:  # only group stages: other pipelines keep their hash
+            data["group_by"] = list(self.group_by)
+        return data
+
+
+def upstream(inputs: Mapping[str, Mapping[str, str]], name: str) -> set[str]:
+    """The stages ``name`` depends on, directly or not (itself excluded), given every
+    stage's data inputs (``{stage: {argument: source}}``); loaded images are no stages."""
+    found: set[str] = set()
+    pending = list(inputs[name].values())
+    while pending:
+        source = pending.pop()
+        if source in inputs and source not in found:
+            found.add(source)
+            pending.extend(inputs[source].values())
+    return found
 
 
 def validate_stages(
@@ -124,9 +143,60 @@ def _validate_stage(
         raise PipelineError(f"expected true or false, got {save!r}", stage=name, key="save")
     if save and spec.returns == "table":
         save = False  # tables are always written as <stage>.csv
-    return StageConfig(
+    group_by = _validate_group(name, spec, data, inputs, done)
+    config = StageConfig(
         name=name, function=function, params=params, inputs=inputs, save=save, stood_in=stood_in
     )
+    return replace(config, group_by=group_by)
+
+
+def _validate_group(
+    name: str,
+    spec: StageSpec,
+    data: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    done: Mapping[str, StageConfig],
+) -> tuple[str, ...] | None:
+    """A group stage's ``group_by``, checked; None for a stage of one image."""
+    given = data.get("group_by")
+    if not spec.group:
+        if given is not None:
+            raise PipelineError(
+                f"{spec.name} takes one image at a time; only a group stage (one whose data "
+                "argument is Iterable[napari.types.ImageData], such as illumination) takes group_by",
+                stage=name,
+                key="group_by",
+            )
+        return None
+    if given is None:
+        raise PipelineError(
+            f"{spec.name} is a group stage and needs group_by: the columns whose values make "
+            "a group (e.g. [plate] or [folder]), or [] for one group of every image",
+            stage=name,
+            key="group_by",
+        )
+    if isinstance(given, str):
+        given = [given]
+    if not isinstance(given, list) or not all(isinstance(c, str) and c for c in given):
+        raise PipelineError(f"expected a list of column names, got {given!r}", stage=name, key="group_by")
+    if data.get("save"):
+        raise PipelineError(
+            f"a group stage's result is saved once per group ({name}/<group>.tif); remove save",
+            stage=name,
+            key="save",
+        )
+    pending = list(inputs.values())
+    while pending:
+        source = pending.pop()
+        if source in done:
+            if done[source].group_by is not None:
+                raise PipelineError(
+                    f"a group stage cannot take the output of another group stage ({source!r})",
+                    stage=name,
+                    key="inputs",
+                )
+            pending.extend(done[source].inputs.values())
+    return tuple(dict.fromkeys(given))
 
 
 def _validate_params(name: str, spec: StageSpec, given: Any) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 Holds the options of a batch (:mod:`.options`), the parameter sets of a sweep
 (:mod:`.parameters`), the parameter table of many datasets (:mod:`.params_table`), the
 names the tables keep for themselves (:mod:`.reserved`), the tasks and their output
-names (:mod:`.tasks`), the memory and time estimate (:mod:`.estimate`), and the plan
-that puts them together (:mod:`.batch_plan`). It reads images, the pipeline and the
-run folder's naming rules; it knows nothing of executors or of how a run is written.
+names (:mod:`.tasks`), the groups of group stages (:mod:`.groups`), the memory and time
+estimate (:mod:`.estimate`), and the plan that puts them together (:mod:`.batch_plan`).
+It reads images, the pipeline and the run folder's naming rules; it knows nothing of
+executors or of how a run is written.
 """
 
 from .batch_plan import BatchPlan, plan_batch
@@ -19,6 +20,7 @@ from .estimate import (
     measure_first,
     parse_size,
 )
+from .groups import Group, plan_groups
 from .options import EXECUTORS, STRATEGIES, BatchOptions
 from .parameters import parameter_sets, parse_sweep
 from .tasks import Task, check_output_names, make_tasks, task_label
@@ -29,6 +31,7 @@ __all__ = [
     "BatchOptions",
     "BatchPlan",
     "Estimate",
+    "Group",
     "Task",
     "check_output_names",
     "default_budget",
@@ -42,5 +45,6 @@ __all__ = [
     "parse_size",
     "parse_sweep",
     "plan_batch",
+    "plan_groups",
     "task_label",
 ]

@@ -24,6 +24,7 @@ from ..results.summary import check_group_by
 from ..run_folder.layout import RunLayout
 from ..run_folder.tables import IMAGE
 from .estimate import Estimate, estimate
+from .groups import Group, plan_groups
 from .options import BatchOptions
 from .parameters import parameter_sets
 from .params_table import ParamsTable, apply_params_table, key_columns, read_params_table
@@ -59,6 +60,8 @@ class BatchPlan:
         The parameter table, if one was given.
     unmatched : int
         How many tasks no row of the parameter table matched.
+    groups : tuple of Group
+        The groups of the pipeline's group stages (none without one).
     """
 
     pipeline: Pipeline
@@ -71,6 +74,7 @@ class BatchPlan:
     tasks: list[Task]
     params_table: ParamsTable | None
     unmatched: int
+    groups: tuple[Group, ...] = ()
 
     @property
     def sweep(self) -> dict[str, Any]:
@@ -201,6 +205,7 @@ def plan_batch(
         tasks=tasks,
         params_table=table,
         unmatched=unmatched,
+        groups=tuple(plan_groups(pipeline, tasks)),
     )
 
 

@@ -2,7 +2,8 @@
 
 Holds the summary by group (:mod:`.summary`: ``summary.csv`` and ``summary.png``), the
 data behind the plots of the results view (:mod:`.plot_data`), the plots by group
-(:mod:`.group_plots`) and the plot of a sweep (:mod:`.sweep_plot`). It reads the run
+(:mod:`.group_plots`), the plot of a sweep (:mod:`.sweep_plot`) and the before and
+after plot of an illumination correction (:mod:`.illumination_plot`). It reads the run
 folder (:mod:`..run_folder`) and writes only figures and summary tables into it; it
 never runs a pipeline. Nothing is imported here (matplotlib loads only for a figure).
 """

@@ -5,6 +5,7 @@ folder")::
 
     pipeline.yaml  run.json  images.csv  <stage>.csv  summary.csv  summary.png  errors.log
     <stage>/<image path without suffix>[__s<scene>][__t<time>][__<parameter set>].tif
+    groups.csv  <group stage>/<group>.tif                              group stages
     intermediate/<stage>/<stage key>/<image stem>.npy|.csv          horizontal strategy
     .ledger.jsonl  .parts/<stage>/<task digest>.csv  .lock          bookkeeping
 
@@ -23,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "ERRORS_LOG",
+    "GROUPS_TABLE",
     "IMAGES_TABLE",
     "INTERMEDIATE",
     "LEDGER",
@@ -57,6 +59,7 @@ ARRAY_SUFFIX = ".npy"
 SWEEP_PLOT = "sweep.png"
 SUMMARY_TABLE = "summary.csv"
 SUMMARY_PLOT = "summary.png"
+GROUPS_TABLE = "groups.csv"
 #: the files whose presence marks a folder as a run folder
 MARKERS = (PIPELINE_FILE, IMAGES_TABLE)
 
@@ -174,6 +177,15 @@ class RunLayout:
     def summary_plot(self) -> Path:
         return self.root / SUMMARY_PLOT
 
+    @property
+    def groups_table(self) -> Path:
+        """``groups.csv``: one row per group stage and group."""
+        return self.root / GROUPS_TABLE
+
+    def group_result(self, stage: str, group: str) -> Path:
+        """``<stage>/<group>.tif``: the result of a group stage for one group."""
+        return self.root / stage / f"{group}{OUTPUT_SUFFIX}"
+
     def table(self, stage: str) -> Path:
         """``<stage>.csv``: the per-object table of a table stage."""
         return self.root / f"{stage}{TABLE_SUFFIX}"
@@ -239,6 +251,7 @@ class RunLayout:
             self.summary_table,
             self.summary_plot,
             self.sweep_plot,
+            self.groups_table,
         ]
         return paths + [self.table(stage) for stage in table_stages]
 

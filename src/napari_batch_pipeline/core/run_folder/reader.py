@@ -17,11 +17,13 @@ import pandas as pd
 
 from ..errors import PipelineError
 from ..images.fields import PIXEL_SIZE_COLUMNS, SCENE, TIME
+from ..images.formats import read_scene
 from ..images.sources import read_image
 from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
+from .groups import read_groups
 from .layout import MARKERS, TABLE_SUFFIX, RunLayout, output_stem, param_label
-from .lazy import FieldFile, SavedOutputs, load_saved, read_field_file, read_tiff
+from .lazy import FieldFile, SavedOutputs, image_scale, load_saved, read_field_file, read_tiff
 from .provenance import STAGE_RETURNS
 from .tables import ERROR, IMAGE, STATUS, param_columns, read_table
 
@@ -218,6 +220,23 @@ class RunResults:
             if path is not None and path.is_file():
                 found.append((self.row_name(index), path, self.row_spacing(index)))
         return load_saved(SavedOutputs(stage, self.pipeline[stage].returns), found, max_separate, read_tiff)
+
+    def group_results(self) -> list[tuple[str, str, Path]]:
+        """The saved results of group stages, as ``(stage, group, path)``, in the order of
+        ``groups.csv``; none for a run without group stages."""
+        found = []
+        for stage, group in read_groups(self.layout):
+            path = self.layout.group_result(stage, group)
+            if path.is_file():
+                found.append((stage, group, path))
+        return found
+
+    def group_result(self, path: Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
+        """A group result's pixels, (Y, X) or (Z, Y, X), and its scale (its pixel size;
+        None where it has none)."""
+        data, info = read_scene(path, 0, 0)
+        data = np.squeeze(data, axis=tuple(i for i in (0, 1) if data.shape[i] == 1))
+        return data, image_scale(info.pixel_size, data.ndim)
 
     def saved_inputs(self, *, max_separate: int = 20) -> SavedOutputs:
         """The input images of the done tasks, as lazy arrays in the same order as the outputs.

@@ -29,6 +29,7 @@ from ..files import atomic_path, write_text_atomic
 from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
 from . import ledger
+from .groups import remove_group_results
 from .layout import RunLayout, output_stem
 from .lock import RunLock
 from .records import TaskRecord
@@ -177,6 +178,7 @@ class RunFolder:
             if target.is_file() or target.is_symlink():
                 target.unlink(missing_ok=True)
                 _prune_empty(target.parent, self.path)
+        remove_group_results(self.layout)  # before groups.csv, which lists them, goes
         for path in self.layout.written_by_run(previous.table_stages if previous else []):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)

@@ -138,6 +138,9 @@ class StageSpec:
         ``'filter'``, ``'segment'`` or ``'measure'``.
     takes_spacing : bool
         Whether the function has a ``spacing`` argument for the pixel size.
+    group : bool
+        A group stage: its main argument is annotated ``"Iterable[napari.types.ImageData]"``
+        and receives the images of a whole group, one at a time, in image order.
     """
 
     name: str
@@ -150,6 +153,7 @@ class StageSpec:
     doc: str = field(default="", compare=False)
     check: Check | None = field(default=None, compare=False)
     takes_spacing: bool = False
+    group: bool = False
 
     @property
     def main_arg(self) -> str:
@@ -171,6 +175,14 @@ def _data_kind(annotation: Any) -> str | None:
         if name in text:
             return kind
     return None
+
+
+def _is_group(annotation: Any) -> bool:
+    """An ``Iterable[...ImageData]`` annotation (written as a string): a group stage's images."""
+    if not isinstance(annotation, str):
+        return False
+    text = annotation.replace(" ", "").strip("\"'")
+    return text.split("[", 1)[0].rsplit(".", 1)[-1] == "Iterable" and _data_kind(annotation) == "image"
 
 
 def _is_table(annotation: Any) -> bool:
@@ -232,6 +244,12 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
             f"{name} is not a stage: its return must be annotated napari.types.ImageData, "
             "napari.types.LabelsData or pandas.DataFrame"
         )
+    group = any(_is_group(arg.annotation) for arg in signature.parameters.values())
+    if group and (len(data_args) != 1 or returns != "image"):
+        raise PipelineError(
+            f"{name} is a group stage (Iterable[napari.types.ImageData]): it takes that one "
+            "data argument and returns napari.types.ImageData"
+        )
     menu = info.get("menu") or {"image": "filter", "table": "measure"}.get(returns, "segment")
     return StageSpec(
         name=name,
@@ -244,6 +262,7 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         doc=inspect.getdoc(function) or "",
         check=info.get("check"),
         takes_spacing=SPACING_ARG in signature.parameters,
+        group=group,
     )
 
 

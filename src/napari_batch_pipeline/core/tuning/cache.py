@@ -38,6 +38,7 @@ class StageCache:
         *,
         spacing: tuple[float, ...] | None = None,
         stop: Callable[[], bool] | None = None,
+        given: Mapping[str, Any] | None = None,
     ) -> Iterator[tuple[str, Any, bool]]:
         """Run ``pipeline`` on ``image``, reusing cached outputs; yield each stage's output.
 
@@ -55,6 +56,9 @@ class StageCache:
         stop : callable, optional
             Checked before each stage that must be computed; if it returns True the
             run ends there (a newer run has superseded this one).
+        given : mapping, optional
+            Outputs known already (a group stage's result), by stage: yielded as they
+            are, never cached. ``image_key`` must then identify them too.
 
         Yields
         ------
@@ -71,6 +75,10 @@ class StageCache:
         available: dict[str, Any] = pipeline.images_of(image)
         keep: set[tuple[str, str]] = set()
         for stage in pipeline.stages:
+            if given is not None and stage.name in given:
+                available[stage.name] = given[stage.name]
+                yield stage.name, given[stage.name], False
+                continue
             key = (image_key, pipeline.stage_key(stage.name))
             keep.add(key)
             with self._lock:
@@ -85,6 +93,26 @@ class StageCache:
             available[stage.name] = output
             yield stage.name, output, reused
         self._forget(image_key, keep)
+
+    def group(self, stage: str, members: str, stage_key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
+        """A group stage's output over a group of images: cached under the members' key
+        and the stage key (only the latest of each stage is kept), else ``compute()``.
+
+        Returns
+        -------
+        (output, reused)
+        """
+        key = (f"group:{stage}:{members}", stage_key)
+        with self._lock:
+            output = self._outputs.get(key, _MISSING)
+        if output is not _MISSING:
+            return output, True
+        output = compute()
+        with self._lock:
+            for old in [k for k in self._outputs if k[0].startswith(f"group:{stage}:")]:
+                del self._outputs[old]
+            self._outputs[key] = output
+        return output, False
 
     def _forget(self, image_key: str, keep: set[tuple[str, str]]) -> None:
         """Drop this image's outputs of stage configurations no longer in the pipeline."""

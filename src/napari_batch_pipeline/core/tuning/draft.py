@@ -22,7 +22,7 @@ one stage (a parameter, an input, save), ``channels_changed()`` and
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -226,7 +226,9 @@ class PipelineDraft:
             self.channels_changed.emit()
         self._stages = []
         for stage in pipeline.stages:
-            draft = StageDraft(stage.function, stage.name, dict(stage.params), save=stage.save)
+            draft = StageDraft(
+                stage.function, stage.name, dict(stage.params), save=stage.save, group_by=stage.group_by
+            )
             self._stages.append(draft)
             unconnected = dict.fromkeys(draft.spec.optional_data, NONE)
             self._wire(len(self._stages) - 1, {**unconnected, **stage.inputs}, missing=None)
@@ -324,6 +326,14 @@ class PipelineDraft:
         stage = self._stages[index]
         if bool(save) != stage.save:
             self._stages[index] = replace(stage, save=bool(save))
+            self.stage_changed.emit(index)
+
+    def set_group_by(self, index: int, columns: Sequence[str]) -> None:
+        """A group stage's key columns (``folder``, metadata fields; none: one group)."""
+        stage = self._stages[index]
+        group_by = tuple(str(c).strip() for c in columns if str(c).strip())
+        if stage.spec.group and group_by != stage.group_by:
+            self._stages[index] = replace(stage, group_by=group_by)
             self.stage_changed.emit(index)
 
     # -- wiring -------------------------------------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "TuningImage",
     "channel_sources",
     "default_sources",
+    "group_images",
     "missing_channels",
     "second_sources",
     "tuning_image",
@@ -270,3 +271,23 @@ def tuning_image(
     assert placed is not None
     key = "|".join(parts) + f"@{placed[0]}"
     return TuningImage(key, data, image.name, *placed)
+
+
+def group_images(
+    image: LayerImage, sources: Mapping[str, ChannelSource] | None, layers: Sequence[LayerImage]
+) -> list[TuningImage]:
+    """The images a group stage learns from in a preview: ``image``, then every other
+    layer of ``layers`` taken as :func:`second_sources` takes test mode's second image;
+    a layer that cannot stand in for ``image`` (a channel it lacks, another shape) is
+    left out."""
+    found = [tuning_image(image, sources, layers)]
+    for layer in layers:
+        if layer.name == image.name:
+            continue
+        try:
+            found.append(
+                tuning_image(layer, second_sources(sources, image.name, layer) if sources else None, layers)
+            )
+        except ValueError:
+            continue
+    return [f for f in found if f.shape == found[0].shape]

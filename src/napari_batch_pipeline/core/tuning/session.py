@@ -26,7 +26,9 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from psygnal import Signal
@@ -50,6 +52,10 @@ class ChainRun:
     when the output came from the cache. Iterating is meant for a worker thread; it stops
     before the next stage to compute once :meth:`superseded` is True.
 
+    A group stage (an illumination function) learns from ``group_images`` (the images
+    open in the viewer; the run's images when none are given), in order, each through the
+    stages it needs; every image of the run then gets that one result.
+
     Attributes
     ----------
     pipeline : Pipeline
@@ -58,6 +64,7 @@ class ChainRun:
     warnings : list of str
         Once the main image has run: stages fed data of the wrong kind
         (:func:`.wiring.wiring_warnings`).
+    group_images : list of TuningImage
     """
 
     def __init__(
@@ -66,10 +73,12 @@ class ChainRun:
         images: Sequence[TuningImage],
         cache: StageCache,
         superseded: Callable[[], bool],
+        group_images: Sequence[TuningImage] = (),
     ):
         self.pipeline = pipeline
         self.images = list(images)
         self.warnings: list[str] = []
+        self.group_images = list(group_images) or list(images)
         self._cache = cache
         self._superseded = superseded
 
@@ -83,12 +92,20 @@ class ChainRun:
         Raises StageError if a stage fails (outputs before it stay cached), PipelineError
         if the pipeline names a channel an image lacks.
         """
+        given, members = self._group_results()
+        if given is None:
+            return
         for index, image in enumerate(self.images):
             if self.superseded():
                 return
             data = image.read()
             outputs = self._cache.run(
-                self.pipeline, data, image.key, spacing=image.scale, stop=self.superseded
+                self.pipeline,
+                data,
+                image.key + members,
+                spacing=image.scale,
+                stop=self.superseded,
+                given=given,
             )
             seen = dict(self.pipeline.images_of(data)) if index == 0 else {}
             for name, output, reused in outputs:
@@ -98,6 +115,43 @@ class ChainRun:
             if index == 0:
                 self.warnings = wiring_warnings(self.pipeline, seen)
 
+    def _group_results(self) -> tuple[dict[str, Any] | None, str]:
+        """Each group stage's result over the group images, and a key naming those images
+        (empty without group stages); None if the run was superseded meanwhile."""
+        if not self.pipeline.group_stages:
+            return {}, ""
+        members = (
+            "|group:" + hashlib.sha256(repr([m.key for m in self.group_images]).encode()).hexdigest()[:16]
+        )
+        given: dict[str, Any] = {}
+        for stage in self.pipeline.group_stages:
+            config = self.pipeline[stage]
+            source = config.inputs[config.spec.main_arg]
+            inputs = self._inputs(source, given)
+            compute = partial(self.pipeline.run_group, stage, inputs)
+            try:
+                given[stage], _ = self._cache.group(stage, members, self.pipeline.stage_key(stage), compute)
+            except _Superseded:
+                return None, members
+        return given, members
+
+    def _inputs(self, source: str, given: Mapping[str, Any]) -> Iterator[Any]:
+        """The group images' outputs of ``source``, one at a time, in order."""
+        for member in self.group_images:
+            if self.superseded():
+                raise _Superseded
+            data = member.read()
+            if source in self.pipeline.input_names:
+                yield self.pipeline.images_of(data)[source]
+            else:
+                spacing = member.scale or None
+                yield self.pipeline.run(data, spacing=spacing, until=source, given=given)[source]
+
+
+class _Superseded(BaseException):
+    """A newer run started while a group's result was being learnt (a BaseException, so
+    that the stage it interrupts does not report it as its own error)."""
+
 
 class TuningSession(PipelineDraft):
     """The tuning state of one viewer: pipeline draft, images, stage cache, sweep.
@@ -106,6 +160,8 @@ class TuningSession(PipelineDraft):
     ----------
     image, second_image : TuningImage or None
         The image the chain runs on, and the second one of test mode.
+    group_images : list of TuningImage
+        The images a group stage learns from in a preview (:meth:`set_group_images`).
     cache : StageCache
     sweep : ImageSweep or None
         The latest sweep set (:meth:`set_sweep`), and :attr:`sweep_image` the image it ran on.
@@ -118,6 +174,7 @@ class TuningSession(PipelineDraft):
         super().__init__(name)
         self.image: TuningImage | None = None
         self.second_image: TuningImage | None = None
+        self.group_images: list[TuningImage] = []
         self.cache = StageCache()
         self.sweep: ImageSweep | None = None
         self.sweep_image: TuningImage | None = None
@@ -150,6 +207,14 @@ class TuningSession(PipelineDraft):
         if [im.key for im in self.images] != before:
             self.images_changed.emit()
 
+    def set_group_images(self, images: Sequence[TuningImage]) -> None:
+        """Choose the images a group stage learns from in a preview (the images open in
+        the viewer); emits ``images_changed`` when they differ and a stage is a group stage."""
+        before = [image.key for image in self.group_images]
+        self.group_images = list(images)
+        if [image.key for image in images] != before and any(s.spec.group for s in self.stages):
+            self.images_changed.emit()
+
     def start_run(self) -> ChainRun:
         """A run of the current pipeline on the chosen images; any earlier run is superseded.
 
@@ -165,7 +230,9 @@ class TuningSession(PipelineDraft):
             raise PipelineError("no image is chosen to run the pipeline on; choose one")
         self._generation += 1
         generation = self._generation
-        return ChainRun(pipeline, self.images, self.cache, lambda: self._generation != generation)
+        return ChainRun(
+            pipeline, self.images, self.cache, lambda: self._generation != generation, self.group_images
+        )
 
     def supersede(self) -> None:
         """Stop the running chain before its next stage (its later outputs are not computed)."""

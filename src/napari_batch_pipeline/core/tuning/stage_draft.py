@@ -44,6 +44,9 @@ class StageDraft:
         Whether batches save this stage's output.
     uid : int
         Identifies the stage across renames and moves (for views that keep one widget each).
+    group_by : tuple of str, optional
+        A group stage's key columns (default: one group, which a preview makes of the
+        images open); None for other stages.
     """
 
     function: str
@@ -52,6 +55,7 @@ class StageDraft:
     inputs: dict[str, str] = field(default_factory=dict)
     save: bool = False
     uid: int = field(default_factory=lambda: next(_uids))
+    group_by: tuple[str, ...] | None = None
 
     @property
     def spec(self) -> StageSpec:
@@ -64,13 +68,16 @@ class StageDraft:
 
     def config(self) -> dict[str, Any]:
         """The stage as a mapping of a pipeline file."""
-        return {
+        config = {
             "name": self.name,
             "function": self.function,
             "params": dict(self.params),
             "inputs": dict(self.inputs),
             "save": self.save and self.spec.returns != "table",
         }
+        if self.spec.group:
+            config["group_by"] = list(self.group_by or ())
+        return config
 
 
 def default_source(spec: StageSpec, arg: str, earlier: Sequence[StageDraft]) -> str:
