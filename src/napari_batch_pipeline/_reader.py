@@ -79,7 +79,8 @@ def read_run_folder(path: str | list[str]) -> list[LayerData]:
             f"run folder {str(folder)!r} has no saved stage outputs (no stage has save: true) "
             "and its input images are not reachable; open images.csv or the <stage>.csv tables instead"
         )
-    _follow_steps(results, [meta["name"] for _, meta, _ in layers if len(meta["metadata"]["names"]) > 1])
+    stacks = [meta["name"] for _, meta, _ in layers if len(meta["metadata"].get("names") or ()) > 1]
+    _follow_steps(results, stacks)
     return layers
 
 

@@ -316,10 +316,11 @@ class PipelineBuilder(QWidget):
                 self.session.set_images(image, tuning_image(other, other_sources, layers))
             else:
                 self.session.set_images(image)
+            self.session.set_group_images(group_images(main, sources, layers) if main is not None else [])
         except ValueError as error:  # channels of different shapes
             self.status.value = str(error)
             self.session.set_images(None)
-        self.session.set_group_images(group_images(main, sources, layers) if main is not None else [])
+            self.session.set_group_images([])
 
     def _on_output(self, chain: ChainRun, item: tuple[int, str, Any, bool]) -> None:
         if not chain.superseded():
