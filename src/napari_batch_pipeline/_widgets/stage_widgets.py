@@ -33,7 +33,9 @@ __all__ = [
     "binary_opening_widget",
     "expand_labels_widget",
     "fill_holes_widget",
+    "filter_objects_widget",
     "gaussian_widget",
+    "image_quality_widget",
     "label_widget",
     "make_stage_widget",
     "measure_widget",
@@ -239,6 +241,16 @@ def measure_widget() -> StageWidget:
     return make_stage_widget("measure")
 
 
+def filter_objects_widget() -> StageWidget:
+    """The object filter (by size, shape or intensity) as a widget."""
+    return make_stage_widget("filter_objects")
+
+
+def image_quality_widget() -> StageWidget:
+    """The image quality measurement as a widget."""
+    return make_stage_widget("image_quality")
+
+
 #: The manifest's widget factory of each built-in stage, by stage name.
 BUILTIN_WIDGETS = {
     "gaussian": gaussian_widget,
@@ -254,6 +266,8 @@ BUILTIN_WIDGETS = {
     "watershed": watershed_widget,
     "expand_labels": expand_labels_widget,
     "measure": measure_widget,
+    "filter_objects": filter_objects_widget,
+    "image_quality": image_quality_widget,
 }
 
 
