@@ -51,6 +51,11 @@ FLAGS = {
     "params": "--params",
     "group_by": "--group-by",
     "task_timeout": "--task-timeout",
+    "annotations": "--annotations",
+    "negative_control": "--negative-control",
+    "positive_control": "--positive-control",
+    "table_format": "--table-format",
+    "quality": "--quality",
 }
 
 
@@ -109,6 +114,10 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         params=args.params,
         group_by=args.group_by,
         task_timeout=args.task_timeout,
+        annotations=args.annotations,
+        negative_control=args.negative_control,
+        positive_control=args.positive_control,
+        table_format=args.table_format or "csv",
     )
 
 
@@ -142,6 +151,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         return value if value is not None else info.get(name, default)
 
     budget = parse_size(args.memory_budget) if args.memory_budget else info.get("memory_budget")
+    screen: dict[str, Any] = info["screen"] if isinstance(info.get("screen"), dict) else {}
     return BatchRun(
         pipeline,
         info["input_dir"],
@@ -160,6 +170,10 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         params=args.params or (info.get("params") or {}).get("table"),
         group_by=args.group_by or info.get("group_by"),
         task_timeout=pick("task_timeout"),
+        annotations=args.annotations or screen.get("annotations"),
+        negative_control=args.negative_control or screen.get("negative_control"),
+        positive_control=args.positive_control or screen.get("positive_control"),
+        table_format=args.table_format or screen.get("table_format") or "csv",
     )
 
 
@@ -288,10 +302,27 @@ def print_groups(layout: RunLayout) -> None:
 
 
 def command_summarize(args: argparse.Namespace) -> int:
-    from .core.results.summary import write_summary
+    import dataclasses
+
+    from .core.results.conclusions import conclude, read_quality, recorded_settings
+    from .core.results.screen import Control
+    from .core.run_folder.reader import RunResults
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
-    write_summary(args.run_dir, group_by)  # refuses a missing column before writing
+    results = RunResults(args.run_dir)
+    changes: dict[str, Any] = {}
+    if args.annotations:
+        changes["annotations"] = Path(args.annotations).expanduser().resolve()
+    if args.negative_control:
+        changes["negative"] = Control.parse(args.negative_control, "negative_control")
+    if args.positive_control:
+        changes["positive"] = Control.parse(args.positive_control, "positive_control")
+    if args.table_format:
+        changes["table_format"] = args.table_format
+    if args.quality:
+        changes["quality"] = read_quality(args.quality, results)
+    settings = dataclasses.replace(recorded_settings(results), **changes)
+    conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
     print_groups(RunLayout.at(args.run_dir))
     return EXIT_OK
 
