@@ -157,28 +157,20 @@ def per_image_measurements(images: pd.DataFrame, table_stages: Sequence[str]) ->
 def flag_images(images: pd.DataFrame, rules: Sequence[QualityRule]) -> pd.Series:
     """The ``flagged`` column: the rules each done image breaks, ``'; '``-joined.
 
-    Raises
-    ------
-    PipelineError
-        If a rule's measurement is not a column of ``images`` (a user's stage that does
-        not give it), naming the rule.
+    A measurement that is not a column of ``images`` (a user's stage that does not give
+    it; no image done) is missing for every image: it cannot be judged, which breaks the
+    rule (the pipeline file's rules on built-in stages are checked when it loads).
     """
     flags: list[list[str]] = [[] for _ in range(len(images))]
     done = (images[STATUS] == DONE).to_numpy()
     for rule in rules:
-        column = (
-            count_column(rule.stage)
-            if rule.measurement == COUNT
-            else mean_column(rule.stage, rule.measurement)
-        )
-        if column not in images.columns:
-            given = [c for c in images.columns if c.startswith(f"{rule.stage}.")]
-            raise PipelineError(
-                f"quality rule {rule.measure!r}: the run's images table has no column {column!r}; "
-                f"its measurements are {', '.join(given)}",
-                options=("quality",),
-            )
-        values = pd.to_numeric(images[column], errors="coerce").to_numpy(dtype=float)
+        if rule.measurement == COUNT:
+            column = count_column(rule.stage)
+        else:
+            column = mean_column(rule.stage, rule.measurement)
+        values = np.full(len(images), np.nan)
+        if column in images.columns:
+            values = pd.to_numeric(images[column], errors="coerce").to_numpy(dtype=float)
         for position in np.flatnonzero(done):
             broken = rule.broken(float(values[position]))
             if broken:
