@@ -20,16 +20,15 @@ from ..errors import PipelineError, StageError
 from ..images.fields import plan_fields
 from ..images.sources import Source, find_images
 from ..pipeline.model import INPUT, Pipeline
-from ..results.annotations import read_annotations, with_wells
-from ..results.screen import check_controls
+from ..results.screen import check_screen
 from ..results.summary import check_group_by
 from ..run_folder.layout import RunLayout
-from ..run_folder.tables import FLAGGED, IMAGE, images_frame
+from ..run_folder.tables import IMAGE, images_frame
 from .estimate import Estimate, estimate
 from .options import BatchOptions
 from .parameters import parameter_sets
 from .params_table import ParamsTable, apply_params_table, key_columns, read_params_table
-from .reserved import RESERVED_COLUMNS, check_reserved_names
+from .reserved import check_reserved_names
 from .tasks import Task, check_output_names, make_tasks
 
 __all__ = ["BatchPlan", "plan_batch"]
@@ -208,30 +207,14 @@ def plan_batch(
 
 
 def _check_screen(options: BatchOptions, tasks: Sequence[Task]) -> None:
-    """Refuse, before anything runs, a plate map or a control that does not fit the images:
-    a row of the plate map that matches no image (unless the run is limited to its first
-    images), a well that is not a well, a control naming no column or no image."""
+    """Refuse, before anything runs, a plate map or a control that does not fit the tasks
+    (see :func:`..results.screen.check_screen`)."""
     settings = options.screen()
     if settings.annotations is None and settings.negative is None:
         return
     frame = images_frame((t.image, t.values, t.metadata, None) for t in tasks)
-    if settings.annotations is not None:
-        keys = key_columns(tasks, options.metadata, options.recursive)
-        taken = {*RESERVED_COLUMNS, FLAGGED, *(c for c in frame.columns if c not in keys)}
-        annotations = read_annotations(settings.annotations, keys=keys, taken=taken)
-        unmatched = annotations.unmatched_rows(frame)
-        if unmatched and options.limit is None:
-            keys_of = annotations.rows[unmatched[0] - 1][0]
-            raise PipelineError(
-                f"plate map {settings.annotations.name!r}, row {unmatched[0]} "
-                f"({', '.join(f'{k}={v}' for k, v in keys_of.items())}) matches no image"
-                + (f" ({len(unmatched)} rows match none)" if len(unmatched) > 1 else ""),
-                options=("annotations",),
-            )
-        frame = annotations.join(frame)
-    check_controls(
-        with_wells(frame), {"negative_control": settings.negative, "positive_control": settings.positive}
-    )
+    keys = key_columns(tasks, options.metadata, options.recursive)
+    check_screen(frame, settings, keys, limited=options.limit is not None)
 
 
 def _check_group_by(options: BatchOptions, tasks: Sequence[Task]) -> None:

@@ -46,7 +46,17 @@ from .screen import (
 )
 from .summary import read_summary, write_summary
 
-__all__ = ["SCREEN_KEY", "conclude", "read_quality", "recorded_settings", "run_annotations"]
+__all__ = [
+    "SCREEN_KEY",
+    "conclude",
+    "parquet_tables",
+    "read_quality",
+    "recorded_settings",
+    "rewrite_tables",
+    "run_annotations",
+    "screen_images",
+    "screen_tables",
+]
 
 #: run.json's record of the last conclusion (settings and the columns it added)
 SCREEN_KEY = "screen"
@@ -121,26 +131,37 @@ def conclude(
     rules = settings.quality if settings.quality is not None else results.pipeline.quality
     annotations = run_annotations(results, settings)
     previous = _previously_added(results)
-    images = _read_text(results.layout.images_table)
-    images, added = _annotate(images.drop(columns=[c for c in previous if c in images]), annotations)
-    if rules:
-        images[FLAGGED] = flag_images(images, rules)
-        added.append(FLAGGED)
+    layout, stages = results.layout, results.table_stages
+    images, added = screen_images(layout, annotations, rules, previous)
     check_controls(images, {"negative_control": settings.negative, "positive_control": settings.positive})
-    layout = results.layout
     written: list[Path] = []
     if previous or added:
-        written += _rewrite_tables(results, images, previous, annotations)
+        written += rewrite_tables(layout, stages, images, previous, annotations)
     written += write_summary(run_dir, group_by)
-    written += _screen_tables(RunResults(run_dir), settings)
-    if settings.table_format == "parquet":
-        written += _parquet(RunResults(run_dir))
-    else:
-        _remove(RunLayout.parquet(path) for path in _tables(layout, results.table_stages))
+    again = RunResults(run_dir)
+    written += screen_tables(layout, again.images, results.pipeline.table_stages, settings)
+    written += parquet_tables(layout, stages, again.metadata_columns, settings.table_format)
     RunFolder(layout.root).write_provenance(
         {SCREEN_KEY: {**settings.describe(), "quality": [r.to_dict() for r in rules], _ADDED: added}}
     )
     return written
+
+
+def screen_images(
+    layout: RunLayout,
+    annotations: Annotations | None,
+    rules: Sequence[QualityRule],
+    previous: Sequence[str] = (),
+) -> tuple[pd.DataFrame, list[str]]:
+    """images.csv as its text, the ``previous`` conclusion's columns dropped, with the
+    plate map's columns, ``row`` and ``column``, and ``flagged``; the columns added.
+    Nothing is written."""
+    images = _read_text(layout.images_table)
+    images, added = _annotate(images.drop(columns=[c for c in previous if c in images]), annotations)
+    if rules:
+        images[FLAGGED] = flag_images(images, rules)
+        added.append(FLAGGED)
+    return images, added
 
 
 def _previously_added(results: RunResults) -> list[str]:
@@ -162,14 +183,21 @@ def _annotate(frame: pd.DataFrame, annotations: Annotations | None) -> tuple[pd.
     return frame, [c for c in frame.columns if c not in before]
 
 
-def _rewrite_tables(
-    results: RunResults, images: pd.DataFrame, previous: Sequence[str], annotations: Annotations | None
+def rewrite_tables(
+    layout: RunLayout,
+    table_stages: Sequence[str],
+    images: pd.DataFrame,
+    previous: Sequence[str],
+    annotations: Annotations | None,
 ) -> list[Path]:
-    layout = results.layout
+    """Write ``images`` (from :func:`screen_images`) as images.csv, and each stage table
+    again with the plate map's columns, ``row`` and ``column`` (``previous`` ones dropped)."""
     with atomic_path(layout.images_table) as temporary:
         images.to_csv(temporary, index=False)
     written = [layout.images_table]
-    for stage in results.table_stages:
+    for stage in table_stages:
+        if not layout.table(stage).is_file():
+            continue
         table = _read_text(layout.table(stage))
         table, _ = _annotate(table.drop(columns=[c for c in previous if c in table]), annotations)
         with atomic_path(layout.table(stage)) as temporary:
@@ -178,11 +206,12 @@ def _rewrite_tables(
     return written
 
 
-def _screen_tables(results: RunResults, settings: ScreenSettings) -> list[Path]:
-    """normalized.csv, assay.csv and the plate maps the controls ask for; the others removed."""
-    layout = results.layout
-    images = results.images
-    columns = per_image_measurements(images, results.pipeline.table_stages)
+def screen_tables(
+    layout: RunLayout, images: pd.DataFrame, table_stages: Sequence[str], settings: ScreenSettings
+) -> list[Path]:
+    """normalized.csv, assay.csv and the plate maps the controls ask for, from images.csv
+    as read (``images``); those no longer asked for are removed."""
+    columns = per_image_measurements(images, table_stages)
     written: list[Path] = []
     stale = [layout.normalized_table, layout.assay_table, *layout.root.glob(layout.plate_plot_glob)]
     if settings.negative is not None:
@@ -193,13 +222,13 @@ def _screen_tables(results: RunResults, settings: ScreenSettings) -> list[Path]:
             assay = assay_table(images, columns, settings.negative, settings.positive)
             written.append(_write_csv(assay, layout.assay_table))
         if ROW in images.columns and COLUMN in images.columns and columns:
-            written += _plate_plots(results, images, columns, settings)
+            written += _plate_plots(layout, images, columns, settings)
     _remove(path for path in stale if path not in written)
     return written
 
 
 def _plate_plots(
-    results: RunResults, images: pd.DataFrame, columns: list[str], settings: ScreenSettings
+    layout: RunLayout, images: pd.DataFrame, columns: list[str], settings: ScreenSettings
 ) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -208,7 +237,7 @@ def _plate_plots(
     written = []
     for name in pd.unique(plate):
         grid = plate_grid(images[plate == name], first, settings.negative, settings.positive)
-        target = results.layout.plate_plot(str(name))
+        target = layout.plate_plot(str(name))
         with atomic_path(target) as temporary:
             FigureCanvasAgg(plate_figure(grid, str(name))).print_png(str(temporary))
         written.append(target)
@@ -231,12 +260,17 @@ def _tables(layout: RunLayout, stages: Sequence[str]) -> list[Path]:
     return fixed + [layout.table(stage) for stage in stages]
 
 
-def _parquet(results: RunResults) -> list[Path]:
-    """Every CSV table of the run as Parquet, as the run folder's readers read the CSV."""
-    layout = results.layout
-    keys = results.metadata_columns
+def parquet_tables(
+    layout: RunLayout, table_stages: Sequence[str], keys: Sequence[str], table_format: str
+) -> list[Path]:
+    """With the Parquet format, every CSV table of the run as Parquet, as the run folder's
+    readers read the CSV (``keys``: the metadata columns, as text); else the Parquet
+    files of an earlier conclusion removed."""
+    if table_format != "parquet":
+        _remove(RunLayout.parquet(path) for path in _tables(layout, table_stages))
+        return []
     written = []
-    for path in _tables(layout, results.table_stages):
+    for path in _tables(layout, table_stages):
         target = RunLayout.parquet(path)
         if not path.is_file():
             target.unlink(missing_ok=True)

@@ -31,9 +31,19 @@ import pandas as pd
 from ..errors import PipelineError
 from ..pipeline.quality import COUNT, QualityRule, parse_quality
 from ..run_folder.records import DONE
-from ..run_folder.tables import ERROR, FLAGGED, PLATE, SECONDS, STATUS, count_column, mean_column
-from .annotations import matching
-from .summary import ALL, measurements, usable
+from ..run_folder.tables import (
+    BOOKKEEPING,
+    ERROR,
+    FLAGGED,
+    IMAGE,
+    PLATE,
+    SECONDS,
+    STATUS,
+    count_column,
+    mean_column,
+)
+from .annotations import Annotations, matching, read_annotations, with_wells
+from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements, usable
 
 __all__ = [
     "ASSAY_COLUMNS",
@@ -42,6 +52,7 @@ __all__ = [
     "ScreenSettings",
     "assay_table",
     "check_controls",
+    "check_screen",
     "flag_images",
     "normalized_table",
     "per_image_measurements",
@@ -63,6 +74,10 @@ ASSAY_COLUMNS = (
     Z_PRIME,
 )
 TABLE_FORMATS = ("csv", "parquet")
+#: columns an annotation may not take: those the run writes itself
+RUN_COLUMNS = frozenset(
+    {*BOOKKEEPING, IMAGE, STATUS, ERROR, SECONDS, FLAGGED, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, OBJECTS}
+)
 _FLAG_SEPARATOR = "; "
 
 
@@ -218,6 +233,52 @@ def check_controls(frame: pd.DataFrame, controls: Mapping[str, Control | None]) 
                 f"{', '.join(values) or 'nothing'}",
                 options=(option,),
             )
+
+
+def check_screen(
+    frame: pd.DataFrame, settings: ScreenSettings, keys: Collection[str], *, limited: bool = False
+) -> Annotations | None:
+    """Refuse, before anything runs, a plate map or a control that does not fit the images:
+    a row of the plate map that matches no image (unless the run is ``limited`` to its
+    first images), an annotation named as a column of the run, a well that is not a
+    well, a control naming no column or no image.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per task, with the columns its tables will have before the plate map
+        (images.csv without results).
+    settings : ScreenSettings
+    keys : collection of str
+        The columns a plate map may key its rows by (folder, image, metadata fields).
+
+    Returns
+    -------
+    Annotations or None
+        The plate map, read.
+
+    Raises
+    ------
+    PipelineError
+        Naming the row, column, well or control.
+    """
+    annotations = None
+    if settings.annotations is not None:
+        taken = {*RUN_COLUMNS, *(c for c in frame.columns if c not in keys)}
+        annotations = read_annotations(settings.annotations, keys=keys, taken=taken)
+        unmatched = annotations.unmatched_rows(frame)
+        if unmatched and not limited:
+            cells = ", ".join(f"{k}={v}" for k, v in annotations.rows[unmatched[0] - 1][0].items())
+            more = f" ({len(unmatched)} rows match none)" if len(unmatched) > 1 else ""
+            raise PipelineError(
+                f"plate map {settings.annotations.name!r}, row {unmatched[0]} ({cells}) matches no "
+                f"image{more}",
+                options=("annotations",),
+            )
+        frame = annotations.join(frame)
+    controls = {"negative_control": settings.negative, "positive_control": settings.positive}
+    check_controls(with_wells(frame), controls)
+    return annotations
 
 
 def _robust_z(values: np.ndarray, negatives: np.ndarray) -> np.ndarray:
