@@ -13,7 +13,8 @@ What a script writes is what the engine writes for the same pipeline, folder and
 parameter table, vertical and serial: ``images.csv`` (one row per scene and time point of
 every file), ``<stage>.csv`` for each table stage, ``<stage>/<image stem>[__s<scene>][__t<time>].tif``
 for each saved one, with its pixel size, and ``summary.csv`` (``summary.png`` where
-matplotlib is installed). A parameter table is read, checked and applied by the engine's
+matplotlib is installed); for a screen, the flags, plate map and conclusions of
+:mod:`.screening`. A parameter table is read, checked and applied by the engine's
 own code (:mod:`.params_table`), over :class:`ExportedPipeline`, which stands in for the
 pipeline there; its cells are read as YAML, so ``--params`` needs PyYAML.
 """
@@ -40,6 +41,7 @@ from ..files import atomic_path
 from ..images.channels import parse_channels
 from ..images.fields import plan_fields, read_field
 from ..images.sources import find_images
+from ..pipeline.quality import QualityRule
 from ..pipeline.stage_config import INPUT, _plain
 from ..plan.options import _columns
 from ..plan.params_table import apply_params_table, key_columns, read_params_table
@@ -50,6 +52,7 @@ from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord
 from ..run_folder.tables import IMAGE, concatenate, images_frame, read_table
 from ..stages.registry import ParamSpec, check_param, check_range
+from .screening import ScreenPlan, conclude_screen, plan_screen
 
 __all__ = ["ExportedPipeline", "ExportedStage", "main", "run_stage", "run_task", "write_summary"]
 
@@ -66,6 +69,10 @@ _FLAGS = {
     "metadata": "--metadata",
     "params": "--params",
     "group_by": "--group-by",
+    "annotations": "--annotations",
+    "negative_control": "--negative-control",
+    "positive_control": "--positive-control",
+    "table_format": "--table-format",
 }
 
 
@@ -239,6 +246,7 @@ def main(
     argv: Sequence[str] | None = None,
     description: str | None = None,
     pipeline: ExportedPipeline | None = None,
+    quality: Sequence[tuple[str, str, float | None, float | None]] = (),
 ) -> int:
     """The command line ``INPUT_DIR OUTPUT_DIR [--pattern GLOB] [--recursive]
     [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]``.
@@ -261,6 +269,8 @@ def main(
         The help text's description (its first line is used).
     pipeline : ExportedPipeline, optional
         The stages and parameters a parameter table may set; None: none.
+    quality : sequence of (stage, measurement, min, max)
+        The pipeline's quality rules, checked when it was exported.
 
     Returns
     -------
@@ -285,10 +295,15 @@ def main(
         default=None,
         help="columns that group summary.csv (default: folder, else metadata, else parameters)",
     )
+    parser.add_argument("--annotations", default=None, help="plate map (CSV): key and annotation columns")
+    parser.add_argument("--negative-control", default=None, help="COL=VALUE: the negative control images")
+    parser.add_argument("--positive-control", default=None, help="COL=VALUE: the positive control images")
+    parser.add_argument("--table-format", default="csv", choices=("csv", "parquet"), help="default: csv")
     args = parser.parse_args(argv)
     layout = RunLayout.at(args.output)
     try:
         tasks, columns, note = _plan(args, layout, channels, pipeline or ExportedPipeline(()))
+        screen = plan_screen(args, tasks)
     except PipelineError as error:
         flags = [_FLAGS[name] for name in error.options if name in _FLAGS]
         hint = f" (command line: {', '.join(flags)})" if flags else ""
@@ -309,13 +324,34 @@ def main(
         concatenate([layout.part(stage, key) for key in done], layout.table(stage))
     shutil.rmtree(layout.parts_dir, ignore_errors=True)
     metadata = list(re.compile(args.metadata).groupindex) if args.metadata else []
-    written = write_summary(layout, table_stages, _columns(args.group_by), metadata, columns)
+    written = _conclude(layout, screen, quality, table_stages, metadata, args.group_by, columns)
     failed = len(tasks) - len(done)
     print(
         f"{len(done)} done, {failed} failed; tables and {', '.join(written)} in {layout.root}",
         file=sys.stderr,
     )
     return 1 if failed else 0
+
+
+def _conclude(
+    layout: RunLayout,
+    screen: ScreenPlan,
+    quality: Sequence[tuple[str, str, float | None, float | None]],
+    table_stages: Sequence[str],
+    metadata: list[str],
+    group_by: str | None,
+    params: list[str],
+) -> list[str]:
+    """Flags, plate map, summary, the screen's tables and Parquet files, as the engine."""
+    rules = [QualityRule(*rule) for rule in quality]
+    return conclude_screen(
+        layout,
+        screen,
+        rules,
+        table_stages,
+        metadata,
+        lambda: write_summary(layout, table_stages, _columns(group_by), metadata, params),
+    )
 
 
 def _plan(

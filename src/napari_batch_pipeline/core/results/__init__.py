@@ -6,5 +6,6 @@ data behind the plots of the results view (:mod:`.plot_data`), the plots by grou
 conclusions: the plate map (:mod:`.annotations`), flags, controls, z-scores and Z'
 (:mod:`.screen`), plate heat maps (:mod:`.plate_map`), and writing them all
 (:mod:`.conclusions`). It reads the run folder (:mod:`..run_folder`) and writes only
-figures and tables into it; it never runs a pipeline. Nothing is imported here (matplotlib loads only for a figure).
+figures and tables into it; it never runs a pipeline. Nothing is imported here
+(matplotlib loads only for a figure).
 """

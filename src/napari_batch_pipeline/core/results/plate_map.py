@@ -22,8 +22,8 @@ from .annotations import row_letters, row_number
 from .screen import Control
 from .summary import usable
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+if TYPE_CHECKING:  # named apart from the summary's Figure: an exported script holds both
+    from matplotlib.figure import Figure as PlateFigure
 
 __all__ = ["PLATE_FORMATS", "PlateGrid", "plate_figure", "plate_grid", "plate_shape"]
 
@@ -103,7 +103,7 @@ def plate_grid(
     return PlateGrid(measurement, means, flagged, negatives, positives)
 
 
-def plate_figure(grid: PlateGrid, plate: str) -> Figure:
+def plate_figure(grid: PlateGrid, plate: str) -> PlateFigure:
     """The heat map of ``grid``, titled with ``plate``; a matplotlib figure made without
     pyplot. ``figure.axes[0].images[0].get_array()`` holds ``grid.values``."""
     from matplotlib.figure import Figure
