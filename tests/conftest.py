@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from napari_batch_pipeline.core.demo import SCREEN_PIPELINE
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.stages import STAGES
 from napari_batch_pipeline.core.synthetic import nuclei_image as make_nuclei_image
@@ -209,31 +210,6 @@ SCREEN_WELLS = {
 }
 #: the fields that must be flagged: out of focus, saturated
 SCREEN_BLURRED, SCREEN_SATURATED = "P1_B03.tif", "P2_H12.tif"
-SCREEN_PIPELINE = """\
-version: 1
-name: screen
-stages:
-  - name: quality
-    function: image_quality
-  - name: blurred
-    function: gaussian
-    inputs: {image: input}
-    params: {sigma: 1}
-  - name: mask
-    function: threshold
-  - name: labels
-    function: label
-  - name: kept
-    function: filter_objects
-    params: {keep: {area: [30, null]}}
-  - name: nuclei
-    function: measure
-    inputs: {labels: kept, intensity: input}
-    params: {properties: [area, intensity_mean]}
-quality:
-  - {measure: quality.focus_score, min: FOCUS_MIN}
-  - {measure: quality.saturated_fraction, max: 0.2}
-"""
 
 
 class Screen(NamedTuple):
@@ -283,9 +259,7 @@ def screen(tmp_path: Path) -> Screen:
     sharp = min(score for name, score in scores.items() if name not in (SCREEN_BLURRED, SCREEN_SATURATED))
     assert scores[SCREEN_BLURRED] < sharp
     pipeline = tmp_path / "screen.yaml"
-    pipeline.write_text(
-        SCREEN_PIPELINE.replace("FOCUS_MIN", repr(float((scores[SCREEN_BLURRED] + sharp) / 2)))
-    )
+    pipeline.write_text(SCREEN_PIPELINE.format(focus_min=repr(float((scores[SCREEN_BLURRED] + sharp) / 2))))
     annotations = tmp_path / "plate_map.csv"
     lines = ["plate,well,compound,control"]
     lines += [f"{p},{w},{c},{k}" for p in ("P1", "P2") for w, (c, k) in SCREEN_WELLS.items()]

@@ -143,3 +143,27 @@ def test_parquet_tables_equal_the_csv_tables(tmp_path: Path, screen, cli_here) -
             from_csv, from_parquet = from_csv.drop(columns="seconds"), from_parquet.drop(columns="seconds")
         pd.testing.assert_frame_equal(from_parquet, from_csv, check_dtype=False)
     assert not list(csv_run.glob("*.parquet"))
+
+
+def test_the_demo_screens_a_plate_with_a_good_z_prime_and_flags_two_fields(tmp_path: Path, cli_here) -> None:
+    from napari_batch_pipeline.core.demo import PLATE_BLURRED, PLATE_SATURATED
+
+    out = tmp_path / "demo"
+    result = cli_here("demo", out, "--images", "1", "--executor", "serial", "--quiet")
+    assert result.returncode == 0, result.stderr
+    run = out / "screen_results"
+    images = pd.read_csv(run / "images.csv", keep_default_na=False)
+    flagged = images.loc[images["flagged"] != "", "image"].tolist()
+    assert flagged == [f"P1_{PLATE_BLURRED}.tif", f"P1_{PLATE_SATURATED}.tif"]
+    assert f"flagged: P1_{PLATE_BLURRED}.tif: quality.focus_score" in result.stdout
+    assay = pd.read_csv(run / "assay.csv").set_index("measurement")
+    usable = images[(images["flagged"] == "") & (images["status"] == "done")]
+    column = "nuclei.mean_intensity_mean"
+    positive = usable.loc[usable["control"] == "positive", column]
+    negative = usable.loc[usable["control"] == "negative", column]
+    z_prime = 1 - 3 * (positive.std() + negative.std()) / abs(positive.mean() - negative.mean())
+    assert assay.loc[column, "z_prime"] == pytest.approx(z_prime)
+    assert z_prime > 0.5  # a good assay
+    assert "Z' of plate P1: " in result.stdout
+    assert (run / "plate_P1.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "results" / "summary.csv").exists()  # the datasets' demo ran first, as before

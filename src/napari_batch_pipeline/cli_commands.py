@@ -372,7 +372,49 @@ def command_demo(args: argparse.Namespace) -> int:
         f"\nre-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {folder / 'results'} "
         f"--recursive --params {files.params}"
     )
-    return EXIT_CANCELLED if report.cancelled else report.exit_code
+    if report.cancelled:
+        return EXIT_CANCELLED
+    screen = _demo_screen(args, folder)
+    return EXIT_CANCELLED if screen.cancelled else max(report.exit_code, screen.exit_code)
+
+
+def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
+    """The demo's plate: quality flags, controls, Z'."""
+    import pandas as pd
+
+    from .core.demo import prepare_screen
+
+    files = prepare_screen(folder)
+    print(f"\na screen: plate {files.images}, plate map {files.annotations}, pipeline {files.pipeline}")
+    batch = BatchRun(
+        files.pipeline,
+        files.images,
+        folder / "screen_results",
+        metadata=files.metadata,
+        annotations=files.annotations,
+        negative_control="control=negative",
+        positive_control="control=positive",
+        executor=args.executor or "processes",
+        workers=args.workers,
+        command=f"napari-batch-pipeline demo {args.output}",
+    )
+    report = execute(batch, quiet=args.quiet)
+    images = report.images
+    for row in images[images["flagged"].fillna("") != ""].itertuples():
+        print(f"flagged: {row.image}: {row.flagged}")
+    layout = RunLayout.at(folder / "screen_results")
+    if layout.assay_table.is_file():
+        assay = pd.read_csv(layout.assay_table)
+        best = assay.loc[assay["z_prime"].idxmax()] if assay["z_prime"].notna().any() else None
+        if best is not None:
+            print(f"Z' of plate {best['plate']}: {best['z_prime']:.2f} on {best['measurement']}")
+        print(f"Z' per plate and measurement: {layout.assay_table}")
+    print(
+        f"re-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {layout.root} "
+        f'--metadata "{files.metadata}" --annotations {files.annotations} '
+        "--negative-control control=negative --positive-control control=positive"
+    )
+    return report
 
 
 def command_export_script(args: argparse.Namespace) -> int:
