@@ -21,6 +21,7 @@ from ..core.errors import PipelineError
 from ..core.plan.estimate import parse_size
 from ..core.plan.options import EXECUTORS, STRATEGIES, cpu_count
 from ..core.plan.parameters import parse_sweep
+from ..core.results.screen import TABLE_FORMATS
 
 __all__ = ["FIELD_LABELS", "BatchFields", "field_hint"]
 
@@ -40,6 +41,10 @@ FIELD_LABELS = {
     "params": "parameter table",
     "group_by": "group by",
     "task_timeout": "task timeout",
+    "annotations": "plate map",
+    "negative_control": "negative control",
+    "positive_control": "positive control",
+    "table_format": "table format",
 }
 
 
@@ -71,6 +76,12 @@ class BatchFields:
         A parameter table (CSV) of per-dataset values; None: none.
     group_by : LineEdit
         Columns that group the summary, ``folder,condition``; empty: the default.
+    annotations : FileEdit
+        A plate map (CSV): key columns and annotation columns joined into every table.
+    negative_control, positive_control : LineEdit
+        ``COLUMN=VALUE``: a screen's control images; empty: none.
+    table_format : ComboBox
+        ``csv``, or ``parquet`` (every table also as Parquet).
     executor, workers, scheduler, strategy, memory_budget, task_timeout, sweep, fresh
         How the batch runs: the scheduler address is for the dask executor, the memory
         budget a size such as ``4G`` (empty: half the free memory), the task timeout in
@@ -114,6 +125,21 @@ class BatchFields:
             tooltip="columns that group summary.csv, e.g. folder,condition; "
             "empty: folder, else the metadata columns, else the parameters",
         )
+        self.annotations = FileEdit(
+            mode=FileDialogMode.EXISTING_FILE,
+            filter="*.csv",
+            nullable=True,
+            label="plate map",
+            tooltip="optional CSV of annotations (compound, dose, control...): key columns (folder, image, "
+            "metadata groups such as plate and well) and annotation columns",
+        )
+        self.negative_control = LineEdit(
+            label="negative control", tooltip="COLUMN=VALUE, e.g. control=negative: z-scores per plate"
+        )
+        self.positive_control = LineEdit(
+            label="positive control", tooltip="COLUMN=VALUE, e.g. control=positive: Z' per plate"
+        )
+        self.table_format = ComboBox(choices=TABLE_FORMATS, value="csv", label="table format")
         self.executor = ComboBox(choices=EXECUTORS, value="processes", label="executor")
         self.workers = SpinBox(value=min(4, cpus), min=1, max=max(64, cpus), label="workers")
         self.scheduler = LineEdit(
@@ -155,6 +181,10 @@ class BatchFields:
             self.pipeline,
             self.params,
             self.group_by,
+            self.annotations,
+            self.negative_control,
+            self.positive_control,
+            self.table_format,
             self.executor,
             self.workers,
             self.scheduler,
@@ -208,6 +238,10 @@ class BatchFields:
             "sweep": parse_sweep(_lines(self.sweep.value)),
             "fresh": bool(self.fresh.value),
             "task_timeout": float(self.task_timeout.value) or None,
+            "annotations": path_of(self.annotations),
+            "negative_control": _text(self.negative_control),
+            "positive_control": _text(self.positive_control),
+            "table_format": self.table_format.value,
         }
 
 

@@ -48,6 +48,7 @@ from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, meas
 __all__ = [
     "ASSAY_COLUMNS",
     "MAD_SCALE",
+    "TABLE_FORMATS",
     "Control",
     "ScreenSettings",
     "assay_table",
