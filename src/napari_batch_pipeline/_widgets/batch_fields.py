@@ -112,12 +112,9 @@ class BatchFields:
             label="pipeline",
             tooltip="a pipeline file; empty: the current pipeline of an open Pipeline builder",
         )
-        self.params = FileEdit(
-            mode=FileDialogMode.EXISTING_FILE,
-            filter="*.csv",
-            nullable=True,
-            label="parameter table",
-            tooltip="optional CSV of per-dataset values: key columns (folder, image, metadata groups) "
+        self.params = _csv_file(
+            "parameter table",
+            "optional CSV of per-dataset values: key columns (folder, image, metadata groups) "
             "and stage.param columns",
         )
         self.group_by = LineEdit(
@@ -125,12 +122,9 @@ class BatchFields:
             tooltip="columns that group summary.csv, e.g. folder,condition; "
             "empty: folder, else the metadata columns, else the parameters",
         )
-        self.annotations = FileEdit(
-            mode=FileDialogMode.EXISTING_FILE,
-            filter="*.csv",
-            nullable=True,
-            label="plate map",
-            tooltip="optional CSV of annotations (compound, dose, control...): key columns (folder, image, "
+        self.annotations = _csv_file(
+            "plate map",
+            "optional CSV of annotations (compound, dose, control...): key columns (folder, image, "
             "metadata groups such as plate and well) and annotation columns",
         )
         self.negative_control = LineEdit(
@@ -249,6 +243,13 @@ def path_of(edit: FileEdit) -> Path | None:
     """A FileEdit's path; None when it is empty."""
     value = edit.value
     return value if isinstance(value, Path) else None
+
+
+def _csv_file(label: str, tooltip: str) -> FileEdit:
+    """A field for an optional CSV file."""
+    return FileEdit(
+        mode=FileDialogMode.EXISTING_FILE, filter="*.csv", nullable=True, label=label, tooltip=tooltip
+    )
 
 
 def _text(edit: LineEdit) -> str | None:
