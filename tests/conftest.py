@@ -265,3 +265,25 @@ def screen(tmp_path: Path) -> Screen:
     lines += [f"{p},{w},{c},{k}" for p in ("P1", "P2") for w, (c, k) in SCREEN_WELLS.items()]
     annotations.write_text("\n".join(lines) + "\n")
     return Screen(folder, pipeline, annotations, SCREEN_METADATA)
+
+
+@pytest.fixture
+def run_screen(screen: Screen) -> Callable[..., object]:
+    """``run_screen(output, **options)``: ``screen`` run with its plate map and both
+    controls (serial unless ``executor`` is given); the report."""
+    from napari_batch_pipeline.core.batch import run_batch
+
+    def run(output: Path, **options: object) -> object:
+        options = {"executor": "serial", **options}
+        return run_batch(
+            str(screen.pipeline),
+            screen.images,
+            output,
+            metadata=screen.metadata,
+            annotations=screen.annotations,
+            negative_control="control=negative",
+            positive_control="control=positive",
+            **options,
+        )
+
+    return run

@@ -122,6 +122,7 @@ stages:
   - name: kept
     function: filter_objects
     params: {{keep: {{area: [40, null]}}}}
+    save: true
   - name: nuclei
     function: measure
     inputs: {{labels: kept, intensity: input}}

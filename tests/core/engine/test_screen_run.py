@@ -16,8 +16,6 @@ import tifffile
 import yaml
 from skimage import filters, measure
 
-from napari_batch_pipeline.core.batch import run_batch
-
 
 def _quality_rules(pipeline: Path) -> tuple[float, float]:
     rules = yaml.safe_load(pipeline.read_text())["quality"]
@@ -85,19 +83,11 @@ def screen_by_hand(screen) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.parametrize("executor", ["serial", "processes", "dask"])
-def test_screen_tables_equal_the_computation_by_hand(tmp_path: Path, screen, executor: str) -> None:
+def test_screen_tables_equal_the_computation_by_hand(
+    tmp_path: Path, screen, run_screen, executor: str
+) -> None:
     run = tmp_path / "run"
-    report = run_batch(
-        str(screen.pipeline),
-        screen.images,
-        run,
-        executor=executor,
-        workers=2 if executor != "serial" else None,
-        metadata=screen.metadata,
-        annotations=screen.annotations,
-        negative_control="control=negative",
-        positive_control="control=positive",
-    )
+    report = run_screen(run, executor=executor, workers=2 if executor != "serial" else None)
     assert report.failed == 0
     expected = screen_by_hand(screen)
     columns = expected["measurements"]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from napari_batch_pipeline.core.batch import run_batch
 from napari_batch_pipeline.core.export.script import script_text
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 
@@ -36,19 +35,9 @@ def _run(script: Path, screen, out: Path, *options: str) -> subprocess.Completed
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
-def test_the_script_writes_the_engine_screen_tables(tmp_path: Path, screen) -> None:
+def test_the_script_writes_the_engine_screen_tables(tmp_path: Path, screen, run_screen) -> None:
     engine = tmp_path / "engine"
-    run_batch(
-        str(screen.pipeline),
-        screen.images,
-        engine,
-        executor="serial",
-        metadata=screen.metadata,
-        annotations=screen.annotations,
-        negative_control="control=negative",
-        positive_control="control=positive",
-        table_format="parquet",
-    )
+    run_screen(engine, table_format="parquet")
     script = _script(screen, tmp_path)
     assert "QUALITY = [('quality', 'focus_score'," in script.read_text()
     imported = {

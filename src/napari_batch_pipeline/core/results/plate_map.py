@@ -25,7 +25,15 @@ from .summary import usable
 if TYPE_CHECKING:  # named apart from the summary's Figure: an exported script holds both
     from matplotlib.figure import Figure as PlateFigure
 
-__all__ = ["PLATE_FORMATS", "PlateGrid", "plate_figure", "plate_grid", "plate_shape"]
+__all__ = [
+    "PLATE_FORMATS",
+    "PlateGrid",
+    "draw_plate",
+    "plate_figure",
+    "plate_grid",
+    "plate_shape",
+    "well_rows",
+]
 
 #: (rows, columns) of the common plate formats, smallest first
 PLATE_FORMATS = ((8, 12), (16, 24), (32, 48))
@@ -107,10 +115,19 @@ def plate_figure(grid: PlateGrid, plate: str) -> PlateFigure:
     """The heat map of ``grid``, titled with ``plate``; a matplotlib figure made without
     pyplot. ``figure.axes[0].images[0].get_array()`` holds ``grid.values``."""
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
     n_rows, n_columns = grid.values.shape
     figure = Figure(figsize=(2.5 + 0.45 * n_columns, 1.5 + 0.45 * n_rows), layout="constrained")
+    draw_plate(figure, grid, plate)
+    return figure
+
+
+def draw_plate(figure: PlateFigure, grid: PlateGrid, plate: str) -> None:
+    """Draw the heat map of ``grid`` into ``figure`` (one axes: well ``(row, column)``,
+    from 0, at ``x = column, y = row``)."""
+    from matplotlib.patches import Rectangle
+
+    n_rows, n_columns = grid.values.shape
     axes = figure.add_subplot()
     shown = axes.imshow(np.ma.masked_invalid(grid.values), cmap="viridis", gid="wells")
     figure.colorbar(shown, ax=axes, label=grid.measurement, shrink=0.8)
@@ -124,4 +141,13 @@ def plate_figure(grid: PlateGrid, plate: str) -> PlateFigure:
     axes.set_yticks(range(n_rows), grid.row_labels)
     axes.tick_params(labelsize=7)
     axes.set_title(f"plate {plate}: {grid.measurement} (x: flagged; outlined: controls)")
-    return figure
+
+
+def well_rows(images: pd.DataFrame, row: int, column: int) -> list[int]:
+    """The positions in ``images`` (one plate's rows of images.csv) of the images of the well
+    at grid place ``(row, column)``, from 0 (as :func:`draw_plate` draws them)."""
+    placed = images[ROW].fillna("").astype(str).ne("") & images[COLUMN].notna()
+    rows = images[ROW].fillna("").astype(str).map(lambda r: row_number(r) - 1 if r else -1)
+    columns = pd.to_numeric(images[COLUMN], errors="coerce").fillna(0).astype(int) - 1
+    hit = placed & (rows == row) & (columns == column)
+    return [int(i) for i in np.flatnonzero(hit.to_numpy())]
