@@ -140,6 +140,11 @@ def test_a_screen_is_run_from_the_fields(make_batch_widget, screen, tmp_path, ru
     assert (out / "normalized.parquet").is_file() and (out / "plate_P2.png").is_file()
     run = json.loads((out / "run.json").read_text())
     assert run["screen"]["negative_control"] == "control=negative"
+    # the task table marks the flagged images once the run's tables are written
+    table = widget.table
+    flagged = {table.text(row, "image"): table.text(row, "flagged") for row in range(table.rowCount())}
+    assert flagged == dict(zip(images["image"], images["flagged"], strict=True))
+    assert table.columns[-2:] == ["flagged", "error"]
 
 
 def test_the_dask_executor_runs_on_a_scheduler_address(

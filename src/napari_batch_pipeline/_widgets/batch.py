@@ -374,6 +374,7 @@ class BatchWidget(QWidget):
         self._active = False
         self._release_collector()
         self.results_button.enabled = self.report is not None
+        self.table.show_flags(self.report)  # the quality flags: once the tables are written
         if self.report is not None and self.results_view is not None:
             self.show_tables()  # an open results view follows the latest run
         self.run_finished.emit(self.report)
