@@ -15,7 +15,7 @@ from .synthetic import nuclei_image, write_nuclei_folder
 __all__ = [
     "DATASETS",
     "DEFAULT_PIPELINE",
-    "PLATE",
+    "SCREEN_COLUMNS",
     "SCREEN_PIPELINE",
     "DemoFiles",
     "ScreenFiles",
@@ -138,7 +138,7 @@ quality:
 #: the demo plate's wells, by column: what is in them and how bright it leaves the nuclei
 #: (column 1: the solvent, the negative controls; column 6: a compound that dims them, the
 #: positive controls; between: compounds at rising doses)
-PLATE: dict[int, tuple[str, str, float]] = {
+SCREEN_COLUMNS: dict[int, tuple[str, str, float]] = {
     1: ("DMSO", "negative", 1.0),
     2: ("cpd-A", "", 0.95),
     3: ("cpd-B", "", 0.8),
@@ -146,7 +146,7 @@ PLATE: dict[int, tuple[str, str, float]] = {
     5: ("cpd-D", "", 0.45),
     6: ("staurosporine", "positive", 0.3),
 }
-PLATE_ROWS = "ABCD"
+SCREEN_ROWS = "ABCD"
 #: a field out of focus and one saturated, which the quality rules flag
 PLATE_BLURRED, PLATE_SATURATED = "B03", "C04"
 #: the metadata pattern of the plate's file names, ``P1_A01.tif``
@@ -168,7 +168,7 @@ def prepare_screen(folder: str | Path, shape: tuple[int, int] = (128, 128)) -> S
     Parameters
     ----------
     folder : path
-        Where to write: ``plate/P1_<well>.tif``, ``screen.yaml``, ``plate_map.csv``.
+        Where to write: ``screen_plate/P1_<well>.tif``, ``screen.yaml``, ``plate_map.csv``.
     shape : (int, int)
         The fields' shape (16-bit).
 
@@ -182,12 +182,12 @@ def prepare_screen(folder: str | Path, shape: tuple[int, int] = (128, 128)) -> S
     from scipy import ndimage as ndi
 
     folder = Path(folder)
-    images = folder / "plate"
+    images = folder / "screen_plate"
     images.mkdir(parents=True, exist_ok=True)
     lines = ["plate,well,compound,control"]
     blurred, sharp = 0.0, float("inf")
-    for number, (row, column) in enumerate((r, c) for r in PLATE_ROWS for c in PLATE):
-        compound, control, brightness = PLATE[column]
+    for number, (row, column) in enumerate((r, c) for r in SCREEN_ROWS for c in SCREEN_COLUMNS):
+        compound, control, brightness = SCREEN_COLUMNS[column]
         well = f"{row}{column:02d}"
         image = nuclei_image(shape, n_nuclei=20, radius=6.0, seed=500 + number, brightness=brightness)
         if well == PLATE_BLURRED:
