@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import re
 import shutil
@@ -41,7 +42,6 @@ from ..files import atomic_path
 from ..images.channels import parse_channels
 from ..images.fields import plan_fields, read_field
 from ..images.sources import find_images
-from ..pipeline.quality import QualityRule
 from ..pipeline.stage_config import INPUT, _plain
 from ..plan.options import _columns
 from ..plan.params_table import apply_params_table, key_columns, read_params_table
@@ -52,7 +52,7 @@ from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord
 from ..run_folder.tables import IMAGE, concatenate, images_frame, read_table
 from ..stages.registry import ParamSpec, check_param, check_range
-from .screening import ScreenPlan, conclude_screen, plan_screen
+from .screening import conclude_screen, plan_screen
 
 __all__ = ["ExportedPipeline", "ExportedStage", "main", "run_stage", "run_task", "write_summary"]
 
@@ -324,34 +324,15 @@ def main(
         concatenate([layout.part(stage, key) for key in done], layout.table(stage))
     shutil.rmtree(layout.parts_dir, ignore_errors=True)
     metadata = list(re.compile(args.metadata).groupindex) if args.metadata else []
-    written = _conclude(layout, screen, quality, table_stages, metadata, args.group_by, columns)
+    group_by = _columns(args.group_by)
+    summary = functools.partial(write_summary, layout, table_stages, group_by, metadata, columns)
+    written = conclude_screen(layout, screen, quality, table_stages, metadata, summary)
     failed = len(tasks) - len(done)
     print(
         f"{len(done)} done, {failed} failed; tables and {', '.join(written)} in {layout.root}",
         file=sys.stderr,
     )
     return 1 if failed else 0
-
-
-def _conclude(
-    layout: RunLayout,
-    screen: ScreenPlan,
-    quality: Sequence[tuple[str, str, float | None, float | None]],
-    table_stages: Sequence[str],
-    metadata: list[str],
-    group_by: str | None,
-    params: list[str],
-) -> list[str]:
-    """Flags, plate map, summary, the screen's tables and Parquet files, as the engine."""
-    rules = [QualityRule(*rule) for rule in quality]
-    return conclude_screen(
-        layout,
-        screen,
-        rules,
-        table_stages,
-        metadata,
-        lambda: write_summary(layout, table_stages, _columns(group_by), metadata, params),
-    )
 
 
 def _plan(

@@ -72,13 +72,16 @@ def plan_screen(args: argparse.Namespace, tasks: Sequence[Task]) -> ScreenPlan:
 def conclude_screen(
     layout: RunLayout,
     plan: ScreenPlan,
-    rules: Sequence[QualityRule],
+    quality: Sequence[tuple[str, str, float | None, float | None]],
     table_stages: Sequence[str],
     metadata: Sequence[str],
     write_summary: Callable[[], list[str]],
 ) -> list[str]:
-    """After the tables: flags and the plate map, the summary (``write_summary``), the
-    screen's tables and the Parquet files; the names of the files written."""
+    """After the tables: flags by the ``quality`` rules (``(stage, measurement, min,
+    max)``, checked when the pipeline was exported) and the plate map, the summary
+    (``write_summary``), the screen's tables and the Parquet files; the names of the
+    files written."""
+    rules = [QualityRule(*rule) for rule in quality]
     images, added = screen_images(layout, plan.annotations, rules)
     if added:
         rewrite_tables(layout, table_stages, images, (), plan.annotations)
