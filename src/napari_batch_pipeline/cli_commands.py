@@ -302,26 +302,11 @@ def print_groups(layout: RunLayout) -> None:
 
 
 def command_summarize(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from .core.results.conclusions import conclude, read_quality, recorded_settings
-    from .core.results.screen import Control
-    from .core.run_folder.reader import RunResults
+    from .core.results.conclusions import conclude, settings_with
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
-    results = RunResults(args.run_dir)
-    changes: dict[str, Any] = {}
-    if args.annotations:
-        changes["annotations"] = Path(args.annotations).expanduser().resolve()
-    if args.negative_control:
-        changes["negative"] = Control.parse(args.negative_control, "negative_control")
-    if args.positive_control:
-        changes["positive"] = Control.parse(args.positive_control, "positive_control")
-    if args.table_format:
-        changes["table_format"] = args.table_format
-    if args.quality:
-        changes["quality"] = read_quality(args.quality, results)
-    settings = dataclasses.replace(recorded_settings(results), **changes)
+    names = ("annotations", "negative_control", "positive_control", "table_format", "quality")
+    settings = settings_with(args.run_dir, **{name: getattr(args, name) for name in names})
     conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
     print_groups(RunLayout.at(args.run_dir))
     return EXIT_OK
@@ -399,16 +384,13 @@ def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
         command=f"napari-batch-pipeline demo {args.output}",
     )
     report = execute(batch, quiet=args.quiet)
-    images = report.images
+    images, layout = report.images, RunLayout.at(folder / "screen_results")
     for row in images[images["flagged"].fillna("") != ""].itertuples():
         print(f"flagged: {row.image}: {row.flagged}")
-    layout = RunLayout.at(folder / "screen_results")
-    if layout.assay_table.is_file():
-        assay = pd.read_csv(layout.assay_table)
-        best = assay.loc[assay["z_prime"].idxmax()] if assay["z_prime"].notna().any() else None
-        if best is not None:
-            print(f"Z' of plate {best['plate']}: {best['z_prime']:.2f} on {best['measurement']}")
-        print(f"Z' per plate and measurement: {layout.assay_table}")
+    assay = pd.read_csv(layout.assay_table).dropna(subset=["z_prime"])
+    if len(assay):
+        best = assay.loc[assay["z_prime"].idxmax()]
+        print(f"Z' of plate {best['plate']}: {best['z_prime']:.2f} on {best['measurement']}")
     print(
         f"re-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {layout.root} "
         f'--metadata "{files.metadata}" --annotations {files.annotations} '

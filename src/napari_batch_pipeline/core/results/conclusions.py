@@ -17,6 +17,7 @@ starts from it. Conclusions no longer asked for (a control dropped) are removed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from ..run_folder.writer import RunFolder
 from .annotations import Annotations, read_annotations, with_wells
 from .plate_map import plate_figure, plate_grid
 from .screen import (
+    Control,
     ScreenSettings,
     assay_table,
     check_controls,
@@ -56,6 +58,7 @@ __all__ = [
     "run_annotations",
     "screen_images",
     "screen_tables",
+    "settings_with",
 ]
 
 #: run.json's record of the last conclusion (settings and the columns it added)
@@ -66,6 +69,40 @@ _ADDED = "added_columns"
 def recorded_settings(results: RunResults) -> ScreenSettings:
     """The settings the run folder's last conclusion used (defaults if none)."""
     return settings_from_record(results.provenance.get(SCREEN_KEY), results.pipeline.stages)
+
+
+def settings_with(
+    run_dir: str | Path,
+    annotations: str | Path | None = None,
+    negative_control: str | None = None,
+    positive_control: str | None = None,
+    table_format: str | None = None,
+    quality: str | Path | None = None,
+) -> ScreenSettings:
+    """The settings the run folder's last conclusion used, with those given instead (None:
+    as recorded): a plate map, controls ``COLUMN=VALUE``, a table format, a YAML file of
+    ``quality:`` rules (see :func:`read_quality`).
+
+    Raises
+    ------
+    PipelineError
+        For a control that is not ``COLUMN=VALUE``, or rules that do not fit the run.
+    """
+    results = RunResults(run_dir)
+    changes: dict[str, Any] = {}
+    if annotations:
+        changes["annotations"] = Path(annotations).expanduser().resolve()
+    for name, text, option in (
+        ("negative", negative_control, "negative_control"),
+        ("positive", positive_control, "positive_control"),
+    ):
+        if text:
+            changes[name] = Control.parse(text, option)
+    if table_format:
+        changes["table_format"] = table_format
+    if quality:
+        changes["quality"] = read_quality(quality, results)
+    return dataclasses.replace(recorded_settings(results), **changes)
 
 
 def read_quality(path: str | Path, results: RunResults) -> tuple[QualityRule, ...]:
