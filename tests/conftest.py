@@ -15,11 +15,13 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 import skimage.data
 
+from napari_batch_pipeline.core.demo import SCREEN_PIPELINE
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.stages import STAGES
 from napari_batch_pipeline.core.synthetic import nuclei_image as make_nuclei_image
@@ -189,3 +191,99 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         parts = name.split(".")
         for end in range(len(parts), 0, -1):
             sys.modules.pop(".".join(parts[:end]), None)
+
+
+# -- a screen: two plates with controls, one blurred and one saturated field ----------------
+
+#: the metadata pattern of the screen's file names: ``P1_A01.tif``
+SCREEN_METADATA = r"(?P<plate>P\d)_(?P<well>[A-H]\d\d)"
+#: per plate: negative controls (many nuclei), positive controls (few, dim), two compounds
+SCREEN_WELLS = {
+    "A01": ("DMSO", "negative"),
+    "A02": ("DMSO", "negative"),
+    "A03": ("DMSO", "negative"),
+    "B01": ("stauro", "positive"),
+    "B02": ("stauro", "positive"),
+    "B03": ("stauro", "positive"),
+    "C05": ("cpd-1", ""),
+    "H12": ("cpd-2", ""),
+}
+#: the fields that must be flagged: out of focus, saturated
+SCREEN_BLURRED, SCREEN_SATURATED = "P1_B03.tif", "P2_H12.tif"
+
+
+class Screen(NamedTuple):
+    """A screen's input folder, pipeline file, plate map and metadata pattern."""
+
+    images: Path
+    pipeline: Path
+    annotations: Path
+    metadata: str
+
+
+def _screen_image(name: str, seed: int) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    well = name.split("_")[1].removesuffix(".tif")
+    positive = SCREEN_WELLS[well][1] == "positive"
+    image = make_nuclei_image(
+        shape=(64, 64),
+        n_nuclei=3 if positive else 9,
+        radius=5.0,
+        seed=seed,
+        brightness=0.5 if positive else 1.0,
+    )
+    if name == SCREEN_BLURRED:
+        image = ndi.gaussian_filter(image.astype(np.float32), 3).astype(np.uint16)
+    if name == SCREEN_SATURATED:
+        image = np.minimum(image, np.percentile(image, 50)).astype(np.uint16)
+    return image
+
+
+@pytest.fixture
+def screen(tmp_path: Path) -> Screen:
+    """Two plates (P1, P2) of 8 wells, one field each: 3 negative and 3 positive control
+    wells, two compounds; P1_B03 (a positive control) blurred, P2_H12 saturated. The focus rule's minimum lies
+    halfway between the blurred field's focus score and the lowest of the others."""
+    import tifffile
+
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    scores = {}
+    for seed, (plate, well) in enumerate((p, w) for p in ("P1", "P2") for w in SCREEN_WELLS):
+        name = f"{plate}_{well}.tif"
+        image = _screen_image(name, seed)
+        tifffile.imwrite(folder / name, image)
+        values = image.astype(np.float64)
+        scores[name] = values.var() / values.mean()
+    sharp = min(score for name, score in scores.items() if name not in (SCREEN_BLURRED, SCREEN_SATURATED))
+    assert scores[SCREEN_BLURRED] < sharp
+    pipeline = tmp_path / "screen.yaml"
+    pipeline.write_text(SCREEN_PIPELINE.format(focus_min=repr(float((scores[SCREEN_BLURRED] + sharp) / 2))))
+    annotations = tmp_path / "plate_map.csv"
+    lines = ["plate,well,compound,control"]
+    lines += [f"{p},{w},{c},{k}" for p in ("P1", "P2") for w, (c, k) in SCREEN_WELLS.items()]
+    annotations.write_text("\n".join(lines) + "\n")
+    return Screen(folder, pipeline, annotations, SCREEN_METADATA)
+
+
+@pytest.fixture
+def run_screen(screen: Screen) -> Callable[..., object]:
+    """``run_screen(output, **options)``: ``screen`` run with its plate map and both
+    controls (serial unless ``executor`` is given); the report."""
+    from napari_batch_pipeline.core.batch import run_batch
+
+    def run(output: Path, **options: object) -> object:
+        options = {"executor": "serial", **options}
+        return run_batch(
+            str(screen.pipeline),
+            screen.images,
+            output,
+            metadata=screen.metadata,
+            annotations=screen.annotations,
+            negative_control="control=negative",
+            positive_control="control=positive",
+            **options,
+        )
+
+    return run

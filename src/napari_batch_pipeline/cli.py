@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summarize.add_argument("run_dir", metavar="RUN_DIR", help="a run folder")
     _add_group_by(summarize)
+    _add_screen_options(summarize)
+    summarize.add_argument(
+        "--quality",
+        default=None,
+        metavar="RULES.yaml",
+        help="judge images by the quality: rules of this file instead (a pipeline file, or a file "
+        "with quality: only)",
+    )
 
     estimate = commands.add_parser("estimate", help="estimate memory and time; writes nothing")
     _add_inputs(estimate)
@@ -199,6 +207,34 @@ def _add_batch_options(command: argparse.ArgumentParser) -> None:
         help="fail a task that runs longer (its worker process is stopped; processes or dask executor)",
     )
     _add_group_by(command)
+    _add_screen_options(command)
+
+
+def _add_screen_options(command: argparse.ArgumentParser) -> None:
+    for flag, metavar, text in (
+        (
+            "--annotations",
+            "MAP.csv",
+            "plate map: key columns (folder, image, metadata such as plate, well) and annotation columns",
+        ),
+        (
+            "--negative-control",
+            "COL=VALUE",
+            "the negative control images, by any column: normalized.csv (robust z-scores per plate)",
+        ),
+        (
+            "--positive-control",
+            "COL=VALUE",
+            "the positive control images: assay.csv (Z' per plate and measurement)",
+        ),
+    ):
+        command.add_argument(flag, default=None, metavar=metavar, help=text)
+    command.add_argument(
+        "--table-format",
+        default=None,
+        choices=("csv", "parquet"),
+        help="parquet: every table also as a Parquet file (default: csv)",
+    )
 
 
 def _add_group_by(command: argparse.ArgumentParser) -> None:

@@ -51,6 +51,11 @@ FLAGS = {
     "params": "--params",
     "group_by": "--group-by",
     "task_timeout": "--task-timeout",
+    "annotations": "--annotations",
+    "negative_control": "--negative-control",
+    "positive_control": "--positive-control",
+    "table_format": "--table-format",
+    "quality": "--quality",
 }
 
 
@@ -109,6 +114,10 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         params=args.params,
         group_by=args.group_by,
         task_timeout=args.task_timeout,
+        annotations=args.annotations,
+        negative_control=args.negative_control,
+        positive_control=args.positive_control,
+        table_format=args.table_format or "csv",
     )
 
 
@@ -142,6 +151,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         return value if value is not None else info.get(name, default)
 
     budget = parse_size(args.memory_budget) if args.memory_budget else info.get("memory_budget")
+    screen: dict[str, Any] = info["screen"] if isinstance(info.get("screen"), dict) else {}
     return BatchRun(
         pipeline,
         info["input_dir"],
@@ -160,6 +170,10 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         params=args.params or (info.get("params") or {}).get("table"),
         group_by=args.group_by or info.get("group_by"),
         task_timeout=pick("task_timeout"),
+        annotations=args.annotations or screen.get("annotations"),
+        negative_control=args.negative_control or screen.get("negative_control"),
+        positive_control=args.positive_control or screen.get("positive_control"),
+        table_format=args.table_format or screen.get("table_format") or "csv",
     )
 
 
@@ -288,10 +302,12 @@ def print_groups(layout: RunLayout) -> None:
 
 
 def command_summarize(args: argparse.Namespace) -> int:
-    from .core.results.summary import write_summary
+    from .core.results.conclusions import conclude, settings_with
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
-    write_summary(args.run_dir, group_by)  # refuses a missing column before writing
+    names = ("annotations", "negative_control", "positive_control", "table_format", "quality")
+    settings = settings_with(args.run_dir, **{name: getattr(args, name) for name in names})
+    conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
     print_groups(RunLayout.at(args.run_dir))
     return EXIT_OK
 
@@ -334,7 +350,46 @@ def command_demo(args: argparse.Namespace) -> int:
         f"\nre-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {folder / 'results'} "
         f"--recursive --params {files.params}"
     )
-    return EXIT_CANCELLED if report.cancelled else report.exit_code
+    if report.cancelled:
+        return EXIT_CANCELLED
+    screen = _demo_screen(args, folder)
+    return EXIT_CANCELLED if screen.cancelled else max(report.exit_code, screen.exit_code)
+
+
+def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
+    """The demo's plate: quality flags, controls, Z'."""
+    import pandas as pd
+
+    from .core.demo import prepare_screen
+
+    files = prepare_screen(folder)
+    print(f"\na screen: plate {files.images}, plate map {files.annotations}, pipeline {files.pipeline}")
+    batch = BatchRun(
+        files.pipeline,
+        files.images,
+        folder / "screen_results",
+        metadata=files.metadata,
+        annotations=files.annotations,
+        negative_control="control=negative",
+        positive_control="control=positive",
+        executor=args.executor or "processes",
+        workers=args.workers,
+        command=f"napari-batch-pipeline demo {args.output}",
+    )
+    report = execute(batch, quiet=args.quiet)
+    images, layout = report.images, RunLayout.at(folder / "screen_results")
+    for row in images[images["flagged"].fillna("") != ""].itertuples():
+        print(f"flagged: {row.image}: {row.flagged}")
+    assay = pd.read_csv(layout.assay_table).dropna(subset=["z_prime"])
+    if len(assay):
+        best = assay.loc[assay["z_prime"].idxmax()]
+        print(f"Z' of plate {best['plate']}: {best['z_prime']:.2f} on {best['measurement']}")
+    print(
+        f"re-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {layout.root} "
+        f'--metadata "{files.metadata}" --annotations {files.annotations} '
+        "--negative-control control=negative --positive-control control=positive"
+    )
+    return report
 
 
 def _demo_run(

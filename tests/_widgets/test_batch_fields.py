@@ -123,6 +123,30 @@ def test_folder_options_and_the_parameter_table_are_fields(
     assert list(summary["dataset"]) == ["a", "b"] and list(summary["tasks_done"]) == [3, 2]
 
 
+def test_a_screen_is_run_from_the_fields(make_batch_widget, screen, tmp_path, run_to_end):
+    widget = make_batch_widget(screen.images)
+    widget.pipeline.value = screen.pipeline
+    widget.metadata.value = screen.metadata
+    widget.annotations.value = screen.annotations
+    widget.negative_control.value = "control=negative"
+    widget.positive_control.value = "control=positive"
+    widget.table_format.value = "parquet"
+    report = run_to_end(widget)
+    assert (report.done, report.failed) == (16, 0)
+    out = tmp_path / "out"
+    images = pd.read_csv(out / "images.csv", keep_default_na=False)
+    assert (images["flagged"] != "").sum() == 2 and set(images["control"]) == {"negative", "positive", ""}
+    assert set(pd.read_csv(out / "assay.csv")["plate"]) == {"P1", "P2"}
+    assert (out / "normalized.parquet").is_file() and (out / "plate_P2.png").is_file()
+    run = json.loads((out / "run.json").read_text())
+    assert run["screen"]["negative_control"] == "control=negative"
+    # the task table marks the flagged images once the run's tables are written
+    table = widget.table
+    flagged = {table.text(row, "image"): table.text(row, "flagged") for row in range(table.rowCount())}
+    assert flagged == dict(zip(images["image"], images["flagged"], strict=True))
+    assert table.columns[-2:] == ["flagged", "error"]
+
+
 def test_the_dask_executor_runs_on_a_scheduler_address(
     make_batch_widget, image_folder, pipeline_file, tmp_path, run_to_end
 ):
@@ -168,6 +192,7 @@ def cli_error(capsys, *args):
         ("metadata", "(?P<well", "--metadata"),
         ("params", "table", "--params"),
         ("task_timeout", 5.0, "--task-timeout"),
+        ("negative_control", "control=negative", "--negative-control"),
     ],
 )
 def test_the_widget_refuses_what_the_command_line_refuses_in_the_same_words(

@@ -7,8 +7,7 @@ lazy layers. Events are shown in batches, at most every :data:`SHOW_EVERY` secon
 (the first at once): a run of 1,000 fast tasks costs the event loop a few dozen table
 and progress updates, not 1,000 of each, so the viewer stays responsive. Cancel calls
 ``BatchRun.cancel()`` and lets the engine finish cleanly (tables written, nothing
-half-written left). A click on a row shows that task's input
-image with its saved outputs.
+half-written left). A click on a row shows that task's input image with its saved outputs.
 
 Driven from Python as a user's script would::
 
@@ -26,12 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from magicgui.widgets import (
-    Container,
-    Label,
-    ProgressBar,
-    PushButton,
-)
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.layers import Layer
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from napari.utils import progress
@@ -84,6 +78,7 @@ class BatchWidget(QWidget):
     Attributes
     ----------
     input_dir, pattern, recursive, metadata, limit, output_dir, pipeline, params, group_by, \
+    annotations, negative_control, positive_control, table_format, \
     executor, workers, scheduler, strategy, memory_budget, task_timeout, sweep, fresh
         The fields, magicgui widgets: set ``.value`` from Python (see
         :class:`.batch_fields.BatchFields`).
@@ -110,8 +105,9 @@ class BatchWidget(QWidget):
         self.pipeline, self.params, self.group_by = fields.pipeline, fields.params, fields.group_by
         self.executor, self.workers, self.scheduler = fields.executor, fields.workers, fields.scheduler
         self.strategy, self.memory_budget = fields.strategy, fields.memory_budget
-        self.task_timeout = fields.task_timeout
-        self.sweep, self.fresh = fields.sweep, fields.fresh
+        self.task_timeout, self.table_format = fields.task_timeout, fields.table_format
+        self.annotations, self.negative_control = fields.annotations, fields.negative_control
+        self.sweep, self.fresh, self.positive_control = fields.sweep, fields.fresh, fields.positive_control
         self.estimate_button = PushButton(text="Estimate")
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -407,6 +403,7 @@ class BatchWidget(QWidget):
         self._active = False
         self._release_collector()
         self.results_button.enabled = self.report is not None
+        self.table.show_flags(self.report)  # the quality flags: once the tables are written
         if self.report is not None and self.results_view is not None:
             self.show_tables()  # an open results view follows the latest run
         self.run_finished.emit(self.report)

@@ -33,6 +33,7 @@ from ..core.errors import PipelineError
 from ..core.plan.estimate import parse_size
 from ..core.plan.options import EXECUTORS, STRATEGIES, cpu_count
 from ..core.plan.parameters import parse_sweep
+from ..core.results.screen import TABLE_FORMATS
 
 __all__ = ["FIELD_LABELS", "BatchFields", "field_hint"]
 
@@ -52,6 +53,10 @@ FIELD_LABELS = {
     "params": "parameter table",
     "group_by": "group by",
     "task_timeout": "task timeout",
+    "annotations": "plate map",
+    "negative_control": "negative control",
+    "positive_control": "positive control",
+    "table_format": "table format",
 }
 
 
@@ -83,6 +88,12 @@ class BatchFields:
         A parameter table (CSV) of per-dataset values; None: none.
     group_by : LineEdit
         Columns that group the summary, ``folder,condition``; empty: the default.
+    annotations : FileEdit
+        A plate map (CSV): key columns and annotation columns joined into every table.
+    negative_control, positive_control : LineEdit
+        ``COLUMN=VALUE``: a screen's control images; empty: none.
+    table_format : ComboBox
+        ``csv``, or ``parquet`` (every table also as Parquet).
     executor, workers, scheduler, strategy, memory_budget, task_timeout, sweep, fresh
         How the batch runs: the scheduler address is for the dask executor, the memory
         budget a size such as ``4G`` (empty: half the free memory), the task timeout in
@@ -113,12 +124,9 @@ class BatchFields:
             label="pipeline",
             tooltip="a pipeline file; empty: the current pipeline of an open Pipeline builder",
         )
-        self.params = FileEdit(
-            mode=FileDialogMode.EXISTING_FILE,
-            filter="*.csv",
-            nullable=True,
-            label="parameter table",
-            tooltip="optional CSV of per-dataset values: key columns (folder, image, metadata groups) "
+        self.params = _csv_file(
+            "parameter table",
+            "optional CSV of per-dataset values: key columns (folder, image, metadata groups) "
             "and stage.param columns",
         )
         self.group_by = LineEdit(
@@ -126,6 +134,18 @@ class BatchFields:
             tooltip="columns that group summary.csv, e.g. folder,condition; "
             "empty: folder, else the metadata columns, else the parameters",
         )
+        self.annotations = _csv_file(
+            "plate map",
+            "optional CSV of annotations (compound, dose, control...): key columns (folder, image, "
+            "metadata groups such as plate and well) and annotation columns",
+        )
+        self.negative_control = LineEdit(
+            label="negative control", tooltip="COLUMN=VALUE, e.g. control=negative: z-scores per plate"
+        )
+        self.positive_control = LineEdit(
+            label="positive control", tooltip="COLUMN=VALUE, e.g. control=positive: Z' per plate"
+        )
+        self.table_format = ComboBox(choices=TABLE_FORMATS, value="csv", label="table format")
         self.executor = ComboBox(choices=EXECUTORS, value="processes", label="executor")
         self.workers = SpinBox(value=min(4, cpus), min=1, max=max(64, cpus), label="workers")
         self.scheduler = LineEdit(
@@ -183,6 +203,10 @@ class BatchFields:
             self.pipeline,
             self.params,
             self.group_by,
+            self.annotations,
+            self.negative_control,
+            self.positive_control,
+            self.table_format,
             self.executor,
             self.workers,
             self.scheduler,
@@ -236,6 +260,10 @@ class BatchFields:
             "sweep": parse_sweep(_lines(self.sweep.value)),
             "fresh": bool(self.fresh.value),
             "task_timeout": float(self.task_timeout.value) or None,
+            "annotations": path_of(self.annotations),
+            "negative_control": _text(self.negative_control),
+            "positive_control": _text(self.positive_control),
+            "table_format": self.table_format.value,
         }
 
 
@@ -243,6 +271,13 @@ def path_of(edit: FileEdit) -> Path | None:
     """A FileEdit's path; None when it is empty."""
     value = edit.value
     return value if isinstance(value, Path) else None
+
+
+def _csv_file(label: str, tooltip: str) -> FileEdit:
+    """A field for an optional CSV file."""
+    return FileEdit(
+        mode=FileDialogMode.EXISTING_FILE, filter="*.csv", nullable=True, label=label, tooltip=tooltip
+    )
 
 
 def _text(edit: LineEdit) -> str | None:

@@ -5,9 +5,11 @@ object) and the summary (summary.csv: one row per group, or the run regrouped by
 *group by* field), shown through a model over the DataFrame, so a table of 50,000
 objects opens at once. Plots: objects per image, the histogram of a measurement, a
 measurement against a swept parameter, a measurement by group (a point per image, a
-box per group) and a measurement against a parameter coloured by group. The data comes
+box per group), a measurement against a parameter coloured by group, and a screen's
+plate map (a click on a well shows its images; :mod:`.plate_view`); a screen's
+``assay.csv`` (Z' per plate) and ``normalized.csv`` are tables too. The data comes
 from :mod:`napari_batch_pipeline.core.results` (``plot_data``, ``sweep_plot``,
-``summary``, ``group_plots``); this module only draws and wires.
+``summary``, ``group_plots``, ``plate_map``); this module only draws and wires.
 """
 
 from __future__ import annotations
@@ -31,15 +33,17 @@ from ..core.results.plot_data import measurement_columns, measurement_values, ob
 from ..core.results.summary import read_summary, run_summary
 from ..core.results.sweep_plot import sweep_figure
 from ..core.run_folder.reader import RunResults
+from ..core.run_folder.tables import read_table
 from .batch_status import alive
 from .dock_layout import scrolling_layout, wrapping
 from .group_figures import draw_against_parameter, draw_by_group
+from .plate_view import draw_plate_map, plate_choices, plate_measurements, well_images, well_layers
 
 __all__ = ["PLOTS", "SUMMARY", "DataFrameModel", "ResultsView", "show_results"]
 
 #: the plots the view draws
-BY_GROUP, PARAMETER_BY_GROUP = "by group", "against a parameter, by group"
-PLOTS = ("objects per image", "histogram", "against a parameter", BY_GROUP, PARAMETER_BY_GROUP)
+BY_GROUP, PARAMETER_BY_GROUP, PLATE_MAP = "by group", "against a parameter, by group", "plate map"
+PLOTS = ("objects per image", "histogram", "against a parameter", BY_GROUP, PARAMETER_BY_GROUP, PLATE_MAP)
 _IMAGES = "images"
 #: the table choice of the summary by group
 SUMMARY = "summary"
@@ -102,8 +106,8 @@ class ResultsView(QWidget):
     group_by : LineEdit
         Columns that group the summary and the by-group plots (``folder,condition``);
         empty: as the run grouped its summary.csv.
-    plot_kind, measurement, parameter : ComboBox
-        What the plot shows.
+    plot_kind, measurement, parameter, plate : ComboBox
+        What the plot shows (``plate``: the plate of the plate map).
     results : RunResults or None
     frame : DataFrame
         The table shown.
@@ -125,6 +129,8 @@ class ResultsView(QWidget):
         self.plot_kind = ComboBox(label="plot", choices=PLOTS)
         self.measurement = ComboBox(label="measurement", choices=[])
         self.parameter = ComboBox(label="parameter", choices=[])
+        self.plate = ComboBox(label="plate", choices=[], visible=False)
+        self.well_layers: list[Any] = []
         self.status = Label(value="")
         form = Container(
             widgets=[
@@ -134,7 +140,9 @@ class ResultsView(QWidget):
                 Container(widgets=[self.copy_button, self.save_button], layout="horizontal", labels=False),
             ]
         )
-        plot_form = Container(widgets=[self.plot_kind, self.measurement, self.parameter, self.status])
+        plot_form = Container(
+            widgets=[self.plot_kind, self.measurement, self.parameter, self.plate, self.status]
+        )
         self.model = DataFrameModel()
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -157,6 +165,8 @@ class ResultsView(QWidget):
         self.plot_kind.changed.connect(self._on_plot_kind_changed)
         self.measurement.changed.connect(self.draw)
         self.parameter.changed.connect(self.draw)
+        self.plate.changed.connect(self.draw)
+        self.canvas.mpl_connect("button_press_event", self._on_canvas_clicked)
         if run_folder is not None:
             self.load(run_folder)
 
@@ -179,7 +189,10 @@ class ResultsView(QWidget):
         with self.folder.changed.blocked():
             self.folder.value = results.path
         with self.table_choice.changed.blocked():
-            self.table_choice.choices = [_IMAGES, *results.table_stages, SUMMARY]
+            screen = [
+                p.stem for p in (results.layout.assay_table, results.layout.normalized_table) if p.is_file()
+            ]
+            self.table_choice.choices = [_IMAGES, *results.table_stages, SUMMARY, *screen]
             self.table_choice.value = results.table_stages[0] if results.table_stages else _IMAGES
         with self.parameter.changed.blocked():
             self.parameter.choices = results.param_columns
@@ -202,6 +215,9 @@ class ResultsView(QWidget):
         name = name or self.table_choice.value
         if name == SUMMARY:
             return self.summary()[0]
+        screen = {p.stem: p for p in (self.results.layout.assay_table, self.results.layout.normalized_table)}
+        if name in screen:
+            return read_table(screen[name], self.results.metadata_columns)
         return self.results.images if name == _IMAGES else self.results.table(name)
 
     def summary(self) -> tuple[pd.DataFrame, list[str]]:
@@ -281,6 +297,8 @@ class ResultsView(QWidget):
                 choices = measurement_columns(results.images, results.pipeline)
             elif kind in (BY_GROUP, PARAMETER_BY_GROUP):
                 choices = image_measurements(results.images, results.table_stages)
+            elif kind == PLATE_MAP:
+                choices = plate_measurements(results)
             else:
                 choices = [f"{stage}.count" for stage in results.table_stages]
         with self.measurement.changed.blocked():
@@ -291,6 +309,9 @@ class ResultsView(QWidget):
                 (results.all_param_columns if every else results.param_columns) if results is not None else []
             )
         self.parameter.visible = kind in ("against a parameter", PARAMETER_BY_GROUP)
+        with self.plate.changed.blocked():
+            self.plate.choices = plate_choices(results) if results is not None and kind == PLATE_MAP else []
+        self.plate.visible = kind == PLATE_MAP
         self.draw()
 
     def draw(self) -> Figure:
@@ -312,6 +333,10 @@ class ResultsView(QWidget):
                     _draw_histogram(figure, results.table(stage), stage, column)
                 elif kind == BY_GROUP:
                     self._draw_by_group(figure, str(self.measurement.value))
+                elif kind == PLATE_MAP and not self.plate.value:
+                    message = "no plate map: the run's images have no well (a metadata field or annotation)"
+                elif kind == PLATE_MAP:
+                    draw_plate_map(figure, results, str(self.plate.value), str(self.measurement.value))
                 elif kind == PARAMETER_BY_GROUP and not self.parameter.value:
                     message = "no parameter column: the run has neither a sweep nor a parameter table"
                 elif kind == PARAMETER_BY_GROUP:
@@ -330,6 +355,22 @@ class ResultsView(QWidget):
         self.status.value = message
         self.canvas.draw_idle()
         return figure
+
+    def show_well(self, x: float, y: float) -> list[Any]:
+        """Show the images of the plate map's well at ``(x, y)`` (column and row from 0) in
+        the viewer, with their saved outputs; the layers of the previous well are removed."""
+        if self.results is None or self.viewer is None or self.plot_kind.value != PLATE_MAP:
+            return []
+        for layer in self.well_layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        rows = well_images(self.results, str(self.plate.value), x, y)
+        self.well_layers = well_layers(self.viewer, self.results, rows)
+        return self.well_layers
+
+    def _on_canvas_clicked(self, event: Any) -> None:
+        if event.inaxes is not None and event.xdata is not None and event.ydata is not None:
+            self.show_well(event.xdata, event.ydata)
 
     def _draw_by_group(self, figure: Figure, measurement: str) -> None:
         assert self.results is not None

@@ -33,7 +33,9 @@ __all__ = [
     "binary_opening_widget",
     "expand_labels_widget",
     "fill_holes_widget",
+    "filter_objects_widget",
     "gaussian_widget",
+    "image_quality_widget",
     "label_widget",
     "make_stage_widget",
     "measure_widget",
@@ -250,6 +252,16 @@ def correct_illumination_widget() -> StageWidget:
     return make_stage_widget("correct_illumination")
 
 
+def filter_objects_widget() -> StageWidget:
+    """The object filter (by size, shape or intensity) as a widget."""
+    return make_stage_widget("filter_objects")
+
+
+def image_quality_widget() -> StageWidget:
+    """The image quality measurement as a widget."""
+    return make_stage_widget("image_quality")
+
+
 #: The manifest's widget factory of each built-in stage, by stage name.
 BUILTIN_WIDGETS = {
     "gaussian": gaussian_widget,
@@ -267,6 +279,8 @@ BUILTIN_WIDGETS = {
     "measure": measure_widget,
     "illumination": illumination_widget,
     "correct_illumination": correct_illumination_widget,
+    "filter_objects": filter_objects_widget,
+    "image_quality": image_quality_widget,
 }
 
 

@@ -16,13 +16,18 @@ from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QTableView
 
+from ..core.engine.report import Report
+from ..core.errors import PipelineError
 from ..core.images.fields import SCENE, TIME
 from ..core.plan.tasks import Task
 from ..core.run_folder.records import TaskRecord
+from ..core.run_folder.tables import FLAGGED
 
 __all__ = ["TaskTable", "TaskTableModel"]
 
 _FAILED = QColor(255, 120, 120, 90)
+#: done, but breaking a quality rule: left out of the run's conclusions
+_FLAGGED = QColor(255, 190, 60, 90)
 _FIRST_COLUMNS = ["image", "parameters", "status", "seconds", "error"]
 #: pixels an image name may take in the table at most
 MAX_NAME_WIDTH = 320
@@ -37,8 +42,9 @@ class TaskTableModel(QAbstractTableModel):
 
     Columns: image, scene and t (for runs with several scenes or time points, from the
     task's columns), parameters (the task's parameter-set label), status, seconds, the
-    summary values (object count, mean measurements) as they first appear, and error,
-    always last. Failed rows have a red background.
+    summary values (object count, mean measurements) as they first appear, ``flagged``
+    (the quality rules a done image breaks, known once the run's tables are written), and
+    error, always last. Failed rows have a red background, flagged ones an amber one.
 
     Attributes
     ----------
@@ -88,6 +94,19 @@ class TaskTableModel(QAbstractTableModel):
         else:
             self.endInsertRows()
 
+    def set_flags(self, flags: Sequence[str]) -> None:
+        """Show the quality rules each task breaks: ``flags`` in task order (images.csv's
+        ``flagged``); a ``flagged`` column appears before ``error`` if any is flagged."""
+        marked = {row: flags[task.index] for row, task in enumerate(self.tasks) if task.index < len(flags)}
+        if not any(marked.values()):
+            return
+        self.beginResetModel()
+        if FLAGGED not in self.columns:
+            self.columns.insert(len(self.columns) - 1, FLAGGED)
+        for row, text in marked.items():
+            self._values[row][FLAGGED] = text
+        self.endResetModel()
+
     def value(self, row: int, column: str) -> Any:
         """The value of ``column`` in row ``row`` (None where the row has none)."""
         return self._values[row].get(column)
@@ -109,8 +128,9 @@ class TaskTableModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             return self.text(index.row(), index.column())
-        if role == Qt.ItemDataRole.BackgroundRole and self._values[index.row()]["status"] == "failed":
-            return _FAILED
+        if role == Qt.ItemDataRole.BackgroundRole:
+            values = self._values[index.row()]
+            return _FAILED if values["status"] == "failed" else _FLAGGED if values.get(FLAGGED) else None
         return None
 
     def headerData(
@@ -187,6 +207,18 @@ class TaskTable(QTableView):
         """Rows for the tasks a resumed run had done before: clicked like the others."""
         by_key = {task.key: task for task in tasks}
         self.add_records([(record, by_key[record.key]) for record in records if record.key in by_key])
+
+    def show_flags(self, report: Report | None) -> None:
+        """Mark the tasks a finished run flagged (its images.csv's ``flagged``; see
+        :meth:`TaskTableModel.set_flags`); nothing when its tables cannot be read."""
+        if report is None:
+            return
+        try:
+            images = report.images
+        except (PipelineError, OSError, ValueError):
+            return
+        if FLAGGED in images.columns:
+            self.task_model.set_flags(list(images[FLAGGED].fillna("").astype(str)))
 
     def rowCount(self) -> int:
         return self.task_model.rowCount()

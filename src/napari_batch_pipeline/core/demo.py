@@ -1,6 +1,7 @@
 """The demos: synthetic datasets that need different parameters, the default pipeline and a
-parameter table; and plates of unevenly lit images with the pipeline that corrects them.
-Each is written to a folder."""
+parameter table; plates of unevenly lit images with the pipeline that corrects them; and
+a small synthetic plate for a screen, with its pipeline (quality rules included) and
+plate map. Each is written to a folder."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ __all__ = [
     "DEFAULT_PIPELINE",
     "ILLUMINATION_PIPELINE",
     "PLATES",
+    "SCREEN_COLUMNS",
+    "SCREEN_PIPELINE",
     "DemoFiles",
     "IlluminationDemo",
+    "ScreenFiles",
     "default_pipeline",
     "prepare_demo",
     "prepare_illumination_demo",
+    "prepare_screen",
 ]
 
 DEFAULT_PIPELINE = """\
@@ -172,3 +177,105 @@ def prepare_illumination_demo(folder: str | Path, count: int = 8) -> Illuminatio
     pipeline_file = folder / "illumination.yaml"
     pipeline_file.write_text(ILLUMINATION_PIPELINE, encoding="utf-8")
     return IlluminationDemo(images, pipeline_file)
+
+
+SCREEN_PIPELINE = """\
+version: 1
+name: screen
+stages:
+  - name: blurred
+    function: gaussian
+    inputs: {{image: input}}
+    params: {{sigma: 1.0}}
+  - name: mask
+    function: threshold
+  - name: labels
+    function: label
+  - name: kept
+    function: filter_objects
+    params: {{keep: {{area: [40, null]}}}}
+    save: true
+  - name: nuclei
+    function: measure
+    inputs: {{labels: kept, intensity: input}}
+    params: {{properties: [area, intensity_mean]}}
+  - name: quality
+    function: image_quality
+    inputs: {{image: input}}
+quality:
+  - {{measure: quality.focus_score, min: {focus_min}}}
+  - {{measure: quality.saturated_fraction, max: 0.2}}
+"""
+
+#: the demo plate's wells, by column: what is in them and how bright it leaves the nuclei
+#: (column 1: the solvent, the negative controls; column 6: a compound that dims them, the
+#: positive controls; between: compounds at rising doses)
+SCREEN_COLUMNS: dict[int, tuple[str, str, float]] = {
+    1: ("DMSO", "negative", 1.0),
+    2: ("cpd-A", "", 0.95),
+    3: ("cpd-B", "", 0.8),
+    4: ("cpd-C", "", 0.6),
+    5: ("cpd-D", "", 0.45),
+    6: ("staurosporine", "positive", 0.3),
+}
+SCREEN_ROWS = "ABCD"
+#: a field out of focus and one saturated, which the quality rules flag
+PLATE_BLURRED, PLATE_SATURATED = "B03", "C04"
+#: the metadata pattern of the plate's file names, ``P1_A01.tif``
+PLATE_METADATA = r"(?P<plate>P\d+)_(?P<well>[A-H]\d\d)"
+
+
+class ScreenFiles(NamedTuple):
+    """What :func:`prepare_screen` writes, and the metadata pattern to run it with."""
+
+    images: Path
+    pipeline: Path
+    annotations: Path
+    metadata: str
+
+
+def prepare_screen(folder: str | Path, shape: tuple[int, int] = (128, 128)) -> ScreenFiles:
+    """Write a small synthetic plate (``P1``, wells A01 to D06), its pipeline and plate map.
+
+    Parameters
+    ----------
+    folder : path
+        Where to write: ``screen_plate/P1_<well>.tif``, ``screen.yaml``, ``plate_map.csv``.
+    shape : (int, int)
+        The fields' shape (16-bit).
+
+    Returns
+    -------
+    ScreenFiles
+        The pipeline's focus rule lies halfway between the blurred field's focus score
+        and the lowest of the sharp fields', so that only the blurred field breaks it.
+    """
+    import tifffile
+    from scipy import ndimage as ndi
+
+    folder = Path(folder)
+    images = folder / "screen_plate"
+    images.mkdir(parents=True, exist_ok=True)
+    lines = ["plate,well,compound,control"]
+    blurred, sharp = 0.0, float("inf")
+    for number, (row, column) in enumerate((r, c) for r in SCREEN_ROWS for c in SCREEN_COLUMNS):
+        compound, control, brightness = SCREEN_COLUMNS[column]
+        well = f"{row}{column:02d}"
+        image = nuclei_image(shape, n_nuclei=20, radius=6.0, seed=500 + number, brightness=brightness)
+        if well == PLATE_BLURRED:
+            image = ndi.gaussian_filter(image.astype("float32"), 8).astype(image.dtype)
+        if well == PLATE_SATURATED:
+            image = image.clip(0, int(image.max() * 0.2)).astype(image.dtype)
+        values = image.astype("float64")
+        score = float(values.var() / values.mean())
+        if well == PLATE_BLURRED:
+            blurred = score
+        elif well != PLATE_SATURATED:
+            sharp = min(sharp, score)
+        tifffile.imwrite(images / f"P1_{well}.tif", image)
+        lines.append(f"P1,{well},{compound},{control}")
+    pipeline = folder / "screen.yaml"
+    pipeline.write_text(SCREEN_PIPELINE.format(focus_min=round((blurred + sharp) / 2, 1)), encoding="utf-8")
+    annotations = folder / "plate_map.csv"
+    annotations.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return ScreenFiles(images, pipeline, annotations, PLATE_METADATA)

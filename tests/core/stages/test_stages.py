@@ -50,6 +50,8 @@ DESIGN_STAGES: dict[str, tuple[dict[str, str], str, str, set[str]]] = {
     ),
     "expand_labels": ({"labels": "labels"}, "labels", "segment", {"distance"}),
     "measure": ({"labels": "labels", "intensity": "image"}, "table", "measure", {"properties"}),
+    "image_quality": ({"image": "image"}, "table", "measure", set()),
+    "filter_objects": ({"labels": "labels", "intensity": "image"}, "labels", "segment", {"keep"}),
 }
 THRESHOLD_METHODS = ["otsu", "li", "yen", "triangle", "mean", "isodata", "minimum", "local"]
 

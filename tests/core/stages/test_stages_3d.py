@@ -88,6 +88,8 @@ TESTED = {
     "measure": "test_measure",
     "illumination": "test_illumination",
     "correct_illumination": "test_correct_illumination",
+    "image_quality": "test_image_quality",
+    "filter_objects": "test_filter_objects",
 }
 
 
@@ -408,3 +410,21 @@ def test_a_second_array_must_have_the_shape_of_the_first(name: str, argument: st
         ValueError, match=rf"{name}: .* has shape \(40, 40\), expected the shape of the .*\(12, 40, 40\)"
     ):
         spec.function(**data)
+
+
+# -- screens ---------------------------------------------------------------------------------
+
+
+def test_image_quality(image: np.ndarray) -> None:
+    table = run_stage("image_quality", image)
+    values = image.astype(np.float64)
+    expected = [values.var() / values.mean(), np.mean(values == values.max()), values.mean()]
+    np.testing.assert_allclose(table.iloc[0].to_numpy(dtype=float), expected, rtol=1e-12)
+
+
+def test_filter_objects(image: np.ndarray) -> None:
+    labels = otsu_labels(image)
+    areas = pd.DataFrame(measure.regionprops_table(labels, properties=["label", "area"]))
+    cut = float(areas["area"].median())
+    expected = np.where(np.isin(labels, areas["label"][areas["area"] >= cut]), labels, 0)
+    np.testing.assert_array_equal(run_stage("filter_objects", labels, keep={"area": [cut, None]}), expected)

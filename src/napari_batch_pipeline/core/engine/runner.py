@@ -24,7 +24,7 @@ from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
 from ..plan.tasks import Task
-from ..results.summary import write_summary
+from ..results.conclusions import conclude
 from ..run_folder.provenance import STAGE_RETURNS
 from ..run_folder.records import TaskRecord
 from ..run_folder.space import DiskFullError
@@ -254,7 +254,7 @@ class Runner:
     def _close(self, ledger: _Ledger, seconds: float) -> Report:
         """Write the tables and the end of run.json; the report."""
         self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
-        write_summary(self.folder.path, self.plan.options.group_by)
+        conclude(self.folder.path, self.plan.options.group_by, self.plan.options.screen())
         done = sum(1 for r in ledger.records.values() if r.done)
         failed = ledger.counts["failed"]
         report = Report(

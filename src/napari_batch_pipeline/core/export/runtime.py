@@ -13,7 +13,8 @@ What a script writes is what the engine writes for the same pipeline, folder and
 parameter table, vertical and serial: ``images.csv`` (one row per scene and time point of
 every file), ``<stage>.csv`` for each table stage, ``<stage>/<image stem>[__s<scene>][__t<time>].tif``
 for each saved one, with its pixel size, and ``summary.csv`` (``summary.png`` where
-matplotlib is installed). A parameter table is read, checked and applied by the engine's
+matplotlib is installed); for a screen, the flags, plate map and conclusions of
+:mod:`.screening`. A parameter table is read, checked and applied by the engine's
 own code (:mod:`.params_table`), over :class:`ExportedPipeline`, which stands in for the
 pipeline there; its cells are read as YAML, so ``--params`` needs PyYAML.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import re
 import shutil
@@ -49,6 +51,7 @@ from ..run_folder.records import DONE, TaskRecord
 from ..run_folder.tables import IMAGE, concatenate, images_frame, read_table
 from ..stages.registry import ParamSpec, check_param, check_range
 from .group_passes import learn_groups
+from .screening import conclude_screen, plan_screen
 
 __all__ = ["ExportedPipeline", "ExportedStage", "main", "run_stage", "run_task", "write_summary"]
 
@@ -66,6 +69,10 @@ _FLAGS = {
     "metadata": "--metadata",
     "params": "--params",
     "group_by": "--group-by",
+    "annotations": "--annotations",
+    "negative_control": "--negative-control",
+    "positive_control": "--positive-control",
+    "table_format": "--table-format",
 }
 
 
@@ -260,6 +267,7 @@ def main(
     description: str | None = None,
     pipeline: ExportedPipeline | None = None,
     groups: Mapping[str, Callable[..., Any]] | None = None,
+    quality: Sequence[tuple[str, str, float | None, float | None]] = (),
 ) -> int:
     """The command line ``INPUT_DIR OUTPUT_DIR [--pattern GLOB] [--recursive]
     [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]``.
@@ -285,6 +293,8 @@ def main(
     groups : mapping, optional
         The group stages' functions, ``function(outputs, values)``, by stage: their
         results are learnt first (:func:`~.group_passes.learn_groups`).
+    quality : sequence of (stage, measurement, min, max)
+        The pipeline's quality rules, checked when it was exported.
 
     Returns
     -------
@@ -309,10 +319,15 @@ def main(
         default=None,
         help="columns that group summary.csv (default: folder, else metadata, else parameters)",
     )
+    parser.add_argument("--annotations", default=None, help="plate map (CSV): key and annotation columns")
+    parser.add_argument("--negative-control", default=None, help="COL=VALUE: the negative control images")
+    parser.add_argument("--positive-control", default=None, help="COL=VALUE: the positive control images")
+    parser.add_argument("--table-format", default="csv", choices=("csv", "parquet"), help="default: csv")
     args = parser.parse_args(argv)
     layout = RunLayout.at(args.output)
     try:
         tasks, columns, note = _plan(args, layout, channels, pipeline or ExportedPipeline(()))
+        screen = plan_screen(args, tasks)
     except PipelineError as error:
         flags = [_FLAGS[name] for name in error.options if name in _FLAGS]
         hint = f" (command line: {', '.join(flags)})" if flags else ""
@@ -340,7 +355,9 @@ def main(
         concatenate([layout.part(stage, key) for key in done], layout.table(stage))
     shutil.rmtree(layout.parts_dir, ignore_errors=True)
     metadata = list(re.compile(args.metadata).groupindex) if args.metadata else []
-    written = write_summary(layout, table_stages, _columns(args.group_by), metadata, columns)
+    group_by = _columns(args.group_by)
+    summary = functools.partial(write_summary, layout, table_stages, group_by, metadata, columns)
+    written = conclude_screen(layout, screen, quality, table_stages, metadata, summary)
     failed = len(tasks) - len(done)
     print(
         f"{len(done)} done, {failed} failed; tables and {', '.join(written)} in {layout.root}",

@@ -40,7 +40,15 @@ from .bundle import Bundle
 __all__ = ["export_script", "script_text"]
 
 #: the script's own names, besides what it copies
-_SCRIPT_NAMES = ("process", "SAVED_STAGES", "TABLE_STAGES", "CHANNELS", "PIPELINE", "GROUP_FUNCTIONS")
+_SCRIPT_NAMES = (
+    "process",
+    "SAVED_STAGES",
+    "TABLE_STAGES",
+    "CHANNELS",
+    "PIPELINE",
+    "GROUP_FUNCTIONS",
+    "QUALITY",
+)
 #: constants the script holds with its own value: a missing vendor reader names the
 #: packages to install (this package's extra is no help to a standalone script)
 _OVERRIDES = {
@@ -48,7 +56,9 @@ _OVERRIDES = {
 }
 _USAGE = (
     "Usage: python this_script.py INPUT_DIR OUTPUT_DIR [--pattern GLOB] [--recursive]\n"
-    "    [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]"
+    "    [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]\n"
+    "    [--annotations MAP.csv] [--negative-control COL=VALUE] [--positive-control COL=VALUE]\n"
+    "    [--table-format csv|parquet]"
 )
 #: what the script runs without: the cells of a parameter table are read as YAML
 _OPTIONAL = ("yaml",)
@@ -82,16 +92,23 @@ def script_text(pipeline: Pipeline) -> str:
     parameters, functions, constants = _pipeline_code(pipeline, callees, run_stage, set(bundle.names))
     sections = [
         "\n".join([*_header(pipeline), bundle.import_lines(), *user_imports]),
-        _block("the pipeline's parameters and channels", [parameters]),
+        _block("the pipeline's parameters and channels", [parameters, _quality(pipeline)]),
         _block("the pipeline: one function per stage", functions),
         _block("constants (as in napari-batch-pipeline)", [bundle.constant_lines()]),
         *_copied_blocks(bundle),
         _block("what a parameter table may set", [_exported_pipeline(pipeline, specs, constants, exported)]),
         'if __name__ == "__main__":\n'
         f"    raise SystemExit({main}(process, SAVED_STAGES, TABLE_STAGES, CHANNELS, description=__doc__, "
-        "pipeline=PIPELINE, groups=GROUP_FUNCTIONS))",
+        "pipeline=PIPELINE, groups=GROUP_FUNCTIONS, quality=QUALITY))",
     ]
     return "\n\n\n".join(section.strip("\n") for section in sections) + "\n"
+
+
+def _quality(pipeline: Pipeline) -> str:
+    """``QUALITY``: the pipeline's quality rules, ``(stage, measurement, min, max)``."""
+    rules = [(rule.stage, rule.measurement, rule.min, rule.max) for rule in pipeline.quality]
+    comment = "# quality rules: (stage, measurement, min, max); an image breaking one is flagged"
+    return f"{comment}\nQUALITY = {rules!r}"
 
 
 def export_script(pipeline: Pipeline, path: str | Path) -> Path:

@@ -22,13 +22,14 @@ from ..errors import PipelineError, StageError, listening_for_ctrl_c
 from ..images.channels import Channel, parse_channels
 from ..stages.registry import SPACING_ARG
 from .code_identity import code_identity
+from .quality import QUALITY_KEY, QualityRule, parse_quality
 from .stage_config import INPUT, StageConfig, upstream, validate_stages
 from .yaml_file import load_yaml, read_pipeline_text
 
 __all__ = ["INPUT", "VERSION", "Pipeline", "StageConfig"]
 
 VERSION = 1
-_TOP_KEYS = {"version", "name", "channels", "stages"}
+_TOP_KEYS = {"version", "name", "channels", "stages", QUALITY_KEY}
 
 
 class Pipeline:
@@ -44,6 +45,9 @@ class Pipeline:
         The ``channels:`` section: names for the channels of the inputs, which stages
         take like ``input`` (see :mod:`.images.channels`). ``input`` is then the first
         of them.
+    quality : list of mapping or QualityRule, optional
+        The ``quality:`` section: rules that flag images by a per-image measurement
+        (see :mod:`.quality`). They are not part of :attr:`hash`.
 
     Raises
     ------
@@ -56,6 +60,7 @@ class Pipeline:
         stages: Iterable[StageConfig | Mapping[str, Any]],
         name: str = "pipeline",
         channels: Mapping[str, Any] | Iterable[Channel] | None = None,
+        quality: Iterable[Mapping[str, Any] | QualityRule] | None = None,
     ):
         if not isinstance(name, str) or not name.strip():
             raise PipelineError(f"name: expected a non-empty string, got {name!r}")
@@ -65,6 +70,10 @@ class Pipeline:
         self.channels: tuple[Channel, ...] = parse_channels(channels, reserved=(INPUT,))
         self.stages: tuple[StageConfig, ...] = validate_stages(list(stages), self.input_names)
         self._by_name = {s.name: s for s in self.stages}
+        rules: Any = quality  # anything but a list or tuple is refused by parse_quality
+        if isinstance(quality, (list, tuple)):
+            rules = [r.to_dict() if isinstance(r, QualityRule) else r for r in quality]
+        self.quality: tuple[QualityRule, ...] = parse_quality(rules, self.stages)
 
     # -- loading and saving -------------------------------------------------------------
 
@@ -101,7 +110,12 @@ class Pipeline:
         stages = data.get("stages")
         if not isinstance(stages, list) or not stages:
             raise PipelineError(f"{source}: stages: expected a non-empty list of stages, got {stages!r}")
-        return cls(stages, name=data.get("name", "pipeline"), channels=data.get("channels"))
+        return cls(
+            stages,
+            name=data.get("name", "pipeline"),
+            channels=data.get("channels"),
+            quality=data.get(QUALITY_KEY),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The pipeline as a file mapping, every default filled in."""
@@ -109,6 +123,8 @@ class Pipeline:
         if self.channels:
             data["channels"] = {c.name: c.to_yaml() for c in self.channels}
         data["stages"] = [s.to_dict() for s in self.stages]
+        if self.quality:
+            data[QUALITY_KEY] = [rule.to_dict() for rule in self.quality]
         return data
 
     def to_yaml(self) -> str:
@@ -122,9 +138,14 @@ class Pipeline:
 
     # -- identity -----------------------------------------------------------------------
 
+    def with_quality(self, quality: Iterable[Mapping[str, Any] | QualityRule] | None) -> Pipeline:
+        """The same pipeline judged by other quality rules (None: none)."""
+        return Pipeline(self.stages, name=self.name, channels=self.channels, quality=quality)
+
     @property
     def hash(self) -> str:
-        """A stable content hash of what the pipeline computes (its name aside)."""
+        """A stable content hash of what the pipeline computes (its name and quality
+        rules aside: they judge images, they do not change them)."""
         stages = [s.to_dict() for s in self.stages]
         if not self.channels:
             return _digest(stages)
@@ -244,7 +265,7 @@ class Pipeline:
                 )
             stage = stages[stage_name]
             stages[stage_name] = replace(stage, params={**stage.params, param: value})
-        return Pipeline(stages.values(), name=self.name, channels=self.channels)
+        return Pipeline(stages.values(), name=self.name, channels=self.channels, quality=self.quality)
 
     # -- running ------------------------------------------------------------------------
 

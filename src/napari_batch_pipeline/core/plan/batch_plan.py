@@ -20,9 +20,10 @@ from ..errors import PipelineError, StageError
 from ..images.fields import plan_fields
 from ..images.sources import Source, find_images
 from ..pipeline.model import INPUT, Pipeline
+from ..results.screen import check_screen
 from ..results.summary import check_group_by
 from ..run_folder.layout import RunLayout
-from ..run_folder.tables import IMAGE
+from ..run_folder.tables import IMAGE, images_frame
 from .estimate import Estimate, estimate
 from .groups import Group, plan_groups
 from .options import BatchOptions
@@ -193,6 +194,7 @@ def plan_batch(
         table = read_params_table(options.params, pipeline, keys=keys, swept=dict(options.sweep))
         tasks, unmatched = apply_params_table(tasks, table, pipeline)
     check_output_names(tasks)
+    _check_screen(options, tasks)
     _check_group_by(options, tasks)
     return BatchPlan(
         pipeline=pipeline,
@@ -207,6 +209,17 @@ def plan_batch(
         unmatched=unmatched,
         groups=tuple(plan_groups(pipeline, tasks)),
     )
+
+
+def _check_screen(options: BatchOptions, tasks: Sequence[Task]) -> None:
+    """Refuse, before anything runs, a plate map or a control that does not fit the tasks
+    (see :func:`..results.screen.check_screen`)."""
+    settings = options.screen()
+    if settings.annotations is None and settings.negative is None:
+        return
+    frame = images_frame((t.image, t.values, t.metadata, None) for t in tasks)
+    keys = key_columns(tasks, options.metadata, options.recursive)
+    check_screen(frame, settings, keys, limited=options.limit is not None)
 
 
 def _check_group_by(options: BatchOptions, tasks: Sequence[Task]) -> None:

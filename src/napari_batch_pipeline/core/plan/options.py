@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError
+from ..results.screen import Control, ScreenSettings
 
 __all__ = ["EXECUTORS", "STRATEGIES", "BatchOptions", "cpu_count"]
 
@@ -68,6 +69,14 @@ class BatchOptions:
     low_priority : bool
         Worker processes run at a lower priority than this process, so that an
         interactive program running the batch (the napari viewer) always comes first.
+    annotations : path or None
+        A plate map (CSV): annotation columns joined into every table, keyed by folder,
+        image or metadata (see :mod:`..results.annotations`).
+    negative_control, positive_control : str or None
+        ``COLUMN=VALUE``: the control images of a screen, by any column of the tables
+        (see :mod:`..results.screen`). A positive control needs a negative one.
+    table_format : {'csv', 'parquet'}
+        ``parquet``: every table also as a Parquet file.
 
     Raises
     ------
@@ -90,6 +99,10 @@ class BatchOptions:
     group_by: Sequence[str] | str | None = None
     task_timeout: float | None = None
     low_priority: bool = False
+    annotations: str | Path | None = None
+    negative_control: str | None = None
+    positive_control: str | None = None
+    table_format: str = "csv"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -115,6 +128,7 @@ class BatchOptions:
                 options=("scheduler", "executor"),
             )
         self._check_task_timeout()
+        self.screen()  # refuses a control that is not COLUMN=VALUE, an unknown table format
         object.__setattr__(self, "sweep", {key: list(values) for key, values in (self.sweep or {}).items()})
         object.__setattr__(self, "group_by", _columns(self.group_by))
 
@@ -138,6 +152,19 @@ class BatchOptions:
     def worker_count(self) -> int:
         """How many tasks run at once: 1 for serial, else ``workers`` or one per core."""
         return 1 if self.executor == "serial" else (self.workers or cpu_count())
+
+    def screen(self) -> ScreenSettings:
+        """The plate map, controls and table format, as the run's conclusions take them."""
+        return ScreenSettings(
+            annotations=Path(self.annotations).expanduser().resolve() if self.annotations else None,
+            negative=Control.parse(self.negative_control, "negative_control")
+            if self.negative_control
+            else None,
+            positive=Control.parse(self.positive_control, "positive_control")
+            if self.positive_control
+            else None,
+            table_format=self.table_format,
+        )
 
     def inputs(self) -> dict[str, Any]:
         """The options that choose the inputs, as run.json records them."""

@@ -17,7 +17,6 @@ that is also swept raises one :class:`PipelineError` naming the row and the colu
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -29,6 +28,7 @@ import yaml
 
 from ..errors import PipelineError
 from ..pipeline.model import Pipeline
+from ..results.annotations import read_key_table
 from ..run_folder.tables import FOLDER, IMAGE
 from .parameters import _scalar
 from .tasks import Task
@@ -128,23 +128,11 @@ def read_params_table(
     """
     path = Path(path).expanduser().resolve()
     name = f"parameter table {path.name!r}"
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = [cell.strip() for cell in next(reader, [])]
-            cells = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        detail = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise PipelineError(f"{name} cannot be read ({path}): {detail}", options=_OPTION) from None
+    header, cells = read_key_table(path, name, _OPTION)
     key_columns, columns = _columns(name, header, pipeline, set(keys), set(swept))
     rows = []
-    for number, (line, row) in enumerate(cells, start=1):
+    for number, line, cell in cells:
         where = f"{name}, row {number} (line {line})"
-        if len(row) != len(header):
-            raise PipelineError(
-                f"{where}: {len(row)} cell(s) where the header has {len(header)} columns", options=_OPTION
-            )
-        cell = {column: text.strip() for column, text in zip(header, row, strict=True)}
         rows.append(
             TableRow(
                 number,

@@ -15,9 +15,9 @@ from pathlib import PurePosixPath
 
 from ..errors import PipelineError
 from ..images.fields import FIELD_COLUMNS
-from ..results.summary import GROUP, OBJECTS, TASKS_DONE, TASKS_FAILED
+from ..results.summary import GROUP, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED
 from ..run_folder import layout
-from ..run_folder.tables import BOOKKEEPING, ERROR, IMAGE, SECONDS, STATUS
+from ..run_folder.tables import BOOKKEEPING, ERROR, FLAGGED, IMAGE, SECONDS, STATUS
 
 __all__ = ["RESERVED_COLUMNS", "RESERVED_STAGE_NAMES", "check_reserved_names"]
 
@@ -34,13 +34,20 @@ RESERVED_STAGE_NAMES = frozenset(
         layout.SUMMARY_PLOT,
         layout.SWEEP_PLOT,
         layout.LOCK_FILE,
+        layout.NORMALIZED_TABLE,
+        layout.ASSAY_TABLE,
     )
     if not name.startswith(".")
 )
 
 #: the columns the run writes itself into images.csv, <stage>.csv and summary.csv
 RESERVED_COLUMNS = frozenset(
-    {*BOOKKEEPING, IMAGE, STATUS, ERROR, SECONDS, *FIELD_COLUMNS, TASKS_DONE, TASKS_FAILED, OBJECTS, GROUP}
+    {
+        *BOOKKEEPING,
+        *(IMAGE, STATUS, ERROR, SECONDS, FLAGGED),
+        *FIELD_COLUMNS,
+        *(TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, OBJECTS, GROUP),
+    }
 )
 
 

@@ -5,8 +5,10 @@ when the run has one, else the metadata columns, else the parameter columns, els
 group ``all``): the grouping columns, ``tasks_done``, ``tasks_failed``, ``objects``, and
 for each numeric measurement of each table stage ``<stage>.<measurement>.mean``, ``.sd``
 (ddof 1), ``.sem`` and ``.median``, taken over the per-image means of images.csv
-(``<stage>.mean_<measurement>``, done tasks only). ``summary.png`` plots the first
-measurement: a point per image and a box per group. This module owns those names.
+(``<stage>.mean_<measurement>``, done tasks only). Images flagged by quality rules
+(images.csv's ``flagged``) are counted in ``tasks_flagged`` and left out of ``objects``
+and the statistics. ``summary.png`` plots the first measurement: a point per image and
+a box per group. This module owns those names.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..files import atomic_path
 from ..images.fields import DIMS
 from ..run_folder.reader import RunResults
 from ..run_folder.records import DONE, FAILED
-from ..run_folder.tables import FOLDER, STATUS, count_column, mean_column, read_table
+from ..run_folder.tables import FLAGGED, FOLDER, STATUS, count_column, mean_column, read_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,6 +36,7 @@ __all__ = [
     "STATISTICS",
     "TASKS_DONE",
     "TASKS_FAILED",
+    "TASKS_FLAGGED",
     "check_group_by",
     "default_group_by",
     "measurements",
@@ -41,11 +44,14 @@ __all__ = [
     "run_summary",
     "summary_figure",
     "summary_table",
+    "usable",
     "write_summary",
 ]
 
 TASKS_DONE = "tasks_done"
 TASKS_FAILED = "tasks_failed"
+#: done images that break a quality rule: out of the statistics
+TASKS_FLAGGED = "tasks_flagged"
 OBJECTS = "objects"
 #: the column of the single group of a run with nothing to group by; its value is ``all``
 GROUP = "group"
@@ -69,6 +75,19 @@ def _with_dims(images: pd.DataFrame, keys: list[str]) -> list[str]:
     """``keys``, and ``dims`` in a run that mixes 2D and 3D images: areas and volumes are
     summarised apart."""
     return [*keys, DIMS] if DIMS in images.columns and DIMS not in keys else keys
+
+
+def usable(images: pd.DataFrame) -> np.ndarray:
+    """The images that count: done and not flagged by a quality rule.
+
+    Returns
+    -------
+    (len(images),) ndarray of bool
+    """
+    done = (images[STATUS] == DONE).to_numpy()
+    if FLAGGED not in images.columns:
+        return done
+    return done & images[FLAGGED].fillna("").astype(str).eq("").to_numpy()
 
 
 def measurements(images: pd.DataFrame, table_stages: Sequence[str]) -> list[tuple[str, str]]:
@@ -96,7 +115,8 @@ def summary_table(images: pd.DataFrame, table_stages: Sequence[str], group_by: S
     Returns
     -------
     DataFrame
-        The grouping columns, ``tasks_done``, ``tasks_failed``, ``objects``, then
+        The grouping columns, ``tasks_done``, ``tasks_failed``, ``tasks_flagged`` (when
+        ``images`` has ``flagged``), ``objects``, then
         ``<stage>.<measurement>.<statistic>`` for each statistic of :data:`STATISTICS`,
         groups in the order they first appear.
 
@@ -116,27 +136,30 @@ def summary_table(images: pd.DataFrame, table_stages: Sequence[str], group_by: S
     frame = images if group_by else images.assign(**{GROUP: ALL})
     counts = [count_column(table_stages[0])] if table_stages else []
     pairs = measurements(images, table_stages)
-    done = frame[STATUS] == DONE
+    done = pd.Series(usable(frame), index=frame.index)
+    flagged = FLAGGED in frame.columns
     # one pass of pandas' grouped reductions (a loop over 20,000 groups took 47 s)
     columns: dict[str, pd.Series] = {
-        TASKS_DONE: done,
+        TASKS_DONE: frame[STATUS] == DONE,
         TASKS_FAILED: frame[STATUS] == FAILED,
+        **({TASKS_FLAGGED: (frame[STATUS] == DONE) & ~done} if flagged else {}),
         OBJECTS: frame[counts[0]].where(done, 0).fillna(0) if counts and counts[0] in frame else done * 0,
     }
+    tallies = [TASKS_DONE, TASKS_FAILED, *([TASKS_FLAGGED] if flagged else []), OBJECTS]
     for stage, measurement in pairs:
         values = pd.to_numeric(frame[mean_column(stage, measurement)], errors="coerce").astype(float)
         columns[f"{stage}.{measurement}"] = values.where(done)
     grouped = pd.DataFrame(columns, index=frame.index).groupby(
         [frame[key] for key in keys], sort=False, dropna=False
     )
-    table = grouped[[TASKS_DONE, TASKS_FAILED, OBJECTS]].sum().astype(int)
+    table = grouped[tallies].sum().astype(int)
     for stage, measurement in pairs:
         per_image = grouped[f"{stage}.{measurement}"]
         statistics = (per_image.mean(), per_image.std(ddof=1), per_image.sem(ddof=1), per_image.median())
         for name, value in zip(STATISTICS, statistics, strict=True):
             table[f"{stage}.{measurement}.{name}"] = value.astype(float)
     table = table.reset_index(names=keys) if len(table) else pd.DataFrame(columns=[*keys, *table.columns])
-    order = [*keys, TASKS_DONE, TASKS_FAILED, OBJECTS]
+    order = [*keys, *tallies]
     order += [f"{s}.{m}.{name}" for s, m in pairs for name in STATISTICS]
     return table[order].reset_index(drop=True)
 
@@ -161,7 +184,7 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
         return figure
     stage, measurement = pairs[0]
     column = mean_column(stage, measurement)
-    done = images[images[STATUS] == DONE]
+    done = images[usable(images)]
     keys = _with_dims(images, list(group_by))
     names: list[str] = []
     data: list[np.ndarray] = []

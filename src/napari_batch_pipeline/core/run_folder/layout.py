@@ -4,6 +4,8 @@ This module is the one place that knows how a run folder is laid out (see DESIGN
 folder")::
 
     pipeline.yaml  run.json  images.csv  <stage>.csv  summary.csv  summary.png  errors.log
+    normalized.csv  assay.csv  plate_<plate>.png      screens: with controls
+    images.parquet  <stage>.parquet ...               with the Parquet table format
     <stage>/<image path without suffix>[__s<scene>][__t<time>][__<parameter set>].tif
     groups.csv  <group stage>/<group>.tif                              group stages
     intermediate/<stage>/<stage key>/<image stem>.npy|.csv          horizontal strategy
@@ -23,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 __all__ = [
+    "ASSAY_TABLE",
     "ERRORS_LOG",
     "GROUPS_TABLE",
     "IMAGES_TABLE",
@@ -30,9 +33,12 @@ __all__ = [
     "LEDGER",
     "LOCK_FILE",
     "MARKERS",
+    "NORMALIZED_TABLE",
     "OUTPUT_SUFFIX",
+    "PARQUET_SUFFIX",
     "PARTS",
     "PIPELINE_FILE",
+    "PLATE_PLOT_PREFIX",
     "PROVENANCE_FILE",
     "SUMMARY_PLOT",
     "SUMMARY_TABLE",
@@ -60,6 +66,13 @@ SWEEP_PLOT = "sweep.png"
 SUMMARY_TABLE = "summary.csv"
 SUMMARY_PLOT = "summary.png"
 GROUPS_TABLE = "groups.csv"
+NORMALIZED_TABLE = "normalized.csv"
+ASSAY_TABLE = "assay.csv"
+#: ``plate_<plate>.png``: one plate's heat map
+PLATE_PLOT_PREFIX = "plate_"
+PLOT_SUFFIX = ".png"
+#: a table written as Parquet: ``images.parquet`` beside ``images.csv``
+PARQUET_SUFFIX = ".parquet"
 #: the files whose presence marks a folder as a run folder
 MARKERS = (PIPELINE_FILE, IMAGES_TABLE)
 
@@ -186,6 +199,29 @@ class RunLayout:
         """``<stage>/<group>.tif``: the result of a group stage for one group."""
         return self.root / stage / f"{group}{OUTPUT_SUFFIX}"
 
+    @property
+    def normalized_table(self) -> Path:
+        return self.root / NORMALIZED_TABLE
+
+    @property
+    def assay_table(self) -> Path:
+        return self.root / ASSAY_TABLE
+
+    def plate_plot(self, plate: str) -> Path:
+        """``plate_<plate>.png``: one plate's heat map (characters other than letters,
+        digits, ``.-_`` become ``-``)."""
+        return self.root / f"{PLATE_PLOT_PREFIX}{_text(plate)}{PLOT_SUFFIX}"
+
+    @property
+    def plate_plot_glob(self) -> str:
+        """The pattern every plate's heat map matches, relative to the folder."""
+        return f"{PLATE_PLOT_PREFIX}*{PLOT_SUFFIX}"
+
+    @staticmethod
+    def parquet(table: Path) -> Path:
+        """The Parquet file of a table: ``images.csv`` -> ``images.parquet``."""
+        return table.with_suffix(PARQUET_SUFFIX)
+
     def table(self, stage: str) -> Path:
         """``<stage>.csv``: the per-object table of a table stage."""
         return self.root / f"{stage}{TABLE_SUFFIX}"
@@ -252,8 +288,12 @@ class RunLayout:
             self.summary_plot,
             self.sweep_plot,
             self.groups_table,
+            self.normalized_table,
+            self.assay_table,
         ]
-        return paths + [self.table(stage) for stage in table_stages]
+        tables = [self.images_table, self.summary_table, self.normalized_table, self.assay_table]
+        tables += [self.table(stage) for stage in table_stages]
+        return paths + [self.table(stage) for stage in table_stages] + [self.parquet(t) for t in tables]
 
     def is_run_folder(self) -> bool:
         """True if the folder holds ``pipeline.yaml`` and ``images.csv``."""

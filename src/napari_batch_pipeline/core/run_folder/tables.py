@@ -5,7 +5,9 @@
 subfolders), ``status``, ``error``, ``seconds``, then the task's summary
 (``<stage>.count`` and ``<stage>.mean_<measurement>`` of each table stage).
 ``<stage>.csv`` has one row per object: ``image``, parameter and metadata
-columns, ``label``, then the measured properties. This module owns those column names.
+columns, ``label``, then the measured properties. In a screen, both also have the plate
+map's annotation columns, ``row`` and ``column`` from a ``well``, and images.csv
+``flagged`` (the quality rules an image breaks). This module owns those column names.
 """
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BOOKKEEPING",
+    "COLUMN",
     "ERROR",
+    "FLAGGED",
     "FOLDER",
     "IMAGE",
     "LABEL",
+    "PLATE",
+    "ROW",
     "SECONDS",
     "STATUS",
+    "WELL",
     "cell",
     "concatenate",
     "count_column",
@@ -50,10 +57,18 @@ STATUS = "status"
 ERROR = "error"
 SECONDS = "seconds"
 LABEL = "label"
+#: the quality rules an image breaks, as text; empty when it breaks none (see ``pipeline.quality``)
+FLAGGED = "flagged"
+#: the plate an image belongs to (a metadata field or an annotation); screens conclude per plate
+PLATE = "plate"
+#: a well's row (a letter) and column (a number), from a ``well`` column (``A01``, ``r01c01``)
+WELL = "well"
+ROW = "row"
+COLUMN = "column"
 #: columns of images.csv and <stage>.csv that are bookkeeping, not measurements
 BOOKKEEPING = frozenset({IMAGE, STATUS, ERROR, SECONDS, LABEL, "index"})
 #: columns that are text whatever their cells look like: where an image comes from, what happened
-TEXT_COLUMNS = frozenset({IMAGE, FOLDER, STATUS, ERROR, SCENE_NAME})
+TEXT_COLUMNS = frozenset({IMAGE, FOLDER, STATUS, ERROR, SCENE_NAME, FLAGGED, PLATE, WELL, ROW})
 #: the cells pandas reads as missing by default; a text column takes only an empty cell
 _MISSING = (
     *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"),

@@ -184,6 +184,9 @@ class RunFolder:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+        for plot in self.path.glob(self.layout.plate_plot_glob):
+            if plot.is_file() or plot.is_symlink():
+                plot.unlink(missing_ok=True)
 
     def _previous_outputs(self, previous: Pipeline | None) -> list[str]:
         """The outputs the ledger lists; for lines of earlier versions, the outputs their

@@ -318,6 +318,8 @@ def describe_type(annotation: Any) -> str:
         return f"a list, each item {describe_type(args[0])}"
     if origin in (typing.Union, types.UnionType):
         return " or ".join("null" if a is type(None) else describe_type(a) for a in args)
+    if origin is dict and len(args) == 2:
+        return f"a mapping of names to values, each {describe_type(args[1])}"
     return "a value"
 
 
@@ -423,4 +425,11 @@ def _check(annotation: Any, value: Any) -> tuple[bool, Any]:
         if not all(ok for ok, _ in checked):
             return False, value
         return True, [v for _, v in checked]
+    if origin is dict and len(args) == 2:
+        if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+            return False, value
+        items = {key: _check(args[1], item) for key, item in value.items()}
+        if not all(ok for ok, _ in items.values()):
+            return False, value
+        return True, {key: item for key, (_, item) in items.items()}
     return True, value

@@ -1,0 +1,77 @@
+"""The plate map of the *Batch results* view: one plate's wells as a heat map, and a well's
+images and saved outputs as layers when it is clicked.
+
+The data and the drawing come from :mod:`napari_batch_pipeline.core.results.plate_map`
+(the controls are those the run's conclusions recorded); this module only picks the
+plate's rows and adds layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from napari.layers import Layer
+from napari.utils.notifications import show_info
+
+from ..core.images.sources import read_image
+from ..core.results.conclusions import recorded_settings
+from ..core.results.plate_map import draw_plate, plate_grid, well_rows
+from ..core.results.screen import per_image_measurements, plates
+from ..core.run_folder.lazy import image_scale
+from ..core.run_folder.reader import RunResults
+from ..core.run_folder.tables import COLUMN, ROW
+
+__all__ = ["draw_plate_map", "plate_choices", "plate_measurements", "well_images", "well_layers"]
+
+
+def plate_choices(results: RunResults) -> list[str]:
+    """The run's plates, in order; none when its images have no well."""
+    images = results.images
+    if ROW not in images.columns or COLUMN not in images.columns:
+        return []
+    return [str(plate) for plate in dict.fromkeys(plates(images))]
+
+
+def plate_measurements(results: RunResults) -> list[str]:
+    """The per-image measurements a plate map can show (images.csv columns)."""
+    return per_image_measurements(results.images, results.table_stages)
+
+
+def draw_plate_map(figure: Any, results: RunResults, plate: str, measurement: str) -> None:
+    """Draw ``plate``'s heat map of ``measurement`` into ``figure``, the recorded controls
+    outlined."""
+    images = results.images
+    settings = recorded_settings(results)
+    grid = plate_grid(images[plates(images) == plate], measurement, settings.negative, settings.positive)
+    draw_plate(figure, grid, plate)
+
+
+def well_images(results: RunResults, plate: str, x: float, y: float) -> list[int]:
+    """The rows of images.csv in the well drawn at ``(x, y)`` (data coordinates)."""
+    images = results.images
+    on_plate = (plates(images) == plate).to_numpy()
+    positions = np.flatnonzero(on_plate)
+    return [int(positions[i]) for i in well_rows(images[on_plate], round(y), round(x))]
+
+
+def well_layers(viewer: Any, results: RunResults, rows: list[int]) -> list[Layer]:
+    """Add the input image and saved outputs of each row of images.csv to ``viewer``
+    (labels as labels layers, at the pixel size's scale); return the layers."""
+    layers: list[Layer] = []
+    for index in rows:
+        name = f"{results.path.name}: {results.row_name(index)}"
+        spacing = results.row_spacing(index)
+        path = results.input_path(index)
+        sources = {"": path} if path is not None and path.is_file() else {}
+        sources |= {f" {stage}": output for stage, output in results.task_outputs(index).items()}
+        if not sources:
+            show_info(f"{name}: neither its input nor a saved output can be found")
+        for suffix, source in sources.items():
+            data = read_image(source)
+            scale = image_scale(spacing, data.ndim)
+            stage = suffix.strip()
+            kind = results.pipeline[stage].returns if stage else "image"
+            add = viewer.add_labels if kind in ("labels", "mask") else viewer.add_image
+            layers.append(add(data, name=name + suffix, scale=scale, metadata={"row": index, "stage": stage}))
+    return layers

@@ -1,0 +1,329 @@
+"""A finished run's conclusions, written from its tables without recomputing an image.
+
+After the tables of a run are written (and again by ``summarize``, with other settings):
+
+1. the plate map's annotation columns, and ``row`` and ``column`` from a ``well``, join
+   images.csv and every ``<stage>.csv`` (those of an earlier conclusion are dropped
+   first: run.json records which columns were added);
+2. images.csv gets ``flagged`` from the quality rules;
+3. ``summary.csv`` and ``summary.png`` (flagged images left out);
+4. with a negative control, ``normalized.csv``; with both controls, ``assay.csv``; with
+   wells, ``plate_<plate>.png`` per plate;
+5. with the Parquet table format, each table also as ``<table>.parquet``.
+
+What was used is recorded under ``screen`` in run.json, so that a later ``summarize``
+starts from it. Conclusions no longer asked for (a control dropped) are removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import PipelineError
+from ..files import atomic_path
+from ..images.fields import FILE_PREFIX
+from ..pipeline.quality import QUALITY_KEY, QualityRule
+from ..pipeline.yaml_file import load_yaml, read_pipeline_text
+from ..run_folder.layout import RunLayout
+from ..run_folder.reader import RunResults
+from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, read_table
+from ..run_folder.writer import RunFolder
+from .annotations import Annotations, read_annotations, with_wells
+from .plate_map import plate_figure, plate_grid
+from .screen import (
+    Control,
+    ScreenSettings,
+    assay_table,
+    check_controls,
+    flag_images,
+    normalized_table,
+    per_image_measurements,
+    plates,
+    settings_from_record,
+)
+from .summary import read_summary, write_summary
+
+__all__ = [
+    "SCREEN_KEY",
+    "conclude",
+    "parquet_tables",
+    "read_quality",
+    "recorded_settings",
+    "rewrite_tables",
+    "run_annotations",
+    "screen_images",
+    "screen_tables",
+    "settings_with",
+]
+
+#: run.json's record of the last conclusion (settings and the columns it added)
+SCREEN_KEY = "screen"
+_ADDED = "added_columns"
+
+
+def recorded_settings(results: RunResults) -> ScreenSettings:
+    """The settings the run folder's last conclusion used (defaults if none)."""
+    return settings_from_record(results.provenance.get(SCREEN_KEY), results.pipeline.stages)
+
+
+def settings_with(
+    run_dir: str | Path,
+    annotations: str | Path | None = None,
+    negative_control: str | None = None,
+    positive_control: str | None = None,
+    table_format: str | None = None,
+    quality: str | Path | None = None,
+) -> ScreenSettings:
+    """The settings the run folder's last conclusion used, with those given instead (None:
+    as recorded): a plate map, controls ``COLUMN=VALUE``, a table format, a YAML file of
+    ``quality:`` rules (see :func:`read_quality`).
+
+    Raises
+    ------
+    PipelineError
+        For a control that is not ``COLUMN=VALUE``, or rules that do not fit the run.
+    """
+    results = RunResults(run_dir)
+    changes: dict[str, Any] = {}
+    if annotations:
+        changes["annotations"] = Path(annotations).expanduser().resolve()
+    for name, text, option in (
+        ("negative", negative_control, "negative_control"),
+        ("positive", positive_control, "positive_control"),
+    ):
+        if text:
+            changes[name] = Control.parse(text, option)
+    if table_format:
+        changes["table_format"] = table_format
+    if quality:
+        changes["quality"] = read_quality(quality, results)
+    return dataclasses.replace(recorded_settings(results), **changes)
+
+
+def read_quality(path: str | Path, results: RunResults) -> tuple[QualityRule, ...]:
+    """The ``quality:`` rules of a YAML file (a pipeline file, or one holding only
+    ``quality:``), checked against the run's pipeline; no key: no rule.
+
+    Raises
+    ------
+    PipelineError
+        If the file cannot be read, or a rule does not fit the run's pipeline.
+    """
+    path = Path(path)
+    data = load_yaml(read_pipeline_text(path), str(path))
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a mapping with the key {QUALITY_KEY!r}", options=("quality",))
+    try:
+        return results.pipeline.with_quality(data.get(QUALITY_KEY)).quality
+    except PipelineError as error:
+        raise PipelineError(f"{path}: {error}", options=("quality",)) from None
+
+
+def run_annotations(results: RunResults, settings: ScreenSettings) -> Annotations | None:
+    """The plate map of ``settings`` read against the run's key columns (folder, image,
+    metadata fields), or None without one."""
+    if settings.annotations is None:
+        return None
+    images = results.images
+    keys = {FOLDER, IMAGE, *results.metadata_columns}
+    keys |= {c for c in images.columns if str(c).startswith(FILE_PREFIX)}
+    taken = set(images.columns) - keys - set(_previously_added(results))
+    return read_annotations(settings.annotations, keys=keys & set(images.columns) | {IMAGE}, taken=taken)
+
+
+def conclude(
+    run_dir: str | Path,
+    group_by: Sequence[str] | None = None,
+    settings: ScreenSettings | None = None,
+) -> list[Path]:
+    """Write a run folder's conclusions (see the module's docstring).
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder whose tables are written.
+    group_by : sequence of str, optional
+        The summary's grouping (None: the recorded one, else the default).
+    settings : ScreenSettings, optional
+        None: those run.json recorded.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    PipelineError
+        For a plate map, control or quality rule that does not fit the run, before any
+        table is rewritten.
+    """
+    results = RunResults(run_dir)
+    settings = settings if settings is not None else recorded_settings(results)
+    rules = settings.quality if settings.quality is not None else results.pipeline.quality
+    annotations = run_annotations(results, settings)
+    previous = _previously_added(results)
+    layout, stages = results.layout, results.table_stages
+    images, added = screen_images(layout, annotations, rules, previous)
+    check_controls(images, {"negative_control": settings.negative, "positive_control": settings.positive})
+    written: list[Path] = []
+    if previous or added:
+        written += rewrite_tables(layout, stages, images, previous, annotations)
+    written += write_summary(run_dir, group_by)
+    again = RunResults(run_dir)
+    written += screen_tables(layout, again.images, results.pipeline.table_stages, settings)
+    written += parquet_tables(layout, stages, again.metadata_columns, settings.table_format)
+    RunFolder(layout.root).write_provenance(
+        {SCREEN_KEY: {**settings.describe(), "quality": [r.to_dict() for r in rules], _ADDED: added}}
+    )
+    return written
+
+
+def screen_images(
+    layout: RunLayout,
+    annotations: Annotations | None,
+    rules: Sequence[QualityRule],
+    previous: Sequence[str] = (),
+) -> tuple[pd.DataFrame, list[str]]:
+    """images.csv as its text, the ``previous`` conclusion's columns dropped, with the
+    plate map's columns, ``row`` and ``column``, and ``flagged``; the columns added.
+    Nothing is written."""
+    images = _read_text(layout.images_table)
+    images, added = _annotate(images.drop(columns=[c for c in previous if c in images]), annotations)
+    if rules:
+        images[FLAGGED] = flag_images(images, rules)
+        added.append(FLAGGED)
+    return images, added
+
+
+def _previously_added(results: RunResults) -> list[str]:
+    record = results.provenance.get(SCREEN_KEY)
+    return [str(c) for c in (record.get(_ADDED) or [])] if isinstance(record, dict) else []
+
+
+def _read_text(path: Path) -> pd.DataFrame:
+    """A table with every cell as its text: rewritten, nothing is re-typed."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _annotate(frame: pd.DataFrame, annotations: Annotations | None) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` with the plate map's columns and ``row``/``column``; the columns added."""
+    before = list(frame.columns)
+    if annotations is not None:
+        frame = annotations.join(frame)
+    frame = with_wells(frame)
+    return frame, [c for c in frame.columns if c not in before]
+
+
+def rewrite_tables(
+    layout: RunLayout,
+    table_stages: Sequence[str],
+    images: pd.DataFrame,
+    previous: Sequence[str],
+    annotations: Annotations | None,
+) -> list[Path]:
+    """Write ``images`` (from :func:`screen_images`) as images.csv, and each stage table
+    again with the plate map's columns, ``row`` and ``column`` (``previous`` ones dropped)."""
+    with atomic_path(layout.images_table) as temporary:
+        images.to_csv(temporary, index=False)
+    written = [layout.images_table]
+    for stage in table_stages:
+        if not layout.table(stage).is_file():
+            continue
+        table = _read_text(layout.table(stage))
+        table, _ = _annotate(table.drop(columns=[c for c in previous if c in table]), annotations)
+        with atomic_path(layout.table(stage)) as temporary:
+            table.to_csv(temporary, index=False)
+        written.append(layout.table(stage))
+    return written
+
+
+def screen_tables(
+    layout: RunLayout, images: pd.DataFrame, table_stages: Sequence[str], settings: ScreenSettings
+) -> list[Path]:
+    """normalized.csv, assay.csv and the plate maps the controls ask for, from images.csv
+    as read (``images``); those no longer asked for are removed."""
+    columns = per_image_measurements(images, table_stages)
+    written: list[Path] = []
+    stale = [layout.normalized_table, layout.assay_table, *layout.root.glob(layout.plate_plot_glob)]
+    if settings.negative is not None:
+        written.append(
+            _write_csv(normalized_table(images, columns, settings.negative), layout.normalized_table)
+        )
+        if settings.positive is not None:
+            assay = assay_table(images, columns, settings.negative, settings.positive)
+            written.append(_write_csv(assay, layout.assay_table))
+        if ROW in images.columns and COLUMN in images.columns and columns:
+            written += _plate_plots(layout, images, columns, settings)
+    _remove(path for path in stale if path not in written)
+    return written
+
+
+def _plate_plots(
+    layout: RunLayout, images: pd.DataFrame, columns: list[str], settings: ScreenSettings
+) -> list[Path]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    first = _first_measurement(columns)
+    plate = plates(images)
+    written = []
+    for name in pd.unique(plate):
+        grid = plate_grid(images[plate == name], first, settings.negative, settings.positive)
+        target = layout.plate_plot(str(name))
+        with atomic_path(target) as temporary:
+            FigureCanvasAgg(plate_figure(grid, str(name))).print_png(str(temporary))
+        written.append(target)
+    return written
+
+
+def _first_measurement(columns: list[str]) -> str:
+    """The first mean measurement (a count when there is none)."""
+    return next((c for c in columns if ".mean_" in c), columns[0])
+
+
+def _write_csv(frame: pd.DataFrame, target: Path) -> Path:
+    with atomic_path(target) as temporary:
+        frame.to_csv(temporary, index=False)
+    return target
+
+
+def _tables(layout: RunLayout, stages: Sequence[str]) -> list[Path]:
+    fixed = [layout.images_table, layout.summary_table, layout.normalized_table, layout.assay_table]
+    return fixed + [layout.table(stage) for stage in stages]
+
+
+def parquet_tables(
+    layout: RunLayout, table_stages: Sequence[str], keys: Sequence[str], table_format: str
+) -> list[Path]:
+    """With the Parquet format, every CSV table of the run as Parquet, as the run folder's
+    readers read the CSV (``keys``: the metadata columns, as text); else the Parquet
+    files of an earlier conclusion removed."""
+    if table_format != "parquet":
+        _remove(RunLayout.parquet(path) for path in _tables(layout, table_stages))
+        return []
+    written = []
+    for path in _tables(layout, table_stages):
+        target = RunLayout.parquet(path)
+        if not path.is_file():
+            target.unlink(missing_ok=True)
+            continue
+        try:
+            with atomic_path(target) as temporary:
+                frame = read_summary(path) if path == layout.summary_table else read_table(path, keys)
+                frame.to_parquet(temporary, index=False)
+        except ImportError as error:
+            raise PipelineError(
+                f"the Parquet table format needs pyarrow: pip install pyarrow ({error})"
+            ) from None
+        written.append(target)
+    return written
+
+
+def _remove(paths: Any) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)

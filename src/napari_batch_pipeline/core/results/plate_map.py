@@ -1,0 +1,153 @@
+"""A plate's heat map: one measurement per well, at the well's place on the plate.
+
+The grid is the plate's format: 8 x 12 (96 wells) while every well lies within H12,
+16 x 24 (384) within P24, 32 x 48 (1536) within AF48, else as large as the wells need.
+A well's value is the mean of its usable images (done, not flagged); a well with none
+is empty (NaN). Wells with a flagged image are crossed; control wells are outlined
+(negative: white, positive: red). The figure's artists carry ``gid`` names (``wells``,
+``flagged``, ``negative``, ``positive``) so that its data can be read back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..run_folder.records import DONE
+from ..run_folder.tables import COLUMN, ROW, STATUS
+from .annotations import row_letters, row_number
+from .screen import Control
+from .summary import usable
+
+if TYPE_CHECKING:  # named apart from the summary's Figure: an exported script holds both
+    from matplotlib.figure import Figure as PlateFigure
+
+__all__ = [
+    "PLATE_FORMATS",
+    "PlateGrid",
+    "draw_plate",
+    "plate_figure",
+    "plate_grid",
+    "plate_shape",
+    "well_rows",
+]
+
+#: (rows, columns) of the common plate formats, smallest first
+PLATE_FORMATS = ((8, 12), (16, 24), (32, 48))
+
+
+def plate_shape(rows: int, columns: int) -> tuple[int, int]:
+    """The smallest plate format holding row ``rows`` and column ``columns`` (from 1)."""
+    for shape in PLATE_FORMATS:
+        if rows <= shape[0] and columns <= shape[1]:
+            return shape
+    return rows, columns
+
+
+@dataclass(frozen=True)
+class PlateGrid:
+    """One plate's wells on its grid; arrays of shape (rows, columns), row A first.
+
+    Attributes
+    ----------
+    measurement : str
+        The images.csv column shown.
+    values : ndarray of float64
+        The mean of each well's usable images; NaN for none.
+    flagged, negative, positive : ndarray of bool
+        Wells with a flagged image; wells of the negative and positive controls.
+    """
+
+    measurement: str
+    values: np.ndarray
+    flagged: np.ndarray
+    negative: np.ndarray
+    positive: np.ndarray
+
+    @property
+    def row_labels(self) -> list[str]:
+        return [row_letters(number) for number in range(1, self.values.shape[0] + 1)]
+
+
+def plate_grid(
+    images: pd.DataFrame,
+    measurement: str,
+    negative: Control | None = None,
+    positive: Control | None = None,
+) -> PlateGrid:
+    """The wells of one plate's images (images.csv rows with ``row`` and ``column``).
+
+    Parameters
+    ----------
+    images : DataFrame
+        The plate's rows of images.csv; rows without a well are left out.
+    measurement : str
+        A per-image column of images.csv.
+    negative, positive : Control, optional
+        The controls, outlined.
+    """
+    placed = images[images[ROW].fillna("").astype(str).ne("") & images[COLUMN].notna()]
+    rows = np.array([row_number(r) for r in placed[ROW].astype(str)], dtype=int)
+    columns = placed[COLUMN].astype(int).to_numpy()
+    shape = plate_shape(int(rows.max(initial=1)), int(columns.max(initial=1)))
+    sums, counts = np.zeros(shape), np.zeros(shape, dtype=int)
+    flagged, negatives, positives = (np.zeros(shape, dtype=bool) for _ in range(3))
+    values = pd.to_numeric(placed[measurement], errors="coerce").to_numpy(dtype=float)
+    kept = usable(placed) & np.isfinite(values)
+    done = (placed[STATUS] == DONE).to_numpy()
+    at = (rows - 1, columns - 1)
+    np.add.at(sums, (at[0][kept], at[1][kept]), values[kept])
+    np.add.at(counts, (at[0][kept], at[1][kept]), 1)
+    flagged[at[0][done & ~usable(placed)], at[1][done & ~usable(placed)]] = True
+    for control, marks in ((negative, negatives), (positive, positives)):
+        if control is not None:
+            hit = control.mask(placed)
+            marks[at[0][hit], at[1][hit]] = True
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return PlateGrid(measurement, means, flagged, negatives, positives)
+
+
+def plate_figure(grid: PlateGrid, plate: str) -> PlateFigure:
+    """The heat map of ``grid``, titled with ``plate``; a matplotlib figure made without
+    pyplot. ``figure.axes[0].images[0].get_array()`` holds ``grid.values``."""
+    from matplotlib.figure import Figure
+
+    n_rows, n_columns = grid.values.shape
+    figure = Figure(figsize=(2.5 + 0.45 * n_columns, 1.5 + 0.45 * n_rows), layout="constrained")
+    draw_plate(figure, grid, plate)
+    return figure
+
+
+def draw_plate(figure: PlateFigure, grid: PlateGrid, plate: str) -> None:
+    """Draw the heat map of ``grid`` into ``figure`` (one axes: well ``(row, column)``,
+    from 0, at ``x = column, y = row``)."""
+    from matplotlib.patches import Rectangle
+
+    n_rows, n_columns = grid.values.shape
+    axes = figure.add_subplot()
+    shown = axes.imshow(np.ma.masked_invalid(grid.values), cmap="viridis", gid="wells")
+    figure.colorbar(shown, ax=axes, label=grid.measurement, shrink=0.8)
+    crossed = np.argwhere(grid.flagged)
+    axes.plot(crossed[:, 1], crossed[:, 0], "x", color="C3", ms=9, mew=2, ls="none", gid="flagged")
+    for name, marks, colour in (("negative", grid.negative, "white"), ("positive", grid.positive, "red")):
+        for row, column in np.argwhere(marks):
+            box = Rectangle((column - 0.45, row - 0.45), 0.9, 0.9, fill=False, ec=colour, lw=2, gid=name)
+            axes.add_patch(box)
+    axes.set_xticks(range(n_columns), [str(c) for c in range(1, n_columns + 1)])
+    axes.set_yticks(range(n_rows), grid.row_labels)
+    axes.tick_params(labelsize=7)
+    axes.set_title(f"plate {plate}: {grid.measurement} (x: flagged; outlined: controls)")
+
+
+def well_rows(images: pd.DataFrame, row: int, column: int) -> list[int]:
+    """The positions in ``images`` (one plate's rows of images.csv) of the images of the well
+    at grid place ``(row, column)``, from 0 (as :func:`draw_plate` draws them)."""
+    placed = images[ROW].fillna("").astype(str).ne("") & images[COLUMN].notna()
+    rows = images[ROW].fillna("").astype(str).map(lambda r: row_number(r) - 1 if r else -1)
+    columns = pd.to_numeric(images[COLUMN], errors="coerce").fillna(0).astype(int) - 1
+    hit = placed & (rows == row) & (columns == column)
+    return [int(i) for i in np.flatnonzero(hit.to_numpy())]

@@ -1,0 +1,358 @@
+"""What a screen concludes from images.csv: flagged images, controls, robust z-scores, Z'.
+
+Definitions (DESIGN, "Screens"), over the per-image measurements of images.csv (each
+``<stage>.count`` and ``<stage>.mean_<measurement>``), taking only images that are done
+and not flagged:
+
+- ``flagged``: the quality rules an image breaks (see :mod:`..pipeline.quality`), joined
+  by ``; ``; empty for an image that breaks none, and for one that did not finish.
+- controls: ``COLUMN=VALUE`` names the images whose column equals the value (as text, or
+  as numbers).
+- ``normalized.csv``: each measurement as ``(x - median_neg) / (1.4826 * MAD_neg)``, with
+  the median and MAD (median absolute deviation) of the negative controls of the image's
+  plate (the ``plate`` column, else the whole run); NaN where the plate has no negative
+  control or a MAD of 0.
+- ``assay.csv``: per plate and measurement, the mean and sd (ddof 1) of the positive and
+  negative controls and ``z_prime = 1 - 3 (sd_p + sd_n) / |mean_p - mean_n|``.
+
+This module owns those names. It computes; :mod:`.conclusions` reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PipelineError
+from ..pipeline.quality import COUNT, QualityRule, parse_quality
+from ..run_folder.records import DONE
+from ..run_folder.tables import (
+    BOOKKEEPING,
+    ERROR,
+    FLAGGED,
+    IMAGE,
+    PLATE,
+    SECONDS,
+    STATUS,
+    count_column,
+    mean_column,
+)
+from .annotations import Annotations, matching, read_annotations, with_wells
+from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements, usable
+
+__all__ = [
+    "ASSAY_COLUMNS",
+    "MAD_SCALE",
+    "TABLE_FORMATS",
+    "Control",
+    "ScreenSettings",
+    "assay_table",
+    "check_controls",
+    "check_screen",
+    "flag_images",
+    "normalized_table",
+    "per_image_measurements",
+    "plates",
+    "settings_from_record",
+]
+
+#: the MAD of a normal distribution times this is its sd
+MAD_SCALE = 1.4826
+MEASUREMENT = "measurement"
+Z_PRIME = "z_prime"
+ASSAY_COLUMNS = (
+    PLATE,
+    MEASUREMENT,
+    "positive_mean",
+    "positive_sd",
+    "negative_mean",
+    "negative_sd",
+    Z_PRIME,
+)
+TABLE_FORMATS = ("csv", "parquet")
+#: columns an annotation may not take: those the run writes itself
+RUN_COLUMNS = frozenset(
+    {*BOOKKEEPING, IMAGE, STATUS, ERROR, SECONDS, FLAGGED, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, OBJECTS}
+)
+_FLAG_SEPARATOR = "; "
+
+
+@dataclass(frozen=True)
+class Control:
+    """The control images of a screen: those whose ``column`` equals ``value``."""
+
+    column: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str, option: str) -> Control:
+        """``'control=negative'`` -> ``Control('control', 'negative')``.
+
+        Raises
+        ------
+        PipelineError
+            If ``text`` is not ``COLUMN=VALUE``, naming ``option``.
+        """
+        column, equals, value = str(text).partition("=")
+        if not equals or not column.strip() or not value.strip():
+            raise PipelineError(
+                f"{option.replace('_', ' ')}: expected COLUMN=VALUE (e.g. control=DMSO), got {text!r}",
+                options=(option,),
+            )
+        return cls(column.strip(), value.strip())
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of ``frame`` are this control."""
+        return matching(frame, {self.column: self.value})
+
+    def __str__(self) -> str:
+        return f"{self.column}={self.value}"
+
+
+@dataclass(frozen=True)
+class ScreenSettings:
+    """How a run's tables are concluded: its plate map, controls and table format.
+
+    Attributes
+    ----------
+    annotations : Path or None
+        The plate map (see :mod:`.annotations`).
+    negative, positive : Control or None
+        The control images; a positive control needs a negative one.
+    table_format : {'csv', 'parquet'}
+        ``parquet``: every table also as ``<table>.parquet``.
+    quality : tuple of QualityRule or None
+        Rules that replace the pipeline's (None: the pipeline's own).
+    """
+
+    annotations: Path | None = None
+    negative: Control | None = None
+    positive: Control | None = None
+    table_format: str = "csv"
+    quality: tuple[QualityRule, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.table_format not in TABLE_FORMATS:
+            raise PipelineError(
+                f"table format {self.table_format!r}: expected one of {', '.join(TABLE_FORMATS)}",
+                options=("table_format",),
+            )
+        if self.positive is not None and self.negative is None:
+            raise PipelineError(
+                f"positive control {self.positive}: Z' compares it with a negative control; name one too",
+                options=("positive_control", "negative_control"),
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """What run.json records (see :meth:`from_record`)."""
+        return {
+            "annotations": str(self.annotations) if self.annotations else None,
+            "negative_control": str(self.negative) if self.negative else None,
+            "positive_control": str(self.positive) if self.positive else None,
+            "table_format": self.table_format,
+            "quality": [rule.to_dict() for rule in self.quality] if self.quality is not None else None,
+        }
+
+
+def per_image_measurements(images: pd.DataFrame, table_stages: Sequence[str]) -> list[str]:
+    """The per-image measurement columns of images.csv, stage by stage: ``<stage>.count``,
+    then its ``<stage>.mean_<measurement>`` columns."""
+    columns = []
+    for stage in table_stages:
+        if count_column(stage) in images.columns:
+            columns.append(count_column(stage))
+        columns += [mean_column(s, m) for s, m in measurements(images, [stage])]
+    return columns
+
+
+def flag_images(images: pd.DataFrame, rules: Sequence[QualityRule]) -> pd.Series:
+    """The ``flagged`` column: the rules each done image breaks, ``'; '``-joined.
+
+    A measurement that is not a column of ``images`` (a user's stage that does not give
+    it; no image done) is missing for every image: it cannot be judged, which breaks the
+    rule (the pipeline file's rules on built-in stages are checked when it loads).
+    """
+    flags: list[list[str]] = [[] for _ in range(len(images))]
+    done = (images[STATUS] == DONE).to_numpy()
+    for rule in rules:
+        if rule.measurement == COUNT:
+            column = count_column(rule.stage)
+        else:
+            column = mean_column(rule.stage, rule.measurement)
+        values = np.full(len(images), np.nan)
+        if column in images.columns:
+            values = pd.to_numeric(images[column], errors="coerce").to_numpy(dtype=float)
+        for position in np.flatnonzero(done):
+            broken = rule.broken(float(values[position]))
+            if broken:
+                flags[position].append(broken)
+    return pd.Series([_FLAG_SEPARATOR.join(f) for f in flags], index=images.index, dtype=object)
+
+
+def plates(images: pd.DataFrame) -> pd.Series:
+    """Each image's plate: the ``plate`` column as text, else ``all``."""
+    if PLATE not in images.columns:
+        return pd.Series(ALL, index=images.index, dtype=object)
+    return images[PLATE].astype(object).where(images[PLATE].notna(), "").astype(str)
+
+
+def check_controls(frame: pd.DataFrame, controls: Mapping[str, Control | None]) -> None:
+    """Refuse a control whose column is not in ``frame`` or that matches none of its rows.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per image, with the columns the tables will have (image, parameters,
+        metadata, annotations, row and column).
+    controls : mapping of str to Control or None
+        By option name (``negative_control``, ``positive_control``).
+
+    Raises
+    ------
+    PipelineError
+        Naming the control, and the columns or the values there are.
+    """
+    for option, control in controls.items():
+        if control is None:
+            continue
+        name = option.replace("_", " ")
+        if control.column not in frame.columns:
+            raise PipelineError(
+                f"{name} {control}: no column {control.column!r} in this run's tables; "
+                f"its columns are {', '.join(map(str, frame.columns))}",
+                options=(option,),
+            )
+        if not control.mask(frame).any():
+            values = sorted({str(v) for v in frame[control.column].dropna()})[:12]
+            raise PipelineError(
+                f"{name} {control} matches no image; {control.column!r} holds "
+                f"{', '.join(values) or 'nothing'}",
+                options=(option,),
+            )
+
+
+def check_screen(
+    frame: pd.DataFrame, settings: ScreenSettings, keys: Collection[str], *, limited: bool = False
+) -> Annotations | None:
+    """Refuse, before anything runs, a plate map or a control that does not fit the images:
+    a row of the plate map that matches no image (unless the run is ``limited`` to its
+    first images), an annotation named as a column of the run, a well that is not a
+    well, a control naming no column or no image.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per task, with the columns its tables will have before the plate map
+        (images.csv without results).
+    settings : ScreenSettings
+    keys : collection of str
+        The columns a plate map may key its rows by (folder, image, metadata fields).
+
+    Returns
+    -------
+    Annotations or None
+        The plate map, read.
+
+    Raises
+    ------
+    PipelineError
+        Naming the row, column, well or control.
+    """
+    annotations = None
+    if settings.annotations is not None:
+        taken = {*RUN_COLUMNS, *(c for c in frame.columns if c not in keys)}
+        annotations = read_annotations(settings.annotations, keys=keys, taken=taken)
+        unmatched = annotations.unmatched_rows(frame)
+        if unmatched and not limited:
+            cells = ", ".join(f"{k}={v}" for k, v in annotations.rows[unmatched[0] - 1][0].items())
+            more = f" ({len(unmatched)} rows match none)" if len(unmatched) > 1 else ""
+            raise PipelineError(
+                f"plate map {settings.annotations.name!r}, row {unmatched[0]} ({cells}) matches no "
+                f"image{more}",
+                options=("annotations",),
+            )
+        frame = annotations.join(frame)
+    controls = {"negative_control": settings.negative, "positive_control": settings.positive}
+    check_controls(with_wells(frame), controls)
+    return annotations
+
+
+def _robust_z(values: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    negatives = negatives[np.isfinite(negatives)]
+    if not len(negatives):
+        return np.full(len(values), np.nan)
+    median = np.median(negatives)
+    spread = MAD_SCALE * np.median(np.abs(negatives - median))
+    if spread == 0:
+        return np.full(len(values), np.nan)
+    return (values - median) / spread
+
+
+def normalized_table(images: pd.DataFrame, columns: Sequence[str], negative: Control) -> pd.DataFrame:
+    """``normalized.csv``: one row per usable image, its key columns, then each column of
+    ``columns`` as a robust z-score against the negative controls of its plate.
+
+    Parameters
+    ----------
+    images : DataFrame
+        images.csv, with ``flagged`` when the run has quality rules.
+    columns : sequence of str
+        The per-image measurements (:func:`per_image_measurements`).
+    negative : Control
+    """
+    kept = images[usable(images)]
+    keys = [c for c in images.columns if c not in (*columns, STATUS, ERROR, SECONDS, FLAGGED)]
+    table = kept[keys].copy()
+    negatives = negative.mask(kept)
+    plate = plates(kept).to_numpy()
+    for column in columns:
+        values = pd.to_numeric(kept[column], errors="coerce").to_numpy(dtype=float)
+        z = np.full(len(kept), np.nan)
+        for name in pd.unique(plate):
+            on_plate = plate == name
+            z[on_plate] = _robust_z(values[on_plate], values[on_plate & negatives])
+        table[column] = z
+    return table.reset_index(drop=True)
+
+
+def assay_table(
+    images: pd.DataFrame, columns: Sequence[str], negative: Control, positive: Control
+) -> pd.DataFrame:
+    """``assay.csv``: per plate (in order of appearance) and measurement, the controls'
+    means and sds (ddof 1) over usable images, and Z'."""
+    kept = images[usable(images)]
+    plate = plates(kept).to_numpy()
+    negatives, positives = negative.mask(kept), positive.mask(kept)
+    rows = []
+    for name in pd.unique(plate):
+        on_plate = plate == name
+        for column in columns:
+            values = pd.to_numeric(kept[column], errors="coerce")
+            pos = values[on_plate & positives].dropna()
+            neg = values[on_plate & negatives].dropna()
+            mean_p, sd_p, mean_n, sd_n = pos.mean(), pos.std(ddof=1), neg.mean(), neg.std(ddof=1)
+            gap = abs(mean_p - mean_n)
+            z_prime = 1 - 3 * (sd_p + sd_n) / gap if gap > 0 else np.nan
+            rows.append((name, column, mean_p, sd_p, mean_n, sd_n, z_prime))
+    return pd.DataFrame(rows, columns=list(ASSAY_COLUMNS))
+
+
+def settings_from_record(record: Mapping[str, Any] | None, stages: Collection[Any] = ()) -> ScreenSettings:
+    """The settings run.json recorded (see :meth:`ScreenSettings.describe`); default
+    settings for a run that recorded none."""
+    if not isinstance(record, Mapping):
+        return ScreenSettings()
+    negative, positive = record.get("negative_control"), record.get("positive_control")
+    quality = record.get("quality")
+    return ScreenSettings(
+        annotations=Path(record["annotations"]) if record.get("annotations") else None,
+        negative=Control.parse(negative, "negative_control") if negative else None,
+        positive=Control.parse(positive, "positive_control") if positive else None,
+        table_format=str(record.get("table_format") or "csv"),
+        quality=parse_quality(quality, list(stages)) if quality is not None else None,
+    )
