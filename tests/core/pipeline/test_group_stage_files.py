@@ -45,10 +45,6 @@ def test_one_image_through_the_chain_is_a_group_of_one():
     ("stages", "message"),
     [
         (
-            [{**ILLUM, "group_by": None}, FLAT],
-            r"stage 'illum', group_by: illumination is a group stage and needs group_by",
-        ),
-        (
             [{"name": "b", "function": "gaussian", "group_by": ["plate"]}],
             r"stage 'b', group_by: gaussian takes one image",
         ),
@@ -63,7 +59,7 @@ def test_one_image_through_the_chain_is_a_group_of_one():
             r"stage 'again', inputs: a group stage cannot take the output of another group stage \('illum'\)",
         ),
     ],
-    ids=["no group_by", "not a group stage", "not names", "saved", "used before", "group of a group"],
+    ids=["not a group stage", "not names", "saved", "used before", "group of a group"],
 )
 def test_group_stage_mistakes_are_named_when_the_pipeline_loads(stages, message):
     stages = [{k: v for k, v in s.items() if v is not None} for s in stages]
@@ -80,3 +76,10 @@ def test_a_recorded_group_stage_of_a_module_not_imported_stays_a_group_stage(tmp
     pipeline = load_recorded(tmp_path / "pipeline.yaml")
     assert pipeline.group_stages == ["illum"] and pipeline["illum"].group_by == ("plate",)
     assert "somewhere_not_imported" not in sys.modules
+
+
+def test_a_group_stage_without_group_by_groups_by_folder():
+    """DESIGN: ``group_by`` defaults to ``folder`` (one group in a run of one folder)."""
+    pipeline = Pipeline([{k: v for k, v in ILLUM.items() if k != "group_by"}, FLAT])
+    assert pipeline["illum"].group_by == ("folder",)
+    assert Pipeline.from_text(pipeline.to_yaml()) == pipeline

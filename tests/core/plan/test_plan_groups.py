@@ -56,6 +56,27 @@ def test_one_group_of_every_image_is_all(unreadable):
     assert group.name == "all" and len(group.members) == 3
 
 
+def test_without_group_by_a_run_of_one_folder_is_one_group_and_a_recursive_one_a_group_per_folder(
+    unreadable,
+):
+    pipeline = {
+        **PIPELINE,
+        "stages": [
+            {k: v for k, v in s.items() if k != "group_by"}
+            for s in PIPELINE["stages"]  # DESIGN's default
+        ],
+    }
+    (group,) = _plan(unreadable, pipeline).groups
+    assert group.name == "all" and len(group.members) == 3
+    (unreadable / "sub").mkdir()
+    (unreadable / "sub" / "p3_0.tif").write_bytes(b"never read")
+    groups = _plan(unreadable, pipeline, recursive=True).groups
+    assert [(g.name, g.columns, len(g.members)) for g in groups] == [
+        ("top", {"folder": "."}, 3),
+        ("sub", {"folder": "sub"}, 1),
+    ]
+
+
 def test_a_sweep_upstream_splits_groups_a_sweep_downstream_does_not(unreadable):
     plan = _plan(unreadable, sweep={"blurred.sigma": [1, 2], "mask.method": ["otsu", "li"]})
     names = sorted(g.name for g in plan.groups)

@@ -20,6 +20,9 @@ __all__ = ["INPUT", "StageConfig", "upstream", "validate_stages"]
 INPUT = "input"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _STAGE_KEYS = {"name", "function", "params", "inputs", "save", "group_by"}
+#: a group stage's ``group_by`` when the file gives none: its images' folder, so that a
+#: recursive run learns one result per folder and a run of one folder one result
+DEFAULT_GROUP_BY = "folder"
 
 
 @dataclass(frozen=True)
@@ -168,13 +171,8 @@ def _validate_group(
                 key="group_by",
             )
         return None
-    if given is None:
-        raise PipelineError(
-            f"{spec.name} is a group stage and needs group_by: the columns whose values make "
-            "a group (e.g. [plate] or [folder]), or [] for one group of every image",
-            stage=name,
-            key="group_by",
-        )
+    if given is None:  # DESIGN's default: by folder (one group in a run of one folder)
+        given = [DEFAULT_GROUP_BY]
     if isinstance(given, str):
         given = [given]
     if not isinstance(given, list) or not all(isinstance(c, str) and c for c in given):

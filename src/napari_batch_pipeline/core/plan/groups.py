@@ -4,8 +4,10 @@ A group stage (see DESIGN, "Group stages") has ``group_by`` key columns: ``folde
 ``image``, metadata fields, parameter-table key columns. The tasks whose values of
 those columns agree, and that run the group stage and everything upstream of it with
 the same swept parameters, form one group; each group gets one result, named by its
-values (``all`` for a single group). Everything here is checked before any image is
-read.
+values (``all`` for a single group; ``top`` for the images at the top of the input
+folder when grouped by folder). Without ``group_by`` in the pipeline file a group stage
+groups by ``folder``: one group per folder of a recursive run, one group (``all``) in a
+run of one folder. Everything here is checked before any image is read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ __all__ = ["Group", "plan_groups"]
 
 #: the name of the one group of every image
 ALL = "all"
+#: the ``folder`` of images at the top of the input folder, and its group's name
+TOP, TOP_NAME = ".", "top"
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def plan_groups(pipeline: Pipeline, tasks: Sequence[Task]) -> list[Group]:
     groups: list[Group] = []
     for stage in pipeline.group_stages:
         columns = pipeline[stage].group_by or ()
+        if FOLDER in columns and all(task.folder == TOP for task in tasks):
+            columns = tuple(c for c in columns if c != FOLDER)  # one folder: no group apart
         reaching = {stage, *pipeline.upstream(stage)}
         found: dict[tuple[Any, ...], list[Task]] = {}
         for task in tasks:
@@ -90,7 +96,7 @@ def plan_groups(pipeline: Pipeline, tasks: Sequence[Task]) -> list[Group]:
         for identity, grouped in found.items():
             _check_same_params(stage, grouped)
             *keys, label = identity
-            name = "__".join(_safe(v) for v in keys) or ALL
+            name = "__".join(TOP_NAME if v == TOP else _safe(v) for v in keys) or ALL
             name += f"__{_safe(label)}" if label else ""
             if names.setdefault(name.casefold(), identity) != identity:
                 raise PipelineError(
