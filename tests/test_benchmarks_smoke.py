@@ -1,5 +1,6 @@
-"""The scale benchmark's command runs end to end on a few small three-channel images and
-saves its table (about 30 s on 2 quiet cores: every row is a fresh Python process)."""
+"""The benchmarks' commands run end to end on a few small images: the scale benchmark
+saves its table (about 30 s on 2 quiet cores: every row is a fresh Python process), the
+start-up benchmark times a one-image run (about 10 s)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,14 @@ def test_bench_scale_runs_and_every_row_counts_the_same_objects(tmp_path: Path) 
     assert {t["what"] for t in saved["targets"]} >= {"three: serial engine / hand loop, time"}
     assert (tmp_path / "results" / "scale-3.png").stat().st_size > 0
     assert list(tmp_path.iterdir()) == [tmp_path / "results"]  # the images are removed
+
+
+@pytest.mark.slow
+def test_bench_startup_times_a_one_image_run_against_a_script(tmp_path: Path) -> None:
+    command = [sys.executable, str(BENCHMARKS / "bench_startup.py"), "--size", "128", "--rounds", "1"]
+    command += ["--imports", "--workdir", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "one-image run, serial / hand-written script" in done.stdout, done.stderr[-3000:]
+    assert "one-image run, processes / hand-written script" in done.stdout
+    assert "imports of napari_batch_pipeline" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # its files are removed
