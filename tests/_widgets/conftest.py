@@ -79,6 +79,7 @@ def wait_run(qtbot):
     def wait(builder, action, timeout=30_000):
         with qtbot.waitSignal(builder.run_finished, timeout=timeout) as blocker:
             action()
+        assert blocker.args[0] is not None, builder.status.value  # None: the run failed
         return blocker.args[0]
 
     return wait

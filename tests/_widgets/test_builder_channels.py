@@ -41,17 +41,6 @@ def channels_file(tmp_path):
     return path
 
 
-@pytest.fixture
-def wait_run(qtbot):
-    def wait(builder, action, timeout=30_000):
-        with qtbot.waitSignal(builder.run_finished, timeout=timeout) as blocker:
-            action()
-        assert blocker.args[0] is not None, builder.status.value
-        return blocker.args[0]
-
-    return wait
-
-
 def make_builder(viewer) -> PipelineBuilder:
     builder = PipelineBuilder(viewer)
     viewer.window.add_dock_widget(builder)

@@ -1,7 +1,7 @@
 """What the batch widget says of a run, and how a run outlives its viewer's window.
 
 - :func:`summary_text`: the status line once a run has ended (counts, time, failures).
-- :func:`offer_version_folder`, :func:`version_folder`: where to write when the chosen
+- :func:`offer_version_folder`: where to write when the chosen
   output folder holds a run of another pipeline (tuning changed it between two runs).
 - :class:`CloseGuard`: closing the viewer's window while a batch runs cancels the batch
   and waits until the engine has ended it cleanly (tables written, ``run.json`` says
@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,14 +22,13 @@ from qtpy.QtWidgets import QApplication, QWidget
 from ..core.engine.report import Report
 from ..core.errors import PipelineError
 from ..core.pipeline.model import Pipeline
+from ..core.run_folder.layout import RunLayout
 from ..core.run_folder.writer import RunFolder
 
-__all__ = ["CLOSE_TIMEOUT", "CloseGuard", "alive", "offer_version_folder", "summary_text", "version_folder"]
+__all__ = ["CLOSE_TIMEOUT", "CloseGuard", "alive", "offer_version_folder", "summary_text"]
 
 #: seconds a closing window waits for a cancelled run to end
 CLOSE_TIMEOUT = 120.0
-#: the suffix :func:`version_folder` adds: a dash and 8 hexadecimal digits of the pipeline's hash
-_VERSION = re.compile(r"-[0-9a-f]{8}$")
 
 
 def summary_text(report: Report, failures: list[tuple[str, str]]) -> str:
@@ -49,20 +47,9 @@ def summary_text(report: Report, failures: list[tuple[str, str]]) -> str:
     return text
 
 
-def version_folder(output_dir: Path, pipeline: Pipeline) -> Path:
-    """The output folder of this version of the pipeline, beside ``output_dir``.
-
-    ``<output>-<8 digits of the pipeline's hash>``: one folder per version, so that running
-    a version again resumes its own run; a folder already named so loses its old digits
-    first (``out-1a2b3c4d`` becomes ``out-5e6f7a8b``, not ``out-1a2b3c4d-5e6f7a8b``).
-    """
-    base = _VERSION.sub("", output_dir.name) or "run"
-    return output_dir.with_name(f"{base}-{pipeline.hash[:8]}")
-
-
 def offer_version_folder(output_field: FileEdit, output_dir: Path, pipeline: Pipeline) -> None:
     """Refuse a run of ``pipeline`` into ``output_dir`` if it holds another pipeline's run,
-    and set ``output_field`` to this version's folder (:func:`version_folder`) instead:
+    and set ``output_field`` to this version's folder (``RunLayout.version_folder``) instead:
     the next Run writes there.
 
     Raises
@@ -72,7 +59,7 @@ def offer_version_folder(output_field: FileEdit, output_dir: Path, pipeline: Pip
     """
     if not RunFolder(output_dir).holds_other_pipeline(pipeline):
         return
-    target = version_folder(output_dir, pipeline)
+    target = RunLayout.version_folder(output_dir, pipeline.hash)
     output_field.value = target
     raise PipelineError(
         f"{str(output_dir)!r} holds a run of another pipeline (changed since?): the output "

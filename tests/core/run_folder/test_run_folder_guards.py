@@ -364,3 +364,13 @@ def test_fresh_never_deletes_or_writes_through_a_link_in_the_run_folder(
     with pytest.raises(PipelineError, match="'labels' is a link"):  # nor resumed into it
         run_batch(pipeline, image_folder, out, executor="serial")
     assert sorted(p.name for p in elsewhere.iterdir()) == ["img1.tif", "thesis.docx"]
+
+
+def test_a_pipeline_version_gets_its_own_folder_beside_the_output(tmp_path: Path) -> None:
+    from napari_batch_pipeline.core.run_folder.layout import RunLayout
+
+    first = RunLayout.version_folder(tmp_path / "out", "1a2b3c4d" * 5)
+    assert first == tmp_path / "out-1a2b3c4d"
+    # a version's folder gives the next version's beside it, not inside or appended
+    assert RunLayout.version_folder(first, "5e6f7a8b" * 5) == tmp_path / "out-5e6f7a8b"
+    assert RunLayout.version_folder(tmp_path / "out-final", "5e6f7a8b" * 5) == tmp_path / "out-final-5e6f7a8b"

@@ -19,6 +19,7 @@ here touches the disk.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -127,6 +128,10 @@ def output_stem(image: str, label: str = "", scene: int | None = None, t: int | 
     return stem + ("__" + label if label else "")
 
 
+#: the suffix of a pipeline version's run folder: a dash and 8 hexadecimal digits
+_VERSION_SUFFIX = re.compile(r"-[0-9a-f]{8}$")
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """The paths of one run folder.
@@ -138,6 +143,16 @@ class RunLayout:
     """
 
     root: Path
+
+    @staticmethod
+    def version_folder(output_dir: str | Path, pipeline_hash: str) -> Path:
+        """The run folder of one version of a pipeline beside ``output_dir``:
+        ``<output>-<8 digits of the pipeline's hash>``, so that running that version again
+        resumes its own run. A folder already named so loses its old digits first
+        (``out-1a2b3c4d`` gives ``out-5e6f7a8b``, not ``out-1a2b3c4d-5e6f7a8b``)."""
+        output_dir = Path(output_dir)
+        base = _VERSION_SUFFIX.sub("", output_dir.name) or "run"
+        return output_dir.with_name(f"{base}-{pipeline_hash[:8]}")
 
     @classmethod
     def at(cls, path: str | Path) -> RunLayout:
