@@ -95,7 +95,7 @@ def expected_count(image: np.ndarray) -> int:
     return int(label(image > threshold_otsu(image)).max())
 
 
-@pytest.mark.parametrize("executor", ["processes", "dask"])
+@pytest.mark.parametrize("executor", ["processes", "dask", "auto"])
 def test_each_dying_worker_costs_its_own_row_and_the_run_goes_on(
     executor: str, hostile: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -121,7 +121,7 @@ def test_each_dying_worker_costs_its_own_row_and_the_run_goes_on(
     errors = table["error"].fillna("").to_dict()
     assert "worker" in errors["a_1.tif"] and "died" in errors["a_1.tif"]
     assert "worker" in errors["c_2.tif"] and "died" in errors["c_2.tif"]
-    if executor == "processes":  # the pool tells the worker's fate
+    if executor in ("processes", "auto"):  # the pool tells the worker's fate
         assert "SIGSEGV" in errors["a_1.tif"] and "twice" in errors["a_1.tif"]
         assert "exit status 3" in errors["c_2.tif"]
     assert "SystemExit: 4" in errors["e_3.tif"] and "'checked'" in errors["e_3.tif"]
@@ -133,9 +133,11 @@ def test_each_dying_worker_costs_its_own_row_and_the_run_goes_on(
     info = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert info["status"] == "finished"
     assert info["counts"] == {"tasks": 7, "done": 3, "failed": 4, "skipped": 0, "pending": 0}
+    if executor == "auto":  # a user's code runs in worker processes, and the log says why
+        assert info["executor"] == "processes" and "hostile_stages" in info["executor_reason"]
 
 
-@pytest.mark.parametrize("executor", ["processes", "dask"])
+@pytest.mark.parametrize("executor", ["processes", "dask", "auto"])
 def test_task_timeout_fails_the_stuck_task_alone(
     executor: str, hostile: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -187,7 +189,7 @@ def test_task_timeout_needs_worker_processes(
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("executor", ["processes", "dask"])
+@pytest.mark.parametrize("executor", ["processes", "dask", "auto"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_cancels_promptly_writes_the_tables_and_leaves_no_worker(
     executor: str, signum: int, hostile: tuple[Path, dict[str, str]], tmp_path: Path

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -126,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the illumination demo: plates of unevenly lit images, corrected (writes illumination.png)",
     )
-    demo.add_argument("--executor", default="processes", choices=_executors())
+    demo.add_argument("--executor", default="auto", choices=_executors())
     demo.add_argument("--workers", type=int, default=None)
     demo.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
     _add_verbose(demo)
@@ -173,7 +175,12 @@ def _add_batch_options(command: argparse.ArgumentParser) -> None:
         metavar="REGEX",
         help="named groups on the relative path become columns",
     )
-    command.add_argument("--executor", default=None, choices=_executors(), help="default: processes")
+    command.add_argument(
+        "--executor",
+        default=None,
+        choices=_executors(),
+        help="default: auto (threads for built-in stages, processes for code of your own or a task timeout)",
+    )
     command.add_argument("--workers", type=int, default=None, metavar="N", help="default: one per CPU core")
     command.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler to connect to")
     command.add_argument(
@@ -247,7 +254,7 @@ def _add_group_by(command: argparse.ArgumentParser) -> None:
 
 
 def _executors() -> tuple[str, ...]:
-    from .core.plan.options import EXECUTORS
+    from .core.executor_choice import EXECUTORS
 
     return EXECUTORS
 
@@ -318,10 +325,35 @@ def _compatible(argv: Sequence[str]) -> list[str]:
     return argv
 
 
+#: a stage naming a user's function (``package.module:function``) in a pipeline file
+_USER_FUNCTION = re.compile(r"^\s*-?\s*function:\s*[\"']?[A-Za-z_][\w.]*:[A-Za-z_]", re.MULTILINE)
+
+
+def _start_workers_early(args: argparse.Namespace) -> None:
+    """Start the worker processes of a ``run`` that will want them now, before this
+    process imports the engine: the workers' start-up (their own imports) then overlaps
+    this process's, instead of following it. A guess from the options and the pipeline
+    file's text (the run itself decides, and starts them if the guess missed them)."""
+    if args.command != "run" or args.scheduler or args.executor not in (None, "auto", "processes"):
+        return
+    if args.executor != "processes" and args.task_timeout is None:
+        try:
+            with open(args.pipeline, encoding="utf-8") as file:
+                text = file.read(1_000_000)
+        except (OSError, UnicodeDecodeError):
+            return
+        if not _USER_FUNCTION.search(text):
+            return  # built-in stages: auto runs them on threads
+    from .core.engine.process_pool import prestart
+
+    prestart(args.workers or os.cpu_count() or 1, ())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-batch-pipeline`` command; returns the exit status."""
     args = build_parser().parse_args(_compatible(sys.argv[1:] if argv is None else argv))
     configure_logging(verbose=getattr(args, "verbose", False))
+    _start_workers_early(args)
     from . import cli_commands
 
     handler = getattr(cli_commands, f"command_{args.command.replace('-', '_')}")

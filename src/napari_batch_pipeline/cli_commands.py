@@ -104,7 +104,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         pattern=args.pattern,
         recursive=bool(args.recursive),
         metadata=args.metadata,
-        executor=args.executor or "processes",
+        executor=args.executor or "auto",
         workers=args.workers,
         scheduler=args.scheduler,
         strategy=args.strategy or "vertical",
@@ -159,7 +159,8 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         pattern=pick("pattern"),
         recursive=bool(pick("recursive", False)),
         metadata=pick("metadata"),
-        executor=pick("executor", "processes"),
+        # a run whose executor auto chose chooses again (the pipeline or machine may differ)
+        executor=args.executor or ("auto" if info.get("executor_reason") else info.get("executor", "auto")),
         workers=pick("workers"),
         scheduler=args.scheduler,
         strategy=pick("strategy", "vertical"),
@@ -214,11 +215,13 @@ def execute(batch: BatchRun, quiet: bool = False) -> Report:
         for event in batch.events():
             if isinstance(event, RunStarted):
                 resumed = f", {event.skipped} already done (resuming)" if event.skipped else ""
+                chosen = f" (auto: {event.executor_reason})" if event.executor_reason else ""
                 log.info(
-                    "%d task(s) with %s x%d, %s strategy%s",
+                    "%d task(s) with %s x%d%s, %s strategy%s",
                     event.total,
                     event.executor,
                     event.workers,
+                    chosen,
                     event.strategy,
                     resumed,
                 )
@@ -372,7 +375,7 @@ def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
         annotations=files.annotations,
         negative_control="control=negative",
         positive_control="control=positive",
-        executor=args.executor or "processes",
+        executor=args.executor or "auto",
         workers=args.workers,
         command=f"napari-batch-pipeline demo {args.output}",
     )
@@ -401,7 +404,7 @@ def _demo_run(
         images,
         folder / "results",
         recursive=True,
-        executor=args.executor or "processes",
+        executor=args.executor or "auto",
         workers=args.workers,
         command=command,
         **options,

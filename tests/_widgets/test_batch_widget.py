@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -243,4 +244,12 @@ def test_batch_processing_opens_from_the_plugins_menu(make_napari_viewer):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Batch processing")
     viewer.add_image(np.zeros((4, 4)), name="probe")
     assert "probe" in widget.viewer.layers  # napari hands plugins a proxy of the viewer
-    assert widget.executor.value == "processes"
+    assert widget.executor.value == "auto"  # niced worker processes beside the viewer
+
+
+def test_auto_runs_niced_worker_processes_beside_the_viewer(batch_widget, run_to_end):
+    batch_widget.executor.value = "auto"
+    report = run_to_end(batch_widget)
+    assert report is not None and report.done == 6
+    info = json.loads((report.output_dir / "run.json").read_text(encoding="utf-8"))
+    assert info["executor"] == "processes" and "interactive program" in info["executor_reason"]

@@ -337,7 +337,7 @@ class BatchWidget(QWidget):
             resumed = f", {event.skipped} already done" if event.skipped else ""
             self.status.value = (
                 f"running {event.total} task(s){resumed}: {event.strategy}, "
-                f"{event.executor} x {event.workers}"
+                f"{event.executor} x {event.workers}" + (" (auto)" if event.executor_reason else "")
             )
             if event.estimate is not None:
                 self.estimate_text.value = event.estimate.summary()

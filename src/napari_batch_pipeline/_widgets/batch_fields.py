@@ -146,7 +146,12 @@ class BatchFields:
             label="positive control", tooltip="COLUMN=VALUE, e.g. control=positive: Z' per plate"
         )
         self.table_format = ComboBox(choices=TABLE_FORMATS, value="csv", label="table format")
-        self.executor = ComboBox(choices=EXECUTORS, value="processes", label="executor")
+        self.executor = ComboBox(
+            choices=EXECUTORS,
+            value="auto",
+            label="executor",
+            tooltip="auto: niced worker processes beside the viewer (a dask scheduler address: dask)",
+        )
         self.workers = SpinBox(value=min(4, cpus), min=1, max=max(64, cpus), label="workers")
         self.scheduler = LineEdit(
             label="scheduler",

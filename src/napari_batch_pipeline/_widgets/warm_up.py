@@ -26,9 +26,10 @@ RESULT_MODULES = (
 
 
 def warm_up(executor: str, workers: int) -> threading.Thread:
-    """Start the worker processes of ``executor`` (``'processes'``: ``workers`` of them,
-    niced) and import the modules of reading results in a thread; return the thread."""
-    if executor == "processes":
+    """Start the worker processes of ``executor`` (``'processes'``, or ``'auto'``, which
+    chooses them beside the viewer: ``workers`` of them, niced) and import the modules of
+    reading results in a thread; return the thread."""
+    if executor in ("processes", "auto"):
         prestart(workers, (), low_priority=True)
     thread = threading.Thread(target=_import_all, name="warm-up", daemon=True)
     thread.start()

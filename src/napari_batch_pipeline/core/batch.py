@@ -67,9 +67,14 @@ class BatchRun:
         **options: Any,
     ):
         pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline.from_yaml(pipeline)
-        checked = BatchOptions(**options)
+        checked = BatchOptions(**options).resolved(pipeline)
         if start_workers and checked.executor == "processes":  # they start while it plans
-            prestart(checked.worker_count, pipeline.modules, low_priority=checked.low_priority)
+            prestart(
+                checked.worker_count,
+                pipeline.modules,
+                low_priority=checked.low_priority,
+                code=pipeline.user_code,
+            )
         self.folder = RunFolder(output_dir)
         self.folder.check_free()  # another run writing it: refused before anything else
         self.plan: BatchPlan = plan_batch(pipeline, input_dir, self.folder.path, checked)
@@ -179,8 +184,9 @@ def run_batch(
     on_event : callable, optional
         Called with every engine event (progress).
     **options
-        ``pattern``, ``recursive``, ``metadata``, ``executor`` (serial, threads,
-        processes, dask), ``workers``, ``scheduler``, ``strategy`` (vertical,
+        ``pattern``, ``recursive``, ``metadata``, ``executor`` (auto, the default:
+        threads or processes as the pipeline needs; serial, threads, processes,
+        dask), ``workers``, ``scheduler``, ``strategy`` (vertical,
         horizontal), ``sweep`` (``{'stage.param': [values]}``), ``memory_budget``
         (bytes), ``limit``, ``fresh``, ``params`` (a parameter table, CSV), ``group_by``
         (the summary's grouping columns) (see :class:`~.options.BatchOptions`).

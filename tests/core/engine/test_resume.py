@@ -144,8 +144,18 @@ def _command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "napari_batch_pipeline.cli"]
 
 
+@pytest.mark.parametrize(
+    ("executor", "workers"),
+    # one worker: a stalled test process still sees the run mid-way; auto: two threads
+    [("processes", "1"), ("auto", "2")],
+)
 def test_killed_run_completes_with_identical_tables(
-    tmp_path: Path, slow_case: Any, assert_same_tables: Callable, partial_files: Callable
+    tmp_path: Path,
+    slow_case: Any,
+    assert_same_tables: Callable,
+    partial_files: Callable,
+    executor: str,
+    workers: str,
 ) -> None:
     killed = tmp_path / "killed"
     argv = [
@@ -156,9 +166,9 @@ def test_killed_run_completes_with_identical_tables(
         "-o",
         str(killed),
         "--executor",
-        "processes",
+        executor,
         "--workers",
-        "1",  # one worker: a stalled test process still sees the run mid-way
+        workers,
         "--quiet",
     ]
     process = subprocess.Popen(

@@ -67,7 +67,7 @@ def cancel_handler() -> Iterator[None]:
     signal.signal(signal.SIGINT, previous)
 
 
-@pytest.mark.parametrize("executor", ["serial", "threads"])
+@pytest.mark.parametrize("executor", ["serial", "threads", "auto"])
 def test_sys_exit_and_keyboard_interrupt_in_a_stage_fail_one_task(
     executor: str, exiting: tuple[Pipeline, Path], tmp_path: Path, cancel_handler: None
 ) -> None:

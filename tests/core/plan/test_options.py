@@ -17,7 +17,7 @@ from napari_batch_pipeline.core.plan.options import BatchOptions, cpu_count
         ({"workers": 0}, "workers: expected 1 or more", ("workers",)),
         ({"limit": -1}, "limit: expected 1 or more", ("limit",)),
         ({"memory_budget": 0}, "memory budget", ("memory_budget",)),
-        ({"scheduler": "tcp://a:1"}, "dask executor", ("scheduler", "executor")),
+        ({"scheduler": "tcp://a:1", "executor": "processes"}, "dask executor", ("scheduler", "executor")),
     ],
 )
 def test_bad_options_are_refused_by_meaning(options: dict, words: str, names: tuple[str, ...]) -> None:
@@ -28,7 +28,7 @@ def test_bad_options_are_refused_by_meaning(options: dict, words: str, names: tu
 
 
 def test_worker_count() -> None:
-    assert BatchOptions().worker_count == 1
+    assert BatchOptions().worker_count == cpu_count()  # auto: threads or processes, one per core
     assert BatchOptions(executor="serial", workers=4).worker_count == 1
     assert BatchOptions(executor="processes", workers=3).worker_count == 3
     assert BatchOptions(executor="threads").worker_count == cpu_count()

@@ -31,6 +31,8 @@ class RunStarted(Event):
     workers: int
     estimate: Estimate | None
     resumed: tuple[TaskRecord, ...] = ()
+    #: why the ``auto`` executor chose ``executor`` (empty when it was named)
+    executor_reason: str = ""
 
 
 @dataclass(frozen=True)

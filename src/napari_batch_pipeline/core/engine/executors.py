@@ -206,13 +206,16 @@ _LOCAL_CLUSTER_CONFIG = {
 }
 
 
-def make_executor(options: BatchOptions) -> Executor:
-    """Build the executor ``options`` name, with ``options.worker_count`` workers."""
+def make_executor(options: BatchOptions, code: tuple[str, ...] = ()) -> Executor:
+    """Build the executor ``options`` name, with ``options.worker_count`` workers, for
+    stages of the user's ``code`` (``Pipeline.user_code``)."""
     count = options.worker_count
     if options.executor == "threads":
         return ThreadExecutor(count)
     if options.executor == "processes":
-        return ProcessExecutor(count, task_timeout=options.task_timeout, low_priority=options.low_priority)
+        return ProcessExecutor(
+            count, task_timeout=options.task_timeout, low_priority=options.low_priority, code=code
+        )
     if options.executor == "dask":
         return DaskExecutor(count, options.scheduler, task_timeout=options.task_timeout)
     return Executor(1)

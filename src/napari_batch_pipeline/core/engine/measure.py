@@ -44,7 +44,9 @@ def estimate_plan(plan: BatchPlan, measured: tuple[float, int, int] | None = Non
 def _measure_in_worker(plan: BatchPlan) -> tuple[float, int, int]:
     job = (plan.pipeline.to_dict(), list(plan.sources[:5]))
     timeout = plan.options.task_timeout
-    executor = ProcessExecutor(1, task_timeout=timeout, low_priority=plan.options.low_priority)
+    executor = ProcessExecutor(
+        1, task_timeout=timeout, low_priority=plan.options.low_priority, code=plan.pipeline.user_code
+    )
     try:
         for _, result in executor.map(_measure, [job]):
             if isinstance(result, PipelineError):

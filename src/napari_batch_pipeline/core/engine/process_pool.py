@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
@@ -44,15 +45,27 @@ class ProcessExecutor(Executor):
         Seconds one task may run; past that its worker process ends and the task fails.
     low_priority : bool
         The workers run niced (:data:`NICE`), below this process.
+    code : tuple of str
+        What the user's stage code is (``Pipeline.user_code``): warm workers that
+        imported other code (another version of a module, another import path) are
+        replaced by new ones, which import it afresh.
     """
 
     name = "processes"
 
-    def __init__(self, workers: int = 2, *, task_timeout: float | None = None, low_priority: bool = False):
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        task_timeout: float | None = None,
+        low_priority: bool = False,
+        code: tuple[str, ...] = (),
+    ):
         super().__init__(workers)
         self.task_timeout = task_timeout
         self.nice = NICE if low_priority else 0
-        self._executor = _process_pool(self.workers, self.nice)
+        self.code = code
+        self._executor = _process_pool(self.workers, self.nice, self.code)
         self._stopping: list[Any] = []
 
     def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
@@ -84,7 +97,7 @@ class ProcessExecutor(Executor):
     def _renew(self) -> None:
         """Replace a broken pool (its workers are gone) with a new one."""
         with _sigint_ignored():
-            self._executor = _process_pool(self.workers, self.nice)
+            self._executor = _process_pool(self.workers, self.nice, self.code)
 
     def _submit(self, function: Callable[[Any], Any], job: Any) -> futures.Future | None:
         """Submit ``job``; None when the pool was shut down by cancel() or just broke."""
@@ -198,6 +211,22 @@ def _broken(pool: Any) -> bool:
 NICE = 10
 
 _POOLS: dict[tuple[int, int], Any] = {}
+#: each warm pool's workers: the user code they ran, and the import path they started with
+_POOL_CODE: dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _serves(key: tuple[int, int], code: tuple[str, ...]) -> bool:
+    """Whether the warm pool ``key`` can run stages of user ``code`` (``Pipeline.user_code``).
+
+    Built-in stages run alike in every worker. A user's module stays in a worker as it
+    was first imported there, and a worker finds modules on the import path it started
+    with: user code needs workers that started with this process's import path and ran
+    no other version of it.
+    """
+    if not code:
+        return True
+    ran, path = _POOL_CODE.get(key, ((), ()))
+    return path == tuple(sys.path) and ran in ((), code)
 
 
 @contextlib.contextmanager
@@ -220,7 +249,9 @@ def _sigint_ignored() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def prestart(workers: int, modules: Iterable[str], *, low_priority: bool = False) -> None:
+def prestart(
+    workers: int, modules: Iterable[str], *, low_priority: bool = False, code: tuple[str, ...] = ()
+) -> None:
     """Start the warm pool's workers now, each importing ``modules``; do not wait.
 
     Called before a batch plans its tasks, so that the workers' start-up (importing
@@ -228,7 +259,7 @@ def prestart(workers: int, modules: Iterable[str], *, low_priority: bool = False
     instead of following it.
     """
     with _sigint_ignored():
-        pool = _process_pool(workers, NICE if low_priority else 0)
+        pool = _process_pool(workers, NICE if low_priority else 0, code)
         for _ in range(workers):
             pool.submit(_import_all, tuple(modules))
 
@@ -240,16 +271,25 @@ def _import_all(modules: tuple[str, ...]) -> None:
             importlib.import_module(name)
 
 
-def _process_pool(workers: int, nice: int = 0) -> Any:
-    """This package's warm loky pool of ``workers`` processes (at ``nice``), made anew when it broke."""
+def _process_pool(workers: int, nice: int = 0, code: tuple[str, ...] = ()) -> Any:
+    """This package's warm loky pool of ``workers`` processes (at ``nice``), made anew when
+    it broke, or when its workers may hold other user code than ``code``
+    (:func:`worker_code`): a module imported in a worker stays as it was imported."""
     from joblib.externals.loky import ProcessPoolExecutor
 
-    pool = _POOLS.get((workers, nice))
+    key = (workers, nice)
+    pool = _POOLS.get(key)
     flags = getattr(pool, "_flags", None)
+    if pool is not None and not _serves(key, code):
+        pool.shutdown(wait=False, kill_workers=True)  # idle between runs: nothing is lost
+        pool = None
     if pool is None or getattr(flags, "broken", None) or getattr(flags, "shutdown", False):
         share = max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(workers, timeout=300, initializer=_start_worker, initargs=(share, nice))
-        _POOLS[(workers, nice)] = pool
+        _POOLS[key] = pool
+        _POOL_CODE[key] = ((), tuple(sys.path))
+    if code:
+        _POOL_CODE[key] = (code, tuple(sys.path))
     return pool
 
 

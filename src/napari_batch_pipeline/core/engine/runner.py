@@ -24,6 +24,7 @@ from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
 from ..plan.tasks import Task
+from ..results import figure_imports
 from ..results.conclusions import conclude
 from ..run_folder.provenance import STAGE_RETURNS
 from ..run_folder.records import TaskRecord
@@ -127,6 +128,7 @@ class Runner:
 
     def _events(self) -> Iterator[Event]:
         started = time.perf_counter()
+        figure_imports.start()  # the figures at the end need matplotlib: imported meanwhile
         options = self.plan.options
         if options.memory_budget is not None:  # the first image measured as a task would run
             self.plan.check_budget(lambda: estimate_plan(self.plan))
@@ -194,10 +196,11 @@ class Runner:
             options.worker_count,
             estimated,
             tuple(ledger.records[t.key] for t in self.tasks if t.key in ledger.records),
+            options.executor_reason,
         )
 
     def _make_executor(self) -> Executor:
-        self._executor = make_executor(self.plan.options)
+        self._executor = make_executor(self.plan.options, self.pipeline.user_code)
         if self.cancelled:
             self._executor.cancel()
         return self._executor
@@ -293,6 +296,7 @@ class Runner:
                 for s in plan.files
             ],
             "executor": options.executor,
+            "executor_reason": options.executor_reason or None,  # set when auto chose it
             "workers": options.workers if options.executor != "serial" else 1,
             "scheduler": options.scheduler,
             "strategy": options.strategy,

@@ -20,7 +20,7 @@ import yaml
 
 from ..errors import PipelineError, StageError, listening_for_ctrl_c
 from ..images.channels import Channel, parse_channels
-from ..stages.registry import SPACING_ARG
+from ..stages.registry import BUILT_IN_MODULES, SPACING_ARG
 from .code_identity import code_identity
 from .quality import QUALITY_KEY, QualityRule, parse_quality
 from .stage_config import INPUT, StageConfig, upstream, validate_stages
@@ -232,6 +232,20 @@ class Pipeline:
     def modules(self) -> list[str]:
         """The modules that hold this pipeline's stage functions (a worker imports them)."""
         return sorted({getattr(s.spec.function, "__module__", None) or "builtins" for s in self.stages})
+
+    @property
+    def user_code(self) -> tuple[str, ...]:
+        """What the code of the user's own stages is: ``module:function=identity`` of each
+        stage function outside the built-in stages (:func:`.code_identity`), sorted; empty
+        for built-in stages only. A warm worker that imported other code cannot run it."""
+        functions = {s.spec.function for s in self.stages}
+        return tuple(
+            sorted(
+                f"{getattr(f, '__module__', '')}:{getattr(f, '__qualname__', '')}={code_identity(f)}"
+                for f in functions
+                if not (getattr(f, "__module__", "") or "").startswith(BUILT_IN_MODULES)
+            )
+        )
 
     @property
     def stage_names(self) -> list[str]:

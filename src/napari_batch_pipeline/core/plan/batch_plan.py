@@ -172,6 +172,7 @@ def plan_batch(
         options = BatchOptions(**more)
     elif more:
         raise TypeError(f"plan_batch takes options or keyword options, not both: {sorted(more)}")
+    options = options.resolved(pipeline)  # auto: the executor it chooses for this pipeline
     input_path = Path(input_dir).expanduser().resolve()
     output_path = RunLayout.at(output_dir).root if output_dir is not None else None
     if output_path == input_path:

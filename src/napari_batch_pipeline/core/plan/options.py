@@ -12,16 +12,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError
+from ..executor_choice import AUTO, EXECUTORS, choose_executor
 from ..results.screen import Control, ScreenSettings
 
 __all__ = ["EXECUTORS", "STRATEGIES", "BatchOptions", "cpu_count"]
 
-EXECUTORS = ("serial", "threads", "processes", "dask")
 STRATEGIES = ("vertical", "horizontal")
 
 
@@ -42,7 +42,9 @@ class BatchOptions:
         Also look in subfolders.
     metadata : str or None
         A regular expression whose named groups become columns.
-    executor : {'serial', 'threads', 'processes', 'dask'}
+    executor : {'auto', 'serial', 'threads', 'processes', 'dask'}
+        ``auto`` (the default) chooses one from the pipeline and the machine when the
+        batch is planned (:meth:`resolved`; :mod:`..executor_choice` says how).
     workers : int or None
         Workers of a parallel executor; None: one per CPU core. Always 1 for serial.
     scheduler : str or None
@@ -87,7 +89,7 @@ class BatchOptions:
     pattern: str | None = None
     recursive: bool = False
     metadata: str | None = None
-    executor: str = "serial"
+    executor: str = AUTO
     workers: int | None = None
     scheduler: str | None = None
     strategy: str = "vertical"
@@ -103,6 +105,8 @@ class BatchOptions:
     negative_control: str | None = None
     positive_control: str | None = None
     table_format: str = "csv"
+    #: why ``auto`` chose ``executor`` (set by :meth:`resolved`; empty when the user chose)
+    executor_reason: str = field(default="", init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -122,7 +126,7 @@ class BatchOptions:
                 f"memory budget: expected 1 byte or more, got {self.memory_budget}",
                 options=("memory_budget",),
             )
-        if self.scheduler and self.executor != "dask":
+        if self.scheduler and self.executor not in ("dask", AUTO):
             raise PipelineError(
                 "a scheduler address is for the dask executor; choose the dask executor",
                 options=("scheduler", "executor"),
@@ -141,12 +145,28 @@ class BatchOptions:
                 f"task timeout: expected a number of seconds above 0, got {value!r}",
                 options=("task_timeout",),
             )
-        if self.executor not in ("processes", "dask"):
+        if self.executor not in ("processes", "dask", AUTO):
             raise PipelineError(
                 f"a task timeout stops the worker process of a task that runs too long; the "
                 f"{self.executor} executor runs tasks in this process: choose the processes or dask executor",
                 options=("task_timeout", "executor"),
             )
+
+    def resolved(self, pipeline: Any) -> BatchOptions:
+        """These options with ``auto`` replaced by the executor it chooses for ``pipeline``."""
+        if self.executor != AUTO:
+            return self
+        choice = choose_executor(
+            pipeline,
+            workers=self.workers or cpu_count(),
+            cores=cpu_count(),
+            scheduler=self.scheduler,
+            task_timeout=self.task_timeout,
+            low_priority=self.low_priority,
+        )
+        options = replace(self, executor=choice.executor)
+        object.__setattr__(options, "executor_reason", choice.reason)
+        return options
 
     @property
     def worker_count(self) -> int:

@@ -33,6 +33,7 @@ from ..run_folder.layout import RunLayout
 from ..run_folder.reader import RunResults
 from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, read_table
 from ..run_folder.writer import RunFolder
+from . import figure_imports
 from .annotations import Annotations, read_annotations, with_wells
 from .plate_map import plate_figure, plate_grid
 from .screen import (
@@ -163,6 +164,7 @@ def conclude(
         For a plate map, control or quality rule that does not fit the run, before any
         table is rewritten.
     """
+    figure_imports.wait()  # a run began importing matplotlib while its tasks computed
     results = RunResults(run_dir)
     settings = settings if settings is not None else recorded_settings(results)
     rules = settings.quality if settings.quality is not None else results.pipeline.quality

@@ -63,6 +63,7 @@ _SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "recursive": (_flag, "true or false"),
     "metadata": (_text, "a regular expression"),
     "executor": (_text, "an executor's name"),
+    "executor_reason": (_text, "why the auto executor chose it"),
     "workers": (_count, "a whole number of workers"),
     "scheduler": (_text, "a scheduler address"),
     "strategy": (_text, "a strategy's name"),

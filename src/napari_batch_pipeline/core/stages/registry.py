@@ -24,6 +24,7 @@ from typing import Any, Literal
 from ..errors import PipelineError
 
 __all__ = [
+    "BUILT_IN_MODULES",
     "OUTPUT_KINDS",
     "SPACING_ARG",
     "ParamSpec",
@@ -41,6 +42,8 @@ _DATA_NAMES = {"ImageData": "image", "LabelsData": "labels"}
 _TABLE_NAMES = ("DataFrame", "pandas.DataFrame", "pd.DataFrame")
 #: the argument through which the engine gives a stage its image's pixel size
 SPACING_ARG = "spacing"
+#: where the built-in stages' functions live (a function elsewhere is a user's)
+BUILT_IN_MODULES = "napari_batch_pipeline.core.stages."
 
 
 #: ``check(params, connected_data_args)``: a message when the values cannot work together, else None
