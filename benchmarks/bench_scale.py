@@ -40,7 +40,7 @@ from scale_rows import ROWS, prepare_output, process_image
 
 HERE = Path(__file__).resolve().parent
 #: the order of one pass: the rows a target compares run next to each other
-ORDER = ("loop", "serial", "halves", "processes", "joblib", "dask", "threads")
+ORDER = ("loop", "serial", "halves", "processes", "joblib", "auto", "dask", "threads")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +266,16 @@ def _targets(variant: str, passes: list[dict[str, dict[str, Any]]]) -> list[Targ
                 0.95,
                 True,
                 seconds("processes", "joblib"),
+            )
+        )
+    if {"auto", "joblib"} <= have:
+        targets.append(
+            Target(
+                f"{variant}: auto (the default executor) / joblib Parallel(2), time",
+                ratio("auto", "joblib"),
+                0.95,
+                True,
+                seconds("auto", "joblib") + f"; auto ran {passes[0]['auto'].get('executor', '?')}",
             )
         )
     if {"processes", "dask"} <= have:

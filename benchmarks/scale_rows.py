@@ -42,7 +42,7 @@ from workload import label_measure_write  # noqa: E402
 __all__ = ["ENGINE_ROWS", "ROWS", "WORKERS", "prepare_output", "process_image"]
 
 WORKERS = 2
-ENGINE_ROWS = ("serial", "threads", "processes", "dask")
+ENGINE_ROWS = ("serial", "threads", "processes", "dask", "auto")
 ROWS = ("loop", "halves", "joblib", *ENGINE_ROWS)
 #: the table the engine writes for the measure stage, and the hand loop likewise
 TABLE = "nuclei"
@@ -91,12 +91,14 @@ def joblib_loop(paths: list[Path], out: Path, variant: str) -> dict[str, int]:
     return _counts(table)
 
 
-def engine(executor: str, folder: Path, out: Path, variant: str) -> dict[str, int]:
+def engine(executor: str, folder: Path, out: Path, variant: str) -> tuple[dict[str, int], str]:
+    """The engine's run; every image's object count, and the executor that ran (auto's choice)."""
     count = len(_paths(folder))
     report = run_batch(make_pipeline(variant), folder, out, executor=executor, workers=WORKERS, fresh=True)
     if report.done != count:
         raise RuntimeError(f"{executor}: {report.failed} of {count} task(s) failed:\n{report.failures}")
-    return _counts(pd.read_csv(out / f"{TABLE}.csv", usecols=["image"]))
+    ran = json.loads((out / "run.json").read_text(encoding="utf-8"))["executor"]
+    return _counts(pd.read_csv(out / f"{TABLE}.csv", usecols=["image"])), ran
 
 
 def half_loops(folder: Path, out: Path, variant: str) -> dict[str, Any]:
@@ -155,15 +157,16 @@ def run_row(row: str, folder: Path, out: Path, variant: str) -> dict[str, Any]:
     if row == "halves":
         return half_loops(folder, out, variant)
     start = time.perf_counter()
+    ran = row
     if row == "loop":
         counts = hand_loop(_paths(folder), out, variant)
     elif row == "joblib":
         counts = joblib_loop(_paths(folder), out, variant)
     elif row in ENGINE_ROWS:
-        counts = engine(row, folder, out, variant)
+        counts, ran = engine(row, folder, out, variant)
     else:
         raise ValueError(f"unknown row {row!r}; expected one of {', '.join(ROWS)}")
-    return {"seconds": time.perf_counter() - start, "counts": counts}
+    return {"seconds": time.perf_counter() - start, "counts": counts, "executor": ran}
 
 
 def main(argv: list[str]) -> int:
