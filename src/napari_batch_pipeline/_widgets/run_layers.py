@@ -65,7 +65,11 @@ def events_then_layers(batch: BatchRun) -> Iterator[Event | LoadedLayers]:
 
 
 class LayerQueue:
-    """Adds layers to a viewer one per turn of the event loop, replacing the previous ones.
+    """Replaces the layers it added before by new ones, one layer per turn of the event loop.
+
+    Removing a layer and adding one are each among the slowest things the main thread
+    does here (napari rebuilds the sliders, the layer list and the canvas); one per turn,
+    the viewer stays responsive in between.
 
     Attributes
     ----------
@@ -80,24 +84,34 @@ class LayerQueue:
         self.on_done = on_done
         self.layers: list[Layer] = []
         self.loading = False
+        self._leaving: list[Layer] = []  # the previous layers, still to remove
         self._pending: list[Layer] = []
         self._tables: dict[str, StepTables] = {}
+        self._turn = QTimer()  # one chain of turns, even when show() comes mid-way
+        self._turn.setSingleShot(True)
+        self._turn.setInterval(0)
+        self._turn.timeout.connect(self._next)
 
     def show(self, layers: list[Layer], tables: dict[str, StepTables] | None = None) -> None:
         """Remove the previous layers (and any of the same names); add ``layers``, then call
         ``on_done``. ``tables`` keep a layer's features and metadata on the step shown."""
-        for layer in self.layers:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
         for previous in self._tables.values():
             previous.detach()
         self._tables = dict(tables or {})
+        self._leaving += self.layers
         self.layers = []
         self._pending = list(layers)
         self.loading = True
-        self._add_next()
+        self._next()
 
-    def _add_next(self) -> None:
+    def _next(self) -> None:
+        """One step: remove a previous layer, or add a new one, or end."""
+        if self._leaving:
+            layer = self._leaving.pop(0)
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+            self._turn.start()
+            return
         if not self._pending:
             self.loading = False
             self._point_at_results()
@@ -110,7 +124,7 @@ class LayerQueue:
         if layer.name in self._tables:
             self._tables[layer.name].attach(self.viewer, layer)
         self.layers.append(layer)
-        QTimer.singleShot(0, self._add_next)
+        self._turn.start()
 
     def _point_at_results(self) -> None:
         """The stacks' slider is labelled ``image``; the last result layer is selected."""
