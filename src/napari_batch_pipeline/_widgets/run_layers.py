@@ -2,11 +2,12 @@
 
 The batch widget's worker yields the engine's events, then :class:`LoadedLayers`: the
 saved outputs of the run as lazy layers, built in the worker thread (a layer is a model;
-building one reads a TIFF header or two). :class:`LayerQueue` then adds them to the
-viewer one per turn of the event loop, since adding a layer builds its visuals and
-controls, the slowest thing the main thread does here. :func:`task_layers` shows one
-task: its input and its saved outputs. Every layer is shown at the scale of its pixel
-size: the run's (``SavedOutputs.scale_of``) or the task's field's.
+building one reads a TIFF header or two). :class:`LayerQueue` then puts them in the
+place of the previous run's layers one layer per turn of the event loop, since removing
+a layer and adding one (its visuals and controls) are the slowest things the main
+thread does here. :func:`task_layers` shows one task: its input and its saved outputs.
+Every layer is shown at the scale of its pixel size: the run's
+(``SavedOutputs.scale_of``) or the task's field's.
 """
 
 from __future__ import annotations
