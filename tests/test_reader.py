@@ -112,6 +112,23 @@ def test_run_folder_opens_as_lazy_stacks_with_the_tables(run_folder):
     assert low < high
 
 
+def test_opening_a_run_reads_one_image_not_every_one(run_folder, monkeypatch):
+    # a run of 1,000 images opens in well under a second: headers only, and the first
+    # input's pixels for the contrast limits; the rest is read when napari shows it
+    from napari_batch_pipeline.core.run_folder import reader
+
+    read: list[object] = []
+
+    def spy(read_pixels):
+        return lambda path: read.append(path) or read_pixels(path)
+
+    monkeypatch.setattr(reader, "read_image", spy(reader.read_image))
+    monkeypatch.setattr(reader, "read_tiff", spy(reader.read_tiff))
+    layers = read_run_folder(str(run_folder))
+    assert [data.shape[0] for data, _, _ in layers] == [4, 4]
+    assert read == [run_folder.parent / "images" / "nuclei_01.tif"]
+
+
 def test_outputs_of_different_shapes_open_one_layer_each(tmp_path, pipeline):
     write_nuclei_folder(tmp_path / "images", count=2)
     write_nuclei_folder(tmp_path / "images" / "big", count=1, shape=(300, 200))

@@ -138,13 +138,17 @@ def step_tables(results: RunResults, layers: list[Layer]) -> dict[str, StepTable
     rows = {results.row_name(index): index for index in results.done_rows()}
     columns = task_columns(results.images, results.all_param_columns)
     by_table: dict[str, tuple[pd.DataFrame, list[np.ndarray]]] = {}
+    described: dict[int, dict[str, Any]] = {}  # the layers of a run share their rows
     found = {}
     for layer in layers:
         names = layer.metadata.get("names") or []
         if not names or any(name not in rows for name in names):
             continue
         indices = [rows[name] for name in names]
-        tables = StepTables([row_description(results, index) for index in indices])
+        for index in indices:
+            if index not in described:
+                described[index] = row_description(results, index)
+        tables = StepTables([dict(described[index]) for index in indices])
         table = measured_by(results.pipeline, layer.metadata.get("stage", ""))
         if isinstance(layer, Labels) and table is not None and table in results.table_stages:
             if table not in by_table:

@@ -2,11 +2,12 @@
 
 The batch widget's worker yields the engine's events, then :class:`LoadedLayers`: the
 saved outputs of the run as lazy layers, built in the worker thread (a layer is a model;
-building one reads a TIFF header or two). :class:`LayerQueue` then adds them to the
-viewer one per turn of the event loop, since adding a layer builds its visuals and
-controls, the slowest thing the main thread does here. :func:`task_layers` shows one
-task: its input and its saved outputs. Every layer is shown at the scale of its pixel
-size: the run's (``SavedOutputs.scale_of``) or the task's field's.
+building one reads a TIFF header or two). :class:`LayerQueue` then puts them in the
+place of the previous run's layers one layer per turn of the event loop, since removing
+a layer and adding one (its visuals and controls) are the slowest things the main
+thread does here. :func:`task_layers` shows one task: its input and its saved outputs.
+Every layer is shown at the scale of its pixel size: the run's
+(``SavedOutputs.scale_of``) or the task's field's.
 """
 
 from __future__ import annotations
@@ -65,7 +66,11 @@ def events_then_layers(batch: BatchRun) -> Iterator[Event | LoadedLayers]:
 
 
 class LayerQueue:
-    """Adds layers to a viewer one per turn of the event loop, replacing the previous ones.
+    """Replaces the layers it added before by new ones, one layer per turn of the event loop.
+
+    Removing a layer and adding one are each among the slowest things the main thread
+    does here (napari rebuilds the sliders, the layer list and the canvas); one per turn,
+    the viewer stays responsive in between.
 
     Attributes
     ----------
@@ -80,24 +85,34 @@ class LayerQueue:
         self.on_done = on_done
         self.layers: list[Layer] = []
         self.loading = False
+        self._leaving: list[Layer] = []  # the previous layers, still to remove
         self._pending: list[Layer] = []
         self._tables: dict[str, StepTables] = {}
+        self._turn = QTimer()  # one chain of turns, even when show() comes mid-way
+        self._turn.setSingleShot(True)
+        self._turn.setInterval(0)
+        self._turn.timeout.connect(self._next)
 
     def show(self, layers: list[Layer], tables: dict[str, StepTables] | None = None) -> None:
         """Remove the previous layers (and any of the same names); add ``layers``, then call
         ``on_done``. ``tables`` keep a layer's features and metadata on the step shown."""
-        for layer in self.layers:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
         for previous in self._tables.values():
             previous.detach()
         self._tables = dict(tables or {})
+        self._leaving += self.layers
         self.layers = []
         self._pending = list(layers)
         self.loading = True
-        self._add_next()
+        self._next()
 
-    def _add_next(self) -> None:
+    def _next(self) -> None:
+        """One step: remove a previous layer, or add a new one, or end."""
+        if self._leaving:
+            layer = self._leaving.pop(0)
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+            self._turn.start()
+            return
         if not self._pending:
             self.loading = False
             self._point_at_results()
@@ -110,7 +125,7 @@ class LayerQueue:
         if layer.name in self._tables:
             self._tables[layer.name].attach(self.viewer, layer)
         self.layers.append(layer)
-        QTimer.singleShot(0, self._add_next)
+        self._turn.start()
 
     def _point_at_results(self) -> None:
         """The stacks' slider is labelled ``image``; the last result layer is selected."""

@@ -136,3 +136,25 @@ def test_a_crafted_images_table_never_leads_out_of_the_run_folder(tmp_path, pipe
     assert len(results.saved_outputs("labels").names) == 2  # the two untouched rows
     assert all("secret" not in str(name) for name in results.saved_outputs("labels").names)
     assert len(results.saved_inputs().names) == 2
+
+
+def test_a_linked_file_is_followed_only_within_its_folder(tmp_path, pipeline, image_folder) -> None:
+    # Outputs and inputs are checked in bulk, a folder resolved once; a file that is a
+    # link is still resolved whole: one leading out of its folder is not read.
+    import shutil
+
+    out = tmp_path / "run"
+    run_batch(pipeline, image_folder, out, executor="serial")
+    results = RunResults(out)
+    names = results.saved_outputs("labels").names
+    outside = tmp_path / "secret.tif"
+    shutil.copy(out / "labels" / "img1.tif", outside)
+    (out / "labels" / "img1.tif").unlink()
+    (out / "labels" / "img1.tif").symlink_to(outside)
+    (out / "labels" / "img2.tif").rename(out / "img2.tif")
+    (out / "labels" / "img2.tif").symlink_to(out / "img2.tif")  # a link within the run: fine
+    assert RunResults(out).saved_outputs("labels").names == [n for n in names if n != "img1.tif"]
+    inputs = RunResults(out).saved_inputs().names
+    shutil.move(image_folder / "img3.tif", tmp_path / "img3.tif")
+    (image_folder / "img3.tif").symlink_to(tmp_path / "img3.tif")
+    assert RunResults(out).saved_inputs().names == [n for n in inputs if n != "img3.tif"]

@@ -11,6 +11,7 @@ scale, the pixel size of its images, for a viewer to show it at (:meth:`SavedOut
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,10 @@ def lazy_stack(
         return np.asarray(read_file(files[block_id[0]])).reshape(shape)[np.newaxis]
 
     chunks = ((1,) * len(files), *((n,) for n in shape))
-    return da.map_blocks(read, chunks=chunks, dtype=dtype, meta=np.empty((0,) * (len(shape) + 1), dtype))
+    meta = np.empty((0,) * (len(shape) + 1), dtype)
+    # a name of its own: dask would otherwise hash ``read`` with every path it holds
+    name = f"lazy-stack-{uuid.uuid4().hex}"
+    return da.map_blocks(read, chunks=chunks, dtype=dtype, meta=meta, name=name)
 
 
 def read_tiff(path: str | Path) -> np.ndarray:

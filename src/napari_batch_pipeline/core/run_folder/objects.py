@@ -120,7 +120,7 @@ def row_description(results: RunResults, index: int) -> dict[str, Any]:
     (the parameter-set label, ``''`` without a sweep) and ``row`` (the row number)."""
     scene, t = results.row_field(index)
     field = {name: value for name, value in ((SCENE, scene), (TIME, t)) if value is not None}
-    image = str(results.images.iloc[index][IMAGE])
+    image = str(results.row(index)[IMAGE])
     label = results.row_label(index)
     return {"run_folder": str(results.path), "image": image, **field, "parameters": label, "row": index}
 

@@ -7,7 +7,9 @@ and the command line all read runs through :class:`RunResults`.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -98,19 +100,26 @@ class RunResults:
     def param_columns(self) -> list[str]:
         """The swept parameter columns of images.csv (``'blurred.sigma'``), in sweep order:
         those that name the outputs (not the parameter table's)."""
-        table = set(self.table_param_columns)
-        return [c for c in self.all_param_columns if c not in table]
+        return list(self._param_columns[0])
 
     @property
     def all_param_columns(self) -> list[str]:
         """Every parameter column of images.csv: swept and from the parameter table."""
-        return param_columns(list(self.images.columns), self.pipeline)
+        return list(self._param_columns[1])
 
     @property
     def table_param_columns(self) -> list[str]:
         """The parameter columns the run's parameter table set (run.json records them)."""
+        return list(self._param_columns[2])
+
+    @cached_property
+    def _param_columns(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """(swept, all, the parameter table's) parameter columns: worked out once, since
+        every row's name and label asks for them."""
+        every = param_columns(list(self.images.columns), self.pipeline)
         recorded = (self.provenance.get("params") or {}).get("columns") or []
-        return [c for c in self.all_param_columns if c in recorded]
+        table = [c for c in every if c in recorded]
+        return tuple(c for c in every if c not in table), tuple(every), tuple(table)
 
     @property
     def metadata_columns(self) -> list[str]:
@@ -145,7 +154,7 @@ class RunResults:
     def row_label(self, index: int) -> str:
         """The parameter-set label of row ``index`` of images.csv (``''`` without a sweep)."""
         row = self.row(index)
-        return param_label({column: _scalar(row[column]) for column in self.param_columns})
+        return param_label({column: _scalar(row[column]) for column in self._param_columns[0]})
 
     def row_field(self, index: int) -> tuple[int | None, int | None]:
         """The scene and time point of row ``index`` (None where the run has no such column)."""
@@ -215,9 +224,10 @@ class RunResults:
             array each.
         """
         found = []
+        within = _FilesWithin(self.path)
         for index in self.done_rows():
-            path = self._output(stage, index)
-            if path is not None and path.is_file():
+            path = self.layout.output(stage, self.row_stem(index))
+            if within(path):
                 found.append((self.row_name(index), path, self.row_spacing(index)))
         return load_saved(SavedOutputs(stage, self.pipeline[stage].returns), found, max_separate, read_tiff)
 
@@ -247,9 +257,11 @@ class RunResults:
         """
         fields = SCENE in self.images or TIME in self.images
         found: list[tuple[str, Path | FieldFile, Any]] = []
+        folder = self.input_dir
+        within = _FilesWithin(folder) if folder is not None else None
         for index in self.done_rows():
-            path = self.input_path(index)
-            if path is None or not path.is_file():
+            path = folder / str(self.row(index)[IMAGE]) if folder is not None else None
+            if path is None or within is None or not within(path):
                 continue
             scene, t = self.row_field(index)
             source = FieldFile(path, scene or 0, t or 0) if fields else path
@@ -287,6 +299,37 @@ def task_outputs(
 def _scalar(value: Any) -> Any:
     """A pandas cell as the plain Python value the run labelled its files with."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+class _FilesWithin:
+    """``within(path)``: whether ``path`` is an existing file inside ``root``, as
+    ``path.is_file() and _within(root, path)`` says, for many files: the root and each
+    folder are resolved once, a file that is no link costs one ``lstat``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._inside: str | None = None  # the resolved root, ending in a separator
+        self._folders: dict[str, str] = {}  # resolved folders, by their text
+
+    def __call__(self, path: Path) -> bool:
+        try:
+            mode = os.lstat(path).st_mode
+        except (OSError, ValueError):
+            return False
+        if stat.S_ISLNK(mode):  # resolved whole, as _within does
+            return path.is_file() and _within(self.root, path)
+        if not stat.S_ISREG(mode):
+            return False
+        try:
+            if self._inside is None:
+                self._inside = os.path.join(str(self.root.resolve()), "")
+            parent = path.parent
+            folder = self._folders.get(str(parent))
+            if folder is None:
+                folder = self._folders[str(parent)] = os.path.join(str(parent.resolve()), "")
+        except (OSError, RuntimeError, ValueError):
+            return False
+        return folder.startswith(self._inside)  # the file itself is no link: its folder says
 
 
 def _within(root: Path, path: Path) -> bool:
