@@ -70,9 +70,10 @@ def timed_process(command: list[str]) -> float:
     return seconds
 
 
-def import_costs(command: list[str]) -> list[tuple[str, float]]:
-    """Seconds of imports by top-level package in ``command`` (a Python command line)."""
-    done = subprocess.run([command[0], "-X", "importtime", *command[1:]], capture_output=True, text=True)
+def import_costs(arguments: list[str]) -> list[tuple[str, float]]:
+    """Seconds of imports by top-level package of the command with ``arguments``."""
+    command = [sys.executable, "-X", "importtime", "-c", "from napari_batch_pipeline.cli import run; run()"]
+    done = subprocess.run([*command, *arguments], capture_output=True, text=True)
     costs: dict[str, float] = defaultdict(float)
     for line in done.stderr.splitlines():
         found = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)  # top level: no indent
@@ -96,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         (image,) = make_images(root / "one", 1, (args.size, args.size))
         (root / "hand.py").write_text(HAND_SCRIPT, encoding="utf-8")
         pipeline = make_pipeline(args.radius).save(root / "benchmark.yaml")
-        cli = [
-            sys.executable,
-            "-c",
-            "import sys; from napari_batch_pipeline.cli import main; sys.exit(main())",
-        ]
+        script = Path(sys.executable).with_name("napari-batch-pipeline")  # the command users run
+        cli = (
+            [str(script)]
+            if script.exists()
+            else [sys.executable, "-c", "from napari_batch_pipeline.cli import run; run()"]
+        )
         hand = [sys.executable, str(root / "hand.py"), str(image)]
         run = [*cli, "run", str(pipeline), str(root / "one"), "--executor"]
         contenders = {
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"round {index + 1}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()),
                 file=sys.stderr,
             )
-        costs = import_costs(contenders["serial"](str(root / "imports"))) if args.imports else []
+        serial = contenders["serial"](str(root / "imports"))
+        costs = import_costs(serial[serial.index("run") :]) if args.imports else []
 
     script = statistics.median(times["hand-written script"])
     results: list[Result] = [Result("hand-written script, fresh process", f"{script:.2f} s", "", None)]

@@ -84,7 +84,7 @@ def test_wheel_holds_the_manifest_as_a_regular_file(built_distributions):
         entry_points = configparser.ConfigParser()
         entry_points.read_string(wheel.read(entry_points_name).decode())
     assert entry_points["napari.manifest"][PLUGIN] == f"{PACKAGE}:napari.yaml"
-    assert entry_points["console_scripts"][PLUGIN] == f"{PACKAGE}.cli:main"
+    assert entry_points["console_scripts"][PLUGIN] == f"{PACKAGE}.cli:run"
 
 
 def test_wheel_holds_the_license(built_distributions, wheel_metadata):

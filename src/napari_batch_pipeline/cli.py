@@ -12,6 +12,8 @@ to this package's logger; other libraries' log messages show only from WARNING u
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fnmatch
 import logging
 import os
 import re
@@ -346,7 +348,23 @@ def _start_workers_early(args: argparse.Namespace) -> None:
             return  # built-in stages: auto runs them on threads
     from .core.engine.process_pool import prestart
 
-    prestart(args.workers or os.cpu_count() or 1, ())
+    prestart(_worker_guess(args), ())
+
+
+def _worker_guess(args: argparse.Namespace) -> int:
+    """The workers the run will take: one per core (or ``--workers``), no more than the
+    files of a folder run without subfolders or a sweep (one task each, mostly)."""
+    workers = args.workers or os.cpu_count() or 1
+    if args.recursive or args.sweep or args.params:
+        return workers
+    try:
+        with os.scandir(args.input) as entries:
+            names = [e.name for e in entries if not e.name.startswith(".") and e.is_file()]
+    except OSError:
+        return workers
+    if args.pattern:
+        names = fnmatch.filter(names, args.pattern)
+    return max(1, min(workers, len(names)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -367,5 +385,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_commands.EXIT_CANCELLED
 
 
+def run() -> None:
+    """The ``napari-batch-pipeline`` command: :func:`main`, then the process ends at once.
+
+    By the time :func:`main` returns, every file is written and closed and the run's
+    workers are done; what is left is Python's teardown, module by module (pandas,
+    SciPy, matplotlib): a quarter of a second a user waits for nothing. So the worker
+    pools are shut down, the logs and streams flushed, and the process exits without it.
+    """
+    try:
+        status = main()
+    except BrokenPipeError:  # piped into a command that stopped reading (``| head``)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 1
+    if "napari_batch_pipeline.core.engine.process_pool" in sys.modules:
+        from .core.engine.process_pool import shut_down_pools
+
+        shut_down_pools()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can reach it
+            stream.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from napari_batch_pipeline.core.engine.process_pool import NICE, ProcessExecutor, _process_pool, prestart
+from napari_batch_pipeline.core.engine import process_pool
+from napari_batch_pipeline.core.engine.process_pool import (
+    NICE,
+    ProcessExecutor,
+    _process_pool,
+    prestart,
+    shut_down_pools,
+)
 from napari_batch_pipeline.core.engine.worker_guard import TIMEOUT_EXIT, worker_fate
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.plan.options import BatchOptions
@@ -39,12 +46,12 @@ def test_workers_get_their_share_of_the_cores_for_library_threads(monkeypatch: p
 
 
 def test_prestart_starts_the_workers_without_waiting() -> None:
-    pool = _process_pool(3)  # a pool size no other test uses: starts cold
-    pool.shutdown(wait=True)
+    shut_down_pools()  # cold: no warm pool to take the workers from
     started = time.perf_counter()
     prestart(3, ["json"])
     assert time.perf_counter() - started < 2  # returns before the workers have imported
-    pool = _process_pool(3)
+    key, pool = _process_pool(3)
+    assert key == (3, 0)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(getattr(pool, "_processes", {})) < 3:
         time.sleep(0.05)
@@ -117,8 +124,23 @@ def test_workers_started_in_the_window_ignore_ctrl_c_and_block_nothing() -> None
     from napari_batch_pipeline.core.engine.process_pool import _sigint_ignored
 
     with _sigint_ignored():
-        pool = _process_pool(1, 0)
+        _, pool = _process_pool(1, 0)
         future = pool.submit(_ctrl_c_state, 0)
     assert future.result(timeout=120) == (True, False)
     # and this process takes Ctrl-C again
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+
+
+def test_a_run_of_fewer_tasks_takes_its_workers_from_a_larger_warm_pool() -> None:
+    """One image in a session whose pool has two warm workers: no new worker starts; and
+    a warm pool of any size serves a prestart (the command line started it for the run)."""
+    shut_down_pools()
+    prestart(2, [])
+    pools = dict(process_pool._POOLS)
+    assert list(pools) == [(2, 0)]
+    one = ProcessExecutor(1)
+    assert dict(one.map(_niceness, [1])) == {1: os.nice(0)}
+    prestart(4, [])
+    assert pools == process_pool._POOLS  # the same pool object, nothing started
+    assert ProcessExecutor(4)._key == (4, 0)  # a run that needs more workers gets them
+    shut_down_pools()

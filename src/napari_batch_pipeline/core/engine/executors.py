@@ -206,10 +206,11 @@ _LOCAL_CLUSTER_CONFIG = {
 }
 
 
-def make_executor(options: BatchOptions, code: tuple[str, ...] = ()) -> Executor:
-    """Build the executor ``options`` name, with ``options.worker_count`` workers, for
-    stages of the user's ``code`` (``Pipeline.user_code``)."""
-    count = options.worker_count
+def make_executor(options: BatchOptions, code: tuple[str, ...] = (), tasks: int | None = None) -> Executor:
+    """Build the executor ``options`` name, with ``options.worker_count`` workers (no more
+    than ``tasks``, the tasks it will run), for stages of the user's ``code``
+    (``Pipeline.user_code``)."""
+    count = options.worker_count if tasks is None else max(1, min(options.worker_count, tasks))
     if options.executor == "threads":
         return ThreadExecutor(count)
     if options.executor == "processes":

@@ -24,7 +24,7 @@ from typing import Any
 from .executor_base import Executor
 from .worker_guard import Guarded, WorkerDied, worker_fate
 
-__all__ = ["ProcessExecutor", "prestart"]
+__all__ = ["ProcessExecutor", "prestart", "shut_down_pools"]
 
 #: seconds between looks at the cancel flag while waiting for results
 _POLL = 0.2
@@ -65,7 +65,7 @@ class ProcessExecutor(Executor):
         self.task_timeout = task_timeout
         self.nice = NICE if low_priority else 0
         self.code = code
-        self._executor = _process_pool(self.workers, self.nice, self.code)
+        self._key, self._executor = _process_pool(self.workers, self.nice, self.code)
         self._stopping: list[Any] = []
 
     def map(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
@@ -85,7 +85,7 @@ class ProcessExecutor(Executor):
                 *(getattr(pool, "_processes", None) or {}).values(),
             ]
         self._executor.shutdown(wait=False, kill_workers=True)
-        _POOLS.pop((self.workers, self.nice), None)
+        _POOLS.pop(self._key, None)
 
     def close(self) -> None:
         if self._cancelled.is_set():
@@ -97,7 +97,7 @@ class ProcessExecutor(Executor):
     def _renew(self) -> None:
         """Replace a broken pool (its workers are gone) with a new one."""
         with _sigint_ignored():
-            self._executor = _process_pool(self.workers, self.nice, self.code)
+            self._key, self._executor = _process_pool(self.workers, self.nice, self.code)
 
     def _submit(self, function: Callable[[Any], Any], job: Any) -> futures.Future | None:
         """Submit ``job``; None when the pool was shut down by cancel() or just broke."""
@@ -256,12 +256,25 @@ def prestart(
 
     Called before a batch plans its tasks, so that the workers' start-up (importing
     scikit-image, pandas and the stages' modules takes seconds) overlaps the planning
-    instead of following it.
+    instead of following it. A warm pool at that priority that can run ``code`` is
+    used as it is, whatever its size: a run takes its workers from a pool at least as
+    large as it needs (:func:`_process_pool`), and a pool started for fewer workers than
+    a run asks for was started for a run of fewer tasks (the command line's guess).
     """
+    nice = NICE if low_priority else 0
     with _sigint_ignored():
-        pool = _process_pool(workers, NICE if low_priority else 0, code)
-        for _ in range(workers):
+        warm = [key for key, pool in _POOLS.items() if key[1] == nice and _live(pool) and _serves(key, code)]
+        key, pool = (warm[0], _POOLS[warm[0]]) if warm else _process_pool(workers, nice, code)
+        for _ in range(key[0]):
             pool.submit(_import_all, tuple(modules))
+
+
+def shut_down_pools() -> None:
+    """Stop every warm pool's workers (idle: nothing is lost), for a process about to end."""
+    for key, pool in list(_POOLS.items()):
+        with contextlib.suppress(Exception):
+            pool.shutdown(wait=True, kill_workers=True)
+        _POOLS.pop(key, None)
 
 
 def _import_all(modules: tuple[str, ...]) -> None:
@@ -271,26 +284,40 @@ def _import_all(modules: tuple[str, ...]) -> None:
             importlib.import_module(name)
 
 
-def _process_pool(workers: int, nice: int = 0, code: tuple[str, ...] = ()) -> Any:
-    """This package's warm loky pool of ``workers`` processes (at ``nice``), made anew when
-    it broke, or when its workers may hold other user code than ``code``
-    (:func:`worker_code`): a module imported in a worker stays as it was imported."""
-    from joblib.externals.loky import ProcessPoolExecutor
+def _process_pool(workers: int, nice: int = 0, code: tuple[str, ...] = ()) -> tuple[tuple[int, int], Any]:
+    """This package's warm loky pool for ``workers`` processes at ``nice``, and its key.
 
+    The pool of exactly that many workers, else a larger warm one (its extra workers
+    wait); made anew when it broke, or when its workers may hold other user code than
+    ``code`` (:func:`_serves`): a module imported in a worker stays as it was imported.
+    """
+    from loky import ProcessPoolExecutor
+
+    for gone in [k for k, p in _POOLS.items() if not _live(p)]:
+        _POOLS.pop(gone)  # broken or shut down: its workers are gone
     key = (workers, nice)
-    pool = _POOLS.get(key)
-    flags = getattr(pool, "_flags", None)
-    if pool is not None and not _serves(key, code):
-        pool.shutdown(wait=False, kill_workers=True)  # idle between runs: nothing is lost
-        pool = None
-    if pool is None or getattr(flags, "broken", None) or getattr(flags, "shutdown", False):
+    larger = sorted(k for k, p in _POOLS.items() if k[1] == nice and k[0] > workers and _live(p))
+    usable = [k for k in ([key] if _live(_POOLS.get(key)) else []) + larger if _serves(k, code)]
+    if usable:
+        key = usable[0]
+    else:
+        stale = _POOLS.pop(key, None)
+        if stale is not None:
+            stale.shutdown(wait=False, kill_workers=True)  # idle between runs: nothing is lost
         share = max(1, (os.cpu_count() or 1) // workers)
-        pool = ProcessPoolExecutor(workers, timeout=300, initializer=_start_worker, initargs=(share, nice))
-        _POOLS[key] = pool
+        _POOLS[key] = ProcessPoolExecutor(
+            workers, timeout=300, initializer=_start_worker, initargs=(share, nice)
+        )
         _POOL_CODE[key] = ((), tuple(sys.path))
     if code:
         _POOL_CODE[key] = (code, tuple(sys.path))
-    return pool
+    return key, _POOLS[key]
+
+
+def _live(pool: Any) -> bool:
+    """Whether ``pool`` can take work (not missing, broken or shut down)."""
+    flags = getattr(pool, "_flags", None)
+    return pool is not None and not getattr(flags, "broken", False) and not getattr(flags, "shutdown", False)
 
 
 #: the thread pools of numerical libraries a stage may use (BLAS, OpenMP, numexpr)

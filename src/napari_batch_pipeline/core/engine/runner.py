@@ -71,6 +71,7 @@ class Runner:
         self.command = command
         self._cancel = threading.Event()
         self._executor: Executor | None = None
+        self._pending: int | None = None
         self.report: Report | None = None
 
     @property
@@ -135,6 +136,7 @@ class Runner:
         passes = GroupPasses(self.plan.groups, self.job, self.folder.layout) if self.plan.groups else None
         ledger = self._open(passes)
         pending = [self.job(task) for task in self.tasks if task.key not in ledger.records]
+        self._pending = len(pending)  # no more workers than tasks to run
         strategy = make_strategy(options.strategy)
         interrupted = False
         try:
@@ -200,7 +202,7 @@ class Runner:
         )
 
     def _make_executor(self) -> Executor:
-        self._executor = make_executor(self.plan.options, self.pipeline.user_code)
+        self._executor = make_executor(self.plan.options, self.pipeline.user_code, self._pending)
         if self.cancelled:
             self._executor.cancel()
         return self._executor
