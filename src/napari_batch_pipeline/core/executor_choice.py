@@ -8,11 +8,14 @@ that from taking the run down. So ``auto`` chooses:
 
 1. dask, when a scheduler address is given;
 2. processes, when a task timeout is asked for (a thread cannot be stopped);
-3. processes, when a stage is a user's function (its crash fails its task alone);
-4. processes, when the batch runs beside an interactive program (``low_priority``, the
+3. threads (serial with one worker), when a user's function exists in this session only
+   (registered under a plain name, or defined in a script's or notebook's ``__main__``):
+   a worker process could not find it;
+4. processes, when a stage is a user's function (its crash fails its task alone);
+5. processes, when the batch runs beside an interactive program (``low_priority``, the
    napari widget): niced worker processes leave the viewer the CPU, threads cannot;
-5. serial, with one worker or one core;
-6. threads otherwise.
+6. serial, with one worker or one core;
+7. threads otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ EXECUTORS = (AUTO, "serial", "threads", "processes", "dask")
 class _Pipeline(Protocol):
     @property
     def user_code(self) -> tuple[str, ...]: ...
+
+    @property
+    def session_functions(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,14 @@ def choose_executor(
     if task_timeout is not None:
         return ExecutorChoice(
             "processes", "a task timeout stops a worker process; a thread cannot be stopped"
+        )
+    here = pipeline.session_functions
+    if here:
+        executor = "serial" if workers <= 1 or cores <= 1 else "threads"
+        return ExecutorChoice(
+            executor,
+            f"the pipeline's function(s) {', '.join(here)} exist in this session only (registered "
+            "or defined in a script or notebook), where no worker process can find them",
         )
     own = sorted({code.partition(":")[0] for code in pipeline.user_code})
     if own:

@@ -72,6 +72,7 @@ def test_a_named_executor_is_kept(pipeline: Pipeline) -> None:
 def test_choice_reads_only_what_it_is_given() -> None:
     class Built:
         user_code = ()
+        session_functions: list[str] = []
 
     assert choose_executor(Built(), workers=2, cores=2).executor == "threads"
     assert choose_executor(Built(), workers=8, cores=1).executor == "serial"
@@ -119,3 +120,30 @@ def test_warm_workers_never_run_an_older_version_of_a_users_module(
         ] == ("processes")
         saved = tifffile.imread(tmp_path / f"out{version}" / "bright" / "a.tif")
         assert float(saved.max()) == version  # 0 + 1.0 * version, computed by this version
+
+
+def brighter_here(image: "napari.types.ImageData", by: float = 1.0) -> "napari.types.ImageData":
+    return image + by
+
+
+def test_a_function_registered_in_this_session_runs_on_threads(tmp_path: Path) -> None:
+    """A notebook's own function (registered under a plain name, or in ``__main__``) is
+    found by no worker process: auto keeps it in this process, and the run works."""
+    from napari_batch_pipeline.core.stages import register_stage
+
+    register_stage(brighter_here, "brighter_here")
+    try:
+        folder = tmp_path / "images"
+        folder.mkdir()
+        tifffile.imwrite(folder / "a.tif", np.zeros((8, 8), np.float32))
+        pipeline = Pipeline.from_text(
+            "version: 1\nname: here\nstages:\n  - name: bright\n    function: brighter_here\n    save: true\n"
+        )
+        assert pipeline.session_functions == ["brighter_here"]
+        executor, reason = _choice(pipeline)
+        assert executor == "threads" and "brighter_here" in reason and "this session only" in reason
+        assert _choice(pipeline, workers=1)[0] == "serial"
+        report = run_batch(pipeline, folder, tmp_path / "out")
+        assert report.done == 1, report.images["error"].tolist()
+    finally:
+        STAGES.pop("brighter_here", None)

@@ -248,6 +248,19 @@ class Pipeline:
         )
 
     @property
+    def session_functions(self) -> list[str]:
+        """The user's stage functions a new process could not find: registered in this
+        session under a plain name, or defined in ``__main__`` (a script, a notebook)."""
+        return sorted(
+            {
+                s.function
+                for s in self.stages
+                if not (getattr(s.spec.function, "__module__", "") or "").startswith(BUILT_IN_MODULES)
+                and (":" not in s.function or s.function.startswith("__main__:"))
+            }
+        )
+
+    @property
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
 
