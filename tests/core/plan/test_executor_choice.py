@@ -9,9 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_batch_pipeline import Pipeline, run_batch
+from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.executor_choice import choose_executor
 from napari_batch_pipeline.core.plan.batch_plan import plan_batch
 from napari_batch_pipeline.core.plan.options import BatchOptions
@@ -145,5 +147,12 @@ def test_a_function_registered_in_this_session_runs_on_threads(tmp_path: Path) -
         assert _choice(pipeline, workers=1)[0] == "serial"
         report = run_batch(pipeline, folder, tmp_path / "out")
         assert report.done == 1, report.images["error"].tolist()
+        # worker processes cannot run it: refused before anything is written, by meaning
+        for options in ({"executor": "processes"}, {"task_timeout": 5}):
+            with pytest.raises(PipelineError, match="exist in this session only") as refused:
+                run_batch(pipeline, folder, tmp_path / "refused", **options)
+            assert refused.value.options == ("executor",)
+            assert not (tmp_path / "refused").exists()
+        assert "auto chose it" in str(refused.value)
     finally:
         STAGES.pop("brighter_here", None)

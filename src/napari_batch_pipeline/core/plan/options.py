@@ -153,7 +153,28 @@ class BatchOptions:
             )
 
     def resolved(self, pipeline: Any) -> BatchOptions:
-        """These options with ``auto`` replaced by the executor it chooses for ``pipeline``."""
+        """These options with ``auto`` replaced by the executor it chooses for ``pipeline``.
+
+        Raises
+        ------
+        PipelineError
+            If the executor runs tasks in worker processes and a stage's function exists
+            in this session only (``Pipeline.session_functions``): no worker could find it.
+        """
+        options = self._chosen(pipeline)
+        here = list(getattr(pipeline, "session_functions", []))
+        if here and options.executor in ("processes", "dask"):
+            why = f" (auto chose it: {options.executor_reason})" if self.executor == AUTO else ""
+            raise PipelineError(
+                f"the pipeline's function(s) {', '.join(map(repr, here))} exist in this session only "
+                f"(registered under a plain name, or defined in a script or notebook): worker "
+                f"processes of the {options.executor} executor cannot find them{why}; put them in a "
+                "module and name them 'package.module:function', or run them on threads or serial",
+                options=("executor",),
+            )
+        return options
+
+    def _chosen(self, pipeline: Any) -> BatchOptions:
         if self.executor != AUTO:
             return self
         choice = choose_executor(
