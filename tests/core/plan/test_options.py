@@ -41,8 +41,10 @@ def test_sweep_values_become_lists() -> None:
 
 
 def test_the_executor_follows_the_options() -> None:
-    serial = make_executor(BatchOptions())
+    serial = make_executor(BatchOptions(executor="serial"))
     assert type(serial) is Executor and serial.workers == 1
+    with pytest.raises(ValueError, match="resolve"):  # auto means nothing until a pipeline is known
+        make_executor(BatchOptions())
     pool = make_executor(BatchOptions(executor="processes", workers=2))
     try:
         assert isinstance(pool, ProcessExecutor) and pool.workers == 2
@@ -65,3 +67,10 @@ def test_the_engines_local_cluster_keeps_glibcs_adaptive_malloc() -> None:
     assert "MALLOC_TRIM_THRESHOLD_" not in environment
     assert environment.get("OMP_NUM_THREADS") == "1"  # dask's other settings stay
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ  # nor leaked into this process
+
+
+def test_a_run_starts_no_more_workers_than_tasks() -> None:
+    assert make_executor(BatchOptions(executor="threads", workers=4), tasks=1).workers == 1
+    assert make_executor(BatchOptions(executor="threads", workers=4), tasks=3).workers == 3
+    assert make_executor(BatchOptions(executor="threads", workers=2), tasks=50).workers == 2
+    assert make_executor(BatchOptions(executor="threads", workers=2), tasks=0).workers == 1  # all resumed

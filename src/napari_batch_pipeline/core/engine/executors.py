@@ -209,7 +209,9 @@ _LOCAL_CLUSTER_CONFIG = {
 def make_executor(options: BatchOptions, code: tuple[str, ...] = (), tasks: int | None = None) -> Executor:
     """Build the executor ``options`` name, with ``options.worker_count`` workers (no more
     than ``tasks``, the tasks it will run), for stages of the user's ``code``
-    (``Pipeline.user_code``)."""
+    (``Pipeline.user_code``). ``auto`` must have been resolved (``BatchOptions.resolved``)."""
+    if options.executor not in ("serial", "threads", "processes", "dask"):
+        raise ValueError(f"executor {options.executor!r}: resolve the options for a pipeline first")
     count = options.worker_count if tasks is None else max(1, min(options.worker_count, tasks))
     if options.executor == "threads":
         return ThreadExecutor(count)

@@ -238,12 +238,11 @@ class Pipeline:
         """What the code of the user's own stages is: ``module:function=identity`` of each
         stage function outside the built-in stages (:func:`.code_identity`), sorted; empty
         for built-in stages only. A warm worker that imported other code cannot run it."""
-        functions = {s.spec.function for s in self.stages}
+        functions = {s.spec.function for s in self.stages if _users(s.spec.function)}
         return tuple(
             sorted(
                 f"{getattr(f, '__module__', '')}:{getattr(f, '__qualname__', '')}={code_identity(f)}"
                 for f in functions
-                if not (getattr(f, "__module__", "") or "").startswith(BUILT_IN_MODULES)
             )
         )
 
@@ -255,8 +254,7 @@ class Pipeline:
             {
                 s.function
                 for s in self.stages
-                if not (getattr(s.spec.function, "__module__", "") or "").startswith(BUILT_IN_MODULES)
-                and (":" not in s.function or s.function.startswith("__main__:"))
+                if _users(s.spec.function) and (":" not in s.function or s.function.startswith("__main__:"))
             }
         )
 
@@ -397,3 +395,8 @@ def _check_output(stage: StageConfig, kind: str, result: Any) -> Any:
 def _digest(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _users(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` is a user's, not one of the built-in stages."""
+    return not (getattr(function, "__module__", "") or "").startswith(BUILT_IN_MODULES)

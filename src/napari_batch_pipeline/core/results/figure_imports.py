@@ -11,6 +11,7 @@ program that draws with matplotlib itself (the napari viewer) is never drawn int
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 
 __all__ = ["start", "wait"]
@@ -25,6 +26,8 @@ _lock = threading.Lock()
 def start() -> None:
     """Import :data:`MODULES` in a thread (once per process; nothing if already imported)."""
     global _thread
+    if all(name in sys.modules for name in MODULES):
+        return
     with _lock:
         if _thread is None:
             _thread = threading.Thread(target=_import, name="figure imports")

@@ -1,0 +1,59 @@
+"""The command's start: worker processes started before the engine's imports, when the
+run will want them, and no more of them than the folder's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from napari_batch_pipeline import cli
+from napari_batch_pipeline.core.engine import process_pool
+
+BUILT_IN = "version: 1\nname: b\nstages:\n  - name: blurred\n    function: gaussian\n"
+USERS = 'version: 1\nname: u\nstages:\n  - name: mine\n    function: "mylab.stages:denoise"\n'
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The worker counts ``prestart`` was called with (nothing is started)."""
+    calls: list[int] = []
+    monkeypatch.setattr(process_pool, "prestart", lambda workers, modules, **_: calls.append(workers))
+    return calls
+
+
+def _args(tmp_path: Path, pipeline: str, files: int, *options: str):
+    folder = tmp_path / "images"
+    folder.mkdir(exist_ok=True)
+    for number in range(files):
+        (folder / f"f{number}.tif").touch()
+    (folder / ".hidden.tif").touch()
+    (tmp_path / "p.yaml").write_text(pipeline, encoding="utf-8")
+    argv = ["run", str(tmp_path / "p.yaml"), str(folder), "-o", str(tmp_path / "out"), *options]
+    return cli.build_parser().parse_args(argv)
+
+
+def test_built_in_stages_on_auto_start_no_worker(tmp_path: Path, started: list[int]) -> None:
+    cli._start_workers_early(_args(tmp_path, BUILT_IN, 5))
+    cli._start_workers_early(_args(tmp_path, USERS, 5, "--executor", "threads"))
+    cli._start_workers_early(_args(tmp_path, USERS, 5, "--scheduler", "tcp://host:1"))
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "files", "options", "workers"),
+    [
+        (USERS, 5, ("--workers", "2"), 2),  # a user's function: auto takes processes
+        (USERS, 1, ("--workers", "2"), 1),  # one image: one worker
+        (BUILT_IN, 5, ("--executor", "processes", "--workers", "3"), 3),
+        (BUILT_IN, 5, ("--task-timeout", "9", "--workers", "2"), 2),
+        (USERS, 5, ("--workers", "4", "--pattern", "f1*"), 1),  # the pattern counts
+        (USERS, 1, ("--workers", "2", "--recursive"), 2),  # subfolders: not counted
+        (USERS, 1, ("--workers", "2", "--sweep", "mine.level=1,2"), 2),  # a sweep: more tasks
+    ],
+)
+def test_a_run_that_wants_worker_processes_starts_them_first(
+    tmp_path: Path, started: list[int], pipeline: str, files: int, options: tuple[str, ...], workers: int
+) -> None:
+    cli._start_workers_early(_args(tmp_path, pipeline, files, *options))
+    assert started == [workers]
