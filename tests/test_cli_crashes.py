@@ -122,6 +122,7 @@ def test_each_dying_worker_costs_its_own_row_and_the_run_goes_on(
     assert "worker" in errors["a_1.tif"] and "died" in errors["a_1.tif"]
     assert "worker" in errors["c_2.tif"] and "died" in errors["c_2.tif"]
     if executor in ("processes", "auto"):  # the pool tells the worker's fate
+        assert "Fatal Python error" not in done.stderr  # no crash report over the progress
         assert "SIGSEGV" in errors["a_1.tif"] and "twice" in errors["a_1.tif"]
         assert "exit status 3" in errors["c_2.tif"]
     assert "SystemExit: 4" in errors["e_3.tif"] and "'checked'" in errors["e_3.tif"]

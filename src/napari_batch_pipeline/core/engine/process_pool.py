@@ -328,7 +328,13 @@ def _start_worker(share: int, nice: int) -> None:
     """In a new worker: its priority, and the libraries' own thread pools get this worker's
     share of the cores, so that N workers do not each start one thread per core (what the
     user set stays). Ctrl-C, blocked since the worker started, is ignored from now on:
-    it is for the process that runs the batch, which cancels."""
+    it is for the process that runs the batch, which cancels.
+
+    A worker that crashes does not print Python's crash report (some 3 kB naming every
+    extension module) over the command's progress: loky turns the report on in its
+    workers unless ``PYTHONFAULTHANDLER`` is set, and the task's ``error`` already says
+    how its worker died. Set ``PYTHONFAULTHANDLER=1`` to have the reports."""
+    os.environ.setdefault("PYTHONFAULTHANDLER", "")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if nice:
