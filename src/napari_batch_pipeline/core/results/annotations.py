@@ -7,9 +7,10 @@ and ``well``), as in a parameter table, and annotation columns, any others::
     P1,A01,DMSO,0,negative
     P1,A02,staurosporine,1,positive
 
-Each image takes the annotations of the first row whose key cells all equal its own (as
-text, or as numbers: ``01`` and ``1``; an empty key cell matches anything); an image no
-row matches has empty annotations. The annotation columns join every table of the run.
+Each image takes the annotations of the first row whose key cells all equal its own, as
+text (``007`` is not ``7``, ``1.10`` is not ``1.1``; an empty key cell matches anything);
+an image no row matches has empty annotations. A row that matches no image as text but
+would as numbers is refused before anything runs, naming both (:func:`number_twin`). The annotation columns join every table of the run.
 A ``well`` column (a metadata field or an annotation), written ``A01``, ``A1`` or
 ``r01c01``, gives every table ``row`` (a letter) and ``column`` (a number).
 """
@@ -31,6 +32,7 @@ from ..run_folder.tables import COLUMN, ROW, WELL
 __all__ = [
     "Annotations",
     "matching",
+    "number_twin",
     "read_annotations",
     "read_key_table",
     "row_letters",
@@ -180,8 +182,8 @@ def read_key_table(
 
 
 def matching(frame: pd.DataFrame, cells: Mapping[str, str]) -> np.ndarray:
-    """Which rows of ``frame`` have every column of ``cells`` equal to its cell: as text,
-    or as numbers (``'01'`` and 1). A column ``frame`` lacks matches nothing.
+    """Which rows of ``frame`` have every column of ``cells`` equal to its cell, as text
+    (``'007'`` is not ``'7'``). A column ``frame`` lacks matches nothing.
 
     Returns
     -------
@@ -191,16 +193,43 @@ def matching(frame: pd.DataFrame, cells: Mapping[str, str]) -> np.ndarray:
     for column, cell in cells.items():
         if column not in frame.columns:
             return np.zeros(len(frame), dtype=bool)
-        values = frame[column]
-        same = (values.astype(str) == cell).to_numpy() & values.notna().to_numpy()
-        try:
-            number = float(cell)
-        except ValueError:
-            number = None
-        if number is not None:
-            same |= (pd.to_numeric(values, errors="coerce") == number).to_numpy()
-        hit &= same
+        hit &= _same_text(frame[column], cell)
     return hit
+
+
+def number_twin(frame: pd.DataFrame, cells: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """For key cells that match no row of ``frame`` as text: a column, its cell and a value
+    of ``frame`` that the cell equals only as a number (``'7'`` and ``'007'``), where
+    reading those cells as numbers would make a row match; None otherwise.
+
+    Keys match as text; a near miss like this is a key written otherwise than the images
+    write it, refused rather than guessed.
+    """
+    if matching(frame, cells).any() or any(column not in frame.columns for column in cells):
+        return None
+    loose = np.ones(len(frame), dtype=bool)
+    for column, cell in cells.items():
+        loose &= _same_text(frame[column], cell) | _same_number(frame[column], cell)
+    if not loose.any():
+        return None
+    first = int(np.flatnonzero(loose)[0])
+    for column, cell in cells.items():
+        value = frame[column].iloc[first]
+        if str(value) != cell:
+            return column, cell, str(value)
+    return None
+
+
+def _same_text(values: pd.Series, cell: str) -> np.ndarray:
+    return (values.astype(str) == cell).to_numpy() & values.notna().to_numpy()
+
+
+def _same_number(values: pd.Series, cell: str) -> np.ndarray:
+    try:
+        number = float(cell)
+    except ValueError:
+        return np.zeros(len(values), dtype=bool)
+    return (pd.to_numeric(values, errors="coerce") == number).to_numpy()
 
 
 def row_letters(number: int) -> str:

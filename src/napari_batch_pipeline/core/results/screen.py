@@ -42,7 +42,7 @@ from ..run_folder.tables import (
     count_column,
     mean_column,
 )
-from .annotations import Annotations, matching, read_annotations, with_wells
+from .annotations import Annotations, matching, number_twin, read_annotations, with_wells
 from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements, usable
 
 __all__ = [
@@ -228,6 +228,14 @@ def check_controls(frame: pd.DataFrame, controls: Mapping[str, Control | None]) 
                 options=(option,),
             )
         if not control.mask(frame).any():
+            twin = number_twin(frame, {control.column: control.value})
+            if twin is not None:
+                raise PipelineError(
+                    f"{name} {control} matches no image: values match as text, and "
+                    f"{control.column!r} holds {twin[2]!r}, equal to {twin[1]!r} only as a number; "
+                    "write the value as the tables do",
+                    options=(option,),
+                )
             values = sorted({str(v) for v in frame[control.column].dropna()})[:12]
             raise PipelineError(
                 f"{name} {control} matches no image; {control.column!r} holds "
@@ -268,6 +276,16 @@ def check_screen(
         taken = {*RUN_COLUMNS, *(c for c in frame.columns if c not in keys)}
         annotations = read_annotations(settings.annotations, keys=keys, taken=taken)
         unmatched = annotations.unmatched_rows(frame)
+        for number in unmatched:
+            twin = number_twin(frame, annotations.rows[number - 1][0])
+            if twin is not None and not limited:
+                column, cell, value = twin
+                raise PipelineError(
+                    f"plate map {settings.annotations.name!r}, row {number} ({column}={cell}) matches "
+                    f"no image: keys match as text, and {cell!r} equals the images' {column} "
+                    f"{value!r} only as a number; write it as the images do ({value!r})",
+                    options=("annotations",),
+                )
         if unmatched and not limited:
             cells = ", ".join(f"{k}={v}" for k, v in annotations.rows[unmatched[0] - 1][0].items())
             more = f" ({len(unmatched)} rows match none)" if len(unmatched) > 1 else ""
