@@ -70,7 +70,7 @@ def flaky(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     light = 1 - 0.5 * ((rows - 31.5) ** 2 + (cols - 31.5) ** 2) / (2 * 31.5**2)
     for plate_number, plate in enumerate(("p1", "p2")):
         for index in range(3):
-            image = (nuclei_image((64, 64), n_nuclei=6, radius=5.0, seed=10 * plate_number + index) * light)
+            image = nuclei_image((64, 64), n_nuclei=6, radius=5.0, seed=10 * plate_number + index) * light
             image = image.astype(np.uint16)
             image.flat[0] = 7 if (plate, index) == ("p1", 1) else 1
             tifffile.imwrite(folder / f"{plate}_{index}.tif", image)

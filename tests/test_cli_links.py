@@ -39,14 +39,18 @@ def grouped(tmp_path: Path) -> tuple[Path, Path]:
     folder = tmp_path / "images"
     folder.mkdir()
     for number in range(3):
-        tifffile.imwrite(folder / f"img{number}.tif", nuclei_image((64, 64), n_nuclei=5, radius=5.0, seed=number))
+        tifffile.imwrite(
+            folder / f"img{number}.tif", nuclei_image((64, 64), n_nuclei=5, radius=5.0, seed=number)
+        )
     pipeline = tmp_path / "grouped.yaml"
     pipeline.write_text(GROUPED, encoding="utf-8")
     return folder, pipeline
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("strategy", ["vertical", "horizontal"])
@@ -91,7 +95,9 @@ def test_a_folder_the_run_writes_in_that_is_a_link_is_refused(
     tifffile.imwrite(folder / "img3.tif", nuclei_image((64, 64), n_nuclei=5, radius=5.0, seed=9))
     before = _files(elsewhere)
 
-    again = cli_here("run", pipeline, folder, "-o", out, "--executor", "serial", *(["--fresh"] if fresh else []))
+    again = cli_here(
+        "run", pipeline, folder, "-o", out, "--executor", "serial", *(["--fresh"] if fresh else [])
+    )
     assert again.returncode == 2, again.stdout + again.stderr
     assert f"{link!r} is a link" in again.stderr and "Traceback" not in again.stderr
     assert _files(elsewhere) == before

@@ -49,7 +49,11 @@ def test_each_plate_takes_its_own_rows_of_the_plate_map(
     assert result.returncode == 0, result.stderr
     table = _text(out / "images.csv")
     assert table.loc[f"{first}_A01.tif", "compound"] == "cpd-1"
-    assert table.loc[f"{second}_A01.tif", ["plate", "compound", "control"]].tolist() == [second, "DMSO", "negative"]
+    assert table.loc[f"{second}_A01.tif", ["plate", "compound", "control"]].tolist() == [
+        second,
+        "DMSO",
+        "negative",
+    ]
     assert table.loc[f"{second}_A02.tif", ["compound", "control"]].tolist() == ["cpd-2", ""]
     objects = pd.read_csv(out / "nuclei.csv", dtype=str, keep_default_na=False)
     assert set(objects.loc[objects["image"] == f"{second}_A02.tif", "compound"]) == {"cpd-2"}

@@ -10,8 +10,8 @@ columns (``<stage>.<param>``)::
 Each task takes the values of the first row whose key cells all equal its own, as text
 (``007`` is not ``7``; an empty key cell matches anything, an empty parameter cell keeps
 the pipeline's value); a task that no row matches keeps the pipeline's values. A row
-that matches no task as text but would as numbers is refused, naming both. The table is read and checked in full
-when a batch is built, before anything is written: an unknown column, stage or
+that matches no task as text but would as numbers is refused, naming both. The table is
+read and checked in full when a batch is built, before anything is written: an unknown column, stage or
 parameter, a value of the wrong type (checked as the pipeline file is) or a parameter
 that is also swept raises one :class:`PipelineError` naming the row and the column.
 """

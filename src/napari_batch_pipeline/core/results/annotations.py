@@ -10,7 +10,8 @@ and ``well``), as in a parameter table, and annotation columns, any others::
 Each image takes the annotations of the first row whose key cells all equal its own, as
 text (``007`` is not ``7``, ``1.10`` is not ``1.1``; an empty key cell matches anything);
 an image no row matches has empty annotations. A row that matches no image as text but
-would as numbers is refused before anything runs, naming both (:func:`number_twin`). The annotation columns join every table of the run.
+would as numbers is refused before anything runs, naming both (:func:`number_twin`).
+The annotation columns join every table of the run.
 A ``well`` column (a metadata field or an annotation), written ``A01``, ``A1`` or
 ``r01c01``, gives every table ``row`` (a letter) and ``column`` (a number).
 """
@@ -265,9 +266,15 @@ def well_position(well: object) -> tuple[str, int] | None:
     return (row, column) if column > 0 and row_number(row) > 0 else None
 
 
-def with_wells(frame: pd.DataFrame) -> pd.DataFrame:
+def with_wells(frame: pd.DataFrame, options: tuple[str, ...] = _OPTION) -> pd.DataFrame:
     """``frame`` with ``row`` and ``column`` from its ``well`` column, at its end; as it is
     without a ``well`` column or with its own ``row`` or ``column``.
+
+    Parameters
+    ----------
+    options : tuple of str
+        The options a refusal names: where the wells came from (the plate map, or the
+        metadata pattern).
 
     Raises
     ------
@@ -282,7 +289,13 @@ def with_wells(frame: pd.DataFrame) -> pd.DataFrame:
         str(w) for w, p in zip(wells, positions, strict=True) if p is None and pd.notna(w) and str(w) != ""
     ]
     if bad:
-        raise PipelineError(f"well {bad[0]!r}: expected a well written A01, A1 or r01c01", options=_OPTION)
+        source = "the metadata field 'well'" if options != _OPTION else "the plate map's 'well' column"
+        raise PipelineError(
+            f"well {bad[0]!r}: expected a well written A01, A1 or r01c01 (from {source}; a "
+            "column named 'well' is read as the plate's wells: name it otherwise if it holds "
+            "something else)",
+            options=options,
+        )
     rows = [p[0] if p else "" for p in positions]
     columns = pd.array([p[1] if p else None for p in positions], dtype="Int64")
     return frame.assign(**{ROW: rows, COLUMN: columns})

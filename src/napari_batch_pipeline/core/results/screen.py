@@ -39,6 +39,7 @@ from ..run_folder.tables import (
     PLATE,
     SECONDS,
     STATUS,
+    WELL,
     count_column,
     mean_column,
 )
@@ -54,10 +55,12 @@ __all__ = [
     "assay_table",
     "check_controls",
     "check_screen",
+    "check_table_format",
     "flag_images",
     "normalized_table",
     "per_image_measurements",
     "plates",
+    "refuse_number_twins",
     "settings_from_record",
 ]
 
@@ -271,21 +274,16 @@ def check_screen(
     PipelineError
         Naming the row, column, well or control.
     """
+    check_table_format(settings.table_format)
+    if WELL in frame.columns:  # a metadata field: every table gets row and column from it
+        with_wells(frame, options=("metadata",))
     annotations = None
     if settings.annotations is not None:
         taken = {*RUN_COLUMNS, *(c for c in frame.columns if c not in keys)}
         annotations = read_annotations(settings.annotations, keys=keys, taken=taken)
         unmatched = annotations.unmatched_rows(frame)
-        for number in unmatched:
-            twin = number_twin(frame, annotations.rows[number - 1][0])
-            if twin is not None and not limited:
-                column, cell, value = twin
-                raise PipelineError(
-                    f"plate map {settings.annotations.name!r}, row {number} ({column}={cell}) matches "
-                    f"no image: keys match as text, and {cell!r} equals the images' {column} "
-                    f"{value!r} only as a number; write it as the images do ({value!r})",
-                    options=("annotations",),
-                )
+        if not limited:
+            refuse_number_twins(annotations, frame)
         if unmatched and not limited:
             cells = ", ".join(f"{k}={v}" for k, v in annotations.rows[unmatched[0] - 1][0].items())
             more = f" ({len(unmatched)} rows match none)" if len(unmatched) > 1 else ""
@@ -298,6 +296,46 @@ def check_screen(
     controls = {"negative_control": settings.negative, "positive_control": settings.positive}
     check_controls(with_wells(frame), controls)
     return annotations
+
+
+def refuse_number_twins(annotations: Annotations, frame: pd.DataFrame) -> None:
+    """Refuse a plate map row that matches no row of ``frame`` as text but would as
+    numbers (``7`` and ``007``): keys match as text.
+
+    Raises
+    ------
+    PipelineError
+        Naming the row, the column, its cell and the value of ``frame`` it equals.
+    """
+    for number in annotations.unmatched_rows(frame):
+        twin = number_twin(frame, annotations.rows[number - 1][0])
+        if twin is not None:
+            column, cell, value = twin
+            raise PipelineError(
+                f"plate map {annotations.path.name!r}, row {number} ({column}={cell}) matches no "
+                f"image: keys match as text, and {cell!r} equals the images' {column} {value!r} "
+                f"only as a number; write it as the images do ({value!r})",
+                options=("annotations",),
+            )
+
+
+def check_table_format(table_format: str) -> None:
+    """Refuse, before anything is written, a table format this Python cannot write.
+
+    Raises
+    ------
+    PipelineError
+        For ``parquet`` without pyarrow, with the line to install it.
+    """
+    if table_format != "parquet":
+        return
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as error:
+        raise PipelineError(
+            f"the Parquet table format needs pyarrow: pip install pyarrow ({error})",
+            options=("table_format",),
+        ) from None
 
 
 def _robust_z(values: np.ndarray, negatives: np.ndarray) -> np.ndarray:

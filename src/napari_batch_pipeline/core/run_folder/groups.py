@@ -28,9 +28,9 @@ __all__ = [
     "GROUP_STAGE",
     "group_results",
     "join_left_out",
-    "split_left_out",
     "read_groups",
     "remove_group_results",
+    "split_left_out",
     "write_groups",
 ]
 
