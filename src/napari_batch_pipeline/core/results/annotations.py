@@ -32,8 +32,11 @@ from ..run_folder.tables import COLUMN, ROW, WELL
 
 __all__ = [
     "Annotations",
+    "check_positions",
     "matching",
     "number_twin",
+    "plate_column",
+    "plate_row",
     "read_annotations",
     "read_key_table",
     "row_letters",
@@ -46,6 +49,8 @@ __all__ = [
 _OPTION = ("annotations",)
 _LETTERED = re.compile(r"^\s*([A-Za-z]{1,2})\s*0*(\d+)\s*$")
 _NUMBERED = re.compile(r"^\s*[Rr]0*(\d+)\s*[Cc]0*(\d+)\s*$")
+_ROW_LETTERS = re.compile(r"^\s*([A-Za-z]{1,2})\s*$")
+_WHOLE = re.compile(r"^\s*0*(\d+)(?:\.0*)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,50 @@ def row_number(letters: str) -> int:
     for letter in letters.upper():
         number = number * 26 + ord(letter) - ord("A") + 1
     return number
+
+
+def plate_row(value: object) -> int | None:
+    """The number (from 1) of a plate row written as letters (``A``, ``AF``) or as a number
+    (``1``, ``01``: 1 is row A, as Opera's ``r01c01`` counts); None for anything else."""
+    text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    letters = _ROW_LETTERS.match(text)
+    if letters:
+        return row_number(letters.group(1))
+    number = _WHOLE.match(text)
+    return int(number.group(1)) or None if number else None
+
+
+def plate_column(value: object) -> int | None:
+    """The number (from 1) of a plate column written as a number (``1``, ``01``, ``1.0``);
+    None for anything else."""
+    text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    number = _WHOLE.match(text)
+    return int(number.group(1)) or None if number else None
+
+
+def check_positions(frame: pd.DataFrame, options: tuple[str, ...] = _OPTION) -> None:
+    """Refuse a ``row`` or ``column`` that places no well: rows are letters (``A``) or
+    numbers from 1 (1 is ``A``), columns numbers from 1; empty cells are no well.
+
+    Raises
+    ------
+    PipelineError
+        Naming the column, the value and what was expected.
+    """
+    for column, reader, expected in (
+        (ROW, plate_row, "a row written as letters (A, B, ... AF) or as a number from 1 (1 is A)"),
+        (COLUMN, plate_column, "a column written as a number from 1"),
+    ):
+        if column not in frame.columns:
+            continue
+        for value in frame[column]:
+            if _empty(value) or reader(value) is not None:
+                continue
+            raise PipelineError(f"{column} {str(value)!r}: expected {expected}", options=options)
+
+
+def _empty(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or str(value).strip() == ""
 
 
 def well_position(well: object) -> tuple[str, int] | None:

@@ -35,7 +35,7 @@ from ..run_folder.reader import RunResults
 from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, WELL, read_table
 from ..run_folder.writer import RunFolder
 from . import figure_imports
-from .annotations import Annotations, read_annotations, with_wells
+from .annotations import Annotations, check_positions, read_annotations, with_wells
 from .plate_map import plate_figure, plate_grid
 from .screen import (
     Control,
@@ -179,6 +179,8 @@ def conclude(
     layout, stages = results.layout, results.table_stages
     images, added = screen_images(layout, annotations, rules, previous)
     check_controls(images, {"negative_control": settings.negative, "positive_control": settings.positive})
+    if settings.negative is not None:  # the plates' heat maps place each image by its well
+        check_positions(images, ("annotations",) if settings.annotations is not None else ("metadata",))
     if group_by is not None:
         check_group_by(group_by, [str(c) for c in images.columns])
     written: list[Path] = []

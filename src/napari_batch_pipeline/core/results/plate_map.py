@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..run_folder.records import DONE
 from ..run_folder.tables import COLUMN, ROW, STATUS
-from .annotations import row_letters, row_number
+from .annotations import plate_column, plate_row, row_letters
 from .screen import Control
 from .summary import usable
 
@@ -89,9 +89,12 @@ def plate_grid(
     negative, positive : Control, optional
         The controls, outlined.
     """
-    placed = images[images[ROW].fillna("").astype(str).ne("") & images[COLUMN].notna()]
-    rows = np.array([row_number(r) for r in placed[ROW].astype(str)], dtype=int)
-    columns = placed[COLUMN].astype(int).to_numpy()
+    # rows as letters or numbers (1 is A), columns as numbers; rows without a well left out
+    positions = [(plate_row(r), plate_column(c)) for r, c in zip(images[ROW], images[COLUMN], strict=True)]
+    at_well = [(r, c) for r, c in positions if r is not None and c is not None]
+    placed = images[np.array([None not in position for position in positions], dtype=bool)]
+    rows = np.array([r for r, _ in at_well], dtype=int)
+    columns = np.array([c for _, c in at_well], dtype=int)
     shape = plate_shape(int(rows.max(initial=1)), int(columns.max(initial=1)))
     sums, counts = np.zeros(shape), np.zeros(shape, dtype=int)
     flagged, negatives, positives = (np.zeros(shape, dtype=bool) for _ in range(3))
@@ -146,8 +149,6 @@ def draw_plate(figure: PlateFigure, grid: PlateGrid, plate: str) -> None:
 def well_rows(images: pd.DataFrame, row: int, column: int) -> list[int]:
     """The positions in ``images`` (one plate's rows of images.csv) of the images of the well
     at grid place ``(row, column)``, from 0 (as :func:`draw_plate` draws them)."""
-    placed = images[ROW].fillna("").astype(str).ne("") & images[COLUMN].notna()
-    rows = images[ROW].fillna("").astype(str).map(lambda r: row_number(r) - 1 if r else -1)
-    columns = pd.to_numeric(images[COLUMN], errors="coerce").fillna(0).astype(int) - 1
-    hit = placed & (rows == row) & (columns == column)
-    return [int(i) for i in np.flatnonzero(hit.to_numpy())]
+    rows = [plate_row(r) for r in images[ROW]]
+    columns = [plate_column(c) for c in images[COLUMN]]
+    return [i for i, (r, c) in enumerate(zip(rows, columns, strict=True)) if (r, c) == (row + 1, column + 1)]

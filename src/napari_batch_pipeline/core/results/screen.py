@@ -43,7 +43,14 @@ from ..run_folder.tables import (
     count_column,
     mean_column,
 )
-from .annotations import Annotations, matching, number_twin, read_annotations, with_wells
+from .annotations import (
+    Annotations,
+    check_positions,
+    matching,
+    number_twin,
+    read_annotations,
+    with_wells,
+)
 from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements, usable
 
 __all__ = [
@@ -294,7 +301,10 @@ def check_screen(
             )
         frame = annotations.join(frame)
     controls = {"negative_control": settings.negative, "positive_control": settings.positive}
-    check_controls(with_wells(frame), controls)
+    placed = with_wells(frame)
+    check_controls(placed, controls)
+    if settings.negative is not None:  # the plates' heat maps place each image by its well
+        check_positions(placed, ("annotations",) if settings.annotations is not None else ("metadata",))
     return annotations
 
 
