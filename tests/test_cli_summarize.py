@@ -188,3 +188,27 @@ def test_parquet_without_pyarrow_is_refused_before_the_first_task(
     )
     _refused(result, "the Parquet table format needs pyarrow: pip install pyarrow", "--table-format")
     assert not (out / "images.csv").exists() and not (out / ".ledger.jsonl").exists()
+
+
+def test_rerun_judges_by_the_quality_rules_summarize_set(tmp_path: Path, screen) -> None:
+    first, again = tmp_path / "first", tmp_path / "again"
+    run = cli(
+        "run", screen.pipeline, screen.images, "-o", first, "--executor", "serial", "--quiet",
+        "--metadata", screen.metadata, "--annotations", screen.annotations, *CONTROLS,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("quality:\n  - {measure: nuclei.count, min: 6}\n")  # the positive wells: 3 nuclei
+    assert cli("summarize", first, "--quality", strict).returncode == 0
+    flagged = pd.read_csv(first / "images.csv", keep_default_na=False)["flagged"]
+    assert (flagged != "").sum() >= 6
+    rerun = cli("rerun", first, "-o", again, "--quiet")
+    assert rerun.returncode == 0, rerun.stderr
+    for table in ("images.csv", "summary.csv", "normalized.csv", "assay.csv"):
+        left = pd.read_csv(again / table).drop(columns="seconds", errors="ignore")
+        right = pd.read_csv(first / table).drop(columns="seconds", errors="ignore")
+        pd.testing.assert_frame_equal(left, right, obj=table)
+    recorded = json.loads((again / "run.json").read_text())["screen"]["quality"]
+    assert recorded == [{"measure": "nuclei.count", "min": 6.0}] or recorded == [
+        {"measure": "nuclei.count", "min": 6}
+    ]

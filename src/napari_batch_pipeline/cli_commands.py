@@ -152,6 +152,8 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
 
     budget = parse_size(args.memory_budget) if args.memory_budget else info.get("memory_budget")
     screen: dict[str, Any] = info["screen"] if isinstance(info.get("screen"), dict) else {}
+    if screen.get("quality") is not None:  # the rules the run was last judged by (summarize --quality)
+        pipeline = pipeline.with_quality(screen["quality"])
     return BatchRun(
         pipeline,
         info["input_dir"],
