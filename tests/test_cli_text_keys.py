@@ -111,3 +111,43 @@ def test_a_parameter_table_key_equal_only_as_a_number_is_refused_naming_both(
     assert "parameter table 'params.csv', row 2 (line 3): folder '1.10' matches no image" in result.stderr
     assert "equals the folder '1.1' only as a number" in result.stderr and "--params" in result.stderr
     assert not out.exists()
+
+
+def test_a_plate_map_listing_a_well_twice_with_other_values_is_refused(
+    tmp_path: Path, pipeline_file: Path, cli_here
+) -> None:
+    images = _images(tmp_path / "images", ["1_A01.tif", "1_A02.tif"])
+    plate_map = tmp_path / "map.csv"
+    plate_map.write_text("plate,well,compound\n1,A01,DMSO\n1,A02,cpd-1\n1,A02,DMSO\n1,A01,DMSO\n")
+    out = tmp_path / "out"
+    result = cli_here(
+        "run", pipeline_file, images, "-o", out, "--executor", "serial", "--metadata", METADATA,
+        "--annotations", plate_map,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        "plate map 'map.csv', rows 2 (line 3) and 3 (line 4) both list plate=1, well=A02, "
+        "with compound 'cpd-1' and 'DMSO'"
+    ) in result.stderr
+    assert not out.exists()
+
+
+def test_parquet_keeps_the_digits_of_a_plate_maps_codes(
+    tmp_path: Path, pipeline_file: Path, cli_here
+) -> None:
+    pytest.importorskip("pyarrow")
+    images = _images(tmp_path / "images", ["007_A01.tif", "007_A02.tif"])
+    plate_map = tmp_path / "map.csv"
+    plate_map.write_text("plate,well,barcode,dose\n007,A01,0012345,1\n007,A02,0012346,10\n")
+    out = tmp_path / "out"
+    result = cli_here(
+        "run", pipeline_file, images, "-o", out, "--executor", "serial", "--metadata", METADATA,
+        "--annotations", plate_map, "--table-format", "parquet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for table in ("images", "nuclei"):
+        frame = pd.read_parquet(out / f"{table}.parquet")
+        text = pd.read_csv(out / f"{table}.csv", dtype=str)
+        assert list(frame["barcode"]) == list(text["barcode"]), table
+        assert set(frame["barcode"]) == {"0012345", "0012346"} and set(frame["plate"]) == {"007"}
+        assert frame["dose"].dtype.kind == "i"  # numbers that a number does not change stay numbers

@@ -23,7 +23,7 @@ from ..pipeline.quality import QualityRule
 from ..plan.params_table import key_columns
 from ..plan.tasks import Task
 from ..results.annotations import Annotations
-from ..results.conclusions import parquet_tables, rewrite_tables, screen_images, screen_tables
+from ..results.conclusions import digit_ids, parquet_tables, rewrite_tables, screen_images, screen_tables
 from ..results.screen import Control, ScreenSettings, check_screen
 from ..run_folder.layout import RunLayout
 from ..run_folder.tables import images_frame, read_table
@@ -92,6 +92,12 @@ def conclude_screen(
     except ImportError:  # the plate maps need matplotlib; the tables are written before them
         written += [p.name for p in (layout.normalized_table, layout.assay_table) if p.is_file()]
     written += [
-        path.name for path in parquet_tables(layout, table_stages, metadata, plan.settings.table_format)
+        path.name
+        for path in parquet_tables(
+            layout,
+            table_stages,
+            [*metadata, *digit_ids(images, plan.annotations)],
+            plan.settings.table_format,
+        )
     ]
     return written

@@ -144,7 +144,28 @@ def read_annotations(path: str | Path, *, keys: Collection[str], taken: Collecti
         ({k: cells[k] for k in key_columns if cells[k]}, {c: cells[c] for c in columns})
         for _, _, cells in lines
     ]
+    _refuse_contradictions(name, rows, [line for _, line, _ in lines])
     return Annotations(path, tuple(key_columns), tuple(columns), tuple(rows))
+
+
+def _refuse_contradictions(
+    name: str, rows: list[tuple[dict[str, str], dict[str, str]]], lines: list[int]
+) -> None:
+    """Refuse two rows with the same keys (one well listed twice) and other annotations:
+    only the first would ever be used. Rows alike in every cell are harmless."""
+    seen: dict[tuple[tuple[str, str], ...], int] = {}
+    for index, (keys, cells) in enumerate(rows):
+        first = seen.setdefault(tuple(sorted(keys.items())), index)
+        if first == index or rows[first][1] == cells:
+            continue
+        where = ", ".join(f"{k}={v}" for k, v in keys.items()) or "every image"
+        column = next(c for c in cells if cells[c] != rows[first][1][c])
+        raise PipelineError(
+            f"{name}, rows {first + 1} (line {lines[first]}) and {index + 1} (line {lines[index]}) both "
+            f"list {where}, with {column} {rows[first][1][column]!r} and {cells[column]!r}; keep "
+            "one row per well",
+            options=_OPTION,
+        )
 
 
 def read_key_table(

@@ -55,6 +55,7 @@ from .summary import check_group_by, read_summary, write_summary
 __all__ = [
     "SCREEN_KEY",
     "conclude",
+    "digit_ids",
     "parquet_tables",
     "read_quality",
     "recorded_settings",
@@ -189,7 +190,8 @@ def conclude(
     written += write_summary(run_dir, group_by)
     again = RunResults(run_dir)
     written += screen_tables(layout, again.images, results.pipeline.table_stages, settings)
-    written += parquet_tables(layout, stages, again.metadata_columns, settings.table_format)
+    text = [*again.metadata_columns, *digit_ids(images, annotations)]
+    written += parquet_tables(layout, stages, text, settings.table_format)
     RunFolder(layout.root).write_provenance(
         {SCREEN_KEY: {**settings.describe(), "quality": [r.to_dict() for r in rules], _ADDED: added}}
     )
@@ -356,6 +358,20 @@ def _write_csv(frame: pd.DataFrame, target: Path) -> Path:
 def _tables(layout: RunLayout, stages: Sequence[str]) -> list[Path]:
     fixed = [layout.images_table, layout.summary_table, layout.normalized_table, layout.assay_table]
     return fixed + [layout.table(stage) for stage in stages]
+
+
+def digit_ids(images: pd.DataFrame, annotations: Annotations | None) -> list[str]:
+    """The plate map's columns whose cells (in ``images``, read as text) are digits that a
+    number would change: a leading zero (``007``, barcode ``0012345``) or more than 15
+    digits. Parquet keeps them as text, as the CSV does."""
+    found = []
+    for column in annotations.columns if annotations is not None else ():
+        cells = [str(c) for c in images.get(column, pd.Series(dtype=str)) if str(c) != ""]
+        digits = [c.removeprefix("-") for c in cells]
+        changed = any((len(d) > 1 and d.startswith("0")) or len(d) > 15 for d in digits)
+        if digits and all(d.isdigit() for d in digits) and changed:
+            found.append(column)
+    return found
 
 
 def parquet_tables(
