@@ -101,6 +101,13 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# ``1e9`` is a float, as in YAML 1.2 and JSON (YAML 1.1 reads it as text: a quality bound
+# or a filter range written so was refused as not a number)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
+)
+
+
 def _check_expansion(root: Node) -> None:
     """Refuse a node graph whose aliases stand for too many values, that refers to itself,
     or that nests too deeply. Iterative, and each node's size is computed once."""

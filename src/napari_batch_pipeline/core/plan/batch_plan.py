@@ -20,6 +20,7 @@ from ..errors import PipelineError, StageError
 from ..images.fields import plan_fields
 from ..images.sources import Source, find_images
 from ..pipeline.model import INPUT, Pipeline
+from ..results.annotations import Annotations
 from ..results.screen import check_screen
 from ..results.summary import check_group_by
 from ..run_folder.layout import RunLayout
@@ -195,8 +196,8 @@ def plan_batch(
         table = read_params_table(options.params, pipeline, keys=keys, swept=dict(options.sweep))
         tasks, unmatched = apply_params_table(tasks, table, pipeline)
     check_output_names(tasks)
-    _check_screen(options, tasks)
-    _check_group_by(options, tasks)
+    annotations = _check_screen(options, tasks)
+    _check_group_by(options, tasks, annotations.columns if annotations is not None else ())
     return BatchPlan(
         pipeline=pipeline,
         options=options,
@@ -212,16 +213,17 @@ def plan_batch(
     )
 
 
-def _check_screen(options: BatchOptions, tasks: Sequence[Task]) -> None:
+def _check_screen(options: BatchOptions, tasks: Sequence[Task]) -> Annotations | None:
     """Refuse, before anything runs, a plate map, a control, wells or a table format that
     do not fit the tasks (see :func:`..results.screen.check_screen`)."""
     settings = options.screen()
     frame = images_frame((t.image, t.values, t.metadata, None) for t in tasks)
     keys = key_columns(tasks, options.metadata, options.recursive)
-    check_screen(frame, settings, keys, limited=options.limit is not None)
+    return check_screen(frame, settings, keys, limited=options.limit is not None)
 
 
-def _check_group_by(options: BatchOptions, tasks: Sequence[Task]) -> None:
-    """Refuse, before anything runs, a grouping by a column the tables will not have."""
-    columns = {IMAGE, *(c for task in tasks for c in (*task.values, *task.metadata))}
+def _check_group_by(options: BatchOptions, tasks: Sequence[Task], annotated: Sequence[str] = ()) -> None:
+    """Refuse, before anything runs, a grouping by a column the tables will not have (the
+    plate map's columns, ``annotated``, are among them)."""
+    columns = {IMAGE, *annotated, *(c for task in tasks for c in (*task.values, *task.metadata))}
     check_group_by(options.group_by, columns)

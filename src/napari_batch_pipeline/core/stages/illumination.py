@@ -121,14 +121,22 @@ def correct_illumination(
     Raises
     ------
     ValueError
-        If the image is not 2D or 3D, or the two shapes differ.
+        If the image is not 2D or 3D, the two shapes differ, or (divide) the illumination
+        function's median is not positive.
     """
     pixels = check_spatial("correct_illumination", image).astype(np.float64, copy=False)
     function = check_same_shape("correct_illumination", pixels, illumination, "illumination")
     function = function.astype(np.float64, copy=False)
     if method == "divide":
+        middle = float(np.median(function))
+        if not middle > 0:
+            raise ValueError(
+                f"correct_illumination: the illumination function's median is {middle:g}, so dividing "
+                "by it gives no numbers (a dark background?); smooth it more (the illumination "
+                "stage's smoothing), or use method: subtract"
+            )
         with np.errstate(divide="ignore", invalid="ignore"):
-            corrected = pixels / (function / np.median(function))
+            corrected = pixels / (function / middle)
     else:
         corrected = np.maximum(pixels - function, 0)
     return corrected.astype(np.float32)

@@ -5,6 +5,7 @@ those whose values lie inside every given range; the others become background. K
 objects keep their numbers, so that a later ``measure`` reports the same labels.
 """
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,11 @@ def _check(params: dict, connected: set[str]) -> str | None:
             return f"keep: unknown property {name!r}; known names include {known}, ..."
         if not _is_range(bounds):
             return f"keep.{name}: expected [min, max] (numbers, or null for no bound), got {bounds!r}"
+        if _several_values(name):
+            return (
+                f"keep.{name} gives several values per object ({name}-0, {name}-1, ...); filter by "
+                "a property with one value per object"
+            )
         low, high = bounds
         if low is not None and high is not None and low > high:
             return f"keep.{name}: the minimum {low} is above the maximum {high}"
@@ -39,9 +45,25 @@ def _check(params: dict, connected: set[str]) -> str | None:
 
 
 def _is_range(bounds: Any) -> bool:
+    """Two bounds, each a number (not NaN: it would keep no object) or None."""
     if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
         return False
-    return all(b is None or (isinstance(b, (int, float)) and not isinstance(b, bool)) for b in bounds)
+    return all(
+        b is None or (isinstance(b, (int, float)) and not isinstance(b, bool) and b == b) for b in bounds
+    )
+
+
+@functools.cache
+def _several_values(name: str) -> bool:
+    """Whether ``regionprops_table`` gives property ``name`` as several columns (``centroid``,
+    ``bbox``...), tried on one small object; False where that cannot tell."""
+    labels = np.zeros((5, 5), dtype=np.int64)
+    labels[1:4, 1:4] = 1
+    try:
+        table = sk_measure.regionprops_table(labels, intensity_image=labels.astype(float), properties=[name])
+    except Exception:  # a property this object cannot give: the run says so, per image
+        return False
+    return name not in table
 
 
 @stage(menu="segment", check=_check)
