@@ -137,3 +137,25 @@ def test_a_member_that_fails_again_keeps_the_result_learnt_without_it(
     again = _tables(out)
     for name in first:
         pd.testing.assert_frame_equal(again[name], first[name], obj=name)
+
+
+def test_results_of_groups_no_longer_in_the_run_go_with_their_rows(
+    flaky: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    folder, pipeline, env = flaky
+    out = tmp_path / "out"
+    assert (
+        _run(pipeline, folder, "-o", out, "--metadata", METADATA, "--executor", "serial", env=env).returncode
+        == 0
+    )
+    assert sorted(p.name for p in (out / "illum").iterdir()) == ["p1.tif", "p2.tif"]
+    mine = out / "illum" / "notes.tif"
+    mine.write_bytes(b"a user's file")
+    # another pattern: one plate 'p' for every image, one group
+    again = _run(
+        pipeline, folder, "-o", out, "--metadata", r"(?P<plate>p)\d_\d+", "--executor", "serial", env=env
+    )
+    assert again.returncode == 0, again.stderr
+    assert list(pd.read_csv(out / "groups.csv")["group"]) == ["p"]
+    assert sorted(p.name for p in (out / "illum").iterdir()) == ["notes.tif", "p.tif"]
+    assert mine.read_bytes() == b"a user's file"

@@ -46,6 +46,7 @@ from ..run_folder.groups import (
     GROUP_STAGE,
     join_left_out,
     read_groups,
+    remove_group_results,
     split_left_out,
     write_groups,
 )
@@ -281,6 +282,12 @@ class GroupPasses:
             else:
                 self._fail(planned, result.error, failures)
             yield StageProgress(planned.group.stage, done, len(jobs))
+        # groups no longer in the run (another grouping, images gone): their results go with
+        # their rows, so that no result outlives the groups.csv row that names it
+        in_run = {_id(p) for p in self.planned}
+        stale = [k for k in saved if k not in in_run]
+        if stale:
+            remove_group_results(self.layout, {p.group.stage for p in self.planned}, stale)
         write_groups(self.layout, [rows[_id(p)] for p in self.planned if _id(p) in rows])
         yield from self._ready(pending, failures)
 

@@ -80,22 +80,29 @@ def write_groups(layout: RunLayout, rows: Iterable[Mapping[str, Any]]) -> None:
         frame.to_csv(temporary, index=False)
 
 
-def group_results(layout: RunLayout, stages: Collection[str]) -> list[Path]:
+def group_results(
+    layout: RunLayout, stages: Collection[str], only: Collection[tuple[str, str]] | None = None
+) -> list[Path]:
     """The group results ``groups.csv`` lists that a run of group stages ``stages`` could
     have written (what a fresh start deletes): ``<stage>/<group>.tif`` with ``<stage>``
-    one of ``stages``, a group name as the run makes them, and no link on the way."""
+    one of ``stages``, a group name as the run makes them, and no link on the way; with
+    ``only``, those of these (stage, group) pairs."""
     found = []
     for stage, group in read_groups(layout):
+        if only is not None and (stage, group) not in only:
+            continue
         relative = f"{stage}/{group}.tif"
         if _is_group_name(group) and removable(layout, relative, stages):
             found.append(layout.group_result(stage, group))
     return found
 
 
-def remove_group_results(layout: RunLayout, stages: Collection[str]) -> None:
-    """Delete the group results of group stages ``stages`` that ``groups.csv`` lists, and
-    nothing else (see :func:`group_results`)."""
-    for path in group_results(layout, stages):
+def remove_group_results(
+    layout: RunLayout, stages: Collection[str], only: Collection[tuple[str, str]] | None = None
+) -> None:
+    """Delete the group results of group stages ``stages`` that ``groups.csv`` lists (with
+    ``only``, of those groups), and nothing else (see :func:`group_results`)."""
+    for path in group_results(layout, stages, only):
         with contextlib.suppress(OSError):
             if path.is_file() and not path.is_symlink():
                 path.unlink()
