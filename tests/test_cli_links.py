@@ -101,3 +101,24 @@ def test_a_folder_the_run_writes_in_that_is_a_link_is_refused(
     assert again.returncode == 2, again.stdout + again.stderr
     assert f"{link!r} is a link" in again.stderr and "Traceback" not in again.stderr
     assert _files(elsewhere) == before
+
+
+@pytest.mark.parametrize("name", [".ledger.jsonl", "errors.log", ".lock"])
+def test_a_file_the_run_appends_to_that_is_a_link_is_refused(
+    tmp_path: Path, grouped: tuple[Path, Path], cli_here, name: str
+) -> None:
+    folder, pipeline = grouped
+    out = tmp_path / "out"
+    assert cli_here("run", pipeline, folder, "-o", out, "--executor", "serial").returncode == 0
+    outside = tmp_path / "outside.txt"
+    outside.write_text("a file outside the run folder\n")
+    (out / name).unlink(missing_ok=True)
+    (out / name).symlink_to(outside)
+    (folder / "img0.tif").unlink()  # a changed input: the run has a task to record
+    tifffile.imwrite(folder / "img0.tif", nuclei_image((64, 64), n_nuclei=5, radius=5.0, seed=7))
+    again = cli_here("run", pipeline, folder, "-o", out, "--executor", "serial")
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"{name!r} is a link" in again.stderr
+    summarize = cli_here("summarize", out)
+    assert summarize.returncode == 2 and f"{name!r} is a link" in summarize.stderr
+    assert outside.read_text() == "a file outside the run folder\n"

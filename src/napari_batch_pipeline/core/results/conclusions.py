@@ -18,6 +18,7 @@ starts from it. Conclusions no longer asked for (a control dropped) are removed.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from ..images.fields import FILE_PREFIX
 from ..pipeline.quality import QUALITY_KEY, QualityRule
 from ..pipeline.yaml_file import load_yaml, read_pipeline_text
 from ..run_folder.layout import RunLayout
+from ..run_folder.links import linked_folder
 from ..run_folder.lock import RunLock
 from ..run_folder.reader import RunResults
 from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, WELL, read_table
@@ -233,6 +235,12 @@ def summarize(
         is written then.
     """
     layout = RunResults(run_dir).layout  # a run folder, or a message saying what it is not
+    linked = linked_folder(layout, [], [])  # the lock file is written in place
+    if linked is not None:
+        raise PipelineError(
+            f"run folder {str(layout.root)!r}: {linked.name!r} is a link (to {os.readlink(linked)!r}); "
+            "nothing was written. Remove the link"
+        )
     lock = RunLock(layout.lock_file, layout.root)
     lock.acquire()
     try:

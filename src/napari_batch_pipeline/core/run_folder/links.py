@@ -7,7 +7,10 @@ that wrote or deleted through a link would change files outside the folder (see 
 
 - :func:`linked_folder` finds a folder the run writes in that is a link: a saved stage's
   or a group stage's folder, ``intermediate/`` and the folders beneath it, ``.parts/``
-  and its folders. A run refuses such a folder before it writes or deletes anything.
+  and its folders; and the files it appends to or truncates in place (the ledger,
+  ``errors.log``, ``.lock``: every other file is written whole and renamed over the old
+  one, which replaces a link rather than follow it). A run refuses such a path before it
+  writes or deletes anything.
 - :func:`removable` says whether a file a previous run's records name (the ledger's
   outputs, ``groups.csv``'s results) may be deleted: named as the run names its outputs,
   in a folder of one of the stages that wrote such files, with no link on the way.
@@ -27,7 +30,8 @@ __all__ = ["behind_link", "linked_folder", "removable"]
 
 
 def linked_folder(layout: RunLayout, stages: Iterable[str], written: Iterable[str]) -> Path | None:
-    """The first folder the run would write in that is a link, or None.
+    """The first folder the run would write in, or file it would append to, that is a
+    link; None if there is none.
 
     Parameters
     ----------
@@ -40,7 +44,8 @@ def linked_folder(layout: RunLayout, stages: Iterable[str], written: Iterable[st
         The stages whose files go to ``<stage>/``: saved stages and group stages.
     """
     stages = list(stages)
-    candidates = [layout.stage_dir(stage) for stage in written]
+    candidates = [layout.ledger, layout.errors_log, layout.lock_file]
+    candidates += [layout.stage_dir(stage) for stage in written]
     candidates += [layout.intermediate_dir, layout.parts_dir]
     candidates += [layout.intermediate_dir / stage for stage in stages]
     candidates += [layout.parts_dir / stage for stage in stages]
