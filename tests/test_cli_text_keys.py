@@ -151,3 +151,29 @@ def test_parquet_keeps_the_digits_of_a_plate_maps_codes(
         assert list(frame["barcode"]) == list(text["barcode"]), table
         assert set(frame["barcode"]) == {"0012345", "0012346"} and set(frame["plate"]) == {"007"}
         assert frame["dose"].dtype.kind == "i"  # numbers that a number does not change stay numbers
+
+
+GROUPED = """\
+version: 1
+stages:
+  - {name: illum, function: illumination, group_by: [plate], params: {smoothing: 2}}
+  - {name: flat, function: correct_illumination, inputs: {image: input, illumination: illum}}
+  - {name: mask, function: threshold}
+  - {name: labels, function: label}
+  - {name: nuclei, function: measure, inputs: {labels: labels, intensity: flat}}
+"""
+
+
+def test_groups_csv_keeps_its_keys_as_text_across_a_resume(tmp_path: Path, cli_here) -> None:
+    images = _images(tmp_path / "images", ["007_A01.tif", "007_A02.tif", "7_A01.tif", "7_A02.tif"])
+    pipeline = tmp_path / "grouped.yaml"
+    pipeline.write_text(GROUPED)
+    out = tmp_path / "out"
+    options = ["-o", out, "--executor", "serial", "--metadata", METADATA]
+    assert cli_here("run", pipeline, images, *options).returncode == 0
+    _images(tmp_path / "more", ["7_A03.tif"])
+    (tmp_path / "more" / "7_A03.tif").rename(images / "7_A03.tif")  # plate 7 learns again, 007 is kept
+    assert cli_here("run", pipeline, images, *options).returncode == 0
+    groups = pd.read_csv(out / "groups.csv", dtype=str).set_index("group")
+    assert groups["plate"].to_dict() == {"007": "007", "7": "7"}
+    assert groups["images"].to_dict() == {"007": "2", "7": "3"}

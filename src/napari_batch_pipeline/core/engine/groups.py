@@ -25,6 +25,7 @@ tasks again; while they still fail, the saved result is kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -161,7 +162,7 @@ class _Planned:
     #: the group's tasks: key -> field (image, scene, time point)
     tasks: dict[str, str]
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """The key of a result learnt from every member."""
         return self.key_of(self.members)

@@ -43,16 +43,17 @@ _COUNTS = ("images", "images_failed", "seconds")
 
 
 def read_groups(layout: RunLayout) -> dict[tuple[str, str], dict[str, Any]]:
-    """The rows of ``groups.csv`` by (stage, group); none when there is no such file."""
-    try:
-        frame = pd.read_csv(
-            layout.groups_table,
-            dtype={GROUP_STAGE: str, GROUP: str, GROUP_KEY: str, GROUP_LEFT_OUT: str},
-        )
+    """The rows of ``groups.csv`` by (stage, group), their cells as text but the counts;
+    none when there is no such file."""
+    try:  # every cell as written (a plate 007 stays 007 when the row is written back)
+        frame = pd.read_csv(layout.groups_table, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.EmptyDataError):
         return {}
     if not {GROUP_STAGE, GROUP, GROUP_KEY} <= set(frame.columns):
         return {}
+    for column in _COUNTS:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
     rows = frame.to_dict("records")
     return {(str(r[GROUP_STAGE]), str(r[GROUP])): r for r in rows}
 
