@@ -76,3 +76,17 @@ def test_the_script_refuses_what_the_engine_refuses(tmp_path: Path, screen) -> N
     assert "negative control control=none matches no image" in result.stderr
     assert "--negative-control" in result.stderr  # the flag to change
     assert not (out / "images.csv").exists()
+
+
+def test_the_script_groups_by_a_plate_map_column_as_the_engine(tmp_path: Path, screen, run_screen) -> None:
+    engine = tmp_path / "engine"
+    run_screen(engine, group_by=["compound"])
+    out = tmp_path / "script"
+    result = _run(
+        _script(screen, tmp_path), screen, out, "--annotations", str(screen.annotations), *CONTROLS,
+        "--group-by", "compound",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["compound"]) == ["DMSO", "cpd-1", "cpd-2", "stauro"]
+    pd.testing.assert_frame_equal(summary, pd.read_csv(engine / "summary.csv"))

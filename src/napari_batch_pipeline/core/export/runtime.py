@@ -328,6 +328,10 @@ def main(
     try:
         tasks, columns, note = _plan(args, layout, channels, pipeline or ExportedPipeline(()))
         screen = plan_screen(args, tasks)
+        # the tables' columns: image, parameters, metadata and the plate map's (as the engine)
+        annotated = screen.annotations.columns if screen.annotations is not None else ()
+        values = {c for task in tasks for c in (*task.values, *task.metadata)}
+        check_group_by(_columns(args.group_by), {IMAGE, *annotated, *values})
     except PipelineError as error:
         flags = [_FLAGS[name] for name in error.options if name in _FLAGS]
         hint = f" (command line: {', '.join(flags)})" if flags else ""
@@ -381,7 +385,7 @@ def _plan(
     PipelineError
         As the engine: for a refused folder, table or grouping.
     """
-    group_by = _columns(args.group_by)
+    _columns(args.group_by)  # a column given twice is refused here, as the engine refuses it
     folder = Path(args.input).expanduser().resolve()
     if layout.root == folder:
         raise PipelineError("the output folder must differ from the input folder")
@@ -409,7 +413,6 @@ def _plan(
             f"{unmatched} task(s) keep the pipeline's values"
         )
     check_output_names(tasks)
-    check_group_by(group_by, {IMAGE, *(c for task in tasks for c in (*task.values, *task.metadata))})
     return tasks, columns, note
 
 

@@ -5,7 +5,6 @@ those whose values lie inside every given range; the others become background. K
 objects keep their numbers, so that a later ``measure`` reports the same labels.
 """
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +52,6 @@ def _is_range(bounds: Any) -> bool:
     )
 
 
-@functools.cache
 def _several_values(name: str) -> bool:
     """Whether ``regionprops_table`` gives property ``name`` as several columns (``centroid``,
     ``bbox``...), tried on one small object; False where that cannot tell."""
