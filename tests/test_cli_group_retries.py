@@ -159,3 +159,21 @@ def test_results_of_groups_no_longer_in_the_run_go_with_their_rows(
     assert list(pd.read_csv(out / "groups.csv")["group"]) == ["p"]
     assert sorted(p.name for p in (out / "illum").iterdir()) == ["notes.tif", "p.tif"]
     assert mine.read_bytes() == b"a user's file"
+
+
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+def test_the_vertical_strategy_keeps_no_copy_of_the_members_inputs(
+    flaky: tuple[Path, Path, dict[str, str]], tmp_path: Path, executor: str
+) -> None:
+    folder, pipeline, env = flaky
+    out, horizontal = tmp_path / "out", tmp_path / "horizontal"
+    options = ["--metadata", METADATA, "--executor", executor, "--workers", "2"]
+    assert _run(pipeline, folder, "-o", out, *options, env=env).returncode == 0
+    assert not (out / "intermediate").exists()
+    assert (out / "illum" / "p1.tif").is_file() and (out / "illum" / "p2.tif").is_file()
+    assert (
+        _run(pipeline, folder, "-o", horizontal, *options, "--strategy", "horizontal", env=env).returncode
+        == 0
+    )
+    assert list((horizontal / "intermediate").rglob("*.npy"))  # the horizontal strategy keeps them
+    pd.testing.assert_frame_equal(pd.read_csv(out / "nuclei.csv"), pd.read_csv(horizontal / "nuclei.csv"))

@@ -25,6 +25,7 @@ tasks again; while they still fail, the saved result is kept.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import time
@@ -52,6 +53,7 @@ from ..run_folder.groups import (
     write_groups,
 )
 from ..run_folder.layout import RunLayout
+from ..run_folder.links import behind_link
 from ..run_folder.outputs import save_image
 from ..run_folder.records import TaskRecord, format_traceback
 from ..stages.illumination import ImagesOnDisk
@@ -291,6 +293,26 @@ class GroupPasses:
             remove_group_results(self.layout, {p.group.stage for p in self.planned}, stale)
         write_groups(self.layout, [rows[_id(p)] for p in self.planned if _id(p) in rows])
         yield from self._ready(pending, failures)
+
+    def discard_members(self) -> None:
+        """Delete the members' inputs pass A kept on disk (for the vertical strategy, which
+        keeps no intermediates); empty folders under ``intermediate/`` go too."""
+        root = self.layout.intermediate_dir
+        for planned in self.planned:
+            for member in planned.members:
+                path = member_path(member, load_pipeline(member), planned.group.stage)
+                if not path.is_file() or behind_link(path, self.layout.root):
+                    continue
+                path.unlink(missing_ok=True)
+                folder = path.parent
+                while folder != root and root in folder.parents:
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
+                    folder = folder.parent
+        with contextlib.suppress(OSError):
+            root.rmdir()
 
     def _pass_a(
         self, todo: Sequence[_Planned], executor: Executor

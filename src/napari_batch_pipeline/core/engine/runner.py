@@ -192,6 +192,10 @@ class Runner:
         if passes.ready and not self.cancelled:
             for item in strategy.run(self.pipeline, passes.ready, executor):
                 yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+        if self.plan.options.strategy == "vertical" and not self.cancelled:
+            # the vertical strategy keeps no intermediates: the members' inputs to their group
+            # results go once those are learnt (a later run that learns again makes them again)
+            passes.discard_members()
 
     def _started(self, ledger: _Ledger, estimated: Estimate | None) -> RunStarted:
         options = self.plan.options
