@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import StageError
+from ..errors import PipelineError, StageError
 from ..images.fields import read_field
 from ..images.sources import ImageReadError, Source
 from ..pipeline.model import Pipeline
@@ -20,6 +20,7 @@ from ..plan.estimate import held_bytes
 from ..run_folder.layout import RunLayout, output_stem
 from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord, format_traceback
+from .tiled_task import run_tiled_task
 
 __all__ = [
     "TaskJob",
@@ -56,6 +57,8 @@ class TaskJob:
     stamp: str = ""
     #: the results of the task's group stages: stage -> [``<stage>/<group>.tif``, group key]
     groups: dict[str, list[str]] = field(default_factory=dict)
+    #: how an image larger than memory is tiled (``TileSettings`` as plain data); empty: never
+    tiling: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input(self) -> Source:
@@ -92,6 +95,10 @@ def run_task(job: TaskJob) -> TaskRecord:
     start = time.perf_counter()
     try:
         pipeline = load_pipeline(job)
+        tiled = run_tiled_task(job, pipeline)
+        if tiled is not None:
+            seconds = round(time.perf_counter() - start, 4)
+            return TaskRecord(job.key, job.index, job.image, DONE, "", seconds, tiled, job.label)
         loaded = read_field(job.input)
         outputs = pipeline.run(loaded.images, spacing=loaded.spacing, given=group_outputs(job))
         held = held_bytes(loaded.images, outputs)
@@ -119,7 +126,7 @@ def group_output(job: TaskJob, stage: str) -> Any:
 
 def failure_message(error: Exception) -> str:
     """The ``error`` column of a task that raised ``error``."""
-    if isinstance(error, (ImageReadError, StageError)):
+    if isinstance(error, (ImageReadError, StageError, PipelineError)):
         return str(error)
     if isinstance(error, OSError):
         return f"cannot write outputs: {error}"

@@ -111,6 +111,7 @@ class Runner:
             field_stem=task.field_stem,
             stem=task.output_stem,
             stamp=_stamp(_fingerprint(task.source.files)),
+            tiling=self.plan.options.tiling().to_json() | {"budget": self.plan.options.tiling().budget},
         )
 
     # -- running ------------------------------------------------------------------------
@@ -306,6 +307,7 @@ class Runner:
             "params": plan.params_provenance(),
             "group_by": list(options.group_by) if options.group_by else None,
             "task_timeout": options.task_timeout,
+            "tiling": options.tiling().to_json(),
             "started": timestamp(),
             "finished": None,
             "status": "running",
