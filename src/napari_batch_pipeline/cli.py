@@ -215,6 +215,7 @@ def _add_batch_options(command: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="fail a task that runs longer (its worker process is stopped; processes or dask executor)",
     )
+    _add_tiling(command)
     _add_group_by(command)
     _add_screen_options(command)
 
@@ -243,6 +244,41 @@ def _add_screen_options(command: argparse.ArgumentParser) -> None:
         default=None,
         choices=("csv", "parquet"),
         help="parquet: every table also as a Parquet file (default: csv)",
+    )
+
+
+def _add_tiling(command: argparse.ArgumentParser) -> None:
+    tiles = command.add_argument_group(
+        "images larger than memory",
+        "run an image tile by tile, with exactly the whole image's labels and tables; "
+        "saved outputs become OME-Zarr stores (<stage>/<image>.ome.zarr)",
+    )
+    tiles.add_argument(
+        "--tile",
+        default=None,
+        metavar="N|auto|none",
+        help="tile core size in pixels (every image larger than N is tiled); auto (default): "
+        "only images that would not fit the memory budget; none: never",
+    )
+    tiles.add_argument(
+        "--halo",
+        default=None,
+        metavar="auto|N",
+        help="pixels around each tile (default auto: the stages' reach, the least that is exact)",
+    )
+    tiles.add_argument(
+        "--max-object",
+        type=int,
+        default=None,
+        metavar="N",
+        help="largest object extent, pixels, that tiled measurements plan crops for (default 128)",
+    )
+    tiles.add_argument(
+        "--levels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pyramid levels of a tiled image's saved outputs (default 4)",
     )
 
 

@@ -56,6 +56,10 @@ FLAGS = {
     "positive_control": "--positive-control",
     "table_format": "--table-format",
     "quality": "--quality",
+    "tile": "--tile",
+    "halo": "--halo",
+    "max_object": "--max-object",
+    "levels": "--levels",
 }
 
 
@@ -118,6 +122,29 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         negative_control=args.negative_control,
         positive_control=args.positive_control,
         table_format=args.table_format or "csv",
+        **_tiling(args),
+    )
+
+
+def _tiling(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The tiling options given on the line, else as ``recorded`` (a run's), else defaults."""
+    recorded = recorded or {}
+    halo = args.halo if args.halo is not None else recorded.get("halo")
+    if isinstance(halo, str):
+        if halo.strip().lower() == "auto":
+            halo = None
+        else:
+            try:
+                halo = int(halo)
+            except ValueError:
+                raise PipelineError(
+                    f"halo: expected auto or a number of pixels, got {halo!r}", options=("halo",)
+                ) from None
+    return dict(
+        tile=args.tile if args.tile is not None else recorded.get("tile", "auto"),
+        halo=halo,
+        max_object=args.max_object if args.max_object is not None else recorded.get("max_object", 128),
+        levels=args.levels if args.levels is not None else recorded.get("levels", 4),
     )
 
 
@@ -175,6 +202,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         negative_control=args.negative_control or screen.get("negative_control"),
         positive_control=args.positive_control or screen.get("positive_control"),
         table_format=args.table_format or screen.get("table_format") or "csv",
+        **_tiling(args, info.get("tiling") if isinstance(info.get("tiling"), dict) else None),
     )
 
 

@@ -9,6 +9,7 @@ summary values.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..images.lazy import open_region_reader
@@ -54,9 +55,11 @@ def run_tiled_task(job: Any, pipeline: Any) -> dict[str, Any] | None:
         layout = job.layout
         stem = job.stem
         outputs = {stage: layout.tiled_output(stage, stem) for stage in pipeline.saved_stages}
-        tables = run_tiled(
-            pipeline, chain, reader, settings, core, work=layout.tile_work(job.key), outputs=outputs
-        )
+        work = layout.tile_work(job.key)
+        tables = run_tiled(pipeline, chain, reader, settings, core, work=work, outputs=outputs)
+        for folder in (work.parent, work.parent.parent):  # intermediate/tiles/, intermediate/
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: other tasks' records and intermediates stay
     return write_task_outputs(
         layout,
         [],
