@@ -132,7 +132,9 @@ class Runner:
         started = time.perf_counter()
         figure_imports.start()  # the figures at the end need matplotlib: imported meanwhile
         options = self.plan.options
-        if options.memory_budget is not None:  # the first image measured as a task would run
+        # the first image measured as a task would run; where images may be tiled, those
+        # that would not fit the budget are tiled instead (and measuring one whole could not)
+        if options.memory_budget is not None and not options.tiles_within_budget(self.pipeline):
             self.plan.check_budget(lambda: estimate_plan(self.plan))
         passes = GroupPasses(self.plan.groups, self.job, self.folder.layout) if self.plan.groups else None
         ledger = self._open(passes)

@@ -197,6 +197,17 @@ class BatchOptions:
         budget = self.memory_budget // self.worker_count if self.memory_budget else None
         return TileSettings(self.tile, self.halo, self.max_object, self.levels, budget)
 
+    def tiles_within_budget(self, pipeline: Any) -> bool:
+        """Whether images too large for the memory budget are tiled to fit it instead."""
+        settings = self.tiling()
+        if settings.tile == "none" or self.strategy != "vertical" or not settings.fits_budget():
+            return False
+        try:
+            tiled_chain(pipeline)
+        except PipelineError:
+            return False
+        return True
+
     def _check_tiling(self, pipeline: Any) -> None:
         """Refuse, before anything runs, a tile size for a pipeline that cannot run tiled."""
         settings = self.tiling()
