@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from skimage import measure
@@ -39,7 +41,7 @@ def _shapes() -> dict[str, np.ndarray]:
     shapes["U"] = mask
     mask = np.zeros((64, 64), bool)  # a square spiral through many tiles
     corners = [(2, 2), (2, 61), (61, 61), (61, 6), (6, 6), (6, 57), (57, 57), (57, 10), (10, 10), (10, 53)]
-    for (r0, c0), (r1, c1) in zip(corners, corners[1:], strict=False):
+    for (r0, c0), (r1, c1) in itertools.pairwise(corners):
         rr, cc = line(r0, c0, r1, c1)
         mask[rr, cc] = True
     shapes["spiral"] = mask
