@@ -364,6 +364,8 @@ def command_demo(args: argparse.Namespace) -> int:
 
     if args.illumination:
         return _illumination_demo(args)
+    if getattr(args, "large", False):
+        return _large_demo(args)
     folder = Path(args.output).expanduser()
     files = prepare_demo(folder, count=args.images)
     print(f"sample images: {files.images}\npipeline: {files.pipeline}\nparameter table: {files.params}")
@@ -438,6 +440,32 @@ def _demo_run(
         **options,
     )
     return batch, execute(batch, quiet=args.quiet)
+
+
+def _large_demo(args: argparse.Namespace) -> int:
+    """A slide larger than one would load whole, run tile by tile: time and peak memory."""
+    import resource
+    import time
+
+    from .core.large_demo import prepare_large_demo
+
+    folder = Path(args.output).expanduser()
+    print(f"writing a {args.side} x {args.side} slide, block by block ...", flush=True)
+    files = prepare_large_demo(folder, side=args.side)
+    print(f"slide: {files.images / 'slide.tif'}\npipeline: {files.pipeline}")
+    command = f"napari-batch-pipeline demo --large {args.output}"
+    started = time.perf_counter()
+    _, report = _demo_run(args, files.pipeline, files.images, folder, command, tile=1024)
+    seconds = time.perf_counter() - started
+    print_summary(report)
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    whole = args.side * args.side * 2
+    print(
+        f"\ntiled at 1024 px: {seconds:.1f} s, peak memory of the largest process {peak / 1024:.0f} MiB "
+        f"(the slide alone is {whole / 2**20:.0f} MiB as uint16, {whole * 4 / 2**20:.0f} MiB as float64); "
+        f"labels: {folder / 'results' / 'labels' / 'slide.ome.zarr'} (open it in napari)"
+    )
+    return EXIT_CANCELLED if report.cancelled else report.exit_code
 
 
 def _illumination_demo(args: argparse.Namespace) -> int:
