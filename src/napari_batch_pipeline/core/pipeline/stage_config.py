@@ -47,7 +47,9 @@ class StageConfig:
 
     @property
     def returns(self) -> str:
-        return self.spec.returns
+        """The output kind: ``image``, ``mask``, ``labels`` or ``table`` (a parameter may
+        choose it, as a classifier's ``output``)."""
+        return self.spec.returns_for(self.params)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -55,6 +55,8 @@ def stage(
     menu: str,
     returns: str | None = None,
     check: Check | None = None,
+    returns_by: Callable[[dict[str, Any]], str] | None = None,
+    trains: str | None = None,
 ) -> Callable[[Callable], Callable]:
     """Mark a function as a built-in stage.
 
@@ -69,6 +71,12 @@ def stage(
         work together, else None. The one place a stage's parameter checks are written:
         a pipeline runs it when it loads, before any image (see ``stage_config``), and a
         direct call of the stage runs it before computing.
+    returns_by : callable, optional
+        ``returns_by(params)`` gives the output kind when a parameter chooses it (a
+        classifier's ``output``); ``returns`` is then the kind of the defaults.
+    trains : {'pixels', 'objects'}, optional
+        The stage needs a forest trained from its training file (see ``forests``):
+        the engine trains it once per run, before the tasks.
 
     Returns
     -------
@@ -79,7 +87,7 @@ def stage(
     """
 
     def mark(function: Callable) -> Callable:
-        info = {"menu": menu, "returns": returns, "check": check}
+        info = {"menu": menu, "returns": returns, "check": check, "returns_by": returns_by, "trains": trains}
         marked = function if check is None else _checked(function, check)
         marked.__stage_info__ = info  # type: ignore[attr-defined]
         return marked
@@ -144,6 +152,11 @@ class StageSpec:
     group : bool
         A group stage: its main argument is annotated ``"Iterable[napari.types.ImageData]"``
         and receives the images of a whole group, one at a time, in image order.
+    returns_by : callable or None
+        ``returns_by(params)``: the output kind for those parameters, where one chooses it.
+    trains : str or None
+        ``'pixels'`` or ``'objects'``: a classifier stage, whose forest is trained from
+        its training file before the tasks (see ``forests``).
     """
 
     name: str
@@ -157,6 +170,8 @@ class StageSpec:
     check: Check | None = field(default=None, compare=False)
     takes_spacing: bool = False
     group: bool = False
+    returns_by: Callable[[dict[str, Any]], str] | None = field(default=None, compare=False)
+    trains: str | None = None
 
     @property
     def main_arg(self) -> str:
@@ -168,6 +183,10 @@ class StageSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.params.items()}
+
+    def returns_for(self, params: dict[str, Any]) -> str:
+        """The output kind with ``params`` (a parameter may choose it, see ``returns_by``)."""
+        return self.returns_by(params) if self.returns_by is not None else self.returns
 
 
 def _data_kind(annotation: Any) -> str | None:
@@ -266,6 +285,8 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         check=info.get("check"),
         takes_spacing=SPACING_ARG in signature.parameters,
         group=group,
+        returns_by=info.get("returns_by"),
+        trains=info.get("trains"),
     )
 
 
