@@ -49,7 +49,8 @@ class StageConfig:
     def returns(self) -> str:
         """The output kind: ``image``, ``mask``, ``labels`` or ``table`` (a parameter may
         choose it, as a classifier's ``output``)."""
-        return self.spec.returns_for(self.params)
+        spec = self.spec
+        return spec.returns_by(self.params) if spec.returns_by is not None else spec.returns
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .forests import FEATURE_DEFAULTS, feature_settings, object_features, pixel_features, trained_forest
-from .measure import PROPERTY_NAMES
+from .measure import ONLY_2D_PROPERTIES, PROPERTY_NAMES
 from .registry import stage
-from .spatial import check_same_shape
+from .spatial import check_same_shape, check_spatial
 
 __all__ = ["CLASS_COLUMN", "PROBABILITY_PREFIX", "object_classifier", "pixel_classifier"]
 
@@ -134,6 +134,7 @@ def pixel_classifier(
         If there is no training file, it does not match its hash, or ``foreground`` is
         not a class of the training.
     """
+    pixels = _checked_image(image, channel_axis)
     params = {
         "training": training,
         "training_sha256": training_sha256,
@@ -145,7 +146,6 @@ def pixel_classifier(
         "channel_axis": channel_axis,
     }
     forest = trained_forest("pixels", params)
-    pixels = np.asarray(image)
     table = pixel_features(pixels, features, normalize, channel_axis)
     flat = table.reshape(-1, table.shape[-1])
     classes = forest.classes_
@@ -163,6 +163,19 @@ def pixel_classifier(
             f"classes: at most 255 classes fit the class image, the training has class {classes.max()}"
         )
     return predicted.astype(np.uint8)
+
+
+def _checked_image(image: Any, channel_axis: int | None) -> np.ndarray:
+    """``image`` as an array, refusing one that is not 2D or 3D (besides its channel axis)."""
+    if channel_axis is None:
+        return check_spatial("pixel_classifier", image)
+    pixels = np.asarray(image)
+    if pixels.ndim - 1 not in (2, 3) or not -pixels.ndim <= channel_axis < pixels.ndim:
+        raise ValueError(
+            f"pixel_classifier expects a 2D (Y, X) or 3D (Z, Y, X) image with a channel axis "
+            f"{channel_axis}, got shape {pixels.shape}"
+        )
+    return pixels
 
 
 def _check_objects(params: dict, connected: set[str]) -> str | None:
@@ -190,7 +203,7 @@ def object_classifier(
     intensity: "napari.types.ImageData | None" = None,
     training: str = "",
     training_sha256: str = "",
-    properties: list[str] = ["area", "eccentricity", "solidity"],  # noqa: B006
+    properties: list[str] = ["area", "extent", "solidity"],  # noqa: B006
     trees: int = 100,
     seed: int = 0,
     max_depth: int | None = None,
@@ -229,6 +242,10 @@ def object_classifier(
         "seed": seed,
         "max_depth": max_depth,
     }
+    labels = check_spatial("object_classifier", labels)
+    flat = [p for p in properties if labels.ndim == 3 and p in ONLY_2D_PROPERTIES]
+    if flat:
+        raise ValueError(f"properties {flat} are 2D-only in scikit-image; these labels are 3D")
     forest = trained_forest("objects", params)
     if intensity is not None:
         intensity = check_same_shape(

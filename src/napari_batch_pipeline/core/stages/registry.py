@@ -72,11 +72,9 @@ def stage(
         a pipeline runs it when it loads, before any image (see ``stage_config``), and a
         direct call of the stage runs it before computing.
     returns_by : callable, optional
-        ``returns_by(params)`` gives the output kind when a parameter chooses it (a
-        classifier's ``output``); ``returns`` is then the kind of the defaults.
+        ``returns_by(params)``: the output kind where a parameter chooses it.
     trains : {'pixels', 'objects'}, optional
-        The stage needs a forest trained from its training file (see ``forests``):
-        the engine trains it once per run, before the tasks.
+        A classifier: its forest is trained from its training file (see ``forests``).
 
     Returns
     -------
@@ -152,11 +150,8 @@ class StageSpec:
     group : bool
         A group stage: its main argument is annotated ``"Iterable[napari.types.ImageData]"``
         and receives the images of a whole group, one at a time, in image order.
-    returns_by : callable or None
-        ``returns_by(params)``: the output kind for those parameters, where one chooses it.
-    trains : str or None
-        ``'pixels'`` or ``'objects'``: a classifier stage, whose forest is trained from
-        its training file before the tasks (see ``forests``).
+    returns_by, trains
+        As :func:`stage` takes them (None where not given).
     """
 
     name: str
@@ -183,10 +178,6 @@ class StageSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.params.items()}
-
-    def returns_for(self, params: dict[str, Any]) -> str:
-        """The output kind with ``params`` (a parameter may choose it, see ``returns_by``)."""
-        return self.returns_by(params) if self.returns_by is not None else self.returns
 
 
 def _data_kind(annotation: Any) -> str | None:

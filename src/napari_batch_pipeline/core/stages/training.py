@@ -22,6 +22,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,11 +181,11 @@ def write_training(path: str | Path, examples: Sequence[Mapping[str, np.ndarray]
     str
         The file's SHA-256, for the stage's ``training_sha256``.
     """
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     for k, example in enumerate(examples):
         for name, array in example.items():
             arrays[f"{name}_{k}"] = np.ascontiguousarray(array)
     target = Path(path)
     with atomic_path(target) as temporary, temporary.open("wb") as handle:
-        np.savez_compressed(handle, **arrays)
+        np.savez_compressed(handle, allow_pickle=False, **arrays)
     return file_sha256(target)
