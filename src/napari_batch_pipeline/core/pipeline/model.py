@@ -376,7 +376,6 @@ class Pipeline:
         """
         outputs: dict[str, Any] = {}
         available = self.images_of(image)
-        self.train()
         for stage in self.stages:
             if given is not None and stage.name in given:
                 result = given[stage.name]
@@ -409,6 +408,8 @@ class Pipeline:
         if spec.takes_spacing:
             kwargs[SPACING_ARG] = spacing
         try:
+            if spec.trains is not None:  # its forest, from its training file beside the pipeline file
+                trained_forest(spec.trains, stage.params, self.folder)
             result = spec.function(**kwargs, **stage.params)
         except (Exception, SystemExit) as error:  # sys.exit in a stage fails one image
             raise StageError(stage.name, stage.function, error) from error

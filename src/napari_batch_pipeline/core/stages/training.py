@@ -19,6 +19,7 @@ which training made its results.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "file_sha256",
     "read_training",
     "resolve_training",
+    "training_bytes",
     "write_training",
 ]
 
@@ -165,27 +167,36 @@ def _examples(path: Path, arrays: Mapping[str, np.ndarray], kind: str) -> list[d
     return examples
 
 
-def write_training(path: str | Path, examples: Sequence[Mapping[str, np.ndarray]]) -> str:
+def training_bytes(examples: Sequence[Mapping[str, np.ndarray]]) -> bytes:
+    """The bytes of a training file holding ``examples`` (see :func:`write_training`)."""
+    arrays: dict[str, Any] = {}
+    for k, example in enumerate(examples):
+        for name, array in example.items():
+            arrays[f"{name}_{k}"] = np.ascontiguousarray(array)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+def write_training(path: str | Path, examples: Sequence[Mapping[str, np.ndarray]] | bytes) -> str:
     """Write training images as a training file, whole or not at all; its SHA-256.
 
     Parameters
     ----------
     path : path
         The ``.npz`` file to write.
-    examples : sequence of mapping
+    examples : sequence of mapping, or bytes
         Per training image, the arrays named as in the module docstring (``image`` and
-        ``labels``, or ``objects``, ``classes`` and optionally ``image``).
+        ``labels``, or ``objects``, ``classes`` and optionally ``image``); or the bytes
+        :func:`training_bytes` made of them.
 
     Returns
     -------
     str
         The file's SHA-256, for the stage's ``training_sha256``.
     """
-    arrays: dict[str, Any] = {}
-    for k, example in enumerate(examples):
-        for name, array in example.items():
-            arrays[f"{name}_{k}"] = np.ascontiguousarray(array)
+    data = examples if isinstance(examples, bytes) else training_bytes(examples)
     target = Path(path)
-    with atomic_path(target) as temporary, temporary.open("wb") as handle:
-        np.savez_compressed(handle, allow_pickle=False, **arrays)
-    return file_sha256(target)
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
