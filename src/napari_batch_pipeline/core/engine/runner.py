@@ -33,6 +33,7 @@ from ..run_folder.tables import FOLDER
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
+from .forests import Forests
 from .groups import GroupPasses
 from .jobs import TaskJob
 from .measure import estimate_plan
@@ -72,6 +73,7 @@ class Runner:
         self._cancel = threading.Event()
         self._executor: Executor | None = None
         self._pending: int | None = None
+        self._forests = Forests(plan.pipeline)  # trained as the jobs are made, before any runs
         self.report: Report | None = None
 
     @property
@@ -112,6 +114,7 @@ class Runner:
             stem=task.output_stem,
             stamp=_stamp(_fingerprint(task.source.files)),
             tiling=self.plan.options.tiling().to_json() | {"budget": self.plan.options.tiling().budget},
+            trained=self._forests.of(task.values),
         )
 
     # -- running ------------------------------------------------------------------------
