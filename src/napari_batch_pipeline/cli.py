@@ -244,6 +244,13 @@ def _add_screen_options(command: argparse.ArgumentParser) -> None:
         choices=("csv", "parquet"),
         help="parquet: every table also as a Parquet file (default: csv)",
     )
+    command.add_argument(
+        "--well-aggregate",
+        default=None,
+        choices=("median", "mean"),
+        help="how the fields of a well become its row of wells.csv, the replicates a screen "
+        "normalises and scores (default: median)",
+    )
 
 
 def _add_group_by(command: argparse.ArgumentParser) -> None:

@@ -55,6 +55,7 @@ FLAGS = {
     "negative_control": "--negative-control",
     "positive_control": "--positive-control",
     "table_format": "--table-format",
+    "well_aggregate": "--well-aggregate",
     "quality": "--quality",
 }
 
@@ -118,6 +119,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         negative_control=args.negative_control,
         positive_control=args.positive_control,
         table_format=args.table_format or "csv",
+        well_aggregate=args.well_aggregate or "median",
     )
 
 
@@ -175,6 +177,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         negative_control=args.negative_control or screen.get("negative_control"),
         positive_control=args.positive_control or screen.get("positive_control"),
         table_format=args.table_format or screen.get("table_format") or "csv",
+        well_aggregate=args.well_aggregate or screen.get("well_aggregate") or "median",
     )
 
 
@@ -308,7 +311,7 @@ def command_summarize(args: argparse.Namespace) -> int:
     from .core.results.conclusions import conclude, settings_with
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
-    names = ("annotations", "negative_control", "positive_control", "table_format", "quality")
+    names = ("annotations", "negative_control", "positive_control", "table_format", "quality", "well_aggregate")
     settings = settings_with(args.run_dir, **{name: getattr(args, name) for name in names})
     conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
     print_groups(RunLayout.at(args.run_dir))

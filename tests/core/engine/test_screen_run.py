@@ -61,7 +61,7 @@ def screen_by_hand(screen) -> dict[str, pd.DataFrame]:
     images = pd.DataFrame(rows)
     measurements = [c for c in images.columns if c.startswith(("quality.mean", "nuclei."))]
     kept = images[~images["flagged"]].reset_index(drop=True)
-    normalized = kept[["image"]].copy()
+    normalized = kept[["plate", "well"]].copy()  # one field per well: each well is its field
     assay = []
     for column in measurements:
         z = pd.Series(np.nan, index=kept.index)
@@ -109,7 +109,13 @@ def test_screen_tables_equal_the_computation_by_hand(
     assert list(counts) == list(by_hand["nuclei.count"])
 
     normalized = pd.read_csv(run / "normalized.csv")
-    assert list(normalized["image"]) == list(expected["normalized"]["image"])
+    assert set(normalized["level"]) == {"well"}  # the run knows wells: they are the replicates
+    keys = ["plate", "well"]
+    assert normalized[keys].values.tolist() == expected["normalized"][keys].values.tolist()
+    wells = pd.read_csv(run / "wells.csv")
+    assert wells[keys].values.tolist() == by_hand[keys].values.tolist()
+    assert wells["fields"].tolist() == [1] * len(wells)
+    assert wells["fields_flagged"].tolist() == by_hand["flagged"].astype(int).tolist()
     np.testing.assert_allclose(
         normalized[columns].to_numpy(float),
         expected["normalized"][columns].to_numpy(float),
@@ -118,8 +124,8 @@ def test_screen_tables_equal_the_computation_by_hand(
     )
     assay = pd.read_csv(run / "assay.csv")
     assert list(assay.columns) == [
-        *("plate", "measurement", "positive_mean", "positive_sd"),
-        *("negative_mean", "negative_sd", "z_prime"),
+        *("plate", "measurement", "level", "n_positive", "n_negative", "positive_mean", "positive_sd"),
+        *("negative_mean", "negative_sd", "z_prime", "robust_z_prime", "ssmd"),
     ]
     mine = assay.set_index(["plate", "measurement"]).loc[
         list(zip(expected["assay"]["plate"], expected["assay"]["measurement"], strict=True)), "z_prime"

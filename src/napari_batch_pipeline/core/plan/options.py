@@ -79,6 +79,9 @@ class BatchOptions:
         (see :mod:`..results.screen`). A positive control needs a negative one.
     table_format : {'csv', 'parquet'}
         ``parquet``: every table also as a Parquet file.
+    well_aggregate : {'median', 'mean'}
+        How the fields of a well become its row of wells.csv, the replicates of a screen
+        whose images have wells.
 
     Raises
     ------
@@ -105,6 +108,7 @@ class BatchOptions:
     negative_control: str | None = None
     positive_control: str | None = None
     table_format: str = "csv"
+    well_aggregate: str = "median"
     #: why ``auto`` chose ``executor`` (set by :meth:`resolved`; empty when the user chose)
     executor_reason: str = field(default="", init=False, compare=False)
 
@@ -205,6 +209,7 @@ class BatchOptions:
             if self.positive_control
             else None,
             table_format=self.table_format,
+            well_aggregate=self.well_aggregate,
         )
 
     def inputs(self) -> dict[str, Any]:
