@@ -52,7 +52,7 @@ def test_the_script_writes_the_engine_screen_tables(tmp_path: Path, screen, run_
         script, screen, out, "--annotations", str(screen.annotations), *CONTROLS, "--table-format", "parquet"
     )
     assert result.returncode == 0, result.stderr
-    names = ("images", "quality", "nuclei", "summary", "normalized", "assay")
+    names = ("images", "quality", "nuclei", "summary", "wells", "normalized", "assay")
     for name in names:
         mine, theirs = pd.read_csv(out / f"{name}.csv"), pd.read_csv(engine / f"{name}.csv")
         pd.testing.assert_frame_equal(
