@@ -66,7 +66,7 @@ def test_a_screen_that_cannot_work_is_refused_before_anything_runs(
     elif change == "positive_alone":
         extra = ["--annotations", screen.annotations, "--positive-control", "control=positive"]
     elif change == "rule":
-        screen.pipeline.write_text(screen.pipeline.read_text().replace("focus_score, min", "sharpness, min"))
+        screen.pipeline.write_text(screen.pipeline.read_text().replace("power_log_log_slope, min", "sharpness, min"))
     elif change == "well":  # the well comes from the plate map, not from the file names
         screen.annotations.write_text("image,well\nP1_A01.tif,Z99x\n")
         extra = ["--metadata", r"(?P<plate>P\d)_", "--annotations", screen.annotations]
@@ -195,7 +195,7 @@ def test_the_demo_screens_a_plate_with_a_good_z_prime_and_flags_two_fields(tmp_p
     images = pd.read_csv(run / "images.csv", keep_default_na=False)
     flagged = images.loc[images["flagged"] != "", "image"].tolist()
     assert flagged == [f"P1_{PLATE_BLURRED}.tif", f"P1_{PLATE_SATURATED}.tif"]
-    assert f"flagged: P1_{PLATE_BLURRED}.tif: quality.focus_score" in result.stdout
+    assert f"flagged: P1_{PLATE_BLURRED}.tif: quality.power_log_log_slope" in result.stdout
     assay = pd.read_csv(run / "assay.csv").set_index("measurement")
     usable = images[(images["flagged"] == "") & (images["status"] == "done")]
     column = "nuclei.mean_intensity_mean"

@@ -331,6 +331,8 @@ def command_stages(args: argparse.Namespace) -> int:
             print(f"    {spec.summary}")
         for param in spec.params.values():
             print(f"    {param.name} = {param.default!r}  ({param.expected})")
+        for column, meaning in spec.columns.items():
+            print(f"    -> {column}: {meaning}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """A two-plate screen run on every executor, against numpy, scikit-image and pandas by hand.
 
 The contract's definitions (DESIGN, "Screens") are written out here without the
-package: focus score, saturated fraction, the quality flags, filtered object counts,
+package: focus score, saturated fraction, CellProfiler's focus measures
+(tests/cellprofiler_focus.py), the quality flags, filtered object counts,
 robust z-scores against each plate's negative controls, and Z'.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cellprofiler_focus as cp
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,6 +39,8 @@ def _image_by_hand(path: Path) -> dict[str, float]:
         "quality.mean_focus_score": values.var() / values.mean(),
         "quality.mean_saturated_fraction": float(np.mean(values == values.max())),
         "quality.mean_intensity_mean": values.mean(),
+        "quality.mean_power_log_log_slope": cp.power_log_log_slope(cp.cellprofiler_scale(image)),
+        "quality.mean_local_focus_score": cp.local_focus_score(cp.cellprofiler_scale(image)),
         "nuclei.count": len(nuclei),
         "nuclei.mean_area": nuclei["area"].mean(),
         "nuclei.mean_intensity_mean": nuclei["intensity_mean"].mean(),
@@ -52,7 +56,7 @@ def screen_by_hand(screen) -> dict[str, pd.DataFrame]:
         plate, well = path.stem.split("_")
         row = {"image": path.name, "plate": plate, "well": well, **_image_by_hand(path)}
         row["flagged"] = (
-            row["quality.mean_focus_score"] < focus_min
+            row["quality.mean_power_log_log_slope"] < focus_min
             or row["quality.mean_saturated_fraction"] > saturated_max
         )
         mapped = plate_map[(plate_map["plate"] == plate) & (plate_map["well"] == well)].iloc[0]

@@ -17,7 +17,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +55,7 @@ def stage(
     menu: str,
     returns: str | None = None,
     check: Check | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Mark a function as a built-in stage.
 
@@ -69,6 +70,8 @@ def stage(
         work together, else None. The one place a stage's parameter checks are written:
         a pipeline runs it when it loads, before any image (see ``stage_config``), and a
         direct call of the stage runs it before computing.
+    columns : mapping of str to str, optional
+        A table stage's columns and what each holds (its unit), as ``stages`` lists them.
 
     Returns
     -------
@@ -79,7 +82,7 @@ def stage(
     """
 
     def mark(function: Callable) -> Callable:
-        info = {"menu": menu, "returns": returns, "check": check}
+        info = {"menu": menu, "returns": returns, "check": check, "columns": dict(columns or {})}
         marked = function if check is None else _checked(function, check)
         marked.__stage_info__ = info  # type: ignore[attr-defined]
         return marked
@@ -144,6 +147,8 @@ class StageSpec:
     group : bool
         A group stage: its main argument is annotated ``"Iterable[napari.types.ImageData]"``
         and receives the images of a whole group, one at a time, in image order.
+    columns : dict of str to str
+        A built-in table stage's columns and what each holds (empty when not said).
     """
 
     name: str
@@ -157,6 +162,7 @@ class StageSpec:
     check: Check | None = field(default=None, compare=False)
     takes_spacing: bool = False
     group: bool = False
+    columns: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def main_arg(self) -> str:
@@ -266,6 +272,7 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         check=info.get("check"),
         takes_spacing=SPACING_ARG in signature.parameters,
         group=group,
+        columns=dict(info.get("columns") or {}),
     )
 
 
