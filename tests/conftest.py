@@ -245,8 +245,9 @@ def screen(tmp_path: Path) -> Screen:
     """Two plates (P1, P2) of 8 wells, one field each: 3 negative and 3 positive control
     wells, two compounds; P1_B03 (a positive control) blurred, P2_H12 saturated. The focus rule's minimum lies
     halfway between the blurred field's PowerLogLogSlope and the lowest of the others'."""
-    import cellprofiler_focus
     import tifffile
+
+    import cellprofiler_focus
 
     folder = tmp_path / "plates"
     folder.mkdir()

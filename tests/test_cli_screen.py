@@ -66,7 +66,9 @@ def test_a_screen_that_cannot_work_is_refused_before_anything_runs(
     elif change == "positive_alone":
         extra = ["--annotations", screen.annotations, "--positive-control", "control=positive"]
     elif change == "rule":
-        screen.pipeline.write_text(screen.pipeline.read_text().replace("power_log_log_slope, min", "sharpness, min"))
+        screen.pipeline.write_text(
+            screen.pipeline.read_text().replace("power_log_log_slope, min", "sharpness, min")
+        )
     elif change == "well":  # the well comes from the plate map, not from the file names
         screen.annotations.write_text("image,well\nP1_A01.tif,Z99x\n")
         extra = ["--metadata", r"(?P<plate>P\d)_", "--annotations", screen.annotations]
@@ -157,7 +159,7 @@ def test_wells_from_the_plate_map_aggregate_their_fields_as_asked(tmp_path: Path
     for image in sorted(p.name for p in screen.images.glob("*.tif")):
         plate, well = image[:-4].split("_")
         kind = {"A": "negative", "B": "positive"}.get(well[0], "")
-        lines.append(f"{image},{plate},{ {'A': 'A01', 'B': 'B01'}.get(well[0], well)},{kind}")
+        lines.append(f"{image},{plate},{ {'A': 'A01', 'B': 'B01'}.get(well[0], well) },{kind}")
     plate_map.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
     args = ["run", screen.pipeline, screen.images, "-o", run, "--executor", "serial", "--quiet"]
@@ -173,7 +175,10 @@ def test_wells_from_the_plate_map_aggregate_their_fields_as_asked(tmp_path: Path
 
     wells = pd.read_csv(run / "wells.csv").sort_values(["plate", "well"]).reset_index(drop=True)
     assert len(wells) == 2 * 4 and wells["fields"].sum() == len(images)
-    assert wells.set_index(["plate", "well"]).loc[("P1", "B01"), ["fields", "fields_flagged"]].tolist() == [3, 1]
+    assert wells.set_index(["plate", "well"]).loc[("P1", "B01"), ["fields", "fields_flagged"]].tolist() == [
+        3,
+        1,
+    ]
     np.testing.assert_allclose(wells[column], by_hand("mean"), rtol=1e-12)
     assert json.loads((run / "run.json").read_text())["screen"]["well_aggregate"] == "mean"
     assert set(pd.read_csv(run / "assay.csv")["n_negative"]) == {1}  # one negative well per plate

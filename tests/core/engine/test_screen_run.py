@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cellprofiler_focus as cp
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
 import yaml
 from skimage import filters, measure
+
+import cellprofiler_focus as cp
 
 
 def _quality_rules(pipeline: Path) -> tuple[float, float]:

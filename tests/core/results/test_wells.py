@@ -42,7 +42,9 @@ def _fields(aggregate_seed: int = 7) -> pd.DataFrame:
                         "nuclei.count": int(rng.integers(5, 30)),
                         "nuclei.mean_area": well_area + rng.normal(0, 3),
                         "nuclei.mean_intensity_mean": well_intensity + rng.normal(0, 10),
-                        "compound": {"negative": "DMSO", "positive": "stauro", "compound": f"cpd{number}"}[kind],
+                        "compound": {"negative": "DMSO", "positive": "stauro", "compound": f"cpd{number}"}[
+                            kind
+                        ],
                         "control": kind if kind != "compound" else "",
                     }
                 )

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cellprofiler_focus as cp
 import numpy as np
 import pytest
 import tifffile
 from scipy import ndimage as ndi
 
+import cellprofiler_focus as cp
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.stages.focus import cp_intensities, local_focus_score, power_log_log_slope
 from napari_batch_pipeline.core.stages.quality import image_quality
@@ -78,7 +78,9 @@ def test_edge_cases_are_cellprofiler_s() -> None:
     volume = np.stack([nuclei_image((64, 64), n_nuclei=5, radius=4.0, seed=s) for s in range(3)])
     row = image_quality(volume).iloc[0]
     assert np.isnan(row["power_log_log_slope"])  # CellProfiler measures it in 2D only
-    assert row["local_focus_score"] == pytest.approx(cp.local_focus_score(cp_intensities(volume), 20), rel=1e-9)
+    assert row["local_focus_score"] == pytest.approx(
+        cp.local_focus_score(cp_intensities(volume), 20), rel=1e-9
+    )
     with pytest.raises(ValueError, match="focus_scale must be 1 or more, got 0"):
         image_quality(volume, focus_scale=0)
     with pytest.raises(ValueError, match="expected a 2D image"):
@@ -92,7 +94,9 @@ def test_the_demo_s_focus_rule_flags_a_blurred_field_and_not_a_bright_sharp_one(
     from napari_batch_pipeline.core.demo import PLATE_BLURRED, SCREEN_COLUMNS, prepare_screen
 
     files = prepare_screen(tmp_path)
-    (rule,) = [r for r in Pipeline.from_yaml(files.pipeline).quality if r.stage == "quality" and r.min is not None]
+    (rule,) = [
+        r for r in Pipeline.from_yaml(files.pipeline).quality if r.stage == "quality" and r.min is not None
+    ]
     assert rule.measurement == "power_log_log_slope"
 
     def broken(image: np.ndarray) -> str | None:
@@ -111,5 +115,7 @@ def test_the_demo_s_focus_rule_flags_a_blurred_field_and_not_a_bright_sharp_one(
     bright = tifffile.imread(files.images / f"P1_A{negative:02d}.tif")
     blurred_score = image_quality(ndi.gaussian_filter(bright.astype(np.float32), 2).astype(bright.dtype))
     positives = [tifffile.imread(files.images / f"P1_{row}{positive:02d}.tif") for row in "ABCD"]
-    assert blurred_score.iloc[0]["focus_score"] > max(image_quality(p).iloc[0]["focus_score"] for p in positives)
+    assert blurred_score.iloc[0]["focus_score"] > max(
+        image_quality(p).iloc[0]["focus_score"] for p in positives
+    )
     assert broken(tifffile.imread(files.images / f"P1_{PLATE_BLURRED}.tif"))

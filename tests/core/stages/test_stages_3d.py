@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import cellprofiler_focus as cp
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import ndimage as ndi
 from skimage import exposure, feature, filters, measure, morphology, segmentation
 
+import cellprofiler_focus as cp
 from napari_batch_pipeline.core.stages import STAGES, get_stage
 
 #: the footprint scikit-image users write for a radius, by number of dimensions

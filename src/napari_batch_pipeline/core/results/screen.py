@@ -392,7 +392,20 @@ def assay_table(
             spread = np.sqrt(sd_p**2 + sd_n**2)
             ssmd = (mean_p - mean_n) / spread if spread > 0 else float("nan")
             rows.append(
-                (name, column, found.level, len(pos), len(neg), mean_p, sd_p, mean_n, sd_n, z_prime, robust, ssmd)
+                (
+                    name,
+                    column,
+                    found.level,
+                    len(pos),
+                    len(neg),
+                    mean_p,
+                    sd_p,
+                    mean_n,
+                    sd_n,
+                    z_prime,
+                    robust,
+                    ssmd,
+                )
             )
     return pd.DataFrame(rows, columns=list(ASSAY_COLUMNS))
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -153,14 +154,18 @@ def _wells(images: pd.DataFrame, columns: Sequence[str], aggregate: str) -> tupl
     keys = [
         c
         for c in images.columns
-        if c not in measured and c not in _FIELD_ONLY and not str(c).startswith(FILE_PREFIX)
+        if c not in measured
+        and c not in _FIELD_ONLY
+        and not str(c).startswith(FILE_PREFIX)
         and (c in strata or _constant_within(inside[c], inside_ids))
     ]
     table = first[keys].reset_index(drop=True)
     table[FIELDS] = np.bincount(inside_ids, minlength=count)
     flagged = np.zeros(len(images), dtype=bool)
     if FLAGGED in images.columns:
-        flagged = (images[STATUS] == "done").to_numpy() & (images[FLAGGED].fillna("").astype(str) != "").to_numpy()
+        flagged = (images[STATUS] == "done").to_numpy() & (
+            images[FLAGGED].fillna("").astype(str) != ""
+        ).to_numpy()
     table[FIELDS_FLAGGED] = np.bincount(ids[(ids >= 0) & flagged], minlength=count)
     kept = usable(images) & (ids >= 0)
     values = images.loc[kept, list(columns)].apply(pd.to_numeric, errors="coerce")
@@ -175,6 +180,15 @@ def _constant_within(values: pd.Series, ids: np.ndarray) -> bool:
     """Whether ``values`` hold one value (or none) within each id."""
     text = values.astype(object).where(values.notna(), "").astype(str)
     return bool((text.groupby(ids).nunique() <= 1).all())
+
+
+class _Selection(Protocol):
+    """What names control images (``screen.Control``): a column, and the rows it picks."""
+
+    @property
+    def column(self) -> str: ...
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -197,13 +211,12 @@ class Replicates:
     images: pd.DataFrame
     ids: np.ndarray
 
-    def mask(self, control: object) -> np.ndarray:
+    def mask(self, control: _Selection) -> np.ndarray:
         """Which replicates are the control: a well is when its column says so, or (a
         column that differs between its fields) when every usable field of it is."""
-        column = getattr(control, "column")
-        if self.level == IMAGE_LEVEL or column in self.frame.columns:
-            return np.asarray(control.mask(self.frame), dtype=bool)  # type: ignore[attr-defined]
-        fields = pd.Series(np.asarray(control.mask(self.images), dtype=bool))  # type: ignore[attr-defined]
+        if self.level == IMAGE_LEVEL or control.column in self.frame.columns:
+            return np.asarray(control.mask(self.frame), dtype=np.bool_)
+        fields = pd.Series(np.asarray(control.mask(self.images), dtype=np.bool_))
         every = fields.groupby(self.ids).all()
         return every.reindex(range(len(self.frame)), fill_value=False).to_numpy(dtype=bool)
 
