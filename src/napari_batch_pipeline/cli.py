@@ -251,6 +251,13 @@ def _add_screen_options(command: argparse.ArgumentParser) -> None:
         choices=("csv", "parquet"),
         help="parquet: every table also as a Parquet file (default: csv)",
     )
+    command.add_argument(
+        "--well-aggregate",
+        default=None,
+        choices=("median", "mean"),
+        help="how the fields of a well become its row of wells.csv, the replicates a screen "
+        "normalises and scores (default: median)",
+    )
 
 
 def _add_tiling(command: argparse.ArgumentParser) -> None:

@@ -55,6 +55,7 @@ FLAGS = {
     "negative_control": "--negative-control",
     "positive_control": "--positive-control",
     "table_format": "--table-format",
+    "well_aggregate": "--well-aggregate",
     "quality": "--quality",
     "tile": "--tile",
     "halo": "--halo",
@@ -145,6 +146,7 @@ def _tiling(args: argparse.Namespace, recorded: dict[str, Any] | None = None) ->
         halo=halo,
         max_object=args.max_object if args.max_object is not None else recorded.get("max_object", 128),
         levels=args.levels if args.levels is not None else recorded.get("levels", 4),
+        well_aggregate=args.well_aggregate or "median",
     )
 
 
@@ -203,6 +205,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         positive_control=args.positive_control or screen.get("positive_control"),
         table_format=args.table_format or screen.get("table_format") or "csv",
         **_tiling(args, info.get("tiling") if isinstance(info.get("tiling"), dict) else None),
+        well_aggregate=args.well_aggregate or screen.get("well_aggregate") or "median",
     )
 
 
@@ -336,7 +339,14 @@ def command_summarize(args: argparse.Namespace) -> int:
     from .core.results.conclusions import conclude, settings_with
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
-    names = ("annotations", "negative_control", "positive_control", "table_format", "quality")
+    names = (
+        "annotations",
+        "negative_control",
+        "positive_control",
+        "table_format",
+        "quality",
+        "well_aggregate",
+    )
     settings = settings_with(args.run_dir, **{name: getattr(args, name) for name in names})
     conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
     print_groups(RunLayout.at(args.run_dir))
@@ -356,6 +366,8 @@ def command_stages(args: argparse.Namespace) -> int:
             print(f"    {spec.summary}")
         for param in spec.params.values():
             print(f"    {param.name} = {param.default!r}  ({param.expected})")
+        for column, meaning in spec.columns.items():
+            print(f"    -> {column}: {meaning}")
     return 0
 
 

@@ -80,7 +80,9 @@ def _blocks(
     order = np.argsort(centres[:, 0])
     rows = centres[order, 0]
     for top in range(0, side, _BLOCK):
-        near = order[np.searchsorted(rows, top - 2 * _RADIUS) : np.searchsorted(rows, top + _BLOCK + 2 * _RADIUS)]
+        near = order[
+            np.searchsorted(rows, top - 2 * _RADIUS) : np.searchsorted(rows, top + _BLOCK + 2 * _RADIUS)
+        ]
         for left in range(0, side, _BLOCK):
             rng = np.random.default_rng((seed, top, left))
             block = rng.normal(0.08, 0.01, size=(_BLOCK, _BLOCK))

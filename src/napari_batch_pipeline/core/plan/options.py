@@ -91,6 +91,9 @@ class BatchOptions:
         The object extent (pixels) a tiled measurement plans its crops for.
     levels : int
         Pyramid levels of a tiled image's saved outputs (OME-Zarr).
+    well_aggregate : {'median', 'mean'}
+        How the fields of a well become its row of wells.csv, the replicates of a screen
+        whose images have wells.
 
     Raises
     ------
@@ -121,6 +124,7 @@ class BatchOptions:
     halo: int | None = None
     max_object: int = 128
     levels: int = 4
+    well_aggregate: str = "median"
     #: why ``auto`` chose ``executor`` (set by :meth:`resolved`; empty when the user chose)
     executor_reason: str = field(default="", init=False, compare=False)
 
@@ -258,6 +262,7 @@ class BatchOptions:
             if self.positive_control
             else None,
             table_format=self.table_format,
+            well_aggregate=self.well_aggregate,
         )
 
     def inputs(self) -> dict[str, Any]:
