@@ -336,7 +336,7 @@ def print_groups(layout: RunLayout) -> None:
 
 
 def command_summarize(args: argparse.Namespace) -> int:
-    from .core.results.conclusions import conclude, settings_with
+    from .core.results.conclusions import summarize
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
     names = (
@@ -347,8 +347,8 @@ def command_summarize(args: argparse.Namespace) -> int:
         "quality",
         "well_aggregate",
     )
-    settings = settings_with(args.run_dir, **{name: getattr(args, name) for name in names})
-    conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
+    # under the folder's lock; refuses what does not fit before writing anything
+    summarize(args.run_dir, group_by, **{name: getattr(args, name) for name in names})
     print_groups(RunLayout.at(args.run_dir))
     return EXIT_OK
 

@@ -48,8 +48,11 @@ class _Ledger:
     """The state of a run's tasks while it runs: finished records, and the counts."""
 
     records: dict[str, TaskRecord]
+    #: per task: the fingerprint its record is kept under (files, then its groups' keys)
     inputs: dict[str, list[int] | None]
     skipped: int
+    #: per task: the fingerprint of its files alone
+    files: dict[str, list[int] | None] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0})
 
 
@@ -159,7 +162,7 @@ class Runner:
             if self._executor is not None:
                 self._executor.close()
             self.folder.remove_partials()
-        self.report = self._close(ledger, time.perf_counter() - started)
+        self.report = self._close(ledger, time.perf_counter() - started, passes)
         if interrupted:
             raise KeyboardInterrupt
         yield RunFinished(self.report)
@@ -189,6 +192,9 @@ class Runner:
         executor = self._make_executor()
         for item in passes.run(pending, executor):
             yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+        for job in passes.ready:  # recorded with the keys of the results they are given
+            files = ledger.files[job.key]
+            ledger.inputs[job.key] = None if files is None else files + passes.fingerprint(job.key)
         if passes.ready and not self.cancelled:
             for item in strategy.run(self.pipeline, passes.ready, executor):
                 yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
@@ -219,7 +225,8 @@ class Runner:
         metadata columns where those changed."""
         before = self.folder.recorded_settings()
         done = self.folder.prepare(self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks)
-        inputs = {task.key: _fingerprint(task.source.files) for task in self.tasks}
+        files = {task.key: _fingerprint(task.source.files) for task in self.tasks}
+        inputs = dict(files)
         if passes is not None:
             inputs = {k: v if v is None else v + passes.fingerprint(k) for k, v in inputs.items()}
         records = {key: r for key, r in done.items() if key in inputs and r.input == inputs[key]}
@@ -231,7 +238,7 @@ class Runner:
             stale = {FOLDER, *_groups(before.get("metadata"))}
             self.folder.refresh_rows(self.pipeline, [t for t in self.tasks if t.key in records], stale)
         self.folder.write_provenance(self._provenance(len(records)))
-        return _Ledger(records, inputs, len(records))
+        return _Ledger(records, inputs, len(records), files=files)
 
     def _estimate(self, measured: Measured | None, anything: bool) -> Estimate | None:
         """The estimate from the measured first task; None when nothing could be measured."""
@@ -262,7 +269,7 @@ class Runner:
             record, ledger.counts["done"] + ledger.skipped, ledger.counts["failed"], len(self.tasks)
         )
 
-    def _close(self, ledger: _Ledger, seconds: float) -> Report:
+    def _close(self, ledger: _Ledger, seconds: float, passes: GroupPasses | None = None) -> Report:
         """Write the tables and the end of run.json; the report."""
         self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
         conclude(self.folder.path, self.plan.options.group_by, self.plan.options.screen())
@@ -285,6 +292,8 @@ class Runner:
                 "status": "cancelled" if self.cancelled else "finished",
                 "counts": {**counts, "pending": len(self.tasks) - done - failed},
                 "seconds": round(seconds, 3),
+                # results learnt without some members: a later run retries those members
+                "groups_left_out": passes.left_out() if passes is not None else [],
             }
         )
         return report
