@@ -46,6 +46,7 @@ from .batch_fields import BatchFields, field_hint, path_of
 from .batch_status import CloseGuard, offer_version_folder, summary_text
 from .collector import hold_collector
 from .dock_layout import scrolling_layout, wrapping
+from .home import join_home_later, mark_page, show_page
 from .responsive import call_responsively, disabled
 from .results import ResultsView, show_results
 from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
@@ -157,6 +158,7 @@ class BatchWidget(QWidget):
         self._fields_message = False  # a message about the fields goes once they change
         for widget in fields.widgets:
             widget.changed.connect(self._on_field_changed)
+        mark_page(self, "batch")
 
     # -- what to run --------------------------------------------------------------------
 
@@ -405,7 +407,7 @@ class BatchWidget(QWidget):
         self.results_button.enabled = self.report is not None
         self.table.show_flags(self.report)  # the quality flags: once the tables are written
         if self.report is not None and self.results_view is not None:
-            self.show_tables()  # an open results view follows the latest run
+            self._load_tables()  # an open results view follows the latest run, in its tab
         self.run_finished.emit(self.report)
 
     # -- the table ----------------------------------------------------------------------
@@ -430,12 +432,20 @@ class BatchWidget(QWidget):
         return self.row_layers
 
     def show_tables(self) -> ResultsView | None:
-        """Open (or refresh) the Batch results view of the last run: tables and plots."""
+        """Open (or refresh) the Batch results view of the last run, tables and plots, and
+        bring its page up."""
+        view = self._load_tables()
+        if view is not None:
+            show_page(view)
+        return view
+
+    def _load_tables(self) -> ResultsView | None:
         if self.batch is not None:
             self.results_view = show_results(self.viewer, self.results_view, self.batch.folder.path)
         return self.results_view if self.batch is not None else None
 
     def showEvent(self, event: Any) -> None:
+        join_home_later(self)
         if self.warming is None:  # the first run as quick as the next
             self.warming = warm_up(self.executor.value, self.workers.value)
         super().showEvent(event)

@@ -42,6 +42,7 @@ from ..core.run_folder.layout import param_label
 from ..core.tuning.session import TuningImage, TuningSession
 from ..core.tuning.sweep import ImageSweep, output_stage, plot_sweep
 from .dock_layout import scrolling_layout, wrapping
+from .home import join_home_later, mark_page
 from .session import follow
 from .sweep_row import ParameterRow
 
@@ -134,7 +135,12 @@ class SweepPanel(QWidget):
             session,
             {"stages_changed": "refresh", "stage_changed": "refresh", "sweep_changed": "_on_sweep_changed"},
         )
+        mark_page(self, "sweep")
         self.refresh()
+
+    def showEvent(self, event: Any) -> None:
+        join_home_later(self)
+        super().showEvent(event)
 
     @property
     def result(self) -> ImageSweep | None:
