@@ -52,7 +52,7 @@ from .results import ResultsView, show_results
 from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
 from .session import session_for
 from .task_table import TaskTable
-from .warm_up import warm_up
+from .warm_up import WarmUp, warm_up
 
 __all__ = ["SHOW_EVERY", "BatchWidget"]
 
@@ -90,8 +90,10 @@ class BatchWidget(QWidget):
         values, error.
     worker, report : GeneratorWorker or None, Report or None
         The worker of the current (or last) run; the engine's report of the last one.
-    warming : Thread or None
-        Imports for the first run, in the background once shown (:mod:`.warm_up`).
+    warming : WarmUp or None
+        The worker processes and imports of the first run, started in the background
+        once shown (:mod:`.warm_up`); a run that starts before a worker is ready runs on
+        threads (executor ``auto``) rather than wait.
     """
 
     engine_event = Signal(object)
@@ -133,7 +135,7 @@ class BatchWidget(QWidget):
         self.results_button.changed.connect(self.show_tables)
 
         self.worker: GeneratorWorker | None = None
-        self.warming: threading.Thread | None = None
+        self.warming: WarmUp | None = None
         self.results_view: ResultsView | None = None
         self.estimate_worker: FunctionWorker | None = None
         self.batch: BatchRun | None = None
@@ -186,8 +188,11 @@ class BatchWidget(QWidget):
         PipelineError
             For a missing folder, an invalid pipeline or sweep, or unusable options.
         """
-        # worker processes yield the CPU to the viewer
-        return self._planned(BatchRun, command="napari: Batch processing widget", low_priority=True)
+        # worker processes yield the CPU to the viewer; still starting, threads meanwhile
+        starting = self.warming is not None and self.warming.workers_starting
+        return self._planned(
+            BatchRun, command="napari: Batch processing widget", low_priority=True, workers_starting=starting
+        )
 
     def make_plan(self) -> BatchPlan:
         """The plan of the fields' values: checked, nothing written (raises as make_batch)."""
@@ -337,9 +342,12 @@ class BatchWidget(QWidget):
             self._ended = event.skipped
             self._advance(event.skipped, flush=True)
             resumed = f", {event.skipped} already done" if event.skipped else ""
+            auto = " (auto)" if event.executor_reason else ""
+            if event.executor_reason and self.batch is not None and self.batch.options.workers_starting:
+                auto = " (auto: the worker processes are still starting)"
             self.status.value = (
                 f"running {event.total} task(s){resumed}: {event.strategy}, "
-                f"{event.executor} x {event.workers}" + (" (auto)" if event.executor_reason else "")
+                f"{event.executor} x {event.workers}{auto}"
             )
             if event.estimate is not None:
                 self.estimate_text.value = event.estimate.summary()
