@@ -73,6 +73,10 @@ class BatchOptions:
     low_priority : bool
         Worker processes run at a lower priority than this process, so that an
         interactive program running the batch (the napari viewer) always comes first.
+    workers_starting : bool
+        The warm worker processes of a ``low_priority`` run are still starting (the napari
+        widget started them when it opened): ``auto`` runs built-in stages on threads
+        instead of waiting for them.
     annotations : path or None
         A plate map (CSV): annotation columns joined into every table, keyed by folder,
         image or metadata (see :mod:`..results.annotations`).
@@ -116,6 +120,7 @@ class BatchOptions:
     group_by: Sequence[str] | str | None = None
     task_timeout: float | None = None
     low_priority: bool = False
+    workers_starting: bool = False
     annotations: str | Path | None = None
     negative_control: str | None = None
     positive_control: str | None = None
@@ -241,6 +246,7 @@ class BatchOptions:
             scheduler=self.scheduler,
             task_timeout=self.task_timeout,
             low_priority=self.low_priority,
+            workers_starting=self.workers_starting,
         )
         options = replace(self, executor=choice.executor)
         object.__setattr__(options, "executor_reason", choice.reason)
