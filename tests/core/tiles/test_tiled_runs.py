@@ -47,7 +47,7 @@ def whole_run(folder, tmp_path):
     return out
 
 
-@pytest.mark.parametrize("executor", ["serial", "threads", "processes"])
+@pytest.mark.parametrize("executor", ["serial", "threads", "processes", "dask"])
 def test_every_executor_gives_the_whole_image_answer(folder, whole_run, tmp_path, executor):
     out = tmp_path / executor
     report = run_batch(
@@ -164,3 +164,34 @@ def test_lazy_reader_reads_regions_of_tiled_and_strip_tiffs(folder):
             assert reader.shape == pixels.shape and reader.dtype == pixels.dtype
             box = (slice(37, 211), slice(5, 299))
             np.testing.assert_array_equal(reader.read(box), pixels[box])
+
+
+def test_an_object_too_large_for_the_memory_rule_fails_its_image_with_a_message(tmp_path):
+    from napari_batch_pipeline.core.errors import StageError
+
+    image = np.zeros((200, 200), dtype=np.uint16)
+    image[10:190, 10:190] = 1000  # one object across every tile
+    pipeline = chain_pipeline(properties=["area"])
+    settings = TileSettings(tile=32, max_object=0, budget=100_000)
+    core = settings.core_for(image.shape, image.dtype)
+    with pytest.raises(StageError, match=r"an object's bounding box .* holds \d+ pixels, more than a tiled"):
+        run_tiled(
+            pipeline,
+            tiled_chain(pipeline),
+            RegionReader(image, None),
+            settings,
+            core,
+            work=tmp_path / "w",
+            outputs={},
+        )
+    roomy = TileSettings(tile=32, max_object=0)  # the default budget lets it be measured whole
+    tables = run_tiled(
+        pipeline,
+        tiled_chain(pipeline),
+        RegionReader(image, None),
+        roomy,
+        core,
+        work=tmp_path / "w2",
+        outputs={},
+    )
+    pd.testing.assert_frame_equal(tables["nuclei"], pipeline.run(image)["nuclei"], check_exact=True)

@@ -101,6 +101,10 @@ class TileSettings:
         """Whether the smallest tile ``auto`` takes fits the budget."""
         return SMALLEST_AUTO_TILE**ndim * 8 * _COPIES <= self._budget()
 
+    def budget_bytes(self) -> int:
+        """Bytes one image may hold: the budget, or a quarter of the machine's memory."""
+        return self._budget()
+
     def _budget(self) -> int:
         if self.budget is not None:
             return self.budget
