@@ -20,7 +20,9 @@ def run_both(tmp_path: Path) -> Callable[..., tuple[dict[str, Any], dict[str, An
     """``run_both(pipeline, image, tile)``: (the whole image's outputs, the tiled ones:
     every saved stage's level 0 and every table)."""
 
-    def run(pipeline: Pipeline, image: np.ndarray, tile: int, **settings: Any) -> tuple[dict, dict]:
+    def run(
+        pipeline: Pipeline, image: np.ndarray, tile: int, threads: int = 1, **settings: Any
+    ) -> tuple[dict, dict]:
         whole = pipeline.run(image)
         folder = tmp_path / f"tiled-{tile}-{len(list(tmp_path.iterdir()))}"
         options = TileSettings(tile=tile, **settings)
