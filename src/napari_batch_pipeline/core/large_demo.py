@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["LARGE_PIPELINE", "LargeDemo", "prepare_large_demo", "write_slide"]
+__all__ = ["LARGE_PIPELINE", "LargeDemo", "prepare_large_demo", "slide_image", "write_slide"]
 
 LARGE_PIPELINE = """\
 version: 1
@@ -57,14 +57,9 @@ def write_slide(path: Path, side: int, seed: int = 0) -> None:
     touching, many across the blocks it is written in), written block by block."""
     import tifffile
 
-    rng = np.random.default_rng(seed)
-    count = side * side // 1600
-    centres = rng.uniform(0, side, size=(count, 2))
-    radii = rng.uniform(0.6, 1.3, size=count) * _RADIUS
-    brightness = rng.uniform(0.5, 1.0, size=count)
     tifffile.imwrite(
         path,
-        _blocks(side, centres, radii, brightness, seed),
+        _blocks((side, side), seed),
         shape=(side, side),
         dtype=np.uint16,
         tile=(_BLOCK, _BLOCK),
@@ -73,19 +68,32 @@ def write_slide(path: Path, side: int, seed: int = 0) -> None:
     )
 
 
-def _blocks(
-    side: int, centres: np.ndarray, radii: np.ndarray, brightness: np.ndarray, seed: int
-) -> Iterator[np.ndarray]:
+def slide_image(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """The slide :func:`write_slide` writes, of any ``shape``, as one array."""
+    image = np.zeros(shape, dtype=np.uint16)
+    positions = [(top, left) for top in range(0, shape[0], _BLOCK) for left in range(0, shape[1], _BLOCK)]
+    for (top, left), block in zip(positions, _blocks(shape, seed), strict=True):
+        part = image[top : top + _BLOCK, left : left + _BLOCK]
+        part[...] = block[: part.shape[0], : part.shape[1]]
+    return image
+
+
+def _blocks(shape: tuple[int, int], seed: int) -> Iterator[np.ndarray]:
     """The slide's blocks in raster order, each drawn from the nuclei that reach into it."""
+    rng = np.random.default_rng(seed)
+    count = shape[0] * shape[1] // 1600
+    centres = rng.uniform((0, 0), shape, size=(count, 2))
+    radii = rng.uniform(0.6, 1.3, size=count) * _RADIUS
+    brightness = rng.uniform(0.5, 1.0, size=count)
     order = np.argsort(centres[:, 0])
     rows = centres[order, 0]
-    for top in range(0, side, _BLOCK):
+    for top in range(0, shape[0], _BLOCK):
         near = order[
             np.searchsorted(rows, top - 2 * _RADIUS) : np.searchsorted(rows, top + _BLOCK + 2 * _RADIUS)
         ]
-        for left in range(0, side, _BLOCK):
-            rng = np.random.default_rng((seed, top, left))
-            block = rng.normal(0.08, 0.01, size=(_BLOCK, _BLOCK))
+        for left in range(0, shape[1], _BLOCK):
+            noise = np.random.default_rng((seed, top, left))
+            block = noise.normal(0.08, 0.01, size=(_BLOCK, _BLOCK))
             for i in near[np.abs(centres[near, 1] - (left + _BLOCK / 2)) < _BLOCK / 2 + 2 * _RADIUS]:
                 cy, cx = centres[i, 0] - top, centres[i, 1] - left
                 r = radii[i]

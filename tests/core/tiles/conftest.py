@@ -37,6 +37,7 @@ def run_both(tmp_path: Path) -> Callable[..., tuple[dict[str, Any], dict[str, An
             core,
             work=folder / "work",
             outputs=outputs,
+            threads=threads,
         )
         tiled: dict[str, Any] = {name: np.asarray(open_levels(path)[0]) for name, path in outputs.items()}
         tiled.update(tables)
