@@ -73,7 +73,7 @@ def well_layers(viewer: Any, results: RunResults, rows: list[int]) -> list[Layer
             stage = suffix.strip()
             data = read_saved(source) if stage else read_image(source)
             multiscale = isinstance(data, list)  # a tiled image's output: its levels
-            scale = image_scale(spacing, (data[0] if multiscale else data).ndim)
+            scale = image_scale(spacing, (data[0] if isinstance(data, list) else data).ndim)
             kind = results.pipeline[stage].returns if stage else "image"
             add = viewer.add_labels if kind in ("labels", "mask") else viewer.add_image
             meta = {"row": index, "stage": stage}

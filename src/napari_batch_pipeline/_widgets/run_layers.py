@@ -168,14 +168,14 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     for stage, path in task_outputs(
         run_folder, pipeline, task.image, task.label, source.scene, source.t
     ).items():
-        data = read_saved(path)  # a tiled image's: its levels, lazily
-        multiscale = isinstance(data, list)
-        scale = image_scale(source.pixel_size, (data[0] if multiscale else data).ndim)
+        output = read_saved(path)  # a tiled image's: its levels, lazily
+        multiscale = isinstance(output, list)
+        scale = image_scale(source.pixel_size, (output[0] if isinstance(output, list) else output).ndim)
         meta = {**metadata, "stage": stage}
         if pipeline[stage].returns not in ("mask", "labels"):
             layers.append(
                 viewer.add_image(
-                    data, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
+                    output, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
                 )
             )
             continue
@@ -183,7 +183,7 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
         if table is not None:
             meta["table"] = table
         labels = viewer.add_labels(
-            data, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
+            output, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
         )
         objects = None if table is None else task_objects(run_folder, table, key, task.key)
         if objects is not None:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..images.formats import FileInfo, ImageReadError, probe, read_scene
-from .ome_zarr import open_levels
+from .saved_stores import open_store
 
 __all__ = [
     "FieldFile",
@@ -297,11 +297,8 @@ def load_pyramids(
             result.left_out += 1
             continue
         try:
-            levels = open_levels(path)
-        except Exception:  # any damage to a store's metadata: zarr's, JSON's, a missing key
-            result.left_out += 1
-            continue
-        if not levels:
+            levels = open_store(path)
+        except ValueError:  # damaged metadata
             result.left_out += 1
             continue
         result.pyramids.append(Pyramid(name, levels, image_scale(pixel_size, levels[0].ndim)))

@@ -21,7 +21,7 @@ import numpy as np
 from ..images.sources import read_image
 from .ome_zarr import open_levels
 
-__all__ = ["is_store", "read_saved", "store_within"]
+__all__ = ["is_store", "open_store", "read_saved", "store_within"]
 
 #: zarr v2's group metadata, which every store the engine writes has
 _GROUP_FILES = (".zattrs", ".zgroup")
@@ -83,6 +83,35 @@ def store_within(root: Path, store: Path) -> bool:
     return True
 
 
+def open_store(path: Path) -> list[Any]:
+    """The levels of the OME-Zarr store at ``path``, largest first, as lazy zarr arrays.
+
+    Reads the store's metadata only (a few small JSON files).
+
+    Raises
+    ------
+    ValueError
+        If the store's metadata is damaged or does not describe a multiscale image:
+        no ``multiscales``, a level that is missing or not an array, levels of
+        different dimensions, or other than 2 or 3 of them. The message names the store.
+    """
+    import zarr
+
+    try:
+        levels = open_levels(path)
+    except (ValueError, LookupError, TypeError, OSError) as error:  # zarr's errors are ValueErrors
+        raise ValueError(
+            f"{path}: not a readable OME-Zarr store ({type(error).__name__}: {error}); "
+            "run its image again (--fresh) to write it anew"
+        ) from error
+    if not levels or not all(isinstance(level, zarr.Array) for level in levels):
+        raise ValueError(f"{path}: its multiscales metadata names no level, or a level that is not an array")
+    dimensions = {level.ndim for level in levels}
+    if len(dimensions) != 1 or levels[0].ndim not in (2, 3):
+        raise ValueError(f"{path}: levels of {sorted(dimensions)} dimensions; expected (Y, X) or (Z, Y, X)")
+    return levels
+
+
 def read_saved(path: Path) -> np.ndarray | list[Any]:
     """A saved output as a viewer shows it.
 
@@ -97,9 +126,14 @@ def read_saved(path: Path) -> np.ndarray | list[Any]:
     ndarray or list of zarr arrays
         The TIFF's pixels, (M, N) or (P, M, N); or the store's levels, largest first,
         lazily (nothing of the pixels is read until asked).
+
+    Raises
+    ------
+    ValueError
+        If the store is damaged (see :func:`open_store`).
     """
     if is_store(path):
-        return open_levels(path)
+        return open_store(path)
     return read_image(path)
 
 
