@@ -29,10 +29,9 @@ from ..core.errors import PipelineError
 from ..core.images.fields import SCENE, TIME, read_field
 from ..core.pipeline.model import INPUT, Pipeline
 from ..core.plan.tasks import Task
-from ..core.run_folder.lazy import image_scale
+from ..core.run_folder.lazy import image_scale, read_saved
 from ..core.run_folder.objects import measured_by, task_objects
 from ..core.run_folder.reader import RunResults, task_outputs
-from ..core.run_folder.saved_stores import read_saved
 from ..core.run_folder.tables import IMAGE
 
 __all__ = ["MAX_SEPARATE_LAYERS", "LayerQueue", "LoadedLayers", "events_then_layers", "task_layers"]
