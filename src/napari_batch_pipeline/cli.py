@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the illumination demo: plates of unevenly lit images, corrected (writes illumination.png)",
     )
+    demo.add_argument(
+        "--large",
+        action="store_true",
+        help="the large-image demo: an 8192 x 8192 slide run tile by tile (prints time and peak memory)",
+    )
+    demo.add_argument("--side", type=int, default=8192, help=argparse.SUPPRESS)  # the slide's side, for tests
     demo.add_argument("--executor", default="auto", choices=_executors())
     demo.add_argument("--workers", type=int, default=None)
     demo.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
@@ -244,6 +250,13 @@ def _add_screen_options(command: argparse.ArgumentParser) -> None:
         default=None,
         choices=("csv", "parquet"),
         help="parquet: every table also as a Parquet file (default: csv)",
+    )
+    command.add_argument(
+        "--well-aggregate",
+        default=None,
+        choices=("median", "mean"),
+        help="how the fields of a well become its row of wells.csv, the replicates a screen "
+        "normalises and scores (default: median)",
     )
 
 

@@ -34,10 +34,19 @@ from ..core.run_folder.objects import measured_by, task_objects
 from ..core.run_folder.reader import RunResults, task_outputs
 from ..core.run_folder.tables import IMAGE
 
-__all__ = ["MAX_SEPARATE_LAYERS", "LayerQueue", "LoadedLayers", "events_then_layers", "task_layers"]
+__all__ = [
+    "IMAGE_AXIS",
+    "MAX_SEPARATE_LAYERS",
+    "LayerQueue",
+    "LoadedLayers",
+    "events_then_layers",
+    "task_layers",
+]
 
 #: most layers added per stage when a run's outputs differ in shape (no single stack)
 MAX_SEPARATE_LAYERS = 20
+#: the label of a stack's first axis (its slider): one image of the run per step
+IMAGE_AXIS = "image"
 
 
 @dataclass
@@ -120,6 +129,8 @@ class LayerQueue:
         layer = self._pending.pop(0)
         if layer.name in self.viewer.layers:
             self.viewer.layers.remove(layer.name)
+        if len(layer.metadata.get("names") or ()) > 1:  # a stack: its first axis, the image
+            layer.axis_labels = (IMAGE_AXIS, *layer.axis_labels[1:])
         self.viewer.add_layer(layer)
         if layer.name in self._tables:
             self._tables[layer.name].attach(self.viewer, layer)
@@ -127,11 +138,7 @@ class LayerQueue:
         self._turn.start()
 
     def _point_at_results(self) -> None:
-        """The stacks' slider is labelled ``image``; the last result layer is selected."""
-        if any(len(layer.metadata.get("names") or ()) > 1 for layer in self.layers):
-            labels = list(self.viewer.dims.axis_labels)
-            labels[0] = "image"  # a run's stacks have one more axis than anything else here
-            self.viewer.dims.axis_labels = labels
+        """The last result layer is selected."""
         if self.layers:
             self.viewer.layers.selection.active = self.layers[-1]
 

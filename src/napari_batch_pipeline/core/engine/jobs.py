@@ -20,6 +20,7 @@ from ..plan.estimate import held_bytes
 from ..run_folder.layout import RunLayout, output_stem
 from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord, format_traceback
+from ..stages.forests import remember
 from .tiled_task import run_tiled_task
 
 __all__ = [
@@ -59,6 +60,9 @@ class TaskJob:
     groups: dict[str, list[str]] = field(default_factory=dict)
     #: how an image larger than memory is tiled (``TileSettings`` as plain data); empty: never
     tiling: dict[str, Any] = field(default_factory=dict)
+    #: the forests of the task's classifier stages, trained before the run, by training
+    #: key (see :mod:`.forests`): in memory, never from a file
+    trained: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input(self) -> Source:
@@ -79,7 +83,9 @@ class TaskJob:
 
 
 def load_pipeline(job: TaskJob) -> Pipeline:
-    """The task's pipeline (with its swept parameters), built once per worker."""
+    """The task's pipeline (with its swept parameters), built once per worker; the
+    forests of its classifier stages kept in memory for them."""
+    remember(job.trained)
     cache_key = job.pipeline_hash + repr(sorted(job.params.items()))
     pipeline = _PIPELINES.get(cache_key)
     if pipeline is None:

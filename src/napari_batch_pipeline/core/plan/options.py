@@ -73,6 +73,10 @@ class BatchOptions:
     low_priority : bool
         Worker processes run at a lower priority than this process, so that an
         interactive program running the batch (the napari viewer) always comes first.
+    workers_starting : bool
+        The warm worker processes of a ``low_priority`` run are still starting (the napari
+        widget started them when it opened): ``auto`` runs built-in stages on threads
+        instead of waiting for them.
     annotations : path or None
         A plate map (CSV): annotation columns joined into every table, keyed by folder,
         image or metadata (see :mod:`..results.annotations`).
@@ -91,6 +95,9 @@ class BatchOptions:
         The object extent (pixels) a tiled measurement plans its crops for.
     levels : int
         Pyramid levels of a tiled image's saved outputs (OME-Zarr).
+    well_aggregate : {'median', 'mean'}
+        How the fields of a well become its row of wells.csv, the replicates of a screen
+        whose images have wells.
 
     Raises
     ------
@@ -113,6 +120,7 @@ class BatchOptions:
     group_by: Sequence[str] | str | None = None
     task_timeout: float | None = None
     low_priority: bool = False
+    workers_starting: bool = False
     annotations: str | Path | None = None
     negative_control: str | None = None
     positive_control: str | None = None
@@ -121,6 +129,7 @@ class BatchOptions:
     halo: int | None = None
     max_object: int = 128
     levels: int = 4
+    well_aggregate: str = "median"
     #: why ``auto`` chose ``executor`` (set by :meth:`resolved`; empty when the user chose)
     executor_reason: str = field(default="", init=False, compare=False)
 
@@ -197,6 +206,17 @@ class BatchOptions:
         budget = self.memory_budget // self.worker_count if self.memory_budget else None
         return TileSettings(self.tile, self.halo, self.max_object, self.levels, budget)
 
+    def tiles_within_budget(self, pipeline: Any) -> bool:
+        """Whether images too large for the memory budget are tiled to fit it instead."""
+        settings = self.tiling()
+        if settings.tile == "none" or self.strategy != "vertical" or not settings.fits_budget():
+            return False
+        try:
+            tiled_chain(pipeline)
+        except PipelineError:
+            return False
+        return True
+
     def _check_tiling(self, pipeline: Any) -> None:
         """Refuse, before anything runs, a tile size for a pipeline that cannot run tiled."""
         settings = self.tiling()
@@ -226,6 +246,7 @@ class BatchOptions:
             scheduler=self.scheduler,
             task_timeout=self.task_timeout,
             low_priority=self.low_priority,
+            workers_starting=self.workers_starting,
         )
         options = replace(self, executor=choice.executor)
         object.__setattr__(options, "executor_reason", choice.reason)
@@ -247,6 +268,7 @@ class BatchOptions:
             if self.positive_control
             else None,
             table_format=self.table_format,
+            well_aggregate=self.well_aggregate,
         )
 
     def inputs(self) -> dict[str, Any]:

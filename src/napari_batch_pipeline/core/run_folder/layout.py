@@ -4,6 +4,7 @@ This module is the one place that knows how a run folder is laid out (see DESIGN
 folder")::
 
     pipeline.yaml  run.json  images.csv  <stage>.csv  summary.csv  summary.png  errors.log
+    wells.csv                                         screens: with wells
     normalized.csv  assay.csv  plate_<plate>.png      screens: with controls
     images.parquet  <stage>.parquet ...               with the Parquet table format
     <stage>/<image path without suffix>[__s<scene>][__t<time>][__<parameter set>].tif
@@ -70,6 +71,8 @@ SUMMARY_TABLE = "summary.csv"
 SUMMARY_PLOT = "summary.png"
 GROUPS_TABLE = "groups.csv"
 NORMALIZED_TABLE = "normalized.csv"
+#: ``wells.csv``: one row per plate and well, its fields aggregated (screens with wells)
+WELLS_TABLE = "wells.csv"
 ASSAY_TABLE = "assay.csv"
 #: ``plate_<plate>.png``: one plate's heat map
 PLATE_PLOT_PREFIX = "plate_"
@@ -217,6 +220,10 @@ class RunLayout:
         return self.root / stage / f"{group}{OUTPUT_SUFFIX}"
 
     @property
+    def wells_table(self) -> Path:
+        return self.root / WELLS_TABLE
+
+    @property
     def normalized_table(self) -> Path:
         return self.root / NORMALIZED_TABLE
 
@@ -317,10 +324,17 @@ class RunLayout:
             self.summary_plot,
             self.sweep_plot,
             self.groups_table,
+            self.wells_table,
             self.normalized_table,
             self.assay_table,
         ]
-        tables = [self.images_table, self.summary_table, self.normalized_table, self.assay_table]
+        tables = [
+            self.images_table,
+            self.summary_table,
+            self.wells_table,
+            self.normalized_table,
+            self.assay_table,
+        ]
         tables += [self.table(stage) for stage in table_stages]
         return paths + [self.table(stage) for stage in table_stages] + [self.parquet(t) for t in tables]
 

@@ -26,6 +26,8 @@ __all__ = ["measure_objects"]
 
 #: a crop may hold this many times a tile core grown by max_object on each side
 _CROP_FACTOR = 4
+#: copies of a crop a measurement holds (labels, intensity, regionprops' own)
+_COPIES = 10
 
 
 def measure_objects(
@@ -37,6 +39,7 @@ def measure_objects(
     keep: np.ndarray,
     labels_of: Callable[[Box], np.ndarray],
     max_object: int,
+    budget: int | None = None,
 ) -> pd.DataFrame:
     """The measurement stage ``stage``'s table over the whole image, tile by tile.
 
@@ -56,6 +59,9 @@ def measure_objects(
         The final labels of the stage's labels input on a box.
     max_object : int
         The object extent crops are planned for (see :class:`.settings.TileSettings`).
+    budget : int, optional
+        Bytes one image may hold: a crop may take up to a tenth of it in pixels of eight
+        bytes, if that is more than the crops planned for.
 
     Raises
     ------
@@ -64,6 +70,8 @@ def measure_objects(
     """
     ids = np.flatnonzero(keep)
     limit = _CROP_FACTOR * math.prod(t + 2 * max_object for t in grid.tile)
+    if budget is not None:
+        limit = max(limit, budget // (8 * _COPIES))
     ndim = len(grid.shape)
     anchors = np.unravel_index(joined.anchors[ids - 1], grid.shape)
     owners = np.array([grid.tile_of(point) for point in zip(*anchors, strict=True)], dtype=np.int64)
@@ -103,8 +111,8 @@ def _measure(
             stage.name,
             stage.function,
             f"an object's bounding box {tuple((s.start, s.stop) for s in box)} holds {size} pixels, more "
-            f"than a tiled measurement may take ({limit}); raise max-object or the tile size, or run this "
-            "image whole",
+            f"than a tiled measurement may take ({limit}, from the memory budget and the tile and "
+            "max-object sizes); raise one of them, or run this image whole",
         )
     labels = labels_of(box)
     labels[~np.isin(labels, ids)] = 0

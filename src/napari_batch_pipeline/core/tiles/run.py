@@ -149,7 +149,15 @@ def run_tiled(
             return _final_labels(provisional, joined, keeps[labels], grid, box)
 
         tables[stage.name] = measure_objects(
-            pipeline, stage, image, grid, joined, keeps[labels], labels_of, settings.max_object
+            pipeline,
+            stage,
+            image,
+            grid,
+            joined,
+            keeps[labels],
+            labels_of,
+            settings.max_object,
+            settings.budget_bytes(),
         )
     shutil.rmtree(work, ignore_errors=True)
     return tables

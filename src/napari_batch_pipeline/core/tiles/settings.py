@@ -15,8 +15,8 @@ from ..errors import PipelineError
 __all__ = ["AUTO", "NONE", "TileSettings", "chunk_for", "parse_tile"]
 
 AUTO, NONE = "auto", "none"
-#: the core size ``auto`` takes along Y and X, and along Z in 3D
-_AUTO_TILE_2D, _AUTO_TILE_3D = 2048, 256
+#: the smallest and largest core side ``auto`` chooses
+SMALLEST_AUTO_TILE, _LARGEST_AUTO_TILE = 256, 4096
 #: the chain holds about this many float64 copies of a tile (input, outputs, temporaries)
 _COPIES = 10
 _MIN_CHUNK, _MAX_CHUNK = 64, 512
@@ -81,13 +81,29 @@ class TileSettings:
         if self.tile == AUTO:
             if math.prod(shape) * 8 * _COPIES <= self._budget():
                 return None
-            size = _AUTO_TILE_3D if len(shape) == 3 else _AUTO_TILE_2D
+            size = self.auto_side(len(shape))
+            if all(n <= size for n in shape):
+                return None  # no smaller tile would fit either: run it whole
         else:
             size = int(self.tile)
             if all(n <= size for n in shape):
                 return None
         del dtype  # every chain computes in float64 at worst: the size rule is the same
         return tuple(_rounded(min(size, n)) if n > size else n for n in shape)
+
+    def auto_side(self, ndim: int) -> int:
+        """The core side ``auto`` takes: the largest whose chain fits the budget, a
+        multiple of 256, from 256 to 4096 pixels."""
+        side = int((self._budget() / (8 * _COPIES)) ** (1 / ndim))
+        return int(np.clip(side - side % SMALLEST_AUTO_TILE, SMALLEST_AUTO_TILE, _LARGEST_AUTO_TILE))
+
+    def fits_budget(self, ndim: int = 2) -> bool:
+        """Whether the smallest tile ``auto`` takes fits the budget."""
+        return SMALLEST_AUTO_TILE**ndim * 8 * _COPIES <= self._budget()
+
+    def budget_bytes(self) -> int:
+        """Bytes one image may hold: the budget, or a quarter of the machine's memory."""
+        return self._budget()
 
     def _budget(self) -> int:
         if self.budget is not None:
