@@ -10,7 +10,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_batch_pipeline.core.run_folder.ome_zarr import open_levels
+from napari_batch_pipeline.core.images.ome_zarr import open_levels
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 

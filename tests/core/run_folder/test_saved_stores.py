@@ -14,8 +14,8 @@ import tifffile
 import zarr
 
 from napari_batch_pipeline import run_batch
+from napari_batch_pipeline.core.images.ome_zarr import is_store, store_within
 from napari_batch_pipeline.core.run_folder.lazy import SavedOutputs, load_pyramids, read_saved
-from napari_batch_pipeline.core.run_folder.ome_zarr import is_store, store_within
 from napari_batch_pipeline.core.run_folder.reader import RunResults, task_outputs
 from napari_batch_pipeline.core.synthetic import nuclei_image
 

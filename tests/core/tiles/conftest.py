@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from napari_batch_pipeline.core.images.lazy import RegionReader
+from napari_batch_pipeline.core.images.ome_zarr import open_levels
 from napari_batch_pipeline.core.pipeline.model import Pipeline
-from napari_batch_pipeline.core.run_folder.ome_zarr import open_levels
 from napari_batch_pipeline.core.tiles import TileSettings, run_tiled, tiled_chain
 
 

@@ -68,7 +68,7 @@ def test_a_uniform_image_thresholds_as_scikit_image_does():
 @pytest.mark.parametrize("tile", [1024, 768])
 def test_a_6000_by_5000_image_equals_the_scikit_image_chain_exactly(run_both, tile):
     """The issue's measure of done: same ids and tables as the whole-image chain."""
-    from napari_batch_pipeline.core.large_demo import slide_image
+    from napari_batch_pipeline.core.demo import slide_image
 
     image = slide_image((6000, 5000), seed=3)
     pipeline = chain_pipeline(properties=["area", "bbox", "centroid", "intensity_mean", "eccentricity"])

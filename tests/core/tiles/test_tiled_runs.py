@@ -13,7 +13,7 @@ from tiled_images import blobs, chain_pipeline
 from napari_batch_pipeline import run_batch
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.images.lazy import RegionReader
-from napari_batch_pipeline.core.run_folder.ome_zarr import open_levels
+from napari_batch_pipeline.core.images.ome_zarr import open_levels
 from napari_batch_pipeline.core.tiles import TileSettings, run_tiled, tiled_chain
 from napari_batch_pipeline.core.tiles import run as tiled_run
 

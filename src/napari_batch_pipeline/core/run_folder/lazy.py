@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..images.formats import FileInfo, ImageReadError, probe, read_scene
+from ..images.ome_zarr import is_store, open_store
 from ..images.sources import read_image
-from .ome_zarr import is_store, open_store
 
 __all__ = [
     "FieldFile",

@@ -20,13 +20,13 @@ import pandas as pd
 from ..errors import PipelineError
 from ..images.fields import PIXEL_SIZE_COLUMNS, SCENE, TIME
 from ..images.formats import read_scene
+from ..images.ome_zarr import is_store, store_within
 from ..images.sources import read_image
 from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
 from .groups import read_groups
 from .layout import MARKERS, TABLE_SUFFIX, RunLayout, output_stem, param_label
 from .lazy import FieldFile, SavedOutputs, image_scale, load_pyramids, load_saved, read_field_file, read_tiff
-from .ome_zarr import is_store, store_within
 from .provenance import STAGE_RETURNS
 from .tables import ERROR, IMAGE, STATUS, param_columns, read_table
 

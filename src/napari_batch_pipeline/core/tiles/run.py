@@ -26,7 +26,7 @@ from skimage import measure as sk_measure
 
 from ..files import atomic_path
 from ..images.lazy import RegionReader
-from ..run_folder.ome_zarr import OmeZarrWriter
+from ..images.ome_zarr import OmeZarrWriter
 from .grid import Box, Tile, TileGrid, expand, shift
 from .kinds import TiledChain
 from .objects import measure_objects
