@@ -177,6 +177,10 @@ def test_the_pipeline_refuses_bad_classifier_settings() -> None:
         Pipeline(stage(features={"sigma": 4}))
     with pytest.raises(PipelineError, match="output"):
         Pipeline(stage(output="outline"))
+    with pytest.raises(PipelineError, match=r"params\.trees: expected a whole number"):
+        Pipeline(stage(trees="many"))
+    with pytest.raises(PipelineError, match=r"params\.normalize: expected one of 'percentile', 'none'"):
+        Pipeline(stage(normalize="zscore"))
     assert Pipeline(stage(output="probability"))["c"].returns == "image"
 
 
