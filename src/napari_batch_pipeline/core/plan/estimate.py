@@ -153,9 +153,11 @@ def estimate(
         The classifier stages' forests are trained first (not in the measured task's
         time: a run trains them once), and their training time counts once.
     """
-    start = time.perf_counter()
-    pipeline.train()  # the classifiers' forests: once per run, before the tasks (none: at once)
-    training = time.perf_counter() - start
+    training = 0.0
+    if pipeline.classifier_stages:  # their forests: once per run, before the tasks
+        start = time.perf_counter()
+        pipeline.train()
+        training = time.perf_counter() - start
     if measured is None:
         measured = measure_sources(pipeline, sources)
     seconds, peak, saved = measured
