@@ -150,11 +150,11 @@ def estimate(
     ----------
     measured : (seconds, peak bytes, saved bytes), optional
         A measurement already made (see :func:`measure_first`); else one is made here.
-        The classifier stages' forests are trained first (not in the measured task's
-        time: a run trains them once), and their training time counts once.
+        Without one, the classifier stages' forests are trained first (not in the
+        measured task's time: a run trains them once), and their training time counts once.
     """
     training = 0.0
-    if pipeline.classifier_stages:  # their forests: once per run, before the tasks
+    if measured is None and pipeline.classifier_stages:  # their forests: once per run, first
         start = time.perf_counter()
         pipeline.train()
         training = time.perf_counter() - start
