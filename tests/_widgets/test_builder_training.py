@@ -64,3 +64,30 @@ def test_a_training_layer_follows_its_stage(builder, qtbot) -> None:
     assert "cells training" in builder.viewer.layers
     builder.remove_stage(0)
     assert "cells training" not in builder.viewer.layers
+
+
+def test_painting_over_objects_trains_the_object_classifier(builder, qtbot) -> None:
+    from skimage import measure
+
+    forests._TRAINED.clear()
+    builder.add_stage("threshold", "mask")
+    builder.add_stage("label", "objects")
+    builder.add_stage(
+        "object_classifier",
+        "kinds",
+        params={"trees": 5, "properties": ["area", "intensity_mean"]},
+        inputs={"labels": "objects", "intensity": "input"},
+    )
+    layer = builder.viewer.layers["kinds training"]
+    objects = builder.pipeline().run(nuclei_image(), until="objects")["objects"]
+    table = measure.regionprops_table(objects, properties=["label", "area", "centroid"])
+    cut = np.median(table["area"])
+    with qtbot.waitSignal(builder.run_finished, timeout=60_000, check_params_cb=lambda s: s is not None):
+        layer.brush_size = 3
+        for area, row, col in zip(table["area"], table["centroid-0"], table["centroid-1"], strict=True):
+            layer.paint((row, col), 2 if area > cut else 1)
+    assert builder.session.pipeline()["kinds"].params["training"] == "kinds_training.npz"
+    shown = builder.tables[(0, "kinds")]
+    assert list(shown["label"]) == list(table["label"])
+    assert set(shown["class"]) == {1, 2}
+    assert "chosen objects" in builder.status.value or "stage(s)" in builder.status.value

@@ -1,10 +1,11 @@
-"""The builder's training layers: paint a pixel classifier's classes, and it retrains.
+"""The builder's training layers: paint a classifier's classes, and it retrains.
 
-Every ``pixel_classifier`` stage of the builder's chain gets a napari Labels layer on
-each image the chain runs on (the main image, and test mode's second one), named
-``<stage> training``. Painting classes 1, 2, ... with napari's Labels tools restarts a
-pause of 300 ms after the last stroke; then, in a thread worker, the stage's input is
-computed on each painted image, the paintings make the stage's training file and train
+Every classifier stage of the builder's chain gets a napari Labels layer on each image
+the chain runs on (the main image, and test mode's second one), named
+``<stage> training``. For a ``pixel_classifier``, paint classes 1, 2, ... on pixels; for
+an ``object_classifier``, paint a class over objects (each takes the class painted most
+over it). Every stroke restarts a pause of 300 ms; then, in a thread worker, the stage's
+inputs are computed on each painted image, the paintings make the stage's training file and train
 its forest (:class:`~..core.tuning.training.PaintedTraining`), and back on the GUI
 thread the stage names the file and its hash, so the chain re-runs and previews as after
 any edit. The paintings of an image no longer run stay in the training. *Save...* writes
@@ -71,7 +72,7 @@ class TrainingLayers(QObject):
     def refresh(self, *_args: Any) -> None:
         """Offer a training layer for every pixel classifier stage on every image run; remove
         those of stages and images no longer there."""
-        stages = [s.name for s in self.session.stages if s.spec.trains == "pixels"]
+        stages = [s.name for s in self.session.stages if s.spec.trains is not None]
         images = self.session.images
         wanted = {
             (stage, image.key): (index, image) for stage in stages for index, image in enumerate(images)
@@ -122,7 +123,7 @@ class TrainingLayers(QObject):
             return None
         images = [image for image in self.session.images if (stage, image.key) in self.layers]
         paintings = [(image, np.array(self.layers[(stage, image.key)].data)) for image in images]
-        training = self.trainings.setdefault(stage, PaintedTraining(stage))
+        training = self.trainings.setdefault(stage, PaintedTraining(stage, pipeline[stage].spec.trains or ""))
         worker = create_worker(_train, pipeline, stage, training, paintings, _ignore_errors=True)
         worker.returned.connect(partial(self._apply, stage))
         worker.errored.connect(lambda error: self.report(f"{stage}: training failed: {error}"))
@@ -139,8 +140,11 @@ class TrainingLayers(QObject):
             return
         self.session.set_param(index, "training_sha256", sha)
         self.session.set_param(index, "training", name)
-        painted = sum(int((np.asarray(e["labels"]) > 0).sum()) for e in self.trainings[stage].examples())
-        self.report(f"{stage}: trained on {painted} painted pixels; previewing")
+        training = self.trainings[stage]
+        marks = "labels" if training.kind == "pixels" else "classes"
+        count = sum(int((np.asarray(e[marks]) > 0).sum()) for e in training.examples())
+        what = "painted pixels" if training.kind == "pixels" else "chosen objects"
+        self.report(f"{stage}: trained on {count} {what}; previewing")
         self.trained.emit(stage)
 
     def save(self, folder: str | Path) -> list[Path]:
@@ -155,16 +159,20 @@ def _train(
     training: PaintedTraining,
     paintings: Sequence[tuple[TuningImage, np.ndarray]],
 ) -> tuple[str, str]:
-    """In a worker: the stage's input on each painted image, then the training."""
+    """In a worker: the stage's inputs on each painted image, then the training."""
     config = pipeline[stage]
-    source = config.inputs[config.spec.main_arg]
-    for image, labels in paintings:
-        if not labels.any():
+    names = pipeline.stage_names
+    before = names[names.index(stage) - 1] if names.index(stage) else None
+    for image, painted in paintings:
+        if not painted.any():
             continue
         data = image.read()
-        if source in pipeline.input_names:
-            taken = pipeline.images_of(data)[source]
+        available = dict(pipeline.images_of(data))
+        if before is not None:
+            available.update(pipeline.run(data, spacing=image.scale or None, until=before))
+        inputs = {arg: np.asarray(available[source]) for arg, source in config.inputs.items()}
+        if training.kind == "pixels":
+            training.paint(image.key, inputs[config.spec.main_arg], painted)
         else:
-            taken = pipeline.run(data, spacing=image.scale or None, until=source)[source]
-        training.paint(image.key, np.asarray(taken), labels)
+            training.paint_objects(image.key, inputs[config.spec.main_arg], inputs.get("intensity"), painted)
     return training.train(config.params)
