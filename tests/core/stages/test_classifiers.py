@@ -265,3 +265,28 @@ def test_where_otsu_fails_on_a_background_gradient_the_classifier_succeeds(tmp_p
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
+
+
+def test_each_channel_of_a_multichannel_image_gives_its_features(tmp_path: Path) -> None:
+    dna, other = _image(0), _image(1)
+    stack = np.stack([dna, other[::-1]], axis=-1)  # (Y, X, 2)
+    painted = _strokes(dna)
+    path = tmp_path / "two_channels.npz"
+    sha = write_training(path, [{"image": stack, "labels": painted}])
+    channels = []
+    for c in range(2):
+        pixels = stack[..., c].astype(np.float32)
+        low, high = np.percentile(pixels, (1, 99.8))
+        channels.append(((pixels - np.float32(low)) / np.float32(high - low)).astype(np.float32))
+    features = multiscale_basic_features(
+        np.stack(channels, axis=-1), sigma_min=1.0, sigma_max=8.0, channel_axis=-1
+    )
+    forest = fit_segmenter(
+        painted, features, RandomForestClassifier(n_estimators=10, random_state=0, n_jobs=1)
+    )
+    got = pixel_classifier(
+        stack, training=str(path), training_sha256=sha, features=FEATURES, trees=10, channel_axis=-1
+    )
+    np.testing.assert_array_equal(got, predict_segmenter(features, forest))
+    with pytest.raises(ValueError, match="channel axis"):
+        pixel_classifier(stack[..., 0], training=str(path), training_sha256=sha, channel_axis=-1)
