@@ -49,6 +49,7 @@ from ..core.tuning.session import ChainRun
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
 from .dock_layout import scrolling_layout, wrapping
+from .home import join_home, join_home_later, mark_page, show_page
 from .session import follow, layer_image, session_for
 from .stage_panel import StageList, StagePanel
 from .sweep import SweepPanel
@@ -174,6 +175,7 @@ class PipelineBuilder(QWidget):
         )
         follow(self.training_layers, self.session, {"stages_changed": "refresh", "images_changed": "refresh"})
         self.destroyed.connect(partial(_stop_runs, self.session, self.channel_map))
+        mark_page(self, "builder")
         self.schedule_run()  # the session may have stages already
         self._push_images()
         self.training_layers.refresh()
@@ -257,9 +259,15 @@ class PipelineBuilder(QWidget):
         panel = self._sweep_panel if self._sweep_panel is not None else SweepPanel(self.session, self.viewer)
         if panel.parent() is None:  # new, or its dock was closed
             self.viewer.window.add_dock_widget(panel, name="Parameter sweep", area="right")
+            join_home(panel)
         self._sweep_panel = panel
+        show_page(panel)
         panel.refresh()
         return panel
+
+    def showEvent(self, event: Any) -> None:
+        join_home_later(self)  # a tab of the plugin's home, when its other pages are open
+        super().showEvent(event)
 
     def _report(self, line: str) -> None:
         self.status.value = line

@@ -13,6 +13,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage import exposure, feature, filters, measure, morphology, segmentation
 
+import cellprofiler_focus as cp
 from napari_batch_pipeline.core.stages import STAGES, get_stage
 
 #: the footprint scikit-image users write for a radius, by number of dimensions
@@ -422,7 +423,12 @@ def test_image_quality(image: np.ndarray) -> None:
     table = run_stage("image_quality", image)
     values = image.astype(np.float64)
     expected = [values.var() / values.mean(), np.mean(values == values.max()), values.mean()]
-    np.testing.assert_allclose(table.iloc[0].to_numpy(dtype=float), expected, rtol=1e-12)
+    first = ["focus_score", "saturated_fraction", "intensity_mean"]
+    np.testing.assert_allclose(table.iloc[0][first].to_numpy(dtype=float), expected, rtol=1e-12)
+    scaled = cp.cellprofiler_scale(image)
+    slope = cp.power_log_log_slope(scaled) if image.ndim == 2 else np.nan  # 2D only, as CellProfiler
+    np.testing.assert_allclose(table.iloc[0]["power_log_log_slope"], slope, rtol=1e-9)
+    np.testing.assert_allclose(table.iloc[0]["local_focus_score"], cp.local_focus_score(scaled), rtol=1e-9)
 
 
 def test_filter_objects(image: np.ndarray) -> None:

@@ -60,7 +60,7 @@ _USAGE = (
     "Usage: python this_script.py INPUT_DIR OUTPUT_DIR [--pattern GLOB] [--recursive]\n"
     "    [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]\n"
     "    [--annotations MAP.csv] [--negative-control COL=VALUE] [--positive-control COL=VALUE]\n"
-    "    [--table-format csv|parquet]"
+    "    [--table-format csv|parquet] [--well-aggregate median|mean]"
 )
 #: what the script runs without: the cells of a parameter table are read as YAML
 _OPTIONAL = ("yaml",)

@@ -215,11 +215,9 @@ def plan_batch(
 
 
 def _check_screen(options: BatchOptions, tasks: Sequence[Task]) -> None:
-    """Refuse, before anything runs, a plate map or a control that does not fit the tasks
-    (see :func:`..results.screen.check_screen`)."""
+    """Refuse, before anything runs, a plate map, a control, wells or a table format that
+    do not fit the tasks (see :func:`..results.screen.check_screen`)."""
     settings = options.screen()
-    if settings.annotations is None and settings.negative is None:
-        return
     frame = images_frame((t.image, t.values, t.metadata, None) for t in tasks)
     keys = key_columns(tasks, options.metadata, options.recursive)
     check_screen(frame, settings, keys, limited=options.limit is not None)

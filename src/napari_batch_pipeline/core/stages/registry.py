@@ -17,7 +17,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +57,7 @@ def stage(
     check: Check | None = None,
     returns_by: Callable[[dict[str, Any]], str] | None = None,
     trains: str | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Mark a function as a built-in stage.
 
@@ -75,6 +76,8 @@ def stage(
         ``returns_by(params)``: the output kind where a parameter chooses it.
     trains : {'pixels', 'objects'}, optional
         A classifier: its forest is trained from its training file (see ``forests``).
+    columns : mapping of str to str, optional
+        A table stage's columns and what each holds (its unit), as ``stages`` lists them.
 
     Returns
     -------
@@ -85,7 +88,14 @@ def stage(
     """
 
     def mark(function: Callable) -> Callable:
-        info = {"menu": menu, "returns": returns, "check": check, "returns_by": returns_by, "trains": trains}
+        info = {
+            "menu": menu,
+            "returns": returns,
+            "check": check,
+            "returns_by": returns_by,
+            "trains": trains,
+            "columns": dict(columns or {}),
+        }
         marked = function if check is None else _checked(function, check)
         marked.__stage_info__ = info  # type: ignore[attr-defined]
         return marked
@@ -152,6 +162,8 @@ class StageSpec:
         and receives the images of a whole group, one at a time, in image order.
     returns_by, trains
         As :func:`stage` takes them (None where not given).
+    columns : dict of str to str
+        A built-in table stage's columns and what each holds (empty when not said).
     """
 
     name: str
@@ -167,6 +179,7 @@ class StageSpec:
     group: bool = False
     returns_by: Callable[[dict[str, Any]], str] | None = field(default=None, compare=False)
     trains: str | None = None
+    columns: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def main_arg(self) -> str:
@@ -278,6 +291,7 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         group=group,
         returns_by=info.get("returns_by"),
         trains=info.get("trains"),
+        columns=dict(info.get("columns") or {}),
     )
 
 
