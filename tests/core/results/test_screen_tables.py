@@ -151,7 +151,8 @@ def test_flags_name_every_broken_rule_and_only_for_done_images() -> None:
 
 
 def test_normalized_and_assay_tables_equal_their_definitions() -> None:
-    images = _images()
+    """Without wells, images are the replicates (see test_wells.py for wells)."""
+    images = _images().drop(columns=["well", "row", "column"])
     images["flagged"] = ""
     images.loc[4, "flagged"] = "nuclei.count 14 > 13"  # a positive control of P1: out of everything
     columns = ["nuclei.count", "nuclei.mean_area"]
@@ -159,7 +160,7 @@ def test_normalized_and_assay_tables_equal_their_definitions() -> None:
     normalized = normalized_table(images, columns, negative)
     kept = images[images["flagged"] == ""]
     assert list(normalized["image"]) == list(kept["image"])
-    assert "status" not in normalized and "kind" in normalized and "row" in normalized
+    assert "status" not in normalized and "kind" in normalized and set(normalized["level"]) == {"image"}
     assay = assay_table(images, columns, negative, positive)
     assert list(assay[["plate", "measurement"]].itertuples(index=False, name=None)) == [
         ("P1", "nuclei.count"),

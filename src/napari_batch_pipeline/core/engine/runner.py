@@ -10,6 +10,7 @@ plan's strategy and executor, and yields plain events, the last one
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import threading
@@ -23,6 +24,7 @@ from ..errors import PipelineError, StageError
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
+from ..plan.options import cpu_count
 from ..plan.tasks import Task
 from ..results import figure_imports
 from ..results.conclusions import conclude
@@ -33,6 +35,7 @@ from ..run_folder.tables import FOLDER
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
+from .forests import Forests
 from .groups import GroupPasses
 from .jobs import TaskJob
 from .measure import estimate_plan
@@ -75,6 +78,7 @@ class Runner:
         self._cancel = threading.Event()
         self._executor: Executor | None = None
         self._pending: int | None = None
+        self._forests = Forests(plan.pipeline)  # trained as the jobs are made, before any runs
         self.report: Report | None = None
 
     @property
@@ -97,6 +101,16 @@ class Runner:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    @functools.cached_property
+    def _tiling(self) -> dict[str, Any]:
+        """How the tasks tile a large image: the options, and threads for the cores that
+        fewer tasks than workers leave idle (one slide on a machine of several cores)."""
+        options = self.plan.options
+        settings = options.tiling()
+        in_flight = max(1, min(options.worker_count, len(self.tasks)))
+        threads = max(1, cpu_count() // in_flight)
+        return settings.to_json() | {"budget": settings.budget, "threads": threads}
+
     def job(self, task: Task) -> TaskJob:
         """What a worker needs for ``task``."""
         return TaskJob(
@@ -114,6 +128,8 @@ class Runner:
             field_stem=task.field_stem,
             stem=task.output_stem,
             stamp=_stamp(_fingerprint(task.source.files)),
+            tiling=self._tiling,
+            trained=self._forests.of(task.values),
         )
 
     # -- running ------------------------------------------------------------------------
@@ -134,7 +150,9 @@ class Runner:
         started = time.perf_counter()
         figure_imports.start()  # the figures at the end need matplotlib: imported meanwhile
         options = self.plan.options
-        if options.memory_budget is not None:  # the first image measured as a task would run
+        # the first image measured as a task would run; where images may be tiled, those
+        # that would not fit the budget are tiled instead (and measuring one whole could not)
+        if options.memory_budget is not None and not options.tiles_within_budget(self.pipeline):
             self.plan.check_budget(lambda: estimate_plan(self.plan))
         passes = GroupPasses(self.plan.groups, self.job, self.folder.layout) if self.plan.groups else None
         ledger = self._open(passes)
@@ -319,6 +337,7 @@ class Runner:
             "params": plan.params_provenance(),
             "group_by": list(options.group_by) if options.group_by else None,
             "task_timeout": options.task_timeout,
+            "tiling": options.tiling().to_json(),
             "started": timestamp(),
             "finished": None,
             "status": "running",

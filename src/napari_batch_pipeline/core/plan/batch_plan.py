@@ -32,6 +32,7 @@ from .parameters import parameter_sets
 from .params_table import ParamsTable, apply_params_table, key_columns, read_params_table
 from .reserved import check_reserved_names
 from .tasks import Task, check_output_names, make_tasks
+from .training import check_training
 
 __all__ = ["BatchPlan", "plan_batch"]
 
@@ -196,6 +197,7 @@ def plan_batch(
         table = read_params_table(options.params, pipeline, keys=keys, swept=dict(options.sweep))
         tasks, unmatched = apply_params_table(tasks, table, pipeline)
     check_output_names(tasks)
+    check_training(pipeline, tasks)
     annotations = _check_screen(options, tasks)
     _check_group_by(options, tasks, annotations.columns if annotations is not None else ())
     return BatchPlan(

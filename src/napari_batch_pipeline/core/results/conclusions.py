@@ -7,8 +7,9 @@ After the tables of a run are written (and again by ``summarize``, with other se
    first: run.json records which columns were added);
 2. images.csv gets ``flagged`` from the quality rules;
 3. ``summary.csv`` and ``summary.png`` (flagged images left out);
-4. with a negative control, ``normalized.csv``; with both controls, ``assay.csv``; with
-   wells, ``plate_<plate>.png`` per plate;
+4. with wells, ``wells.csv`` (see :mod:`.wells`); with a negative control,
+   ``normalized.csv``; with both controls, ``assay.csv`` (both on wells when the run knows
+   wells); with wells, ``plate_<plate>.png`` per plate;
 5. with the Parquet table format, each table also as ``<table>.parquet``.
 
 What was used is recorded under ``screen`` in run.json, so that a later ``summarize``
@@ -53,6 +54,7 @@ from .screen import (
     settings_from_record,
 )
 from .summary import check_group_by, read_summary, write_summary
+from .wells import knows_wells, well_table
 
 __all__ = [
     "SCREEN_KEY",
@@ -86,10 +88,11 @@ def settings_with(
     positive_control: str | None = None,
     table_format: str | None = None,
     quality: str | Path | None = None,
+    well_aggregate: str | None = None,
 ) -> ScreenSettings:
     """The settings the run folder's last conclusion used, with those given instead (None:
     as recorded): a plate map, controls ``COLUMN=VALUE``, a table format, a YAML file of
-    ``quality:`` rules (see :func:`read_quality`).
+    ``quality:`` rules (see :func:`read_quality`), how a well's fields are aggregated.
 
     Raises
     ------
@@ -110,6 +113,8 @@ def settings_with(
         changes["table_format"] = table_format
     if quality:
         changes["quality"] = read_quality(quality, results)
+    if well_aggregate:
+        changes["well_aggregate"] = well_aggregate
     return dataclasses.replace(recorded_settings(results), **changes)
 
 
@@ -209,6 +214,7 @@ def summarize(
     positive_control: str | None = None,
     table_format: str | None = None,
     quality: str | Path | None = None,
+    well_aggregate: str | None = None,
 ) -> list[Path]:
     """Conclude a finished run folder again with other settings (``summarize``), holding
     its lock meanwhile: refused while a run writes the folder, and no run starts into it
@@ -220,7 +226,7 @@ def summarize(
         A run folder.
     group_by : sequence of str, optional
         The summary's grouping (None: the recorded one).
-    annotations, negative_control, positive_control, table_format, quality : optional
+    annotations, negative_control, positive_control, table_format, quality, well_aggregate : optional
         Settings given instead of the recorded ones (see :func:`settings_with`).
 
     Returns
@@ -245,7 +251,13 @@ def summarize(
     lock.acquire()
     try:
         settings = settings_with(
-            layout.root, annotations, negative_control, positive_control, table_format, quality
+            layout.root,
+            annotations,
+            negative_control,
+            positive_control,
+            table_format,
+            quality,
+            well_aggregate,
         )
         return conclude(layout.root, group_by, settings)
     finally:
@@ -317,17 +329,25 @@ def rewrite_tables(
 def screen_tables(
     layout: RunLayout, images: pd.DataFrame, table_stages: Sequence[str], settings: ScreenSettings
 ) -> list[Path]:
-    """normalized.csv, assay.csv and the plate maps the controls ask for, from images.csv
-    as read (``images``); those no longer asked for are removed."""
+    """wells.csv when the run knows wells, and normalized.csv, assay.csv and the plate maps
+    the controls ask for, from images.csv as read (``images``); those no longer asked for
+    are removed."""
     columns = per_image_measurements(images, table_stages)
     written: list[Path] = []
-    stale = [layout.normalized_table, layout.assay_table, *layout.root.glob(layout.plate_plot_glob)]
+    aggregate = settings.well_aggregate
+    stale = [
+        layout.wells_table,
+        layout.normalized_table,
+        layout.assay_table,
+        *layout.root.glob(layout.plate_plot_glob),
+    ]
+    if knows_wells(images):
+        written.append(_write_csv(well_table(images, columns, aggregate), layout.wells_table))
     if settings.negative is not None:
-        written.append(
-            _write_csv(normalized_table(images, columns, settings.negative), layout.normalized_table)
-        )
+        normalized = normalized_table(images, columns, settings.negative, aggregate)
+        written.append(_write_csv(normalized, layout.normalized_table))
         if settings.positive is not None:
-            assay = assay_table(images, columns, settings.negative, settings.positive)
+            assay = assay_table(images, columns, settings.negative, settings.positive, aggregate)
             written.append(_write_csv(assay, layout.assay_table))
         if ROW in images.columns and COLUMN in images.columns and columns:
             written += _plate_plots(layout, images, columns, settings)
@@ -364,7 +384,13 @@ def _write_csv(frame: pd.DataFrame, target: Path) -> Path:
 
 
 def _tables(layout: RunLayout, stages: Sequence[str]) -> list[Path]:
-    fixed = [layout.images_table, layout.summary_table, layout.normalized_table, layout.assay_table]
+    fixed = [
+        layout.images_table,
+        layout.summary_table,
+        layout.wells_table,
+        layout.normalized_table,
+        layout.assay_table,
+    ]
     return fixed + [layout.table(stage) for stage in stages]
 
 

@@ -8,12 +8,17 @@ and not flagged:
   by ``; ``; empty for an image that breaks none, and for one that did not finish.
 - controls: ``COLUMN=VALUE`` names the images whose column equals the value (as text, or
   as numbers).
-- ``normalized.csv``: each measurement as ``(x - median_neg) / (1.4826 * MAD_neg)``, with
-  the median and MAD (median absolute deviation) of the negative controls of the image's
-  plate (the ``plate`` column, else the whole run); NaN where the plate has no negative
-  control or a MAD of 0.
-- ``assay.csv``: per plate and measurement, the mean and sd (ddof 1) of the positive and
-  negative controls and ``z_prime = 1 - 3 (sd_p + sd_n) / |mean_p - mean_n|``.
+- replicates: the wells, each the median (or mean) of its usable fields, when the run
+  knows wells; else the usable images (see :mod:`.wells`). Tables say which in ``level``.
+- ``normalized.csv``: each measurement of each replicate as ``(x - median_neg) / (1.4826
+  * MAD_neg)``, with the median and MAD (median absolute deviation) of the negative
+  control replicates of its plate (the ``plate`` column, else the whole run); NaN where
+  the plate has no negative control or a MAD of 0. With wells, this is pycytominer's
+  ``aggregate`` then ``normalize(method="mad_robustize")`` per plate.
+- ``assay.csv``: per plate and measurement, over the replicates, the number, mean and sd
+  (ddof 1) of the positive and negative controls, ``z_prime = 1 - 3 (sd_p + sd_n) /
+  |mean_p - mean_n|``, ``robust_z_prime`` (the same with medians and 1.4826 x MAD) and
+  ``ssmd = (mean_p - mean_n) / sqrt(sd_p^2 + sd_n^2)``.
 
 This module owns those names. It computes; :mod:`.conclusions` reads and writes.
 """
@@ -52,11 +57,14 @@ from .annotations import (
     read_annotations,
     with_wells,
 )
-from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements, usable
+from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements
+from .wells import FIELDS, FIELDS_FLAGGED, LEVEL, check_well_aggregate, replicates
 
 __all__ = [
     "ASSAY_COLUMNS",
     "MAD_SCALE",
+    "ROBUST_Z_PRIME",
+    "SSMD",
     "TABLE_FORMATS",
     "Control",
     "ScreenSettings",
@@ -76,19 +84,27 @@ __all__ = [
 MAD_SCALE = 1.4826
 MEASUREMENT = "measurement"
 Z_PRIME = "z_prime"
+ROBUST_Z_PRIME = "robust_z_prime"
+SSMD = "ssmd"
 ASSAY_COLUMNS = (
     PLATE,
     MEASUREMENT,
+    LEVEL,
+    "n_positive",
+    "n_negative",
     "positive_mean",
     "positive_sd",
     "negative_mean",
     "negative_sd",
     Z_PRIME,
+    ROBUST_Z_PRIME,
+    SSMD,
 )
 TABLE_FORMATS = ("csv", "parquet")
 #: columns an annotation may not take: those the run writes itself
 RUN_COLUMNS = frozenset(
     {*BOOKKEEPING, IMAGE, STATUS, ERROR, SECONDS, FLAGGED, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, OBJECTS}
+    | {FIELDS, FIELDS_FLAGGED, LEVEL}
 )
 _FLAG_SEPARATOR = "; "
 
@@ -139,6 +155,8 @@ class ScreenSettings:
         ``parquet``: every table also as ``<table>.parquet``.
     quality : tuple of QualityRule or None
         Rules that replace the pipeline's (None: the pipeline's own).
+    well_aggregate : {'median', 'mean'}
+        How the fields of a well become its row of wells.csv (see :mod:`.wells`).
     """
 
     annotations: Path | None = None
@@ -146,8 +164,10 @@ class ScreenSettings:
     positive: Control | None = None
     table_format: str = "csv"
     quality: tuple[QualityRule, ...] | None = field(default=None)
+    well_aggregate: str = "median"
 
     def __post_init__(self) -> None:
+        check_well_aggregate(self.well_aggregate)
         if self.table_format not in TABLE_FORMATS:
             raise PipelineError(
                 f"table format {self.table_format!r}: expected one of {', '.join(TABLE_FORMATS)}",
@@ -167,6 +187,7 @@ class ScreenSettings:
             "positive_control": str(self.positive) if self.positive else None,
             "table_format": self.table_format,
             "quality": [rule.to_dict() for rule in self.quality] if self.quality is not None else None,
+            "well_aggregate": self.well_aggregate,
         }
 
 
@@ -360,9 +381,12 @@ def _robust_z(values: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     return (values - median) / spread
 
 
-def normalized_table(images: pd.DataFrame, columns: Sequence[str], negative: Control) -> pd.DataFrame:
-    """``normalized.csv``: one row per usable image, its key columns, then each column of
-    ``columns`` as a robust z-score against the negative controls of its plate.
+def normalized_table(
+    images: pd.DataFrame, columns: Sequence[str], negative: Control, well_aggregate: str = "median"
+) -> pd.DataFrame:
+    """``normalized.csv``: one row per replicate (a usable well, else a usable image; see
+    :mod:`.wells`), its key columns, ``level``, then each column of ``columns`` as a
+    robust z-score against the negative-control replicates of its plate.
 
     Parameters
     ----------
@@ -371,11 +395,15 @@ def normalized_table(images: pd.DataFrame, columns: Sequence[str], negative: Con
     columns : sequence of str
         The per-image measurements (:func:`per_image_measurements`).
     negative : Control
+    well_aggregate : {'median', 'mean'}
+        How the fields of a well are aggregated, when the run knows wells.
     """
-    kept = images[usable(images)]
-    keys = [c for c in images.columns if c not in (*columns, STATUS, ERROR, SECONDS, FLAGGED)]
+    found = replicates(images, columns, well_aggregate)
+    kept = found.frame
+    keys = [c for c in kept.columns if c not in (*columns, STATUS, ERROR, SECONDS, FLAGGED)]
     table = kept[keys].copy()
-    negatives = negative.mask(kept)
+    table[LEVEL] = found.level
+    negatives = found.mask(negative)
     plate = plates(kept).to_numpy()
     for column in columns:
         values = pd.to_numeric(kept[column], errors="coerce").to_numpy(dtype=float)
@@ -387,14 +415,34 @@ def normalized_table(images: pd.DataFrame, columns: Sequence[str], negative: Con
     return table.reset_index(drop=True)
 
 
+def _robust_sd(values: pd.Series) -> float:
+    """1.4826 x the median absolute deviation: the sd, for a normal distribution."""
+    if not len(values):
+        return float("nan")
+    return float(MAD_SCALE * np.median(np.abs(values - np.median(values))))
+
+
+def _separation(spread: float, gap: float) -> float:
+    """``1 - 3 spread / gap``; NaN without a gap."""
+    return 1 - 3 * spread / gap if gap > 0 else float("nan")
+
+
 def assay_table(
-    images: pd.DataFrame, columns: Sequence[str], negative: Control, positive: Control
+    images: pd.DataFrame,
+    columns: Sequence[str],
+    negative: Control,
+    positive: Control,
+    well_aggregate: str = "median",
 ) -> pd.DataFrame:
-    """``assay.csv``: per plate (in order of appearance) and measurement, the controls'
-    means and sds (ddof 1) over usable images, and Z'."""
-    kept = images[usable(images)]
+    """``assay.csv``: per plate (in order of appearance) and measurement, over its
+    replicates (see :func:`normalized_table`): how many controls of each kind, their
+    means and sds (ddof 1), Z' = ``1 - 3 (sd_p + sd_n) / |mean_p - mean_n|``, robust Z'
+    (the same with medians and 1.4826 x MAD) and SSMD = ``(mean_p - mean_n) /
+    sqrt(sd_p^2 + sd_n^2)``."""
+    found = replicates(images, columns, well_aggregate)
+    kept = found.frame
     plate = plates(kept).to_numpy()
-    negatives, positives = negative.mask(kept), positive.mask(kept)
+    negatives, positives = found.mask(negative), found.mask(positive)
     rows = []
     for name in pd.unique(plate):
         on_plate = plate == name
@@ -403,9 +451,29 @@ def assay_table(
             pos = values[on_plate & positives].dropna()
             neg = values[on_plate & negatives].dropna()
             mean_p, sd_p, mean_n, sd_n = pos.mean(), pos.std(ddof=1), neg.mean(), neg.std(ddof=1)
-            gap = abs(mean_p - mean_n)
-            z_prime = 1 - 3 * (sd_p + sd_n) / gap if gap > 0 else np.nan
-            rows.append((name, column, mean_p, sd_p, mean_n, sd_n, z_prime))
+            z_prime = _separation(sd_p + sd_n, abs(mean_p - mean_n))
+            robust = _separation(
+                _robust_sd(pos) + _robust_sd(neg),
+                abs(pos.median() - neg.median()) if len(pos) and len(neg) else float("nan"),
+            )
+            spread = np.sqrt(sd_p**2 + sd_n**2)
+            ssmd = (mean_p - mean_n) / spread if spread > 0 else float("nan")
+            rows.append(
+                (
+                    name,
+                    column,
+                    found.level,
+                    len(pos),
+                    len(neg),
+                    mean_p,
+                    sd_p,
+                    mean_n,
+                    sd_n,
+                    z_prime,
+                    robust,
+                    ssmd,
+                )
+            )
     return pd.DataFrame(rows, columns=list(ASSAY_COLUMNS))
 
 
@@ -422,4 +490,5 @@ def settings_from_record(record: Mapping[str, Any] | None, stages: Collection[An
         positive=Control.parse(positive, "positive_control") if positive else None,
         table_format=str(record.get("table_format") or "csv"),
         quality=parse_quality(quality, list(stages)) if quality is not None else None,
+        well_aggregate=str(record.get("well_aggregate") or "median"),
     )

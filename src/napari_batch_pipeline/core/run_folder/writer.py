@@ -30,7 +30,7 @@ from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
 from . import ledger
 from .groups import remove_group_results
-from .layout import RunLayout, output_stem
+from .layout import ZARR_SUFFIX, RunLayout, output_stem
 from .links import linked_folder, removable
 from .lock import RunLock
 from .records import TaskRecord
@@ -146,8 +146,13 @@ class RunFolder:
         self._pipeline_hash = pipeline.hash
         self._outputs = {
             task.key: [
-                self.layout.output(stage, task.output_stem).relative_to(self.path).as_posix()
+                path.relative_to(self.path).as_posix()
                 for stage in pipeline.saved_stages
+                # a tiled image saves an OME-Zarr store instead of a TIFF
+                for path in (
+                    self.layout.output(stage, task.output_stem),
+                    self.layout.tiled_output(stage, task.output_stem),
+                )
             ]
             for task in tasks
         }
@@ -178,6 +183,9 @@ class RunFolder:
                 continue
             if target.is_file() or target.is_symlink():
                 target.unlink(missing_ok=True)
+                _prune_empty(target.parent, self.path)
+            elif target.is_dir() and target.name.endswith(ZARR_SUFFIX):  # a tiled image's store
+                shutil.rmtree(target, ignore_errors=True)
                 _prune_empty(target.parent, self.path)
         # before groups.csv, which lists them, goes
         remove_group_results(self.layout, previous.group_stages if previous is not None else [])
