@@ -123,6 +123,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         negative_control=args.negative_control,
         positive_control=args.positive_control,
         table_format=args.table_format or "csv",
+        well_aggregate=args.well_aggregate or "median",
         **tiling_options(args),
     )
 

@@ -65,5 +65,4 @@ def tiling_options(args: argparse.Namespace, recorded: dict[str, Any] | None = N
         halo=halo,
         max_object=args.max_object if args.max_object is not None else recorded.get("max_object", 128),
         levels=args.levels if args.levels is not None else recorded.get("levels", 4),
-        well_aggregate=args.well_aggregate or "median",
     )
