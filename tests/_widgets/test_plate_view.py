@@ -20,9 +20,11 @@ def test_the_plate_map_shows_wells_and_a_click_shows_a_well(
     qtbot.addWidget(view)
 
     # Z' per plate and the z-scores are tables of the view
-    assert {"assay", "normalized"} <= set(view.table_choice.choices)
+    assert {"assay", "normalized", "wells"} <= set(view.table_choice.choices)
     view.table_choice.value = "assay"
     assert set(view.frame["plate"]) == {"P1", "P2"} and "z_prime" in view.frame.columns
+    view.table_choice.value = "wells"
+    assert len(view.frame) == 16 and {"fields", "fields_flagged"} <= set(view.frame.columns)
 
     view.plot_kind.value = PLATE_MAP
     assert not view.plate.native.isHidden() and list(view.plate.choices) == ["P1", "P2"]

@@ -78,7 +78,7 @@ class BatchWidget(QWidget):
     Attributes
     ----------
     input_dir, pattern, recursive, metadata, limit, output_dir, pipeline, params, group_by, \
-    annotations, negative_control, positive_control, table_format, \
+    annotations, negative_control, positive_control, table_format, well_aggregate, \
     executor, workers, scheduler, strategy, memory_budget, task_timeout, sweep, fresh
         The fields, magicgui widgets: set ``.value`` from Python (see
         :class:`.batch_fields.BatchFields`).
@@ -106,6 +106,7 @@ class BatchWidget(QWidget):
         self.executor, self.workers, self.scheduler = fields.executor, fields.workers, fields.scheduler
         self.strategy, self.memory_budget = fields.strategy, fields.memory_budget
         self.task_timeout, self.table_format = fields.task_timeout, fields.table_format
+        self.well_aggregate = fields.well_aggregate
         self.annotations, self.negative_control = fields.annotations, fields.negative_control
         self.sweep, self.fresh, self.positive_control = fields.sweep, fields.fresh, fields.positive_control
         self.estimate_button = PushButton(text="Estimate")
