@@ -188,3 +188,24 @@ def test_a_sweep_keeps_its_parameter_sets_apart_and_a_field_column_can_name_cont
     mask = found.mask(Control("picked", "yes"))
     assert mask.sum() == 2  # P1 A02 in both parameter sets
     assert set(found.frame.loc[mask, "well"]) == {"A02"}
+
+
+def test_a_plate_map_may_not_name_a_column_the_well_tables_write(tmp_path) -> None:
+    from napari_batch_pipeline.core.results.screen import ScreenSettings, check_screen
+
+    plate_map = tmp_path / "map.csv"
+    frame = pd.DataFrame({"image": ["a.tif"], "plate": ["P1"], "well": ["A01"]})
+    for column in ("level", "fields", "fields_flagged"):
+        plate_map.write_text(f"plate,well,{column}\nP1,A01,high\n")
+        with pytest.raises(PipelineError, match=f"'{column}'.: a column the run writes itself"):
+            check_screen(frame, ScreenSettings(annotations=plate_map), keys={"image", "plate", "well"})
+
+
+def test_without_a_plate_the_folder_tells_wells_apart_and_images_without_a_well_are_left_out() -> None:
+    images = _fields().drop(columns=["plate"])
+    images.insert(1, "folder", np.where(images["image"].str.startswith("P1"), "plate1", "plate2"))
+    images.loc[0, "well"] = ""  # an image without a well: in no well
+    wells = well_table(images, COLUMNS)
+    assert len(wells) == 2 * len(KINDS) and list(wells.columns[:2]) == ["folder", "well"]
+    assert wells["fields"].tolist() == [2] + [3] * (len(wells) - 1)
+    assert len(replicates(images, COLUMNS).images) == len(_usable(images)) - 1
