@@ -43,7 +43,13 @@ def draw_plate_map(figure: Any, results: RunResults, plate: str, measurement: st
     outlined."""
     images = results.images
     settings = recorded_settings(results)
-    grid = plate_grid(images[plates(images) == plate], measurement, settings.negative, settings.positive)
+    grid = plate_grid(
+        images[plates(images) == plate],
+        measurement,
+        settings.negative,
+        settings.positive,
+        settings.well_aggregate,
+    )
     draw_plate(figure, grid, plate)
 
 

@@ -209,3 +209,17 @@ def test_without_a_plate_the_folder_tells_wells_apart_and_images_without_a_well_
     assert len(wells) == 2 * len(KINDS) and list(wells.columns[:2]) == ["folder", "well"]
     assert wells["fields"].tolist() == [2] + [3] * (len(wells) - 1)
     assert len(replicates(images, COLUMNS).images) == len(_usable(images)) - 1
+
+
+@pytest.mark.parametrize("aggregate", ["median", "mean"])
+def test_the_plate_map_shows_each_well_s_value_of_wells_csv(aggregate: str) -> None:
+    from napari_batch_pipeline.core.results.plate_map import plate_grid
+
+    images = _fields()
+    images = images[images["plate"] == "P1"]
+    grid = plate_grid(images, "nuclei.mean_area", NEGATIVE, POSITIVE, aggregate)
+    wells = well_table(images, COLUMNS, aggregate)
+    for _, well in wells.iterrows():
+        value = grid.values["ABCDEFGH".index(well["row"]), int(well["column"]) - 1]
+        np.testing.assert_allclose(value, well["nuclei.mean_area"], rtol=1e-12)
+    assert grid.flagged[0, 0] and grid.negative[0, 0] and not grid.positive[0, 0]

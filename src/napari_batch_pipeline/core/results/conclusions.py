@@ -288,7 +288,9 @@ def _plate_plots(
     plate = plates(images)
     written = []
     for name in pd.unique(plate):
-        grid = plate_grid(images[plate == name], first, settings.negative, settings.positive)
+        grid = plate_grid(
+            images[plate == name], first, settings.negative, settings.positive, settings.well_aggregate
+        )
         target = layout.plate_plot(str(name))
         with atomic_path(target) as temporary:
             FigureCanvasAgg(plate_figure(grid, str(name))).print_png(str(temporary))
