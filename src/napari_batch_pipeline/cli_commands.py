@@ -311,8 +311,8 @@ def command_summarize(args: argparse.Namespace) -> int:
     from .core.results.conclusions import conclude, settings_with
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
-    names = ("annotations", "negative_control", "positive_control", "table_format", "quality")
-    names += ("well_aggregate",)
+    names = ["annotations", "negative_control", "positive_control", "table_format", "quality"]
+    names.append("well_aggregate")
     settings = settings_with(args.run_dir, **{name: getattr(args, name) for name in names})
     conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
     print_groups(RunLayout.at(args.run_dir))
