@@ -4,6 +4,7 @@
         .venv/bin/python benchmarks/bench_gui.py              # 1,000 images, 3 rounds
     ... benchmarks/bench_gui.py --images 200 --rounds 1       # a quick look
     ... benchmarks/bench_gui.py --run-to-layers               # Run to layers vs Python
+    ... benchmarks/bench_gui.py --paired                      # first Run, stalls, control
 
 A real napari viewer (shown, under Xvfb when there is no display) gets the *Batch
 processing* widget, docked; its fields are set by name and Run is clicked, as a user
@@ -21,6 +22,15 @@ loop could not run (a stall). Two windows are measured:
 ``--run-to-layers`` times what a user waits for on a small folder (six 340 x 340
 images): from the click on Run in a fresh viewer to the result layers, against the same
 ``run_batch`` call in a fresh Python process (DESIGN: at most 2x + 1 s).
+
+``--paired`` is the issue's pairing: 24 images of 1360 x 1360 on the default executor
+(``auto``); the first Run one second after the widget opened in a fresh viewer, then a
+later one, each timed from the click to the result layers with the event loop's ticks
+throughout, against the same batch from ``run_batch`` in a fresh Python process and, as
+the control, from the command line beside the same viewer left idle (its ticks in that
+window). Targets: Run to layers at most 2x Python + 1 s, the first included; while
+computing, longest stall at most 100 ms and median tick at most 20 ms (or within 2x the
+control's).
 
 Targets (DESIGN, performance table): while computing, median tick at most 20 ms and no
 stall over 100 ms; results of 1,000 images loaded in under 1 s with no stall over
@@ -392,6 +402,146 @@ def run_to_layers(args: argparse.Namespace) -> list[Result]:
     ]
 
 
+CLI_RUN = "from napari_batch_pipeline.cli import run; run()"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One timed window of ``--paired`` (seconds): Run to layers, or the control."""
+
+    what: str
+    seconds: float
+    median_tick: float
+    longest_stall: float
+    compute_median_tick: float
+    compute_longest_stall: float
+
+
+def _window(what: str, ticks: list[float], start: float, computed: float, end: float) -> Paired:
+    array = np.array(ticks)
+    whole, computing = gaps(array, start, end), gaps(array, start, computed)
+    return Paired(
+        what,
+        end - start,
+        float(np.median(whole)) if len(whole) else end - start,
+        float(whole.max()) if len(whole) else end - start,
+        float(np.median(computing)) if len(computing) else computed - start,
+        float(computing.max()) if len(computing) else computed - start,
+    )
+
+
+def _idle_during(app, command: list[str], timeout: float) -> tuple[list[float], float, float]:
+    """Run ``command`` while this (idle) viewer's event loop ticks a 10 ms timer; return
+    the ticks and the command's start and end."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(PROBE_MS)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    settle = QEventLoop()
+    QTimer.singleShot(200, settle.quit)
+    settle.exec()
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    loop = QEventLoop()
+    poll = QTimer()
+    poll.setInterval(50)
+    poll.timeout.connect(lambda: loop.quit() if child.poll() is not None else None)
+    poll.start()
+    QTimer.singleShot(int(timeout * 1000), loop.quit)
+    loop.exec()
+    poll.stop()
+    timer.stop()
+    if child.poll() is None:
+        child.kill()
+        raise SystemExit(f"the command line run did not end within {timeout:.0f} s")
+    if child.returncode != 0:
+        raise SystemExit(f"the command line run failed (exit status {child.returncode})")
+    app.processEvents()
+    return ticks, started, time.perf_counter()
+
+
+def paired(args: argparse.Namespace) -> tuple[list[Result], list[Paired]]:
+    """``--paired``: the first Run right after opening the widget and a later one, against
+    the same batch from Python and from the command line beside the idle viewer."""
+    import napari
+    from qtpy.QtCore import QEventLoop, QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_batch_pipeline._widgets.batch import BatchWidget
+
+    windows: list[Paired] = []
+    with tempfile.TemporaryDirectory(dir=args.workdir, ignore_cleanup_errors=True) as tmp:
+        root = Path(tmp)
+        make_folder(root / "images", args.images, args.size)
+        pipeline = root / "fast.yaml"
+        pipeline.write_text(PIPELINE_YAML, encoding="utf-8")
+        images = str(root / "images")
+        command = [sys.executable, "-c", PYTHON_RUN, str(pipeline), images, str(root / "py")]
+        command += [args.executor, str(args.workers), str(args.images)]
+        python = float(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+        viewer = napari.Viewer(show=True)
+        app = QApplication.instance()
+        widget = BatchWidget(viewer)
+        widget.pipeline.value, widget.input_dir.value = pipeline, root / "images"
+        widget.executor.value, widget.workers.value = args.executor, args.workers
+        viewer.window.add_dock_widget(widget, name="Batch processing", area="right")
+        opened = QEventLoop()  # a user fills in the form: a second
+        QTimer.singleShot(1000, opened.quit)
+        opened.exec()
+        for index, what in enumerate(("first Run, 1 s after opening the widget", "a later Run")):
+            ticks, clicked, computed, loaded = run_widget(widget, app, root / f"gui{index}", args.timeout)
+            windows.append(_window(what, ticks, clicked, computed, loaded))
+        cli = [sys.executable, "-c", CLI_RUN, "run", str(pipeline), images, "-o", str(root / "cli")]
+        cli += ["--executor", args.executor, "--workers", str(args.workers)]
+        ticks, started, ended = _idle_during(app, cli, args.timeout)
+        control = _window("control: the command line beside the idle viewer", ticks, started, ended, ended)
+        windows.append(control)
+        viewer.close()
+
+    target = LAYERS_RATIO * python + LAYERS_EXTRA
+    results = [Result("run_batch in a fresh Python process", f"{python:.2f} s", "(info)", None)]
+    for window in windows[:2]:
+        tick_target = max(TICK_TARGET, 2 * control.compute_median_tick)
+        results += [
+            Result(
+                f"{window.what}: Run to result layers",
+                f"{window.seconds:.2f} s",
+                f"<= {target:.2f} s",
+                window.seconds <= target,
+                f"{LAYERS_RATIO:g}x Python + {LAYERS_EXTRA:g} s",
+            ),
+            at_most(
+                f"{window.what}: computing, longest stall",
+                window.compute_longest_stall * 1000,
+                STALL_TARGET * 1000,
+                " ms",
+                f"whole window {window.longest_stall * 1000:.0f} ms (layers added one per turn)",
+            ),
+            at_most(
+                f"{window.what}: computing, median tick",
+                window.compute_median_tick * 1000,
+                tick_target * 1000,
+                " ms",
+                f"20 ms or 2x the control's; whole window {window.median_tick * 1000:.0f} ms",
+            ),
+        ]
+    results.append(
+        Result(
+            control.what,
+            f"{control.seconds:.2f} s",
+            "(info)",
+            None,
+            f"the viewer's longest stall {control.longest_stall * 1000:.0f} ms, "
+            f"median tick {control.median_tick * 1000:.0f} ms",
+        )
+    )
+    return results, windows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--images", type=int, default=1000)
@@ -410,7 +560,33 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="time Run to result layers against run_batch from Python (default: 6 images of 340 x 340)",
     )
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="the first Run and a later one against Python and the command line (default: 24 images "
+        "of 1360 x 1360, executor auto)",
+    )
     args = parser.parse_args(argv)
+    if args.paired:
+        args.images = 24 if args.images == 1000 else args.images
+        args.size = 1360 if args.size == 256 else args.size
+        args.executor = "auto" if args.executor == "processes" else args.executor
+        results, windows = paired(args)
+        title = f"First Run and stalls, {args.images} images of {args.size} x {args.size}, {args.executor}"
+        print_table(title, results, markdown=args.markdown)
+        print(f"load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        if not args.no_save:
+            RESULTS.mkdir(exist_ok=True)
+            path = RESULTS / f"gui-paired-{time.strftime('%Y-%m-%d')}.json"
+            raw = {
+                "machine": machine(),
+                "load_average": os.getloadavg(),
+                "windows": [asdict(w) for w in windows],
+                "results": [asdict(r) | {"verdict": r.verdict} for r in results],
+            }
+            path.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+            print(f"saved {path}")
+        return 0 if all(r.passed is not False for r in results) else 1
     if args.run_to_layers:
         args.images = 6 if args.images == 1000 else args.images
         args.size = 340 if args.size == 256 else args.size

@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the illumination demo: plates of unevenly lit images, corrected (writes illumination.png)",
     )
+    demo.add_argument(
+        "--large",
+        action="store_true",
+        help="the large-image demo: an 8192 x 8192 slide run tile by tile (prints time and peak memory)",
+    )
+    demo.add_argument("--side", type=int, default=8192, help=argparse.SUPPRESS)  # the slide's side, for tests
     demo.add_argument("--executor", default="auto", choices=_executors())
     demo.add_argument("--workers", type=int, default=None)
     demo.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
@@ -215,6 +221,7 @@ def _add_batch_options(command: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="fail a task that runs longer (its worker process is stopped; processes or dask executor)",
     )
+    _add_tiling(command)
     _add_group_by(command)
     _add_screen_options(command)
 
@@ -250,6 +257,41 @@ def _add_screen_options(command: argparse.ArgumentParser) -> None:
         choices=("median", "mean"),
         help="how the fields of a well become its row of wells.csv, the replicates a screen "
         "normalises and scores (default: median)",
+    )
+
+
+def _add_tiling(command: argparse.ArgumentParser) -> None:
+    tiles = command.add_argument_group(
+        "images larger than memory",
+        "run an image tile by tile, with exactly the whole image's labels and tables; "
+        "saved outputs become OME-Zarr stores (<stage>/<image>.ome.zarr)",
+    )
+    tiles.add_argument(
+        "--tile",
+        default=None,
+        metavar="N|auto|none",
+        help="tile core size in pixels (every image larger than N is tiled); auto (default): "
+        "only images that would not fit the memory budget; none: never",
+    )
+    tiles.add_argument(
+        "--halo",
+        default=None,
+        metavar="auto|N",
+        help="pixels around each tile (default auto: the stages' reach, the least that is exact)",
+    )
+    tiles.add_argument(
+        "--max-object",
+        type=int,
+        default=None,
+        metavar="N",
+        help="largest object extent, pixels, that tiled measurements plan crops for (default 128)",
+    )
+    tiles.add_argument(
+        "--levels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pyramid levels of a tiled image's saved outputs (default 4)",
     )
 
 

@@ -57,6 +57,10 @@ FLAGS = {
     "table_format": "--table-format",
     "well_aggregate": "--well-aggregate",
     "quality": "--quality",
+    "tile": "--tile",
+    "halo": "--halo",
+    "max_object": "--max-object",
+    "levels": "--levels",
 }
 
 
@@ -119,6 +123,29 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         negative_control=args.negative_control,
         positive_control=args.positive_control,
         table_format=args.table_format or "csv",
+        **_tiling(args),
+    )
+
+
+def _tiling(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The tiling options given on the line, else as ``recorded`` (a run's), else defaults."""
+    recorded = recorded or {}
+    halo = args.halo if args.halo is not None else recorded.get("halo")
+    if isinstance(halo, str):
+        if halo.strip().lower() == "auto":
+            halo = None
+        else:
+            try:
+                halo = int(halo)
+            except ValueError:
+                raise PipelineError(
+                    f"halo: expected auto or a number of pixels, got {halo!r}", options=("halo",)
+                ) from None
+    return dict(
+        tile=args.tile if args.tile is not None else recorded.get("tile", "auto"),
+        halo=halo,
+        max_object=args.max_object if args.max_object is not None else recorded.get("max_object", 128),
+        levels=args.levels if args.levels is not None else recorded.get("levels", 4),
         well_aggregate=args.well_aggregate or "median",
     )
 
@@ -177,6 +204,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         negative_control=args.negative_control or screen.get("negative_control"),
         positive_control=args.positive_control or screen.get("positive_control"),
         table_format=args.table_format or screen.get("table_format") or "csv",
+        **_tiling(args, info.get("tiling") if isinstance(info.get("tiling"), dict) else None),
         well_aggregate=args.well_aggregate or screen.get("well_aggregate") or "median",
     )
 
@@ -308,13 +336,19 @@ def print_groups(layout: RunLayout) -> None:
 
 
 def command_summarize(args: argparse.Namespace) -> int:
-    from .core.results.conclusions import conclude, settings_with
+    from .core.results.conclusions import summarize
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
-    names = ["annotations", "negative_control", "positive_control", "table_format", "quality"]
-    names.append("well_aggregate")
-    settings = settings_with(args.run_dir, **{name: getattr(args, name) for name in names})
-    conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
+    names = (
+        "annotations",
+        "negative_control",
+        "positive_control",
+        "table_format",
+        "quality",
+        "well_aggregate",
+    )
+    # under the folder's lock; refuses what does not fit before writing anything
+    summarize(args.run_dir, group_by, **{name: getattr(args, name) for name in names})
     print_groups(RunLayout.at(args.run_dir))
     return EXIT_OK
 
@@ -342,6 +376,8 @@ def command_demo(args: argparse.Namespace) -> int:
 
     if args.illumination:
         return _illumination_demo(args)
+    if getattr(args, "large", False):
+        return _large_demo(args)
     folder = Path(args.output).expanduser()
     files = prepare_demo(folder, count=args.images)
     print(f"sample images: {files.images}\npipeline: {files.pipeline}\nparameter table: {files.params}")
@@ -416,6 +452,32 @@ def _demo_run(
         **options,
     )
     return batch, execute(batch, quiet=args.quiet)
+
+
+def _large_demo(args: argparse.Namespace) -> int:
+    """A slide larger than one would load whole, run tile by tile: time and peak memory."""
+    import resource
+    import time
+
+    from .core.large_demo import prepare_large_demo
+
+    folder = Path(args.output).expanduser()
+    print(f"writing a {args.side} x {args.side} slide, block by block ...", flush=True)
+    files = prepare_large_demo(folder, side=args.side)
+    print(f"slide: {files.images / 'slide.tif'}\npipeline: {files.pipeline}")
+    command = f"napari-batch-pipeline demo --large {args.output}"
+    started = time.perf_counter()
+    _, report = _demo_run(args, files.pipeline, files.images, folder, command, tile=1024)
+    seconds = time.perf_counter() - started
+    print_summary(report)
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    whole = args.side * args.side * 2
+    print(
+        f"\ntiled at 1024 px: {seconds:.1f} s, peak memory of the largest process {peak / 1024:.0f} MiB "
+        f"(the slide alone is {whole / 2**20:.0f} MiB as uint16, {whole * 4 / 2**20:.0f} MiB as float64); "
+        f"labels: {folder / 'results' / 'labels' / 'slide.ome.zarr'} (open it in napari)"
+    )
+    return EXIT_CANCELLED if report.cancelled else report.exit_code
 
 
 def _illumination_demo(args: argparse.Namespace) -> int:

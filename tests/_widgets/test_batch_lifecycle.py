@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from napari_batch_pipeline.core.engine.events import TaskFinished
+from napari_batch_pipeline.core.engine.events import RunStarted, TaskFinished
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 
@@ -165,7 +165,34 @@ def test_the_worker_processes_start_when_the_widget_is_shown(make_napari_viewer,
 
     viewer.window.add_dock_widget(widget)  # shown: the first Run need not start them
 
-    qtbot.waitUntil(lambda: widget.warming is not None and not widget.warming.is_alive(), timeout=60_000)
+    warming = lambda: widget.warming is not None and not widget.warming.thread.is_alive()  # noqa: E731
+    qtbot.waitUntil(warming, timeout=60_000)
     pool = process_pool._POOLS[(2, process_pool.NICE)]
     qtbot.waitUntil(lambda: len(pool._processes or {}) == 2, timeout=60_000)
     assert widget.worker is None  # nothing has run
+
+
+def test_the_first_run_does_not_wait_for_starting_workers(batch_widget, run_to_end):
+    """Run clicked before a warm-up worker is ready: threads now; once one is, processes."""
+    from concurrent import futures
+
+    from napari_batch_pipeline._widgets.warm_up import WarmUp
+
+    widget = batch_widget
+    widget.executor.value = "auto"
+    starting: futures.Future = futures.Future()  # a worker that has not finished its imports
+    widget.warming = WarmUp(threading.Thread(target=lambda: None), [starting])
+    started = []
+    widget.engine_event.connect(
+        lambda event: started.append((event, widget.status.value)) if isinstance(event, RunStarted) else None
+    )
+    report = run_to_end(widget)
+    assert report.failed == 0
+    event, status = started[0]
+    assert event.executor == "threads" and "still starting" in event.executor_reason
+    assert "worker processes are still starting" in status  # says why threads
+
+    starting.set_result(None)  # a worker is ready: the next run takes the niced processes
+    assert not widget.warming.workers_starting
+    batch = widget.make_batch()
+    assert batch.options.executor == "processes" and batch.options.low_priority

@@ -46,12 +46,13 @@ from .batch_fields import BatchFields, field_hint, path_of
 from .batch_status import CloseGuard, offer_version_folder, summary_text
 from .collector import hold_collector
 from .dock_layout import scrolling_layout, wrapping
+from .home import join_home_later, mark_page, show_page
 from .responsive import call_responsively, disabled
 from .results import ResultsView, show_results
 from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
 from .session import session_for
 from .task_table import TaskTable
-from .warm_up import warm_up
+from .warm_up import WarmUp, warm_up
 
 __all__ = ["SHOW_EVERY", "BatchWidget"]
 
@@ -89,8 +90,10 @@ class BatchWidget(QWidget):
         values, error.
     worker, report : GeneratorWorker or None, Report or None
         The worker of the current (or last) run; the engine's report of the last one.
-    warming : Thread or None
-        Imports for the first run, in the background once shown (:mod:`.warm_up`).
+    warming : WarmUp or None
+        The worker processes and imports of the first run, started in the background
+        once shown (:mod:`.warm_up`); a run that starts before a worker is ready runs on
+        threads (executor ``auto``) rather than wait.
     """
 
     engine_event = Signal(object)
@@ -133,7 +136,7 @@ class BatchWidget(QWidget):
         self.results_button.changed.connect(self.show_tables)
 
         self.worker: GeneratorWorker | None = None
-        self.warming: threading.Thread | None = None
+        self.warming: WarmUp | None = None
         self.results_view: ResultsView | None = None
         self.estimate_worker: FunctionWorker | None = None
         self.batch: BatchRun | None = None
@@ -158,6 +161,7 @@ class BatchWidget(QWidget):
         self._fields_message = False  # a message about the fields goes once they change
         for widget in fields.widgets:
             widget.changed.connect(self._on_field_changed)
+        mark_page(self, "batch")
 
     # -- what to run --------------------------------------------------------------------
 
@@ -185,8 +189,11 @@ class BatchWidget(QWidget):
         PipelineError
             For a missing folder, an invalid pipeline or sweep, or unusable options.
         """
-        # worker processes yield the CPU to the viewer
-        return self._planned(BatchRun, command="napari: Batch processing widget", low_priority=True)
+        # worker processes yield the CPU to the viewer; still starting, threads meanwhile
+        starting = self.warming is not None and self.warming.workers_starting
+        return self._planned(
+            BatchRun, command="napari: Batch processing widget", low_priority=True, workers_starting=starting
+        )
 
     def make_plan(self) -> BatchPlan:
         """The plan of the fields' values: checked, nothing written (raises as make_batch)."""
@@ -336,9 +343,12 @@ class BatchWidget(QWidget):
             self._ended = event.skipped
             self._advance(event.skipped, flush=True)
             resumed = f", {event.skipped} already done" if event.skipped else ""
+            auto = " (auto)" if event.executor_reason else ""
+            if event.executor_reason and self.batch is not None and self.batch.options.workers_starting:
+                auto = " (auto: the worker processes are still starting)"
             self.status.value = (
                 f"running {event.total} task(s){resumed}: {event.strategy}, "
-                f"{event.executor} x {event.workers}" + (" (auto)" if event.executor_reason else "")
+                f"{event.executor} x {event.workers}{auto}"
             )
             if event.estimate is not None:
                 self.estimate_text.value = event.estimate.summary()
@@ -406,7 +416,7 @@ class BatchWidget(QWidget):
         self.results_button.enabled = self.report is not None
         self.table.show_flags(self.report)  # the quality flags: once the tables are written
         if self.report is not None and self.results_view is not None:
-            self.show_tables()  # an open results view follows the latest run
+            self._load_tables()  # an open results view follows the latest run, in its tab
         self.run_finished.emit(self.report)
 
     # -- the table ----------------------------------------------------------------------
@@ -431,12 +441,20 @@ class BatchWidget(QWidget):
         return self.row_layers
 
     def show_tables(self) -> ResultsView | None:
-        """Open (or refresh) the Batch results view of the last run: tables and plots."""
+        """Open (or refresh) the Batch results view of the last run, tables and plots, and
+        bring its page up."""
+        view = self._load_tables()
+        if view is not None:
+            show_page(view)
+        return view
+
+    def _load_tables(self) -> ResultsView | None:
         if self.batch is not None:
             self.results_view = show_results(self.viewer, self.results_view, self.batch.folder.path)
         return self.results_view if self.batch is not None else None
 
     def showEvent(self, event: Any) -> None:
+        join_home_later(self)
         if self.warming is None:  # the first run as quick as the next
             self.warming = warm_up(self.executor.value, self.workers.value)
         super().showEvent(event)

@@ -47,6 +47,7 @@ from ..core.tuning.session import ChainRun
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
 from .dock_layout import scrolling_layout, wrapping
+from .home import join_home, join_home_later, mark_page, show_page
 from .session import follow, layer_image, session_for
 from .stage_panel import StageList, StagePanel
 from .sweep import SweepPanel
@@ -169,6 +170,7 @@ class PipelineBuilder(QWidget):
             },
         )
         self.destroyed.connect(partial(_stop_runs, self.session, self.channel_map))
+        mark_page(self, "builder")
         self.schedule_run()  # the session may have stages already
         self._push_images()
 
@@ -247,9 +249,15 @@ class PipelineBuilder(QWidget):
         panel = self._sweep_panel if self._sweep_panel is not None else SweepPanel(self.session, self.viewer)
         if panel.parent() is None:  # new, or its dock was closed
             self.viewer.window.add_dock_widget(panel, name="Parameter sweep", area="right")
+            join_home(panel)
         self._sweep_panel = panel
+        show_page(panel)
         panel.refresh()
         return panel
+
+    def showEvent(self, event: Any) -> None:
+        join_home_later(self)  # a tab of the plugin's home, when its other pages are open
+        super().showEvent(event)
 
     def _on_name_changed(self, name: str) -> None:
         if self.pipeline_name.value != name:  # not while typing it: the cursor would jump

@@ -37,6 +37,7 @@ from ..core.run_folder.tables import read_table
 from .batch_status import alive
 from .dock_layout import scrolling_layout, wrapping
 from .group_figures import draw_against_parameter, draw_by_group
+from .home import join_home, join_home_later, mark_page
 from .plate_view import draw_plate_map, plate_choices, plate_measurements, well_images, well_layers
 
 __all__ = ["PLOTS", "SUMMARY", "DataFrameModel", "ResultsView", "show_results"]
@@ -167,12 +168,17 @@ class ResultsView(QWidget):
         self.parameter.changed.connect(self.draw)
         self.plate.changed.connect(self.draw)
         self.canvas.mpl_connect("button_press_event", self._on_canvas_clicked)
+        mark_page(self, "results")
         if run_folder is not None:
             self.load(run_folder)
 
     @property
     def frame(self) -> pd.DataFrame:
         return self.model.frame
+
+    def showEvent(self, event: Any) -> None:
+        join_home_later(self)
+        super().showEvent(event)
 
     # -- loading ------------------------------------------------------------------------
 
@@ -404,6 +410,7 @@ def show_results(viewer: Any, view: ResultsView | None, run_folder: Path) -> Res
         if view is None or not alive(view):
             view = ResultsView(viewer)
             viewer.window.add_dock_widget(view, name="Batch results", area="right")
+            join_home(view)
         view.load(run_folder)
     except PipelineError as error:
         show_error(str(error))

@@ -27,18 +27,27 @@ from ..core.batch import BatchRun
 from ..core.engine.events import Event
 from ..core.errors import PipelineError
 from ..core.images.fields import SCENE, TIME, read_field
-from ..core.images.sources import read_image
 from ..core.pipeline.model import INPUT, Pipeline
 from ..core.plan.tasks import Task
 from ..core.run_folder.lazy import image_scale
 from ..core.run_folder.objects import measured_by, task_objects
 from ..core.run_folder.reader import RunResults, task_outputs
+from ..core.run_folder.saved_stores import read_saved
 from ..core.run_folder.tables import IMAGE
 
-__all__ = ["MAX_SEPARATE_LAYERS", "LayerQueue", "LoadedLayers", "events_then_layers", "task_layers"]
+__all__ = [
+    "IMAGE_AXIS",
+    "MAX_SEPARATE_LAYERS",
+    "LayerQueue",
+    "LoadedLayers",
+    "events_then_layers",
+    "task_layers",
+]
 
 #: most layers added per stage when a run's outputs differ in shape (no single stack)
 MAX_SEPARATE_LAYERS = 20
+#: the label of a stack's first axis (its slider): one image of the run per step
+IMAGE_AXIS = "image"
 
 
 @dataclass
@@ -121,6 +130,8 @@ class LayerQueue:
         layer = self._pending.pop(0)
         if layer.name in self.viewer.layers:
             self.viewer.layers.remove(layer.name)
+        if len(layer.metadata.get("names") or ()) > 1:  # a stack: its first axis, the image
+            layer.axis_labels = (IMAGE_AXIS, *layer.axis_labels[1:])
         self.viewer.add_layer(layer)
         if layer.name in self._tables:
             self._tables[layer.name].attach(self.viewer, layer)
@@ -128,11 +139,7 @@ class LayerQueue:
         self._turn.start()
 
     def _point_at_results(self) -> None:
-        """The stacks' slider is labelled ``image``; the last result layer is selected."""
-        if any(len(layer.metadata.get("names") or ()) > 1 for layer in self.layers):
-            labels = list(self.viewer.dims.axis_labels)
-            labels[0] = "image"  # a run's stacks have one more axis than anything else here
-            self.viewer.dims.axis_labels = labels
+        """The last result layer is selected."""
         if self.layers:
             self.viewer.layers.selection.active = self.layers[-1]
 
@@ -146,6 +153,7 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     <stage>"``, at the scale of the field's pixel size. Their metadata says the same
     (``run_folder``, ``image``, ``scene``, ``t``, ``parameters``, ``stage``); a labels
     layer whose stage a table stage measures has that task's objects as its ``features``.
+    A tiled image's output (an OME-Zarr store) is a multiscale layer of its lazy levels.
     """
     source = task.source
     field = {column: value for column, value in task.metadata.items() if column in (SCENE, TIME)}
@@ -167,16 +175,23 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     for stage, path in task_outputs(
         run_folder, pipeline, task.image, task.label, source.scene, source.t
     ).items():
-        data = read_image(path)
-        scale = image_scale(source.pixel_size, data.ndim)
+        data = read_saved(path)  # a tiled image's: its levels, lazily
+        multiscale = isinstance(data, list)
+        scale = image_scale(source.pixel_size, (data[0] if multiscale else data).ndim)
         meta = {**metadata, "stage": stage}
         if pipeline[stage].returns not in ("mask", "labels"):
-            layers.append(viewer.add_image(data, name=f"{name} {stage}", metadata=meta, scale=scale))
+            layers.append(
+                viewer.add_image(
+                    data, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
+                )
+            )
             continue
         table = measured_by(pipeline, stage)
         if table is not None:
             meta["table"] = table
-        labels = viewer.add_labels(data, name=f"{name} {stage}", metadata=meta, scale=scale)
+        labels = viewer.add_labels(
+            data, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
+        )
         objects = None if table is None else task_objects(run_folder, table, key, task.key)
         if objects is not None:
             labels.features = as_features(objects)

@@ -40,7 +40,9 @@ __all__ = [
     "make_stage_widget",
     "measure_widget",
     "median_widget",
+    "object_classifier_widget",
     "param_annotation",
+    "pixel_classifier_widget",
     "remove_small_objects_widget",
     "rescale_intensity_widget",
     "result_layer_name",
@@ -257,6 +259,16 @@ def filter_objects_widget() -> StageWidget:
     return make_stage_widget("filter_objects")
 
 
+def pixel_classifier_widget() -> StageWidget:
+    """The pixel classifier (a random forest from a training file) as a widget."""
+    return make_stage_widget("pixel_classifier")
+
+
+def object_classifier_widget() -> StageWidget:
+    """The object classifier (a random forest over measurements) as a widget."""
+    return make_stage_widget("object_classifier")
+
+
 def image_quality_widget() -> StageWidget:
     """The image quality measurement as a widget."""
     return make_stage_widget("image_quality")
@@ -281,6 +293,8 @@ BUILTIN_WIDGETS = {
     "correct_illumination": correct_illumination_widget,
     "filter_objects": filter_objects_widget,
     "image_quality": image_quality_widget,
+    "pixel_classifier": pixel_classifier_widget,
+    "object_classifier": object_classifier_widget,
 }
 
 
@@ -360,8 +374,8 @@ def _show_result(
     if spec.returns == "table":
         return _show_table(spec, pd.DataFrame(result), source, layers)
     data = np.asarray(result)
-    if spec.returns == "image":
-        layer_type: type[Layer] = Image
+    if spec.returns == "image" or not (data.dtype == bool or np.issubdtype(data.dtype, np.integer)):
+        layer_type: type[Layer] = Image  # a classifier's probability is an image too
     else:
         layer_type = Labels
         if data.dtype == bool:

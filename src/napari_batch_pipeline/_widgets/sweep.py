@@ -5,8 +5,9 @@ builder is: it sweeps one parameter of the session's pipeline (a second one make
 grid, :class:`.sweep_row.ParameterRow`) on the session's image, in a thread worker,
 cancellable, with a progress bar, and makes the result the session's sweep. The
 session's sweep is shown as ONE stacked layer of one stage's outputs whose slider is
-the swept parameter (its axis labelled with the parameter's name); the value under the
-slider is shown beside a plot of a summary measurement (object count, mean area ...)
+the swept parameter (its axis labelled with the parameter's name), before the axes of
+every other layer, so that a batch's stack of images keeps a slider of its own; the value
+under the slider is shown beside a plot of a summary measurement (object count, mean area ...)
 against the value. Apply writes the chosen value into the session, so the builder's
 field shows it and the chain re-runs as after any change.
 
@@ -42,6 +43,7 @@ from ..core.run_folder.layout import param_label
 from ..core.tuning.session import TuningImage, TuningSession
 from ..core.tuning.sweep import ImageSweep, output_stage, plot_sweep
 from .dock_layout import scrolling_layout, wrapping
+from .home import join_home_later, mark_page
 from .session import follow
 from .sweep_row import ParameterRow
 
@@ -120,6 +122,8 @@ class SweepPanel(QWidget):
         layout.addWidget(below.native)
 
         self.layer: Layer | None = None
+        self._stack: np.ndarray = np.zeros((0, 0))
+        self._source: TuningImage | None = None
         self.worker: GeneratorWorker | None = None
         self._cancel = threading.Event()
 
@@ -129,12 +133,19 @@ class SweepPanel(QWidget):
         self.measurement.changed.connect(self._on_dims_changed)
         self.apply_button.changed.connect(self._apply_quietly)
         self.viewer.dims.events.current_step.connect(self._on_dims_changed)
+        self.viewer.layers.events.inserted.connect(self._fit_axes)
+        self.viewer.layers.events.removed.connect(self._fit_axes)
         follow(
             self,
             session,
             {"stages_changed": "refresh", "stage_changed": "refresh", "sweep_changed": "_on_sweep_changed"},
         )
+        mark_page(self, "sweep")
         self.refresh()
+
+    def showEvent(self, event: Any) -> None:
+        join_home_later(self)
+        super().showEvent(event)
 
     @property
     def result(self) -> ImageSweep | None:
@@ -262,18 +273,15 @@ class SweepPanel(QWidget):
         data = result.stack()
         if data.dtype == bool:
             data = data.astype(np.uint8)
-        n, ndim = len(result.parameters), data.ndim - len(result.parameters)  # 2D or 3D outputs
-        kwargs: dict[str, Any] = {
-            "name": self.layer_name(result),
-            "scale": (*([1.0] * n), *source.scale[-ndim:]),
-            "translate": (*([0.0] * n), *source.translate[-ndim:]),
-            "axis_labels": (*result.parameters, *(str(-axis) for axis in range(ndim, 0, -1))),
-            "metadata": {
-                "sweep": {"parameters": result.parameters, "values": result.values, "stage": result.stage}
-            },
-        }
+        self._stack, self._source = data, source
         layer_type: type[Layer] = Image if result.kind == "image" else Labels
-        self.layer = self.viewer.add_layer(layer_type(data, **kwargs))
+        name = self.layer_name(result)
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        sweep_meta = {"parameters": result.parameters, "values": result.values, "stage": result.stage}
+        self.layer = layer_type(data, name=name, metadata={"sweep": sweep_meta})
+        self._fit_axes(force=True)
+        self.layer = self.viewer.add_layer(self.layer)
         # start at the pipeline's value where it was swept
         axes = self._axes()
         for axis, key in zip(axes, result.parameters, strict=True):
@@ -281,6 +289,51 @@ class SweepPanel(QWidget):
             current = result.pipeline[stage].params.get(param)
             values = result.values[key]
             self.viewer.dims.set_current_step(axis, values.index(current) if current in values else 0)
+
+    def _fit_axes(self, event: Any = None, *, force: bool = False) -> None:
+        """Give the stack's parameter axes sliders of their own, before every other layer's axes.
+
+        napari lines up the axes of its layers from the right: a stack of 3 sigmas and a
+        batch's stack of 12 images would share one slider. The sweep's layer therefore
+        spans the other layers' leading axes too (their image axis, say), as a broadcast
+        view of its stack (no copy): its parameter sliders come first, labelled with the
+        parameters, and the others keep their sliders and labels.
+        """
+        layer, result = self.layer, self.result
+        if layer is None or result is None or (event is not None and event.value is layer):
+            return
+        params, stack = len(result.parameters), self._stack
+        spatial = stack.ndim - params
+        others = [other for other in self.viewer.layers if other is not layer and other.ndim > spatial]
+        extra = max((other.ndim for other in others), default=spatial) - spatial
+        sizes, scale, translate = [1] * extra, [1.0] * extra, [0.0] * extra
+        default = [str(-axis) for axis in range(params + extra + spatial, 0, -1)]
+        labels = [*result.parameters, *default[params:]]
+        for other in others:  # each of the others' leading axes: its extent and label
+            shape = getattr(other.data, "shape", None)
+            for axis in range(other.ndim - spatial):
+                position = extra - (other.ndim - spatial) + axis
+                if shape is not None and int(shape[axis]) > sizes[position]:
+                    sizes[position] = int(shape[axis])
+                    scale[position] = float(other.scale[axis])
+                    translate[position] = float(other.translate[axis])
+                if not other.axis_labels[axis].lstrip("-").isdigit():
+                    labels[params + position] = other.axis_labels[axis]
+        leading = stack.shape[:params]
+        view = stack.reshape(*leading, *([1] * extra), *stack.shape[params:])
+        data = np.broadcast_to(view, (*leading, *sizes, *stack.shape[params:]))
+        if not force and layer.data.shape == data.shape and tuple(layer.axis_labels) == tuple(labels):
+            return
+        source = self._source
+        assert source is not None  # set with the stack
+        steps = self.viewer.dims.current_step[:params] if layer in self.viewer.layers else None
+        layer.data = data
+        layer.scale = (*([1.0] * params), *scale, *source.scale[-spatial:])
+        layer.translate = (*([0.0] * params), *translate, *source.translate[-spatial:])
+        layer.axis_labels = tuple(labels)
+        if steps is not None:  # the sweep's sliders stay where they were
+            for axis, step in enumerate(steps):
+                self.viewer.dims.set_current_step(axis, step)
 
     def _axes(self) -> list[int]:
         """The viewer's dims axes of the swept parameters."""

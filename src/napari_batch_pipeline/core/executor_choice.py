@@ -14,6 +14,9 @@ that from taking the run down. So ``auto`` chooses:
 4. processes, when a stage is a user's function (its crash fails its task alone);
 5. processes, when the batch runs beside an interactive program (``low_priority``, the
    napari widget): niced worker processes leave the viewer the CPU, threads cannot;
+   but threads while those processes are still starting (``workers_starting``): a
+   first run right after the widget opened would wait seconds for them, the niced
+   imports of scikit-image in each;
 6. serial, with one worker or one core;
 7. threads otherwise.
 """
@@ -54,6 +57,7 @@ def choose_executor(
     scheduler: str | None = None,
     task_timeout: float | None = None,
     low_priority: bool = False,
+    workers_starting: bool = False,
 ) -> ExecutorChoice:
     """The executor for ``pipeline`` on ``workers`` workers of a machine of ``cores`` cores."""
     if scheduler:
@@ -76,6 +80,12 @@ def choose_executor(
             "processes",
             f"the pipeline runs code of its own ({', '.join(own)}): worker processes keep a crash "
             "of it to its task",
+        )
+    if low_priority and workers_starting:
+        return ExecutorChoice(
+            "serial" if workers <= 1 or cores <= 1 else "threads",
+            "beside an interactive program whose worker processes are still starting: this run "
+            "goes on threads rather than wait for them",
         )
     if low_priority:
         return ExecutorChoice(

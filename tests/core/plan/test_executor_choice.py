@@ -65,6 +65,20 @@ def test_user_code_a_timeout_or_a_viewer_take_processes(
     assert _choice(pipeline, scheduler="tcp://host:8786") == ("dask", "a dask scheduler address was given")
 
 
+def test_a_viewer_whose_workers_are_still_starting_runs_on_threads_meanwhile(
+    pipeline: Pipeline, user_module: Callable[[str, str], str]
+) -> None:
+    executor, reason = _choice(pipeline, low_priority=True, workers=2, workers_starting=True)
+    assert executor == "threads" and "still starting" in reason
+    assert _choice(pipeline, low_priority=True, workers=1, workers_starting=True)[0] == "serial"
+    # a crash of a user's code, or a timeout, still needs the processes: those wait
+    module = user_module("starting_stages", USER_STAGE)
+    user = Pipeline.from_text(USER_PIPELINE.format(module=module))
+    assert _choice(user, low_priority=True, workers_starting=True)[0] == "processes"
+    assert _choice(pipeline, low_priority=True, task_timeout=5, workers_starting=True)[0] == "processes"
+    assert _choice(pipeline, executor="processes", low_priority=True, workers_starting=True)[0] == "processes"
+
+
 def test_a_named_executor_is_kept(pipeline: Pipeline) -> None:
     for name in ("serial", "threads", "processes"):
         options = BatchOptions(executor=name).resolved(pipeline)

@@ -251,8 +251,9 @@ def _sigint_ignored() -> Iterator[None]:
 
 def prestart(
     workers: int, modules: Iterable[str], *, low_priority: bool = False, code: tuple[str, ...] = ()
-) -> None:
-    """Start the warm pool's workers now, each importing ``modules``; do not wait.
+) -> list[futures.Future]:
+    """Start the warm pool's workers now, each importing ``modules``; do not wait: return
+    the futures of those imports (one done: a worker is ready).
 
     Called before a batch plans its tasks, so that the workers' start-up (importing
     scikit-image, pandas and the stages' modules takes seconds) overlaps the planning
@@ -265,8 +266,7 @@ def prestart(
     with _sigint_ignored():
         warm = [key for key, pool in _POOLS.items() if key[1] == nice and _live(pool) and _serves(key, code)]
         key, pool = (warm[0], _POOLS[warm[0]]) if warm else _process_pool(workers, nice, code)
-        for _ in range(key[0]):
-            pool.submit(_import_all, tuple(modules))
+        return [pool.submit(_import_all, tuple(modules)) for _ in range(key[0])]
 
 
 def shut_down_pools() -> None:

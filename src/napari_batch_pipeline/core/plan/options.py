@@ -19,6 +19,8 @@ from typing import Any
 from ..errors import PipelineError
 from ..executor_choice import AUTO, EXECUTORS, choose_executor
 from ..results.screen import Control, ScreenSettings
+from ..tiles.kinds import tiled_chain
+from ..tiles.settings import TileSettings
 
 __all__ = ["EXECUTORS", "STRATEGIES", "BatchOptions", "cpu_count"]
 
@@ -71,6 +73,10 @@ class BatchOptions:
     low_priority : bool
         Worker processes run at a lower priority than this process, so that an
         interactive program running the batch (the napari viewer) always comes first.
+    workers_starting : bool
+        The warm worker processes of a ``low_priority`` run are still starting (the napari
+        widget started them when it opened): ``auto`` runs built-in stages on threads
+        instead of waiting for them.
     annotations : path or None
         A plate map (CSV): annotation columns joined into every table, keyed by folder,
         image or metadata (see :mod:`..results.annotations`).
@@ -79,6 +85,16 @@ class BatchOptions:
         (see :mod:`..results.screen`). A positive control needs a negative one.
     table_format : {'csv', 'parquet'}
         ``parquet``: every table also as a Parquet file.
+    tile : int or {'auto', 'none'}
+        Images larger than memory (see :mod:`..tiles`): the tile core size in pixels per
+        axis (every image larger than it is tiled), ``auto`` (tile only an image whose
+        chain would not fit the memory budget) or ``none``.
+    halo : int or None
+        Pixels around each tile; None: the chain's reach (the least that is exact).
+    max_object : int
+        The object extent (pixels) a tiled measurement plans its crops for.
+    levels : int
+        Pyramid levels of a tiled image's saved outputs (OME-Zarr).
     well_aggregate : {'median', 'mean'}
         How the fields of a well become its row of wells.csv, the replicates of a screen
         whose images have wells.
@@ -104,10 +120,15 @@ class BatchOptions:
     group_by: Sequence[str] | str | None = None
     task_timeout: float | None = None
     low_priority: bool = False
+    workers_starting: bool = False
     annotations: str | Path | None = None
     negative_control: str | None = None
     positive_control: str | None = None
     table_format: str = "csv"
+    tile: int | str = "auto"
+    halo: int | None = None
+    max_object: int = 128
+    levels: int = 4
     well_aggregate: str = "median"
     #: why ``auto`` chose ``executor`` (set by :meth:`resolved`; empty when the user chose)
     executor_reason: str = field(default="", init=False, compare=False)
@@ -136,6 +157,7 @@ class BatchOptions:
                 options=("scheduler", "executor"),
             )
         self._check_task_timeout()
+        object.__setattr__(self, "tile", self.tiling().tile)  # refuses a bad tile, halo or levels
         self.screen()  # refuses a control that is not COLUMN=VALUE, an unknown table format
         object.__setattr__(self, "sweep", {key: list(values) for key, values in (self.sweep or {}).items()})
         object.__setattr__(self, "group_by", _columns(self.group_by))
@@ -166,6 +188,7 @@ class BatchOptions:
             in this session only (``Pipeline.session_functions``): no worker could find it.
         """
         options = self._chosen(pipeline)
+        options._check_tiling(pipeline)
         here = list(getattr(pipeline, "session_functions", []))
         if here and options.executor in ("processes", "dask"):
             why = f" (auto chose it: {options.executor_reason})" if self.executor == AUTO else ""
@@ -178,6 +201,41 @@ class BatchOptions:
             )
         return options
 
+    def tiling(self) -> TileSettings:
+        """How the images of this batch are tiled (each worker's share of the budget)."""
+        budget = self.memory_budget // self.worker_count if self.memory_budget else None
+        return TileSettings(self.tile, self.halo, self.max_object, self.levels, budget)
+
+    def tiles_within_budget(self, pipeline: Any) -> bool:
+        """Whether images too large for the memory budget are tiled to fit it instead."""
+        settings = self.tiling()
+        if settings.tile == "none" or self.strategy != "vertical" or not settings.fits_budget():
+            return False
+        try:
+            tiled_chain(pipeline)
+        except PipelineError:
+            return False
+        return True
+
+    def _check_tiling(self, pipeline: Any) -> None:
+        """Refuse, before anything runs, a tile size for a pipeline that cannot run tiled."""
+        settings = self.tiling()
+        if not isinstance(settings.tile, int):
+            return
+        if self.strategy != "vertical":
+            raise PipelineError(
+                "tiled images run image by image: choose the vertical strategy, or tile: none",
+                options=("strategy", "tile"),
+            )
+        chain = tiled_chain(pipeline)
+        if settings.halo is not None and settings.halo < chain.radius:
+            raise PipelineError(
+                f"halo {settings.halo}: the pipeline's stages reach {chain.radius} pixels, so tiles need a "
+                f"halo of {chain.radius} or more to give the whole image's answer; choose halo auto or "
+                f"{chain.radius}",
+                options=("halo",),
+            )
+
     def _chosen(self, pipeline: Any) -> BatchOptions:
         if self.executor != AUTO:
             return self
@@ -188,6 +246,7 @@ class BatchOptions:
             scheduler=self.scheduler,
             task_timeout=self.task_timeout,
             low_priority=self.low_priority,
+            workers_starting=self.workers_starting,
         )
         options = replace(self, executor=choice.executor)
         object.__setattr__(options, "executor_reason", choice.reason)

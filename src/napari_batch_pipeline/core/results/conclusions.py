@@ -31,8 +31,9 @@ from ..images.fields import FILE_PREFIX
 from ..pipeline.quality import QUALITY_KEY, QualityRule
 from ..pipeline.yaml_file import load_yaml, read_pipeline_text
 from ..run_folder.layout import RunLayout
+from ..run_folder.lock import RunLock
 from ..run_folder.reader import RunResults
-from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, read_table
+from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, WELL, read_table
 from ..run_folder.writer import RunFolder
 from . import figure_imports
 from .annotations import Annotations, read_annotations, with_wells
@@ -42,13 +43,15 @@ from .screen import (
     ScreenSettings,
     assay_table,
     check_controls,
+    check_table_format,
     flag_images,
     normalized_table,
     per_image_measurements,
     plates,
+    refuse_number_twins,
     settings_from_record,
 )
-from .summary import read_summary, write_summary
+from .summary import check_group_by, read_summary, write_summary
 from .wells import knows_wells, well_table
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "screen_images",
     "screen_tables",
     "settings_with",
+    "summarize",
 ]
 
 #: run.json's record of the last conclusion (settings and the columns it added)
@@ -172,12 +176,16 @@ def conclude(
     figure_imports.wait()  # a run began importing matplotlib while its tasks computed
     results = RunResults(run_dir)
     settings = settings if settings is not None else recorded_settings(results)
+    # every setting is checked before anything is written
+    check_table_format(settings.table_format)
     rules = settings.quality if settings.quality is not None else results.pipeline.quality
     annotations = run_annotations(results, settings)
     previous = _previously_added(results)
     layout, stages = results.layout, results.table_stages
     images, added = screen_images(layout, annotations, rules, previous)
     check_controls(images, {"negative_control": settings.negative, "positive_control": settings.positive})
+    if group_by is not None:
+        check_group_by(group_by, [str(c) for c in images.columns])
     written: list[Path] = []
     if previous or added:
         written += rewrite_tables(layout, stages, images, previous, annotations)
@@ -189,6 +197,59 @@ def conclude(
         {SCREEN_KEY: {**settings.describe(), "quality": [r.to_dict() for r in rules], _ADDED: added}}
     )
     return written
+
+
+def summarize(
+    run_dir: str | Path,
+    group_by: Sequence[str] | None = None,
+    *,
+    annotations: str | Path | None = None,
+    negative_control: str | None = None,
+    positive_control: str | None = None,
+    table_format: str | None = None,
+    quality: str | Path | None = None,
+    well_aggregate: str | None = None,
+) -> list[Path]:
+    """Conclude a finished run folder again with other settings (``summarize``), holding
+    its lock meanwhile: refused while a run writes the folder, and no run starts into it
+    until the tables are written.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder.
+    group_by : sequence of str, optional
+        The summary's grouping (None: the recorded one).
+    annotations, negative_control, positive_control, table_format, quality, well_aggregate : optional
+        Settings given instead of the recorded ones (see :func:`settings_with`).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    PipelineError
+        If a run holds the folder (naming it), or a setting does not fit the run; nothing
+        is written then.
+    """
+    layout = RunResults(run_dir).layout  # a run folder, or a message saying what it is not
+    lock = RunLock(layout.lock_file, layout.root)
+    lock.acquire()
+    try:
+        settings = settings_with(
+            layout.root,
+            annotations,
+            negative_control,
+            positive_control,
+            table_format,
+            quality,
+            well_aggregate,
+        )
+        return conclude(layout.root, group_by, settings)
+    finally:
+        lock.release()
 
 
 def screen_images(
@@ -221,7 +282,10 @@ def _read_text(path: Path) -> pd.DataFrame:
 def _annotate(frame: pd.DataFrame, annotations: Annotations | None) -> tuple[pd.DataFrame, list[str]]:
     """``frame`` with the plate map's columns and ``row``/``column``; the columns added."""
     before = list(frame.columns)
+    if WELL in frame.columns and not {ROW, COLUMN} & set(frame.columns):
+        with_wells(frame, options=("metadata",))  # wells of the metadata: said so if not wells
     if annotations is not None:
+        refuse_number_twins(annotations, frame)
         frame = annotations.join(frame)
     frame = with_wells(frame)
     return frame, [c for c in frame.columns if c not in before]

@@ -44,10 +44,11 @@ from ..run_folder.tables import (
     PLATE,
     SECONDS,
     STATUS,
+    WELL,
     count_column,
     mean_column,
 )
-from .annotations import Annotations, matching, read_annotations, with_wells
+from .annotations import Annotations, matching, number_twin, read_annotations, with_wells
 from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements
 from .wells import FIELDS, FIELDS_FLAGGED, LEVEL, check_well_aggregate, replicates
 
@@ -62,10 +63,12 @@ __all__ = [
     "assay_table",
     "check_controls",
     "check_screen",
+    "check_table_format",
     "flag_images",
     "normalized_table",
     "per_image_measurements",
     "plates",
+    "refuse_number_twins",
     "settings_from_record",
 ]
 
@@ -249,6 +252,14 @@ def check_controls(frame: pd.DataFrame, controls: Mapping[str, Control | None]) 
                 options=(option,),
             )
         if not control.mask(frame).any():
+            twin = number_twin(frame, {control.column: control.value})
+            if twin is not None:
+                raise PipelineError(
+                    f"{name} {control} matches no image: values match as text, and "
+                    f"{control.column!r} holds {twin[2]!r}, equal to {twin[1]!r} only as a number; "
+                    "write the value as the tables do",
+                    options=(option,),
+                )
             values = sorted({str(v) for v in frame[control.column].dropna()})[:12]
             raise PipelineError(
                 f"{name} {control} matches no image; {control.column!r} holds "
@@ -284,11 +295,16 @@ def check_screen(
     PipelineError
         Naming the row, column, well or control.
     """
+    check_table_format(settings.table_format)
+    if WELL in frame.columns:  # a metadata field: every table gets row and column from it
+        with_wells(frame, options=("metadata",))
     annotations = None
     if settings.annotations is not None:
         taken = {*RUN_COLUMNS, *(c for c in frame.columns if c not in keys)}
         annotations = read_annotations(settings.annotations, keys=keys, taken=taken)
         unmatched = annotations.unmatched_rows(frame)
+        if not limited:
+            refuse_number_twins(annotations, frame)
         if unmatched and not limited:
             cells = ", ".join(f"{k}={v}" for k, v in annotations.rows[unmatched[0] - 1][0].items())
             more = f" ({len(unmatched)} rows match none)" if len(unmatched) > 1 else ""
@@ -301,6 +317,46 @@ def check_screen(
     controls = {"negative_control": settings.negative, "positive_control": settings.positive}
     check_controls(with_wells(frame), controls)
     return annotations
+
+
+def refuse_number_twins(annotations: Annotations, frame: pd.DataFrame) -> None:
+    """Refuse a plate map row that matches no row of ``frame`` as text but would as
+    numbers (``7`` and ``007``): keys match as text.
+
+    Raises
+    ------
+    PipelineError
+        Naming the row, the column, its cell and the value of ``frame`` it equals.
+    """
+    for number in annotations.unmatched_rows(frame):
+        twin = number_twin(frame, annotations.rows[number - 1][0])
+        if twin is not None:
+            column, cell, value = twin
+            raise PipelineError(
+                f"plate map {annotations.path.name!r}, row {number} ({column}={cell}) matches no "
+                f"image: keys match as text, and {cell!r} equals the images' {column} {value!r} "
+                f"only as a number; write it as the images do ({value!r})",
+                options=("annotations",),
+            )
+
+
+def check_table_format(table_format: str) -> None:
+    """Refuse, before anything is written, a table format this Python cannot write.
+
+    Raises
+    ------
+    PipelineError
+        For ``parquet`` without pyarrow, with the line to install it.
+    """
+    if table_format != "parquet":
+        return
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as error:
+        raise PipelineError(
+            f"the Parquet table format needs pyarrow: pip install pyarrow ({error})",
+            options=("table_format",),
+        ) from None
 
 
 def _robust_z(values: np.ndarray, negatives: np.ndarray) -> np.ndarray:

@@ -62,6 +62,8 @@ LOCK_FILE = ".lock"
 PARTS = ".parts"
 INTERMEDIATE = "intermediate"
 OUTPUT_SUFFIX = ".tif"
+#: a tiled image's saved output: an OME-Zarr store
+ZARR_SUFFIX = ".ome.zarr"
 TABLE_SUFFIX = ".csv"
 ARRAY_SUFFIX = ".npy"
 SWEEP_PLOT = "sweep.png"
@@ -256,15 +258,27 @@ class RunLayout:
         """``<stage>/<stem>.tif``: one saved output (``stem`` from :func:`output_stem`)."""
         return self.root / stage / f"{stem}{OUTPUT_SUFFIX}"
 
+    def tiled_output(self, stage: str, stem: str) -> Path:
+        """``<stage>/<stem>.ome.zarr``: one saved output of a tiled image (a folder)."""
+        return self.root / stage / f"{stem}{ZARR_SUFFIX}"
+
+    def tile_work(self, key: str) -> Path:
+        """``intermediate/tiles/<task>/``: a tiled task's records, kept until it is done."""
+        digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+        return self.root / INTERMEDIATE / "tiles" / digest
+
     def is_output(self, relative: str | PurePosixPath, stages: Collection[str] | None = None) -> bool:
         """Whether ``relative`` (to the folder) is named as a saved output is:
-        ``<stage>/<stem>.tif``, with ``<stage>`` one of ``stages`` (any, if None)."""
+        ``<stage>/<stem>.tif`` or ``.ome.zarr``, with ``<stage>`` one of ``stages`` (any, if None)."""
         parts = PurePosixPath(relative).parts
         if len(parts) < 2 or ".." in parts or PurePosixPath(relative).is_absolute():
             return False
         if stages is not None and parts[0] not in stages:
             return False
-        return parts[-1].endswith(OUTPUT_SUFFIX) and len(parts[-1]) > len(OUTPUT_SUFFIX)
+        return any(
+            parts[-1].endswith(suffix) and len(parts[-1]) > len(suffix)
+            for suffix in (OUTPUT_SUFFIX, ZARR_SUFFIX)
+        )
 
     def task_output(
         self, stage: str, image: str, label: str = "", scene: int | None = None, t: int | None = None

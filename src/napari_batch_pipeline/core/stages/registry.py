@@ -55,6 +55,8 @@ def stage(
     menu: str,
     returns: str | None = None,
     check: Check | None = None,
+    returns_by: Callable[[dict[str, Any]], str] | None = None,
+    trains: str | None = None,
     columns: Mapping[str, str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Mark a function as a built-in stage.
@@ -70,6 +72,10 @@ def stage(
         work together, else None. The one place a stage's parameter checks are written:
         a pipeline runs it when it loads, before any image (see ``stage_config``), and a
         direct call of the stage runs it before computing.
+    returns_by : callable, optional
+        ``returns_by(params)``: the output kind where a parameter chooses it.
+    trains : {'pixels', 'objects'}, optional
+        A classifier: its forest is trained from its training file (see ``forests``).
     columns : mapping of str to str, optional
         A table stage's columns and what each holds (its unit), as ``stages`` lists them.
 
@@ -82,7 +88,14 @@ def stage(
     """
 
     def mark(function: Callable) -> Callable:
-        info = {"menu": menu, "returns": returns, "check": check, "columns": dict(columns or {})}
+        info = {
+            "menu": menu,
+            "returns": returns,
+            "check": check,
+            "returns_by": returns_by,
+            "trains": trains,
+            "columns": dict(columns or {}),
+        }
         marked = function if check is None else _checked(function, check)
         marked.__stage_info__ = info  # type: ignore[attr-defined]
         return marked
@@ -147,6 +160,8 @@ class StageSpec:
     group : bool
         A group stage: its main argument is annotated ``"Iterable[napari.types.ImageData]"``
         and receives the images of a whole group, one at a time, in image order.
+    returns_by, trains
+        As :func:`stage` takes them (None where not given).
     columns : dict of str to str
         A built-in table stage's columns and what each holds (empty when not said).
     """
@@ -162,6 +177,8 @@ class StageSpec:
     check: Check | None = field(default=None, compare=False)
     takes_spacing: bool = False
     group: bool = False
+    returns_by: Callable[[dict[str, Any]], str] | None = field(default=None, compare=False)
+    trains: str | None = None
     columns: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -272,6 +289,8 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         check=info.get("check"),
         takes_spacing=SPACING_ARG in signature.parameters,
         group=group,
+        returns_by=info.get("returns_by"),
+        trains=info.get("trains"),
         columns=dict(info.get("columns") or {}),
     )
 
