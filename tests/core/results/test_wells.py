@@ -9,7 +9,8 @@ import pytest
 
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.results.annotations import with_wells
-from napari_batch_pipeline.core.results.screen import Control, assay_table, normalized_table
+from napari_batch_pipeline.core.results.scores import assay_table, normalized_table
+from napari_batch_pipeline.core.results.screen import Control
 from napari_batch_pipeline.core.results.wells import replicates, well_table
 
 COLUMNS = ["nuclei.count", "nuclei.mean_area", "nuclei.mean_intensity_mean"]

@@ -38,14 +38,13 @@ from ..run_folder.writer import RunFolder
 from . import figure_imports
 from .annotations import Annotations, read_annotations, with_wells
 from .plate_map import plate_figure, plate_grid
+from .scores import assay_table, normalized_table
 from .screen import (
     Control,
     ScreenSettings,
-    assay_table,
     check_controls,
     check_table_format,
     flag_images,
-    normalized_table,
     per_image_measurements,
     plates,
     refuse_number_twins,
