@@ -224,3 +224,14 @@ def test_the_plate_map_shows_each_well_s_value_of_wells_csv(aggregate: str) -> N
         value = grid.values["ABCDEFGH".index(well["row"]), int(well["column"]) - 1]
         np.testing.assert_allclose(value, well["nuclei.mean_area"], rtol=1e-12)
     assert grid.flagged[0, 0] and grid.negative[0, 0] and not grid.positive[0, 0]
+
+
+def test_a_constant_measurement_is_neither_normalised_nor_scored() -> None:
+    """A one-row table stage's count (always 1) has no spread: no column of NaN."""
+    images = _fields().assign(**{"quality.count": 1})
+    columns = [*COLUMNS, "quality.count"]
+    normalized = normalized_table(images, columns, NEGATIVE)
+    assay = assay_table(images, columns, NEGATIVE, POSITIVE)
+    assert "quality.count" not in normalized and set(COLUMNS) <= set(normalized.columns)
+    assert set(assay["measurement"]) == set(COLUMNS)
+    assert "quality.count" in well_table(images, columns)  # wells.csv keeps every measurement

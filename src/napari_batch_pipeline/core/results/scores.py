@@ -5,7 +5,8 @@ controls separate (Z', robust Z', SSMD), over the replicates (wells, else images
 - ``normalized.csv``: each measurement of each replicate as ``(x - median_neg) / (1.4826
   * MAD_neg)``, with the median and MAD (median absolute deviation) of the negative
   control replicates of its plate (the ``plate`` column, else the whole run); NaN where
-  the plate has no negative control or a MAD of 0. With wells, this is pycytominer's
+  the plate has no negative control or a MAD of 0; a measurement constant over the
+  replicates (a one-row table stage's count) is left out. With wells, this is pycytominer's
   ``aggregate`` then ``normalize(method="mad_robustize")`` per plate.
 - ``assay.csv``: per plate and measurement, over the replicates, the number, mean and sd
   (ddof 1) of the positive and negative controls, ``z_prime = 1 - 3 (sd_p + sd_n) /
@@ -34,6 +35,7 @@ __all__ = [
     "Z_PRIME",
     "assay_table",
     "normalized_table",
+    "varying",
 ]
 
 #: the MAD of a normal distribution times this is its sd
@@ -69,12 +71,25 @@ def _robust_z(values: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     return (values - median) / spread
 
 
+def varying(replicates: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The columns that take more than one value over the replicates (missing values
+    aside): a constant measurement (``<stage>.count`` of a one-row table stage) has no
+    spread to score, and is left out of normalized.csv and assay.csv."""
+    found = []
+    for column in columns:
+        values = pd.to_numeric(replicates[column], errors="coerce").dropna()
+        if values.nunique() > 1:
+            found.append(column)
+    return found
+
+
 def normalized_table(
     images: pd.DataFrame, columns: Sequence[str], negative: Control, well_aggregate: str = "median"
 ) -> pd.DataFrame:
     """``normalized.csv``: one row per replicate (a usable well, else a usable image; see
     :mod:`.wells`), its key columns, ``level``, then each column of ``columns`` as a
-    robust z-score against the negative-control replicates of its plate.
+    robust z-score against the negative-control replicates of its plate; columns
+    constant over the replicates are left out (:func:`varying`).
 
     Parameters
     ----------
@@ -93,7 +108,7 @@ def normalized_table(
     table[LEVEL] = found.level
     negatives = found.mask(negative)
     plate = plates(kept).to_numpy()
-    for column in columns:
+    for column in varying(kept, columns):
         values = pd.to_numeric(kept[column], errors="coerce").to_numpy(dtype=float)
         z = np.full(len(kept), np.nan)
         for name in pd.unique(plate):
@@ -126,15 +141,16 @@ def assay_table(
     replicates (see :func:`normalized_table`): how many controls of each kind, their
     means and sds (ddof 1), Z' = ``1 - 3 (sd_p + sd_n) / |mean_p - mean_n|``, robust Z'
     (the same with medians and 1.4826 x MAD) and SSMD = ``(mean_p - mean_n) /
-    sqrt(sd_p^2 + sd_n^2)``."""
+    sqrt(sd_p^2 + sd_n^2)``; measurements constant over the replicates left out."""
     found = replicates(images, columns, well_aggregate)
     kept = found.frame
     plate = plates(kept).to_numpy()
     negatives, positives = found.mask(negative), found.mask(positive)
     rows = []
+    scored = varying(kept, columns)
     for name in pd.unique(plate):
         on_plate = plate == name
-        for column in columns:
+        for column in scored:
             values = pd.to_numeric(kept[column], errors="coerce")
             pos = values[on_plate & positives].dropna()
             neg = values[on_plate & negatives].dropna()
