@@ -27,7 +27,7 @@ import tifffile
 from skimage import filters, measure
 
 from napari_batch_pipeline import Pipeline, run_batch
-from napari_batch_pipeline.core.large_demo import LARGE_PIPELINE, write_slide
+from napari_batch_pipeline.core.demo import LARGE_PIPELINE, write_slide
 from napari_batch_pipeline.core.tiles.grid import TileGrid
 from napari_batch_pipeline.core.tiles.seams import join, tile_objects
 

@@ -145,3 +145,30 @@ def test_napari_opens_a_large_tiled_run_without_reading_level_0_whole(make_napar
         qtbot.wait(300)
     assert labels.data_level == 0
     assert 0 < pixels_read[(4000, 4000)] < 4000 * 4000 // 4
+
+
+def test_a_tiled_volume_opens_multiscale_in_y_and_x_at_its_voxel_size(make_napari_viewer, tmp_path, pipeline):
+    volume = np.stack([nuclei_image((300, 280), n_nuclei=20, seed=seed) for seed in range(6)])
+    (tmp_path / "images").mkdir()
+    tifffile.imwrite(
+        tmp_path / "images" / "vol.tif",
+        volume,
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"unit": "um", "spacing": 2.0, "axes": "ZYX"},
+    )
+    assert (
+        run_batch(pipeline, tmp_path / "images", tmp_path / "run", tile=128, executor="serial").exit_code == 0
+    )
+    levels, meta, kind = _layers(tmp_path / "run")["run: labels vol.tif"]
+    assert kind == "labels" and meta["multiscale"] and meta["scale"] == pytest.approx((2.0, 0.5, 0.5))
+    assert [level.shape for level in levels] == [(6, 300, 280), (6, 150, 140), (6, 75, 70)]
+
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "run"), plugin=PLUGIN)
+    labels = viewer.layers["run: labels vol.tif"]
+    assert labels.multiscale and labels.ndim == 3
+    objects = pd.read_csv(tmp_path / "run" / "nuclei.csv")
+    assert list(labels.features["label"]) == list(objects["label"]) != []
+    plane = np.asarray(labels.data[0][3])
+    assert set(np.unique(plane)) - {0} <= set(labels.features["label"])

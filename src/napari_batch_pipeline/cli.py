@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .cli_tiles import add_tiling
 from .core.errors import PipelineError
 
 __all__ = ["build_parser", "configure_logging", "main"]
@@ -221,7 +222,7 @@ def _add_batch_options(command: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="fail a task that runs longer (its worker process is stopped; processes or dask executor)",
     )
-    _add_tiling(command)
+    add_tiling(command)
     _add_group_by(command)
     _add_screen_options(command)
 
@@ -257,41 +258,6 @@ def _add_screen_options(command: argparse.ArgumentParser) -> None:
         choices=("median", "mean"),
         help="how the fields of a well become its row of wells.csv, the replicates a screen "
         "normalises and scores (default: median)",
-    )
-
-
-def _add_tiling(command: argparse.ArgumentParser) -> None:
-    tiles = command.add_argument_group(
-        "images larger than memory",
-        "run an image tile by tile, with exactly the whole image's labels and tables; "
-        "saved outputs become OME-Zarr stores (<stage>/<image>.ome.zarr)",
-    )
-    tiles.add_argument(
-        "--tile",
-        default=None,
-        metavar="N|auto|none",
-        help="tile core size in pixels (every image larger than N is tiled); auto (default): "
-        "only images that would not fit the memory budget; none: never",
-    )
-    tiles.add_argument(
-        "--halo",
-        default=None,
-        metavar="auto|N",
-        help="pixels around each tile (default auto: the stages' reach, the least that is exact)",
-    )
-    tiles.add_argument(
-        "--max-object",
-        type=int,
-        default=None,
-        metavar="N",
-        help="largest object extent, pixels, that tiled measurements plan crops for (default 128)",
-    )
-    tiles.add_argument(
-        "--levels",
-        type=int,
-        default=None,
-        metavar="N",
-        help="pyramid levels of a tiled image's saved outputs (default 4)",
     )
 
 
@@ -421,9 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_compatible(sys.argv[1:] if argv is None else argv))
     configure_logging(verbose=getattr(args, "verbose", False))
     _start_workers_early(args)
-    from . import cli_commands
+    from . import cli_commands, cli_demos
 
-    handler = getattr(cli_commands, f"command_{args.command.replace('-', '_')}")
+    name = f"command_{args.command.replace('-', '_')}"
+    handler = getattr(cli_commands, name, None) or getattr(cli_demos, name)
     try:
         return int(handler(args))
     except PipelineError as error:

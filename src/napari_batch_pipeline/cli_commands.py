@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli_tiles import tiling_options
 from .core.batch import BatchRun
 from .core.engine.events import RunFinished, RunStarted, StageProgress, TaskFinished
 from .core.engine.measure import estimate_plan
@@ -22,7 +23,6 @@ from .core.plan.parameters import parse_sweep
 from .core.run_folder.layout import RunLayout
 
 __all__ = [
-    "command_demo",
     "command_estimate",
     "command_export_script",
     "command_rerun",
@@ -123,30 +123,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         negative_control=args.negative_control,
         positive_control=args.positive_control,
         table_format=args.table_format or "csv",
-        **_tiling(args),
-    )
-
-
-def _tiling(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The tiling options given on the line, else as ``recorded`` (a run's), else defaults."""
-    recorded = recorded or {}
-    halo = args.halo if args.halo is not None else recorded.get("halo")
-    if isinstance(halo, str):
-        if halo.strip().lower() == "auto":
-            halo = None
-        else:
-            try:
-                halo = int(halo)
-            except ValueError:
-                raise PipelineError(
-                    f"halo: expected auto or a number of pixels, got {halo!r}", options=("halo",)
-                ) from None
-    return dict(
-        tile=args.tile if args.tile is not None else recorded.get("tile", "auto"),
-        halo=halo,
-        max_object=args.max_object if args.max_object is not None else recorded.get("max_object", 128),
-        levels=args.levels if args.levels is not None else recorded.get("levels", 4),
         well_aggregate=args.well_aggregate or "median",
+        **tiling_options(args),
     )
 
 
@@ -204,7 +182,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         negative_control=args.negative_control or screen.get("negative_control"),
         positive_control=args.positive_control or screen.get("positive_control"),
         table_format=args.table_format or screen.get("table_format") or "csv",
-        **_tiling(args, info.get("tiling") if isinstance(info.get("tiling"), dict) else None),
+        **tiling_options(args, info.get("tiling") if isinstance(info.get("tiling"), dict) else None),
         well_aggregate=args.well_aggregate or screen.get("well_aggregate") or "median",
     )
 
@@ -369,133 +347,6 @@ def command_stages(args: argparse.Namespace) -> int:
         for column, meaning in spec.columns.items():
             print(f"    -> {column}: {meaning}")
     return 0
-
-
-def command_demo(args: argparse.Namespace) -> int:
-    from .core.demo import prepare_demo
-
-    if args.illumination:
-        return _illumination_demo(args)
-    if getattr(args, "large", False):
-        return _large_demo(args)
-    folder = Path(args.output).expanduser()
-    files = prepare_demo(folder, count=args.images)
-    print(f"sample images: {files.images}\npipeline: {files.pipeline}\nparameter table: {files.params}")
-    command = f"napari-batch-pipeline demo {args.output}"
-    batch, report = _demo_run(args, files.pipeline, files.images, folder, command, params=files.params)
-    import pandas as pd
-
-    table = report.images
-    params = list(batch.params_table.columns) if batch.params_table else []
-    columns = ["image", "status", *params, *(c for c in table.columns if c.startswith("nuclei."))]
-    with pd.option_context("display.width", 120, "display.max_columns", 12, "display.precision", 1):
-        print(table[columns].to_string(index=False))
-    print_summary(report)
-    print(
-        f"\nre-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {folder / 'results'} "
-        f"--recursive --params {files.params}"
-    )
-    if report.cancelled:
-        return EXIT_CANCELLED
-    screen = _demo_screen(args, folder)
-    return EXIT_CANCELLED if screen.cancelled else max(report.exit_code, screen.exit_code)
-
-
-def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
-    """The demo's plate: quality flags, controls, Z'."""
-    import pandas as pd
-
-    from .core.demo import SCREEN_READOUT, prepare_screen
-
-    files = prepare_screen(folder)
-    print(f"\na screen: plate {files.images}, plate map {files.annotations}, pipeline {files.pipeline}")
-    batch = BatchRun(
-        files.pipeline,
-        files.images,
-        folder / "screen_results",
-        metadata=files.metadata,
-        annotations=files.annotations,
-        negative_control="control=negative",
-        positive_control="control=positive",
-        executor=args.executor or "auto",
-        workers=args.workers,
-        command=f"napari-batch-pipeline demo {args.output}",
-    )
-    report = execute(batch, quiet=args.quiet)
-    images, layout = report.images, RunLayout.at(folder / "screen_results")
-    for row in images[images["flagged"].fillna("") != ""].itertuples():
-        print(f"flagged: {row.image}: {row.flagged}")
-    assay = pd.read_csv(layout.assay_table)  # the readout's, not the best of all measurements
-    for row in assay[assay["measurement"] == SCREEN_READOUT].itertuples():
-        scores = f"{row.z_prime:.2f} (robust Z' {row.robust_z_prime:.2f}, SSMD {row.ssmd:.1f}, {row.level}s)"
-        print(f"Z' of plate {row.plate}: {scores} on the readout {row.measurement}")
-    print(
-        f"re-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {layout.root} "
-        f'--metadata "{files.metadata}" --annotations {files.annotations} '
-        "--negative-control control=negative --positive-control control=positive"
-    )
-    return report
-
-
-def _demo_run(
-    args: argparse.Namespace, pipeline: Path, images: Path, folder: Path, command: str, **options: Any
-) -> tuple[BatchRun, Report]:
-    """A demo's batch over its subfolders into ``<folder>/results``, run with progress."""
-    batch = BatchRun(
-        pipeline,
-        images,
-        folder / "results",
-        recursive=True,
-        executor=args.executor or "auto",
-        workers=args.workers,
-        command=command,
-        **options,
-    )
-    return batch, execute(batch, quiet=args.quiet)
-
-
-def _large_demo(args: argparse.Namespace) -> int:
-    """A slide larger than one would load whole, run tile by tile: time and peak memory."""
-    import resource
-    import time
-
-    from .core.large_demo import prepare_large_demo
-
-    folder = Path(args.output).expanduser()
-    print(f"writing a {args.side} x {args.side} slide, block by block ...", flush=True)
-    files = prepare_large_demo(folder, side=args.side)
-    print(f"slide: {files.images / 'slide.tif'}\npipeline: {files.pipeline}")
-    command = f"napari-batch-pipeline demo --large {args.output}"
-    started = time.perf_counter()
-    _, report = _demo_run(args, files.pipeline, files.images, folder, command, tile=1024)
-    seconds = time.perf_counter() - started
-    print_summary(report)
-    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    whole = args.side * args.side * 2
-    print(
-        f"\ntiled at 1024 px: {seconds:.1f} s, peak memory of the largest process {peak / 1024:.0f} MiB "
-        f"(the slide alone is {whole / 2**20:.0f} MiB as uint16, {whole * 4 / 2**20:.0f} MiB as float64); "
-        f"labels: {folder / 'results' / 'labels' / 'slide.ome.zarr'} (open it in napari)"
-    )
-    return EXIT_CANCELLED if report.cancelled else report.exit_code
-
-
-def _illumination_demo(args: argparse.Namespace) -> int:
-    """Plates of unevenly lit images: each plate's illumination learnt and divided out,
-    then the before and after plot of intensity against distance from the centre."""
-    from .core.demo import prepare_illumination_demo
-    from .core.results.illumination_plot import save_illumination_plot
-
-    folder = Path(args.output).expanduser()
-    files = prepare_illumination_demo(folder, count=args.images)
-    print(f"sample plates: {files.images}\npipeline: {files.pipeline}")
-    command = f"napari-batch-pipeline demo --illumination {args.output}"
-    _, report = _demo_run(args, files.pipeline, files.images, folder, command)
-    print_summary(report)
-    if report.done:
-        plot = save_illumination_plot(folder / "results", "flat", folder / "illumination.png")
-        print(f"the illumination functions: {folder / 'results' / 'illum'}\nbefore and after: {plot}")
-    return EXIT_CANCELLED if report.cancelled else report.exit_code
 
 
 def command_export_script(args: argparse.Namespace) -> int:

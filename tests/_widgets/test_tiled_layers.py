@@ -10,7 +10,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_batch_pipeline.core.run_folder.ome_zarr import open_levels
+from napari_batch_pipeline.core.images.ome_zarr import open_levels
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 
@@ -64,3 +64,20 @@ def test_a_clicked_tiled_row_shows_its_store_multiscale_with_its_objects(tiled_w
     np.testing.assert_allclose(labels.scale, (0.5, 0.5))
     assert list(labels.features["label"]) == list(_objects(tmp_path, "big.tif")["label"]) != []
     assert image.data.shape == (600, 500)
+
+
+def test_a_clicked_well_shows_a_tiled_images_labels_multiscale(make_napari_viewer, pipeline, tmp_path):
+    from napari_batch_pipeline import run_batch
+    from napari_batch_pipeline._widgets.plate_view import well_layers
+    from napari_batch_pipeline.core.run_folder.reader import RunResults
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(folder / "P1_A01.tif", nuclei_image((600, 500), n_nuclei=40, seed=3))
+    run_batch(pipeline, folder, tmp_path / "run", tile=256, executor="serial")
+    viewer = make_napari_viewer()
+    image, labels = well_layers(viewer, RunResults(tmp_path / "run"), [0])
+    assert image.name == "run: P1_A01.tif" and not image.multiscale
+    assert labels.name == "run: P1_A01.tif labels" and labels.multiscale
+    assert [tuple(level.shape) for level in labels.data] == [(600, 500), (300, 250), (150, 125)]
+    assert all(isinstance(level, zarr.Array) for level in labels.data)

@@ -18,9 +18,8 @@ from ..core.images.sources import read_image
 from ..core.results.conclusions import recorded_settings
 from ..core.results.plate_map import draw_plate, plate_grid, well_rows
 from ..core.results.screen import per_image_measurements, plates
-from ..core.run_folder.lazy import image_scale
+from ..core.run_folder.lazy import image_scale, read_saved
 from ..core.run_folder.reader import RunResults
-from ..core.run_folder.saved_stores import read_saved
 from ..core.run_folder.tables import COLUMN, ROW
 
 __all__ = ["draw_plate_map", "plate_choices", "plate_measurements", "well_images", "well_layers"]
@@ -79,7 +78,7 @@ def well_layers(viewer: Any, results: RunResults, rows: list[int]) -> list[Layer
             stage = suffix.strip()
             data = read_saved(source) if stage else read_image(source)
             multiscale = isinstance(data, list)  # a tiled image's output: its levels
-            scale = image_scale(spacing, (data[0] if multiscale else data).ndim)
+            scale = image_scale(spacing, (data[0] if isinstance(data, list) else data).ndim)
             kind = results.pipeline[stage].returns if stage else "image"
             add = viewer.add_labels if kind in ("labels", "mask") else viewer.add_image
             meta = {"row": index, "stage": stage}

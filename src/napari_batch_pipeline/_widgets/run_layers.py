@@ -29,10 +29,9 @@ from ..core.errors import PipelineError
 from ..core.images.fields import SCENE, TIME, read_field
 from ..core.pipeline.model import INPUT, Pipeline
 from ..core.plan.tasks import Task
-from ..core.run_folder.lazy import image_scale
+from ..core.run_folder.lazy import image_scale, read_saved
 from ..core.run_folder.objects import measured_by, task_objects
 from ..core.run_folder.reader import RunResults, task_outputs
-from ..core.run_folder.saved_stores import read_saved
 from ..core.run_folder.tables import IMAGE
 
 __all__ = [
@@ -175,14 +174,14 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     for stage, path in task_outputs(
         run_folder, pipeline, task.image, task.label, source.scene, source.t
     ).items():
-        data = read_saved(path)  # a tiled image's: its levels, lazily
-        multiscale = isinstance(data, list)
-        scale = image_scale(source.pixel_size, (data[0] if multiscale else data).ndim)
+        output = read_saved(path)  # a tiled image's: its levels, lazily
+        multiscale = isinstance(output, list)
+        scale = image_scale(source.pixel_size, (output[0] if isinstance(output, list) else output).ndim)
         meta = {**metadata, "stage": stage}
         if pipeline[stage].returns not in ("mask", "labels"):
             layers.append(
                 viewer.add_image(
-                    data, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
+                    output, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
                 )
             )
             continue
@@ -190,7 +189,7 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
         if table is not None:
             meta["table"] = table
         labels = viewer.add_labels(
-            data, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
+            output, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
         )
         objects = None if table is None else task_objects(run_folder, table, key, task.key)
         if objects is not None:

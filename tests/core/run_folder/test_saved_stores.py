@@ -14,9 +14,9 @@ import tifffile
 import zarr
 
 from napari_batch_pipeline import run_batch
-from napari_batch_pipeline.core.run_folder.lazy import SavedOutputs, load_pyramids
+from napari_batch_pipeline.core.images.ome_zarr import is_store, store_within
+from napari_batch_pipeline.core.run_folder.lazy import SavedOutputs, load_pyramids, read_saved
 from napari_batch_pipeline.core.run_folder.reader import RunResults, task_outputs
-from napari_batch_pipeline.core.run_folder.saved_stores import is_store, read_saved, store_within
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 #: the tiled image: larger than the tile along both axes, and not a multiple of it
@@ -24,16 +24,34 @@ BIG = (600, 500)
 TILE = 256
 
 
-@pytest.fixture
-def mixed_images(tmp_path: Path) -> Path:
-    """``big.tif`` (600 x 500, tiled at 256) and ``small.tif`` (200 x 200, run whole),
-    both with a pixel size of 0.5 um."""
-    folder = tmp_path / "images"
+def _write_mixed(folder: Path) -> Path:
     folder.mkdir()
     for name, shape, count, seed in (("big.tif", BIG, 40, 3), ("small.tif", (200, 200), 5, 4)):
         image = nuclei_image(shape, n_nuclei=count, seed=seed)
         tifffile.imwrite(folder / name, image, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
     return folder
+
+
+@pytest.fixture
+def mixed_images(tmp_path: Path) -> Path:
+    """``big.tif`` (600 x 500, tiled at 256) and ``small.tif`` (200 x 200, run whole),
+    both with a pixel size of 0.5 um."""
+    return _write_mixed(tmp_path / "images")
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory) -> Path:
+    """big.tif's labels store of a tiled run, for tests that only read it (or copy it)."""
+    from napari_batch_pipeline.core.pipeline.model import Pipeline
+
+    root = tmp_path_factory.mktemp("store")
+    pipeline = Pipeline.from_text(
+        "version: 1\nstages:\n"
+        "  - {name: mask, function: threshold, params: {method: otsu}}\n"
+        "  - {name: labels, function: label, save: true}\n"
+    )
+    run_batch(pipeline, _write_mixed(root / "images"), root / "run", tile=TILE, pattern="big.tif")
+    return root / "run" / "labels" / "big.ome.zarr"
 
 
 @pytest.fixture
@@ -86,17 +104,37 @@ def test_saved_outputs_hold_the_stores_apart_with_their_pixel_size(tiled_run):
     assert saved.left_out == 0
 
 
-def test_the_stores_count_against_the_cap_and_a_damaged_one_is_left_out(tiled_run, tmp_path):
-    store = tiled_run / "labels" / "big.ome.zarr"
+def test_the_stores_count_against_the_cap(big_store):
+    store = big_store
     stores = [(f"copy{i}", store, None) for i in range(3)]
     saved = load_pyramids(SavedOutputs("labels", "labels"), stores, 2)
     assert [p.name for p in saved.pyramids] == ["copy0", "copy1"] and saved.left_out == 1
     assert saved.pyramids[0].scale is None
 
-    damaged = tmp_path / "damaged.ome.zarr"
-    shutil.copytree(store, damaged)
-    (damaged / ".zattrs").write_text(json.dumps({"image-label": {}}))  # no multiscales
-    saved = load_pyramids(SavedOutputs("labels", "labels"), [("damaged", damaged, None)], 20)
+
+def _attributes(text: str):
+    return lambda store: (store / ".zattrs").write_text(text)
+
+
+DAMAGE = {
+    "not JSON": _attributes("{not json"),
+    "no multiscales": _attributes(json.dumps({"image-label": {}})),
+    "no datasets": _attributes(json.dumps({"multiscales": []})),
+    "a dataset without a path": _attributes(json.dumps({"multiscales": [{"datasets": [{}]}]})),
+    "a level that is the group": _attributes(json.dumps({"multiscales": [{"datasets": [{"path": ""}]}]})),
+    "a missing level": lambda store: shutil.rmtree(store / "1"),
+    "a level's metadata damaged": lambda store: (store / "0" / ".zarray").write_text("{}"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_store_is_refused_naming_it_and_left_out(big_store, tmp_path, damage):
+    store = tmp_path / "damaged.ome.zarr"
+    shutil.copytree(big_store, store)
+    DAMAGE[damage](store)
+    with pytest.raises(ValueError, match=r"damaged\.ome\.zarr"):
+        read_saved(store)
+    saved = load_pyramids(SavedOutputs("labels", "labels"), [("damaged", store, None)], 20)
     assert saved.pyramids == [] and saved.left_out == 1
 
 
@@ -157,17 +195,15 @@ def test_a_crafted_images_table_never_leads_to_a_store_out_of_the_run_folder(til
         assert task_outputs(tiled_run, pipeline, image) == {}
 
 
-def test_a_store_opens_with_the_ome_zarr_reader(tiled_run):
+def test_a_store_opens_with_the_ome_zarr_reader(big_store):
     pytest.importorskip("ome_zarr")
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Label, Multiscales, Reader
 
-    location = parse_url(str(tiled_run / "labels" / "big.ome.zarr"))
+    location = parse_url(str(big_store))
     assert location is not None
     (node,) = list(Reader(location)())
     assert {type(spec) for spec in node.specs} == {Label, Multiscales}
     assert [level.shape for level in node.data] == [BIG, (300, 250), (150, 125)]
     assert node.metadata["coordinateTransformations"][0] == [{"type": "scale", "scale": [0.5, 0.5]}]
-    np.testing.assert_array_equal(
-        np.asarray(node.data[2]), np.asarray(read_saved(tiled_run / "labels" / "big.ome.zarr")[2])
-    )
+    np.testing.assert_array_equal(np.asarray(node.data[2]), np.asarray(read_saved(big_store)[2]))

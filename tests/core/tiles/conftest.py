@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from napari_batch_pipeline.core.images.lazy import RegionReader
+from napari_batch_pipeline.core.images.ome_zarr import open_levels
 from napari_batch_pipeline.core.pipeline.model import Pipeline
-from napari_batch_pipeline.core.run_folder.ome_zarr import open_levels
 from napari_batch_pipeline.core.tiles import TileSettings, run_tiled, tiled_chain
 
 
@@ -20,7 +20,9 @@ def run_both(tmp_path: Path) -> Callable[..., tuple[dict[str, Any], dict[str, An
     """``run_both(pipeline, image, tile)``: (the whole image's outputs, the tiled ones:
     every saved stage's level 0 and every table)."""
 
-    def run(pipeline: Pipeline, image: np.ndarray, tile: int, **settings: Any) -> tuple[dict, dict]:
+    def run(
+        pipeline: Pipeline, image: np.ndarray, tile: int, threads: int = 1, **settings: Any
+    ) -> tuple[dict, dict]:
         whole = pipeline.run(image)
         folder = tmp_path / f"tiled-{tile}-{len(list(tmp_path.iterdir()))}"
         options = TileSettings(tile=tile, **settings)
@@ -35,6 +37,7 @@ def run_both(tmp_path: Path) -> Callable[..., tuple[dict[str, Any], dict[str, An
             core,
             work=folder / "work",
             outputs=outputs,
+            threads=threads,
         )
         tiled: dict[str, Any] = {name: np.asarray(open_levels(path)[0]) for name, path in outputs.items()}
         tiled.update(tables)

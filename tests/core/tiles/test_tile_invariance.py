@@ -11,10 +11,10 @@ from napari_batch_pipeline.core.tiles.grid import TileGrid
 from napari_batch_pipeline.core.tiles.thresholds import Histogram, ValueRange
 
 
-@pytest.mark.parametrize("tile", [128, 256, 384])
-def test_2d_labels_and_tables_equal_the_whole_image(run_both, tile):
+@pytest.mark.parametrize(("tile", "threads"), [(128, 1), (256, 1), (384, 1), (128, 3)])
+def test_2d_labels_and_tables_equal_the_whole_image(run_both, tile, threads):
     image = blobs((701, 653))  # not a multiple of any tile
-    whole, tiled = run_both(chain_pipeline(), image, tile)
+    whole, tiled = run_both(chain_pipeline(), image, tile, threads=threads)
     assert whole["labels"].max() > 80
     assert_same(whole, tiled)
 
@@ -62,3 +62,16 @@ def test_a_uniform_image_thresholds_as_scikit_image_does():
     histogram = Histogram(span.low, span.high, image.dtype)
     histogram.add(image)
     assert histogram.threshold("otsu") == filters.threshold_otsu(image)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tile", [1024, 768])
+def test_a_6000_by_5000_image_equals_the_scikit_image_chain_exactly(run_both, tile):
+    """The issue's measure of done: same ids and tables as the whole-image chain."""
+    from napari_batch_pipeline.core.demo import slide_image
+
+    image = slide_image((6000, 5000), seed=3)
+    pipeline = chain_pipeline(properties=["area", "bbox", "centroid", "intensity_mean", "eccentricity"])
+    whole, tiled = run_both(pipeline, image, tile)
+    assert whole["labels"].max() > 3000
+    assert_same(whole, tiled)

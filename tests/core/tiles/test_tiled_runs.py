@@ -13,7 +13,7 @@ from tiled_images import blobs, chain_pipeline
 from napari_batch_pipeline import run_batch
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.images.lazy import RegionReader
-from napari_batch_pipeline.core.run_folder.ome_zarr import open_levels
+from napari_batch_pipeline.core.images.ome_zarr import open_levels
 from napari_batch_pipeline.core.tiles import TileSettings, run_tiled, tiled_chain
 from napari_batch_pipeline.core.tiles import run as tiled_run
 
@@ -195,3 +195,36 @@ def test_an_object_too_large_for_the_memory_rule_fails_its_image_with_a_message(
         outputs={},
     )
     pd.testing.assert_frame_equal(tables["nuclei"], pipeline.run(image)["nuclei"], check_exact=True)
+
+
+def test_an_ome_zarr_input_runs_tiled_region_by_region(tmp_path):
+    import zarr
+
+    pixels = blobs((400, 330), seed=6)
+    images = tmp_path / "zarr_in"
+    images.mkdir()
+    group = zarr.open_group(str(images / "slide.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", shape=(1, 1, 1, *pixels.shape), chunks=(1, 1, 1, 128, 128), dtype=pixels.dtype)
+    group["0"][0, 0, 0] = pixels
+    axes = [
+        {"name": n, "type": t}
+        for n, t in zip("tczyx", ["time", "channel", "space", "space", "space"], strict=True)
+    ]
+    scale = [{"type": "scale", "scale": [1.0, 1.0, 1.0, 0.5, 0.5]}]
+    group.attrs["multiscales"] = [
+        {"version": "0.4", "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    ]
+    tiffs = tmp_path / "tiff_in"
+    tiffs.mkdir()
+    tifffile.imwrite(tiffs / "slide.tif", pixels)
+    pipeline = chain_pipeline(properties=["area", "centroid", "intensity_mean"])
+    assert run_batch(pipeline, images, tmp_path / "tiled", executor="serial", tile=128).failed == 0
+    assert run_batch(pipeline, tiffs, tmp_path / "whole", executor="serial", tile="none").failed == 0
+    measured = ["label", "area", "centroid-0", "centroid-1", "intensity_mean"]
+    tiled = pd.read_csv(tmp_path / "tiled" / "nuclei.csv")
+    assert tiled["pixel_size_x"].eq(0.5).all()  # the store's scale is the pixel size
+    pd.testing.assert_frame_equal(
+        tiled[measured], pd.read_csv(tmp_path / "whole" / "nuclei.csv")[measured], check_exact=True
+    )
+    store = zarr.open_group(str(tmp_path / "tiled" / "labels" / "slide.ome.zarr"), mode="r")
+    assert store.attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] == [0.5, 0.5]

@@ -104,7 +104,10 @@ def run_task(job: TaskJob) -> TaskRecord:
         tiled = run_tiled_task(job, pipeline)
         if tiled is not None:
             seconds = round(time.perf_counter() - start, 4)
-            return TaskRecord(job.key, job.index, job.image, DONE, "", seconds, tiled, job.label)
+            summary, held = tiled
+            return TaskRecord(
+                job.key, job.index, job.image, DONE, "", seconds, summary, job.label, held_bytes=held
+            )
         loaded = read_field(job.input)
         outputs = pipeline.run(loaded.images, spacing=loaded.spacing, given=group_outputs(job))
         held = held_bytes(loaded.images, outputs)

@@ -10,6 +10,7 @@ plan's strategy and executor, and yields plain events, the last one
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import threading
@@ -23,6 +24,7 @@ from ..errors import PipelineError, StageError
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
+from ..plan.options import cpu_count
 from ..plan.tasks import Task
 from ..results import figure_imports
 from ..results.conclusions import conclude
@@ -99,6 +101,16 @@ class Runner:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    @functools.cached_property
+    def _tiling(self) -> dict[str, Any]:
+        """How the tasks tile a large image: the options, and threads for the cores that
+        fewer tasks than workers leave idle (one slide on a machine of several cores)."""
+        options = self.plan.options
+        settings = options.tiling()
+        in_flight = max(1, min(options.worker_count, len(self.tasks)))
+        threads = max(1, cpu_count() // in_flight)
+        return settings.to_json() | {"budget": settings.budget, "threads": threads}
+
     def job(self, task: Task) -> TaskJob:
         """What a worker needs for ``task``."""
         return TaskJob(
@@ -116,7 +128,7 @@ class Runner:
             field_stem=task.field_stem,
             stem=task.output_stem,
             stamp=_stamp(_fingerprint(task.source.files)),
-            tiling=self.plan.options.tiling().to_json() | {"budget": self.plan.options.tiling().budget},
+            tiling=self._tiling,
             trained=self._forests.of(task.values),
         )
 

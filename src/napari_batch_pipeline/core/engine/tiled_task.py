@@ -10,6 +10,7 @@ summary values.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 from ..images.lazy import open_region_reader
@@ -23,8 +24,9 @@ __all__ = ["run_tiled_task"]
 _COPIES = 10
 
 
-def run_tiled_task(job: Any, pipeline: Any) -> dict[str, Any] | None:
-    """Run ``job`` (a ``TaskJob``) tiled and return its summary, or None to run it whole.
+def run_tiled_task(job: Any, pipeline: Any) -> tuple[dict[str, Any], int] | None:
+    """Run ``job`` (a ``TaskJob``) tiled; return its summary and the bytes it held at
+    most (about ten float64 copies of a tile with its halo), or None to run it whole.
 
     Raises
     ------
@@ -56,11 +58,16 @@ def run_tiled_task(job: Any, pipeline: Any) -> dict[str, Any] | None:
         stem = job.stem
         outputs = {stage: layout.tiled_output(stage, stem) for stage in pipeline.saved_stages}
         work = layout.tile_work(job.key)
-        tables = run_tiled(pipeline, chain, reader, settings, core, work=work, outputs=outputs)
+        threads = int(job.tiling.get("threads", 1))
+        tables = run_tiled(
+            pipeline, chain, reader, settings, core, work=work, outputs=outputs, threads=threads
+        )
         for folder in (work.parent, work.parent.parent):  # intermediate/tiles/, intermediate/
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: other tasks' records and intermediates stay
-    return write_task_outputs(
+    halo = chain.radius if settings.halo is None else settings.halo
+    held = _COPIES * 8 * math.prod(c + 2 * halo for c in core)
+    summary = write_task_outputs(
         layout,
         [],
         pipeline.table_stages,
@@ -72,3 +79,4 @@ def run_tiled_task(job: Any, pipeline: Any) -> dict[str, Any] | None:
         params=job.params,
         metadata=job.metadata,
     )
+    return summary, held

@@ -10,6 +10,7 @@ still bounds the memory the chain itself takes.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,14 @@ class RegionReader:
         self.dtype = np.dtype(array.dtype)
         self.spacing = spacing
         self._closing = closing
+        self._lock = threading.Lock()
 
     def read(self, box: tuple[slice, ...]) -> np.ndarray:
-        """The pixels in ``box`` (one slice per axis), as a new ndarray."""
-        return np.array(self._array[box])
+        """The pixels in ``box`` (one slice per axis), as a new ndarray; thread-safe."""
+        if isinstance(self._array, np.ndarray):
+            return np.array(self._array[box])
+        with self._lock:  # a file's reader is shared: one read at a time
+            return np.array(self._array[box])
 
     def close(self) -> None:
         if self._closing is not None:

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..images.formats import FileInfo, ImageReadError, probe, read_scene
-from .ome_zarr import open_levels
+from ..images.ome_zarr import is_store, open_store
+from ..images.sources import read_image
 
 __all__ = [
     "FieldFile",
@@ -34,6 +35,7 @@ __all__ = [
     "load_pyramids",
     "load_saved",
     "read_field_file",
+    "read_saved",
     "read_tiff",
     "tiff_header",
 ]
@@ -89,6 +91,31 @@ def read_tiff(path: str | Path) -> np.ndarray:
     import tifffile
 
     return tifffile.imread(path)
+
+
+def read_saved(path: Path) -> np.ndarray | list[Any]:
+    """A saved output as a viewer shows it.
+
+    Parameters
+    ----------
+    path : Path
+        ``<stage>/<stem>.tif`` or ``<stage>/<stem>.ome.zarr`` of a run folder (as
+        ``RunResults.task_outputs`` gives it: checked to lie inside the run folder).
+
+    Returns
+    -------
+    ndarray or list of zarr arrays
+        The TIFF's pixels, (M, N) or (P, M, N); or the store's levels, largest first,
+        lazily (nothing of the pixels is read until asked).
+
+    Raises
+    ------
+    ValueError
+        If the store is damaged (see :func:`.ome_zarr.open_store`).
+    """
+    if is_store(path):
+        return open_store(path)
+    return read_image(path)
 
 
 class FieldFile(NamedTuple):
@@ -297,11 +324,8 @@ def load_pyramids(
             result.left_out += 1
             continue
         try:
-            levels = open_levels(path)
-        except Exception:  # any damage to a store's metadata: zarr's, JSON's, a missing key
-            result.left_out += 1
-            continue
-        if not levels:
+            levels = open_store(path)
+        except ValueError:  # damaged metadata
             result.left_out += 1
             continue
         result.pyramids.append(Pyramid(name, levels, image_scale(pixel_size, levels[0].ndim)))

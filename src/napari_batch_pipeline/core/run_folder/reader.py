@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import PipelineError
 from ..images.fields import PIXEL_SIZE_COLUMNS, SCENE, TIME
 from ..images.formats import read_scene
+from ..images.ome_zarr import is_store, store_within
 from ..images.sources import read_image
 from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
@@ -27,7 +28,6 @@ from .groups import read_groups
 from .layout import MARKERS, TABLE_SUFFIX, RunLayout, output_stem, param_label
 from .lazy import FieldFile, SavedOutputs, image_scale, load_pyramids, load_saved, read_field_file, read_tiff
 from .provenance import STAGE_RETURNS
-from .saved_stores import is_store, store_within
 from .tables import ERROR, IMAGE, STATUS, param_columns, read_table
 
 __all__ = ["RunResults", "is_run_folder", "task_outputs"]
@@ -197,7 +197,7 @@ class RunResults:
     def task_outputs(self, index: int) -> dict[str, Path]:
         """The saved outputs of row ``index`` that exist, by stage: ``<stage>/<stem>.tif``,
         or a tiled image's OME-Zarr store ``<stage>/<stem>.ome.zarr`` (a folder; open it
-        with :func:`.saved_stores.read_saved`)."""
+        with :func:`.lazy.read_saved`)."""
         paths = {stage: self._output(stage, index) for stage in self.pipeline.saved_stages}
         return {stage: path for stage, path in paths.items() if path is not None}
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Mapping
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from skimage import measure as sk_measure
 
 from ..files import atomic_path
 from ..images.lazy import RegionReader
-from ..run_folder.ome_zarr import OmeZarrWriter
+from ..images.ome_zarr import OmeZarrWriter
 from .grid import Box, Tile, TileGrid, expand, shift
 from .kinds import TiledChain
 from .objects import measure_objects
@@ -86,6 +89,7 @@ def run_tiled(
     work: Path,
     outputs: Mapping[str, Path],
     progress: Progress | None = None,
+    threads: int = 1,
 ) -> dict[str, pd.DataFrame]:
     """Run ``pipeline`` on ``reader``'s image tile by tile.
 
@@ -102,6 +106,9 @@ def run_tiled(
         Saved stage -> its OME-Zarr store's path.
     progress : callable, optional
         ``progress(step, done, total)`` after each tile of each pass.
+    threads : int
+        Tiles computed at once in the image passes (the threshold passes, the labelling):
+        more than one where the run has cores to spare (one large image).
 
     Returns
     -------
@@ -112,11 +119,17 @@ def run_tiled(
     grid = TileGrid(reader.shape, core)
     chunks = tuple(chunk_for(c) if c >= 64 else c for c in core)
     work.mkdir(parents=True, exist_ok=True)
-    thresholds = _thresholds(pipeline, chain, reader, grid, halo, work, progress)
+    thresholds = _thresholds(pipeline, chain, reader, grid, halo, work, progress, threads)
     image = TiledImage(pipeline, chain, reader, halo, thresholds)
     components = {s.name for s in chain.components}
 
+    creating = threading.Lock()
+
     def store(name: str, dtype: Any) -> OmeZarrWriter:
+        with creating:
+            return _store(name, dtype)
+
+    def _store(name: str, dtype: Any) -> OmeZarrWriter:
         if name not in stores:
             stores[name] = OmeZarrWriter(
                 outputs[name],
@@ -131,14 +144,18 @@ def run_tiled(
         return stores[name]
 
     stores: dict[str, OmeZarrWriter] = {}
-    joined = _label_tiles(pipeline, chain, image, grid, work, outputs, store, progress)
+    joined = _label_tiles(pipeline, chain, image, grid, work, outputs, store, progress, threads)
     keeps = _kept(chain, joined)
     provisional = _provisional(work, reader.shape, core, create=False) if joined is not None else None
     for name in outputs:
         writer = store(name, reader.dtype)  # an image stage's store exists once a tile is written
         if name in keeps and joined is not None:
-            for tile in grid:
-                writer.write(tile.core, _final_labels(provisional, joined, keeps[name], grid, tile.core))
+
+            def write(tile: Tile, writer: OmeZarrWriter = writer, keep: np.ndarray = keeps[name]) -> None:
+                writer.write(tile.core, _final_labels(provisional, joined, keep, grid, tile.core))
+
+            for _ in _ordered(write, grid, threads):
+                pass
         writer.finish()
     tables: dict[str, pd.DataFrame] = {}
     for stage in chain.tables:
@@ -171,6 +188,7 @@ def _thresholds(
     halo: int,
     work: Path,
     progress: Progress | None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Every global threshold, learnt from the whole image in two passes each."""
     record = work / "thresholds.json"
@@ -185,12 +203,15 @@ def _thresholds(
         (source,) = stage.inputs.values()
         image = TiledImage(pipeline, chain, reader, halo, known)
         span = ValueRange()
-        for tile in grid:
-            span.add(image.pixels(tile.core, until=name)[source])
+
+        def values_of(tile: Tile, name: str = name, source: str = source, image: TiledImage = image) -> Any:
+            return image.pixels(tile.core, until=name)[source]
+
+        for tile, values in _ordered(values_of, grid, threads):
+            span.add(values)
             _tell(progress, f"range for {name}", tile, grid)
         histogram: Histogram | None = None
-        for tile in grid:
-            values = image.pixels(tile.core, until=name)[source]
+        for tile, values in _ordered(values_of, grid, threads):
             if histogram is None:
                 histogram = Histogram(span.low, span.high, values.dtype)
             histogram.add(values)
@@ -213,36 +234,40 @@ def _label_tiles(
     outputs: Mapping[str, Path],
     store: Callable[[str, Any], OmeZarrWriter],
     progress: Progress | None,
+    threads: int = 1,
 ) -> Joined | None:
     """Run the image stages on every tile, write the saved ones, label the cores; join."""
     pixel_saved = [name for name in outputs if name in {s.name for s in chain.pixel}]
     labelling = chain.components[0] if chain.components else None
     provisional = _provisional(work, image.reader.shape, grid.tile, create=True) if labelling else None
-    records: list[TileObjects] = []
-    for tile in grid:
+    connectivity = int(labelling.params.get("connectivity", len(grid.shape))) if labelling else 0
+
+    def label_tile(tile: Tile) -> TileObjects | None:
         done = work / f"tile_{tile.index}.npz"
         if done.exists():  # labelled before the run was interrupted
             with np.load(done) as data:
-                records.append(TileObjects.from_npz(data))
-            _tell(progress, "tiles", tile, grid)
-            continue
+                return TileObjects.from_npz(data)
         values = image.pixels(tile.core)
         for name in pixel_saved:
             store(name, values[name].dtype).write(tile.core, values[name])
-        if labelling is not None:
-            assert provisional is not None
-            (mask,) = labelling.inputs.values()
-            connectivity = int(labelling.params.get("connectivity", image.reader.shape.__len__()))
-            local = sk_measure.label(values[mask].astype(bool), connectivity=connectivity).astype(np.int32)
-            provisional[tile.core] = local
-            objects = tile_objects(local, tile, image.reader.shape)
-            with atomic_path(done) as temporary, open(temporary, "wb") as file:
-                np.savez(file, **objects.to_npz())  # type: ignore[arg-type]
+        if labelling is None:
+            return None
+        assert provisional is not None
+        (mask,) = labelling.inputs.values()
+        local = sk_measure.label(values[mask].astype(bool), connectivity=connectivity).astype(np.int32)
+        provisional[tile.core] = local  # the chunk of this tile's core alone
+        objects = tile_objects(local, tile, image.reader.shape)
+        with atomic_path(done) as temporary, open(temporary, "wb") as file:
+            np.savez(file, **objects.to_npz())  # type: ignore[arg-type]
+        return objects
+
+    records: list[TileObjects] = []
+    for tile, objects in _ordered(label_tile, grid, threads):
+        if objects is not None:
             records.append(objects)
         _tell(progress, "tiles", tile, grid)
     if labelling is None:
         return None
-    connectivity = int(labelling.params.get("connectivity", len(grid.shape)))
     return join(records, grid, connectivity)
 
 
@@ -292,6 +317,25 @@ def _provisional(work: Path, shape: tuple[int, ...], core: tuple[int, ...], *, c
             zarr_format=2,
         )
     return zarr.open_array(str(path), mode="r+" if create else "r")
+
+
+def _ordered(function: Callable[[Tile], Any], grid: TileGrid, threads: int) -> Iterator[tuple[Tile, Any]]:
+    """``(tile, function(tile))`` for every tile in order, computed on ``threads`` threads
+    with at most twice that many tiles in flight (their arrays stay bounded)."""
+    if threads <= 1:
+        for tile in grid:
+            yield tile, function(tile)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="tile") as pool:
+        window: deque[tuple[Tile, Future[Any]]] = deque()
+        for tile in grid:
+            window.append((tile, pool.submit(function, tile)))
+            if len(window) >= 2 * threads:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
 
 
 def _tell(progress: Progress | None, step: str, tile: Tile, grid: TileGrid) -> None:

@@ -6,6 +6,12 @@ chunks, and the NGFF ``multiscales`` metadata with the pixel size; a labels outp
 also an NGFF label image (``image-label``). It is written under a temporary name and
 renamed into place when complete, so a run folder never holds half a store under its
 final name.
+
+A reader opens a store as its levels, lazy zarr arrays (:func:`open_store`: its metadata
+is read, never its pixels). A folder may hold links, and zarr follows them:
+:func:`store_within` says whether every link of a store leads somewhere inside the run
+folder, so that a crafted or damaged run folder never makes the reader open a file
+elsewhere (the reader checks a TIFF output the same way, one file).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LEVELS", "OmeZarrWriter", "open_levels", "partial_path"]
+__all__ = ["LEVELS", "OmeZarrWriter", "is_store", "open_levels", "open_store", "partial_path", "store_within"]
 
 #: pyramid levels written by default (level 0 included)
 LEVELS = 4
@@ -124,6 +130,102 @@ def open_levels(path: str | Path) -> list[Any]:
     group = zarr.open_group(str(path), mode="r")
     datasets = group.attrs["multiscales"][0]["datasets"]
     return [group[dataset["path"]] for dataset in datasets]
+
+
+#: zarr v2's group metadata, which every store the engine writes has
+_GROUP_FILES = (".zattrs", ".zgroup")
+
+
+def is_store(path: Path) -> bool:
+    """Whether ``path`` is an OME-Zarr store: a folder holding zarr group metadata."""
+    try:
+        return path.is_dir() and all((path / name).is_file() for name in _GROUP_FILES)
+    except OSError:
+        return False
+
+
+def store_within(root: Path, store: Path) -> bool:
+    """Whether ``store`` and everything in it lie inside ``root``, links resolved.
+
+    Walks the store once (a directory listing per folder, no ``stat`` of a file that
+    is no link): each link must resolve inside ``root``; a linked folder is walked
+    too, once, however many links lead to it.
+
+    Parameters
+    ----------
+    root : Path
+        The run folder.
+    store : Path
+        A store in it, e.g. ``root / 'labels' / 'a.ome.zarr'``.
+
+    Returns
+    -------
+    bool
+        False if the store, or any link in it, leads out of ``root`` (or cannot be
+        resolved, or is not there).
+    """
+    try:
+        inside = root.resolve()
+        start = store.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+    if not start.is_relative_to(inside) or not start.is_dir():
+        return False
+    seen = {start}
+    folders = [start]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        target = _resolved(entry.path)
+                        if target is None or not target.is_relative_to(inside):
+                            return False
+                        if target.is_dir() and target not in seen:
+                            seen.add(target)
+                            folders.append(target)
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.append(Path(entry.path))
+        except OSError:
+            return False
+    return True
+
+
+def open_store(path: Path) -> list[Any]:
+    """The levels of the OME-Zarr store at ``path``, largest first, as lazy zarr arrays.
+
+    Reads the store's metadata only (a few small JSON files).
+
+    Raises
+    ------
+    ValueError
+        If the store's metadata is damaged or does not describe a multiscale image:
+        no ``multiscales``, a level that is missing or not an array, levels of
+        different dimensions, or other than 2 or 3 of them. The message names the store.
+    """
+    import zarr
+
+    try:
+        levels = open_levels(path)
+    except (ValueError, LookupError, TypeError, OSError) as error:  # zarr's errors are ValueErrors
+        raise ValueError(
+            f"{path}: not a readable OME-Zarr store ({type(error).__name__}: {error}); "
+            "delete it and run its image again to write it anew"
+        ) from error
+    if not levels or not all(isinstance(level, zarr.Array) for level in levels):
+        raise ValueError(f"{path}: its multiscales metadata names no level, or a level that is not an array")
+    dimensions = {level.ndim for level in levels}
+    if len(dimensions) != 1 or levels[0].ndim not in (2, 3):
+        raise ValueError(f"{path}: levels of {sorted(dimensions)} dimensions; expected (Y, X) or (Z, Y, X)")
+    return levels
+
+
+def _resolved(path: str) -> Path | None:
+    try:
+        return Path(path).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
 
 
 def _level_shapes(shape: tuple[int, ...], chunks: tuple[int, ...], levels: int) -> list[tuple[int, ...]]:
