@@ -16,6 +16,7 @@ This module owns those names. It computes; :mod:`.conclusions` reads and writes.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,8 +316,8 @@ def check_table_format(table_format: str) -> None:
     """
     if table_format != "parquet":
         return
-    try:
-        import pyarrow  # noqa: F401
+    try:  # by name: an exported script imports pyarrow only for Parquet, as its docstring says
+        importlib.import_module("pyarrow")
     except ImportError as error:
         raise PipelineError(
             f"the Parquet table format needs pyarrow: pip install pyarrow ({error})",
