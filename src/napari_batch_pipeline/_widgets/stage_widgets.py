@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
@@ -329,13 +330,23 @@ def param_annotation(param: ParamSpec) -> Any:
     """The annotation magicgui builds a parameter's field from.
 
     Numbers get a range wide enough for any sensible value (magicgui's default is
-    0 to 999); the stage itself checks what it accepts.
+    0 to 999); the stage itself checks what it accepts. A mapping, and a number that may
+    be None, is a line of text read as a Python literal (``{'sigma_min': 1}``, ``None``),
+    for which magicgui has no field.
     """
     if param.annotation is float:
         return Annotated[float, {"min": -1e6, "max": 1e6, "step": 0.1}]
     if param.annotation is int:
         return Annotated[int, {"min": -(10**6), "max": 10**6}]
+    if typing.get_origin(param.annotation) is dict or _optional_number(param.annotation):
+        return Annotated[Any, {"widget_type": "LiteralEvalLineEdit"}]
     return param.annotation
+
+
+def _optional_number(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``int | None`` or ``float | None``."""
+    options = set(typing.get_args(annotation))
+    return type(None) in options and bool(options & {int, float}) and len(options) == 2
 
 
 def _widget_signature(spec: StageSpec) -> inspect.Signature:

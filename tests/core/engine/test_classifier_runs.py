@@ -8,6 +8,7 @@ run that succeeds there got its forests in memory.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,22 @@ def test_new_training_is_a_new_pipeline(setup, reference, tmp_path: Path) -> Non
     assert retrained.hash != first.hash
     with pytest.raises(PipelineError, match=r"different pipeline|another pipeline|fresh"):
         run_batch(retrained, images, reference)
+
+
+def test_the_estimate_counts_the_training_once_and_not_in_each_task(setup, monkeypatch) -> None:
+    from napari_batch_pipeline.core.plan.batch_plan import plan_batch
+
+    pipeline_file, images = setup
+    original = forests.train_pixels
+
+    def slow(*args):  # a training that takes at least 2 s
+        time.sleep(2)
+        return original(*args)
+
+    monkeypatch.setattr(forests, "train_pixels", slow)
+    forests._TRAINED.clear()
+    planned = plan_batch(pipeline_file, images, executor="serial").estimate()
+    assert planned.training_seconds >= 2
+    assert planned.seconds_per_task < 2  # the measured task found the forest trained
+    assert planned.seconds >= planned.training_seconds + planned.seconds_per_task * 4 * 0.99
+    assert "(training " in planned.summary()

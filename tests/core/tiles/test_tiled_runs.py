@@ -228,3 +228,16 @@ def test_an_ome_zarr_input_runs_tiled_region_by_region(tmp_path):
     )
     store = zarr.open_group(str(tmp_path / "tiled" / "labels" / "slide.ome.zarr"), mode="r")
     assert store.attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] == [0.5, 0.5]
+
+
+def test_a_tiled_run_never_reads_its_tiff_whole(folder, tmp_path, monkeypatch):
+    from napari_batch_pipeline.core.images import lazy
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the image was read whole")
+
+    monkeypatch.setattr(lazy, "read_field", whole)
+    report = run_batch(
+        chain_pipeline(properties=["area"]), folder, tmp_path / "out", executor="threads", tile=128
+    )
+    assert report.failed == 0, pd.read_csv(tmp_path / "out" / "images.csv")["error"].tolist()

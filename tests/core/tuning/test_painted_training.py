@@ -52,3 +52,38 @@ def test_paintings_train_a_forest_the_preview_finds_and_save_writes_its_file(tmp
 def test_a_painting_of_another_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="training layer is"):
         PaintedTraining("cells").paint("a", np.zeros((8, 8)), np.zeros((8, 9), np.uint8))
+
+
+def test_objects_take_the_class_painted_most_over_them_and_train_the_object_classifier() -> None:
+    from skimage import measure
+
+    forests._TRAINED.clear()
+    image = nuclei_image((128, 128), 12, 7.0, seed=2)
+    objects = measure.label(filters.gaussian(image, 2, preserve_range=True) > filters.threshold_otsu(image))
+    table = measure.regionprops_table(objects, properties=["label", "area", "centroid"])
+    large = table["area"] > np.median(table["area"])
+    painted = np.zeros(objects.shape, np.uint8)
+    for label, big, row, col in zip(
+        table["label"], large, table["centroid-0"], table["centroid-1"], strict=True
+    ):
+        if label % 3:  # a third of the objects left unpainted: not chosen
+            painted[int(row) - 1 : int(row) + 2, int(col) - 1 : int(col) + 2] = 2 if big else 1
+    painted[objects == table["label"][1]] = 1  # mostly 1 over object 2, with a dab of 2
+    painted[int(table["centroid-0"][1]), int(table["centroid-1"][1])] = 2
+    training = PaintedTraining("kinds", "objects")
+    training.paint_objects("a", objects, image, painted)
+    (example,) = training.examples()
+    classes = example["classes"]
+    assert classes[0] == 0 and classes[2] == 1
+    assert all(classes[label] == 0 for label in table["label"] if label % 3 == 0)
+    assert all(
+        classes[label] == (2 if big else 1)
+        for label, big in zip(table["label"], large, strict=True)
+        if label % 3 and label != 2
+    )
+    stage = {"name": "kinds", "function": "object_classifier", "inputs": {"labels": "input"}}
+    stage["params"] = {"trees": 5, "properties": ["area"]}
+    name, sha = training.train(Pipeline([stage])["kinds"].params)
+    pipeline = Pipeline([{**stage, "params": {**stage["params"], "training": name, "training_sha256": sha}}])
+    got = pipeline.run(objects)["kinds"]
+    assert list(got["label"]) == list(table["label"]) and set(got["class"]) <= {1, 2}

@@ -75,11 +75,13 @@ def open_region_reader(source: Source, input_name: str = "input") -> RegionReade
     if source.problem is not None:
         raise ImageReadError(source.problem)
     path = Path(source.path)
-    if not source.channel_files and not source.channel_index:
+    # a planned single-channel field names its channel (``input``: 0); several are refused below
+    channel = source.channel_index[0][1] if len(source.channel_index) == 1 else None
+    if not source.channel_files and (channel is not None or not source.channel_index):
         if path.suffix.lower() == ".zarr" or path.name.lower().endswith(".ome.zarr"):
-            return _zarr(path, source)
+            return _zarr(path, source, channel)
         if path.suffix.lower() in (".tif", ".tiff", ".btf", ".tf8", ".tf2"):
-            reader = _tiff(path, source)
+            reader = _tiff(path, source, channel)
             if reader is not None:
                 return reader
     loaded = read_field(source, input_name)
@@ -90,7 +92,7 @@ def open_region_reader(source: Source, input_name: str = "input") -> RegionReade
     return RegionReader(next(iter(loaded.images.values())), loaded.spacing)
 
 
-def _tiff(path: Path, source: Source) -> RegionReader | None:
+def _tiff(path: Path, source: Source, channel: int | None) -> RegionReader | None:
     """A zarr view of the field's series, or None when its axes are not plain (T)(Z)YX."""
     import tifffile
     import zarr
@@ -111,7 +113,9 @@ def _tiff(path: Path, source: Source) -> RegionReader | None:
                 keep.append(source.t or 0)
             elif size == 1:
                 keep.append(0)
-            else:  # channels or samples: not a single-channel field
+            elif letter == "C" and channel is not None and channel < size:
+                keep.append(channel)
+            else:  # samples, several channels, another axis: the format layer reads it
                 tif.close()
                 return None
         view: Any
@@ -137,7 +141,7 @@ def _mappable(series: Any) -> bool:
         return False
 
 
-def _zarr(path: Path, source: Source) -> RegionReader:
+def _zarr(path: Path, source: Source, channel: int | None) -> RegionReader:
     import zarr
 
     try:
@@ -165,6 +169,8 @@ def _zarr(path: Path, source: Source) -> RegionReader:
             keep.append(slice(None))
         elif size == 1 or letter == "T":
             keep.append(source.t or 0 if letter == "T" else 0)
+        elif letter == "C" and channel is not None and channel < size:
+            keep.append(channel)
         else:
             raise ImageReadError(f"{source.relative}: a tiled run reads one channel, this image has {size}")
     spacing = None

@@ -8,8 +8,6 @@ per process and training (:mod:`.forests`); the engine trains them before the ta
 hands the forests to its workers.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping
 from typing import Any, Literal

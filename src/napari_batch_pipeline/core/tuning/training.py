@@ -1,8 +1,10 @@
-"""Training a pixel classifier by painting: the paintings of one stage, and its training file.
+"""Training a classifier by painting: the paintings of one stage, and its training file.
 
 In the builder a person paints classes (1, 2, ...) on a training layer of each image the
-chain runs on (the main one, and the second one of test mode). A :class:`PaintedTraining`
-keeps, per image, the stage's input as the stage sees it and the painted labels; from
+chain runs on (the main one, and the second one of test mode): on pixels for a pixel
+classifier, over objects for an object classifier (an object takes the class painted
+most over it; objects left unpainted are not chosen). A :class:`PaintedTraining`
+keeps, per image, the stage's inputs as the stage sees them and what was painted; from
 them it makes the bytes of the stage's training file (:mod:`..stages.training`), their
 SHA-256, and the forest, trained at once and kept in memory by its training key
 (:func:`..stages.forests.remember`), so that the preview finds it without any file. The
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stages.forests import remember, train_pixels, training_key
+from ..stages.forests import remember, train_objects, train_pixels, training_key
 from ..stages.training import training_bytes, write_training
 
 __all__ = ["PaintedTraining", "training_file_name"]
@@ -33,12 +35,14 @@ def training_file_name(stage: str) -> str:
 
 
 class PaintedTraining:
-    """The paintings of one pixel classifier stage, by image, and what they train.
+    """The paintings of one classifier stage, by image, and what they train.
 
     Parameters
     ----------
     stage : str
         The stage's name (it names the training file).
+    kind : {'pixels', 'objects'}
+        What the stage classes (``StageSpec.trains``).
 
     Attributes
     ----------
@@ -48,11 +52,11 @@ class PaintedTraining:
         Their SHA-256 (empty before the first :meth:`train`).
     """
 
-    def __init__(self, stage: str):
-        self.stage = stage
+    def __init__(self, stage: str, kind: str = "pixels"):
+        self.stage, self.kind = stage, kind
         self.data: bytes | None = None
         self.sha256 = ""
-        self._paintings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._examples: dict[str, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -74,18 +78,44 @@ class PaintedTraining:
                 f"{np.shape(image)}; paint on a layer of the image's shape"
             )
         with self._lock:
-            self._paintings[image_key] = (np.array(image), np.asarray(labels).astype(np.uint8))
+            self._examples[image_key] = {
+                "image": np.array(image),
+                "labels": np.asarray(labels).astype(np.uint8),
+            }
+
+    def paint_objects(
+        self, image_key: str, objects: np.ndarray, intensity: np.ndarray | None, painted: np.ndarray
+    ) -> None:
+        """Keep the objects of the image ``image_key`` (a labels image, and the intensities
+        its measurements take, if any) with the class painted most over each.
+
+        Raises
+        ------
+        ValueError
+            If ``painted`` is not the shape of ``objects``.
+        """
+        objects = np.asarray(objects)
+        if np.shape(painted) != objects.shape:
+            raise ValueError(
+                f"{self.stage}: the training layer is {np.shape(painted)} and the objects "
+                f"{objects.shape}; paint on a layer of the image's shape"
+            )
+        example = {"objects": np.array(objects), "classes": _object_classes(objects, np.asarray(painted))}
+        if intensity is not None:
+            example["image"] = np.array(intensity)
+        with self._lock:
+            self._examples[image_key] = example
 
     @property
     def painted(self) -> bool:
-        """Whether any pixel of any image is painted."""
-        with self._lock:
-            return any(labels.any() for _, labels in self._paintings.values())
+        """Whether any pixel (or object) of any image has a class."""
+        return bool(self.examples())
 
     def examples(self) -> list[dict[str, np.ndarray]]:
-        """The training images in the order first painted: those with a painted pixel."""
+        """The training images in the order first painted: those with a class somewhere."""
+        marks = "labels" if self.kind == "pixels" else "classes"
         with self._lock:
-            return [{"image": i, "labels": p} for i, p in self._paintings.values() if p.any()]
+            return [example for example in self._examples.values() if example[marks].any()]
 
     def train(self, params: Mapping[str, Any]) -> tuple[str, str]:
         """Make the training file's bytes, and train the stage's forest on them (kept in
@@ -110,8 +140,8 @@ class PaintedTraining:
         data = training_bytes(examples)
         sha = hashlib.sha256(data).hexdigest()
         settings = {**params, "training": self.file_name, "training_sha256": sha}
-        forest = train_pixels(examples, settings)
-        remember({training_key("pixels", settings): forest})
+        forest = (train_pixels if self.kind == "pixels" else train_objects)(examples, settings)
+        remember({training_key(self.kind, settings): forest})
         self.data, self.sha256 = data, sha
         return self.file_name, sha
 
@@ -123,3 +153,16 @@ class PaintedTraining:
         path = Path(folder) / self.file_name
         write_training(path, self.data)
         return path
+
+
+def _object_classes(objects: np.ndarray, painted: np.ndarray) -> np.ndarray:
+    """The class painted most over each object, by label (0: none painted over it)."""
+    count = int(objects.max()) + 1 if objects.size else 1
+    over = (objects > 0) & (painted > 0)
+    if not over.any():
+        return np.zeros(count, dtype=np.int64)
+    votes = np.zeros((count, int(painted.max()) + 1), dtype=np.int64)
+    np.add.at(votes, (objects[over].astype(np.int64), painted[over].astype(np.int64)), 1)
+    classes = votes.argmax(axis=1)
+    classes[votes.sum(axis=1) == 0] = 0
+    return classes
