@@ -21,7 +21,7 @@ import pandas as pd
 from magicgui.widgets import FunctionGui
 from napari.layers import Image, Labels, Layer
 from napari.qt.threading import FunctionWorker, create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
 from .._layer_steps import as_features
@@ -117,8 +117,15 @@ class StageWidget(FunctionGui):
 
     def reset_choices(self, *args: Any) -> None:
         """Refresh the layer choosers; an optional image chooser the stage's defaults need
-        (measure's intensity, for ``intensity_mean``) takes the first image layer."""
+        (measure's intensity, for ``intensity_mean``) takes the first image layer; a labels
+        chooser showing a mask (a threshold's 0/1 output) takes the newest labels layer."""
         super().reset_choices(*args)
+        for name, kind in self.spec.data_args.items():
+            box = self.__getitem__(name)  # by name: ``labels`` is also a Container property
+            if kind == "labels" and name != "mask" and _is_mask(box.value):
+                labels = [c for c in box.choices if isinstance(c, Labels) and not _is_mask(c)]
+                if labels:
+                    box.value = labels[-1]
         check, defaults = self.spec.check, self.spec.defaults()
         for name in self.spec.optional_data:
             box = getattr(self, name, None)
@@ -292,10 +299,28 @@ def _prepare(spec: StageSpec, arguments: dict[str, Any]) -> _StageCall:
     source = layers[spec.main_arg]
     if source is None:
         raise ValueError(f"{spec.name}: choose a layer for {spec.main_arg!r}")
+    for name, layer in layers.items():  # runs, and means nothing: say so
+        if spec.data_args[name] == "labels" and name != "mask" and _is_mask(layer):
+            assert layer is not None
+            show_warning(
+                f"{spec.name}: its {name} {layer.name!r} is a mask (0 and 1), not labels, so every "
+                f"object is one: label it first (the Label stage), then choose that layer"
+            )
     data = {name: None if layer is None else layer.data for name, layer in layers.items()}
     if spec.takes_spacing:
         data[SPACING_ARG] = _layer_spacing(layers, source)
     return _StageCall(viewer, spec, data, arguments, source, layers)
+
+
+#: the metadata key of a stage widget's output layer: the stage's kind of output
+OUTPUT_KIND = "stage_output"
+
+
+def _is_mask(layer: Any) -> bool:
+    """Whether ``layer`` is a mask: a stage widget's mask output, or boolean data."""
+    if not isinstance(layer, Labels):
+        return False
+    return layer.metadata.get(OUTPUT_KIND) == "mask" or getattr(layer.data, "dtype", None) is np.dtype(bool)
 
 
 #: the pipeline file's words for a data argument to connect (``add inputs: {intensity: input}``)
@@ -370,10 +395,13 @@ def _show_result(
     if name in viewer.layers and isinstance(viewer.layers[name], layer_type):
         layer = viewer.layers[name]
         layer.data = data
+        layer.metadata[OUTPUT_KIND] = spec.returns
         if isinstance(layer, Image):
             layer.reset_contrast_limits()
         return layer
-    return viewer.add_layer(layer_type(data, name=name, scale=source.scale, translate=source.translate))
+    metadata = {OUTPUT_KIND: spec.returns}
+    layer = layer_type(data, name=name, scale=source.scale, translate=source.translate, metadata=metadata)
+    return viewer.add_layer(layer)
 
 
 def _show_table(
