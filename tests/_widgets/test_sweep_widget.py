@@ -164,3 +164,15 @@ def test_cancel_shows_nothing_and_a_bad_sweep_says_why(builder, qtbot):
     panel.run_button.changed.emit(True)
     assert "leads away" in panel.status.value
     assert panel.worker is worker  # nothing started
+
+
+def test_the_builder_never_offers_a_sweeps_stack_as_an_image(builder, sweep_to_end):
+    panel = builder.open_sweep()
+    sigma_sweep(panel)
+    panel.output.value = "blurred"  # an image stage: the stack is an Image layer
+    result = sweep_to_end(panel)
+    layer = panel.layer
+    assert isinstance(layer, Image) and layer.name == SweepPanel.layer_name(result)
+    offered = [choice for choice in builder.image.choices if choice is not None]
+    assert layer not in offered and layer not in builder.second_image.choices
+    assert builder.viewer.layers["nuclei"] in offered

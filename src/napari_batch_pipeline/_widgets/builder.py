@@ -50,7 +50,7 @@ from .dock_layout import scrolling_layout, wrapping
 from .home import join_home, join_home_later, mark_page, show_page
 from .session import follow, layer_image, session_for
 from .stage_panel import StageList, StagePanel
-from .sweep import SweepPanel
+from .sweep import SWEEP_METADATA, SweepPanel
 
 __all__ = ["DEBOUNCE_MS", "PipelineBuilder"]
 
@@ -356,12 +356,15 @@ class PipelineBuilder(QWidget):
     # -- layers, files ------------------------------------------------------------------
 
     def _image_choices(self, _widget: Any = None) -> list[tuple[str, Layer]]:
-        """The image layers to run on: every one but the outputs shown."""
+        """The image layers to run on: every one but the outputs shown (the chain's, and a
+        sweep's stack of outputs)."""
         chain_layers = getattr(self, "chain_layers", None)  # the boxes ask before it exists
         return [
             (layer.name, layer)
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and not (chain_layers is not None and chain_layers.owns(layer))
+            if isinstance(layer, Image)
+            and SWEEP_METADATA not in layer.metadata
+            and not (chain_layers is not None and chain_layers.owns(layer))
         ]
 
     def _refresh_images(self, _event: Any = None) -> None:
