@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from napari_batch_pipeline._widgets import batch as batch_module
 from napari_batch_pipeline.core.engine.events import RunStarted, TaskFinished
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
@@ -108,7 +109,7 @@ def test_a_message_about_the_fields_goes_when_they_change(make_batch_widget, tmp
 
 
 def test_a_tuned_pipeline_run_into_the_last_folder_gets_a_folder_of_its_own(
-    make_batch_widget, image_folder, tmp_path, run_to_end, pipeline_yaml, qtbot
+    make_batch_widget, image_folder, tmp_path, run_to_end, pipeline_yaml, qtbot, monkeypatch
 ):
     widget = make_batch_widget(image_folder)
     assert run_to_end(widget).done == 6
@@ -116,8 +117,14 @@ def test_a_tuned_pipeline_run_into_the_last_folder_gets_a_folder_of_its_own(
     tuned.write_text(pipeline_yaml.replace("sigma: 2", "sigma: 3"), encoding="utf-8")
     assert "sigma: 3" in tuned.read_text()
     widget.pipeline.value = tuned
+    shown: dict[str, list[str]] = {"info": [], "error": []}
+    monkeypatch.setattr(batch_module, "show_info", shown["info"].append)
+    monkeypatch.setattr(batch_module, "show_error", shown["error"].append)
 
     widget.run_button.native.click()  # refused: "holds a run of a different pipeline"
+
+    # an offer, not an error: a notice, never a red toast
+    assert shown["error"] == [] and "holds a run of another pipeline" in shown["info"][0]
 
     version = tmp_path / f"out-{Pipeline.from_yaml(tuned).hash[:8]}"
     assert Path(widget.output_dir.value) == version

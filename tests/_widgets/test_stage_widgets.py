@@ -167,6 +167,18 @@ def test_running_without_a_layer_says_what_is_missing(make_napari_viewer):
         widget()
 
 
+def test_run_clicked_without_a_layer_says_so_in_plain_words(make_napari_viewer, monkeypatch, qtbot):
+    # it was an empty error toast with only "View Traceback" (psygnal's EmitLoopError)
+    viewer = make_napari_viewer()
+    errors: list[str] = []
+    monkeypatch.setattr("napari_batch_pipeline._widgets.stage_widgets.show_error", errors.append)
+    widget = make_stage_widget("measure")
+    viewer.window.add_dock_widget(widget)
+    widget.call_button.native.click()
+    assert errors == ["measure: choose a layer for 'labels'"]
+    assert widget.worker is None
+
+
 def test_measure_in_physical_units_takes_the_labels_layer_scale(viewer):
     labels = label(threshold(nuclei_image()))
     labels_layer = viewer.add_labels(labels, name="nuclei labels", scale=(0.5, 0.25))

@@ -43,7 +43,7 @@ from ..core.pipeline.model import Pipeline
 from ..core.plan.batch_plan import BatchPlan, plan_batch
 from ..core.plan.estimate import Estimate
 from .batch_fields import BatchFields, field_hint, path_of
-from .batch_status import CloseGuard, offer_version_folder, summary_text
+from .batch_status import CloseGuard, VersionFolderOffer, offer_version_folder, summary_text
 from .collector import hold_collector
 from .dock_layout import scrolling_layout, wrapping
 from .home import join_home_later, mark_page, show_page
@@ -298,7 +298,8 @@ class BatchWidget(QWidget):
             message = field_hint(error) if isinstance(error, PipelineError) else str(error)
             self.status.value = message
             self._fields_message = True
-            show_error(message)
+            # an offer of this pipeline's own folder is a notice; the rest, errors
+            (show_info if isinstance(error, VersionFolderOffer) else show_error)(message)
 
     def _on_field_changed(self) -> None:
         """A message about the fields, or an estimate of other fields, is out of date."""

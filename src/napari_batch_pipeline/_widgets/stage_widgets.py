@@ -113,7 +113,7 @@ class StageWidget(FunctionGui):
         button = self.call_button
         assert button is not None
         button.changed.disconnect()
-        button.changed.connect(self.start)
+        button.changed.connect(self._on_run_clicked)
 
     def reset_choices(self, *args: Any) -> None:
         """Refresh the layer choosers; an optional image chooser the stage's defaults need
@@ -136,12 +136,24 @@ class StageWidget(FunctionGui):
             if without and images and not check(defaults, set(self.spec.data_args)):
                 box.value = images[0]
 
+    def _on_run_clicked(self) -> None:
+        """Run; a layer not chosen is said in plain words, never as a traceback."""
+        try:
+            self.start()
+        except ValueError as error:
+            show_error(str(error))
+
     def start(self) -> FunctionWorker:
         """Run the stage with the current values in a thread worker; return the worker.
 
         The output layer is added (or updated) when the worker returns, then ``called``
         is emitted with it, as after a direct call; an error becomes a napari
         notification.
+
+        Raises
+        ------
+        ValueError
+            If a layer the stage needs is not chosen (nothing is started then).
         """
         bound = self.__signature__.bind()
         bound.apply_defaults()
