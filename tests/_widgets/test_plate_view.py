@@ -37,6 +37,11 @@ def test_the_plate_map_shows_wells_and_a_click_shows_a_well(
     assert data[0, 0] == float(a01["nuclei.mean_area"].iloc[0])
     assert np.isnan(data[7, 11])  # P2_H12 is flagged: not shown
     assert np.isnan(data[3, 0])  # no image in D01
+    # the title wraps in a dock's narrow canvas, never cut ("ate P1: ...")
+    view.canvas.resize(380, 300)
+    view.canvas.draw()
+    box = axes.title.get_window_extent(view.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= view.figure.bbox.width, (box, view.figure.bbox)
 
     # a click on A01 shows its input and its saved labels
     x, y = axes.transData.transform((0, 0))

@@ -45,6 +45,9 @@ def draw_plate_map(figure: Any, results: RunResults, plate: str, measurement: st
     settings = recorded_settings(results)
     grid = plate_grid(images[plates(images) == plate], measurement, settings.negative, settings.positive)
     draw_plate(figure, grid, plate)
+    title = figure.axes[0].title  # a dock is narrower than the command line's PNG: wrap, never cut
+    title.set_fontsize("small")
+    title.set_wrap(True)
 
 
 def well_images(results: RunResults, plate: str, x: float, y: float) -> list[int]:
