@@ -203,3 +203,27 @@ def test_the_first_run_does_not_wait_for_starting_workers(batch_widget, run_to_e
     assert not widget.warming.workers_starting
     batch = widget.make_batch()
     assert batch.options.executor == "processes" and batch.options.low_priority
+
+
+def test_a_count_that_is_always_one_does_not_clutter_the_table_or_the_plate_map(
+    make_batch_widget, image_folder, pipeline_yaml, tmp_path, run_to_end
+):
+    from napari_batch_pipeline._widgets.plate_view import plate_measurements
+    from napari_batch_pipeline.core.run_folder.reader import RunResults
+
+    with_quality = tmp_path / "quality.yaml"
+    with_quality.write_text(
+        pipeline_yaml + "  - {name: quality, function: image_quality, inputs: {image: input}}\n",
+        encoding="utf-8",
+    )
+    widget = make_batch_widget(image_folder)
+    widget.pipeline.value = with_quality
+    run_to_end(widget)
+    table = widget.table
+    # image_quality gives one row per image: its count is 1 for every image, and hidden
+    assert table.isColumnHidden(table.columns.index("quality.count"))
+    assert not table.isColumnHidden(table.columns.index("quality.mean_focus_score"))
+    assert not table.isColumnHidden(table.columns.index("nuclei.count"))
+    choices = plate_measurements(RunResults(tmp_path / "out"))
+    assert "quality.count" not in choices
+    assert {"nuclei.count", "quality.mean_focus_score"} <= set(choices)

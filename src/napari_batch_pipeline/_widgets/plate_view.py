@@ -21,6 +21,7 @@ from ..core.results.screen import per_image_measurements, plates
 from ..core.run_folder.lazy import image_scale
 from ..core.run_folder.reader import RunResults
 from ..core.run_folder.tables import COLUMN, ROW
+from .task_table import COUNT_SUFFIX, single_count
 
 __all__ = ["draw_plate_map", "plate_choices", "plate_measurements", "well_images", "well_layers"]
 
@@ -34,8 +35,14 @@ def plate_choices(results: RunResults) -> list[str]:
 
 
 def plate_measurements(results: RunResults) -> list[str]:
-    """The per-image measurements a plate map can show (images.csv columns)."""
-    return per_image_measurements(results.images, results.table_stages)
+    """The per-image measurements a plate map can show (images.csv columns); not an object
+    count that is 1 for every image (a stage of one row per image counts nothing)."""
+    images = results.images
+    return [
+        column
+        for column in per_image_measurements(images, results.table_stages)
+        if not (column.endswith(COUNT_SUFFIX) and single_count(images[column]))
+    ]
 
 
 def draw_plate_map(figure: Any, results: RunResults, plate: str, measurement: str) -> None:
