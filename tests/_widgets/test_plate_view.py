@@ -52,6 +52,12 @@ def test_the_plate_map_shows_wells_and_a_click_shows_a_well(
     assert names == ["run: P2_A01.tif", "run: P2_A01.tif kept"]
     np.testing.assert_array_equal(view.well_layers[0].data, tifffile.imread(screen.images / "P2_A01.tif"))
     assert view.well_layers[1].data.max() > 0
+    # the labels have the well's objects as features, as after a row click
+    kept = view.well_layers[1]
+    objects = pd.read_csv(run / f"{kept.metadata['table']}.csv", keep_default_na=False)
+    mine = objects[(objects["image"] == "P2_A01.tif")]
+    assert len(kept.features) == len(mine) > 0
+    assert set(kept.features["index"]) <= set(np.unique(kept.data)) - {0}
     # another well replaces them
     view.show_well(1, 1)
     assert [layer.name for layer in viewer.layers] == ["run: P2_B02.tif", "run: P2_B02.tif kept"]

@@ -11,14 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from napari.layers import Layer
 from napari.utils.notifications import show_info
 
+from .._layer_steps import as_features
 from ..core.images.sources import read_image
 from ..core.results.conclusions import recorded_settings
 from ..core.results.plate_map import draw_plate, plate_grid, well_rows
 from ..core.results.screen import per_image_measurements, plates
 from ..core.run_folder.lazy import image_scale
+from ..core.run_folder.objects import measured_by, select_objects, task_columns
 from ..core.run_folder.reader import RunResults
 from ..core.run_folder.tables import COLUMN, ROW
 from .task_table import COUNT_SUFFIX, single_count
@@ -83,5 +86,17 @@ def well_layers(viewer: Any, results: RunResults, rows: list[int]) -> list[Layer
             stage = suffix.strip()
             kind = results.pipeline[stage].returns if stage else "image"
             add = viewer.add_labels if kind in ("labels", "mask") else viewer.add_image
-            layers.append(add(data, name=name + suffix, scale=scale, metadata={"row": index, "stage": stage}))
+            layer = add(data, name=name + suffix, scale=scale, metadata={"row": index, "stage": stage})
+            table = measured_by(results.pipeline, stage) if kind in ("labels", "mask") else None
+            if table is not None:  # the objects of the well's image, as a row click gives them
+                layer.metadata["table"] = table
+                layer.features = as_features(_row_objects(results, table, index))
+            layers.append(layer)
     return layers
+
+
+def _row_objects(results: RunResults, table: str, index: int) -> pd.DataFrame:
+    """The rows of ``<table>.csv`` of the task in row ``index`` of images.csv."""
+    images = results.images
+    key = {column: images[column].iloc[index] for column in task_columns(images, results.all_param_columns)}
+    return select_objects(results.table(table), key)
