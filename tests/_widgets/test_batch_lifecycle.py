@@ -227,3 +227,21 @@ def test_a_count_that_is_always_one_does_not_clutter_the_table_or_the_plate_map(
     choices = plate_measurements(RunResults(tmp_path / "out"))
     assert "quality.count" not in choices
     assert {"nuclei.count", "quality.mean_focus_score"} <= set(choices)
+
+
+def test_after_a_row_click_the_corner_names_the_clicked_image(batch_widget, run_to_end):
+    widget = batch_widget
+    run_to_end(widget)
+    viewer = widget.viewer
+    overlay = viewer.canvas.overlays["text"]
+    viewer.dims.set_current_step(0, 0)
+    stack_text = overlay.text
+    row = next(
+        r for r in range(widget.table.rowCount()) if not stack_text.startswith(widget.table.text(r, 0))
+    )
+    clicked = widget.table.text(row, "image")
+    layers = widget.show_row(row)
+    assert layers and overlay.visible
+    assert overlay.text.startswith(clicked) and "clicked" in overlay.text
+    viewer.dims.set_current_step(0, 2)  # the slider: the stack's image again
+    assert not overlay.text.endswith("clicked)")

@@ -429,7 +429,8 @@ class BatchWidget(QWidget):
 
         The layers of the previous click are removed; the new ones are named
         ``"<image> [<parameter set>]"`` and ``"... <stage>"`` (see
-        :func:`.run_layers.task_layers`), at the pixel size's scale. Returns them.
+        :func:`.run_layers.task_layers`), at the pixel size's scale, and the canvas's corner
+        text names the image clicked (until the stacks' slider moves). Returns them.
         """
         if self.batch is None or not 0 <= row < len(self.table.tasks):
             return []
@@ -438,6 +439,10 @@ class BatchWidget(QWidget):
                 self.viewer.layers.remove(layer)
         batch = self.batch
         self.row_layers = task_layers(self.viewer, batch.folder.path, batch.pipeline, self.table.tasks[row])
+        if self.row_layers:  # the corner names what is on top now, until the slider moves
+            overlay = self.viewer.canvas.overlays["text"]
+            overlay.text = f"{self.row_layers[0].name.partition(': ')[2]} (table row {row + 1}, clicked)"
+            overlay.visible = True
         return self.row_layers
 
     def show_tables(self) -> ResultsView | None:
