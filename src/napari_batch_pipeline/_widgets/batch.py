@@ -4,8 +4,11 @@ The engine (:class:`~napari_batch_pipeline.core.batch.BatchRun`) runs in a napar
 thread worker whose generator yields the engine's events; the widget turns them into a
 progress bar, one table row per finished task, and at the end the saved outputs as
 lazy layers. Events are shown in batches, at most every :data:`SHOW_EVERY` seconds
-(the first at once): a run of 1,000 fast tasks costs the event loop a few dozen table
-and progress updates, not 1,000 of each, so the viewer stays responsive. Cancel calls
+(the first at once), the table, the status and the progress bar in one turn of the event
+loop: a repaint of the dock composes the whole window with the canvas (50 ms and more
+on a software-OpenGL display, Xvfb or a remote desktop), so a run costs the viewer two
+repaints a second, not one per task nor one per bar; nothing repaints at once
+(synchronously), so the viewer stays responsive. Cancel calls
 ``BatchRun.cancel()`` and lets the engine finish cleanly (tables written, nothing
 half-written left). A click on a row shows that task's input image with its saved outputs.
 
@@ -56,11 +59,14 @@ from .warm_up import WarmUp, warm_up
 
 __all__ = ["SHOW_EVERY", "BatchWidget"]
 
-#: seconds between two updates of the table while a batch runs
-SHOW_EVERY = 0.1
-#: seconds between two updates of the progress bars: a progress bar repaints at once
-#: (synchronously) when its value moves, which costs the event loop more than the table
-_PROGRESS_EVERY = 0.5
+#: seconds between two updates of the table, status and progress bar while a batch runs:
+#: each repaints the dock, which composes the whole window with the canvas
+SHOW_EVERY = 0.5
+#: seconds between two updates of the progress bar, in the same turn as the table's
+_PROGRESS_EVERY = SHOW_EVERY
+#: seconds between two updates of napari's activity progress bar: it repaints at once and
+#: turns the event loop itself (``processEvents``) when it moves
+_ACTIVITY_EVERY = 2.0
 
 
 class BatchWidget(QWidget):
@@ -145,6 +151,7 @@ class BatchWidget(QWidget):
         self.row_layers: list[Layer] = []
         self._progress: progress | None = None
         self._steps, self._stepped_at = 0, 0.0  # progress not yet shown, and when it last was
+        self._shown_bar_at = 0.0  # when the widget's own progress bar last moved
         self._ended = 0  # tasks ended (done or failed, resumed ones too) by the latest event shown
         self._pending: list[Event] = []  # engine events not yet shown (_show_pending)
         self._shown_at = 0.0  # when events were last shown
@@ -235,7 +242,7 @@ class BatchWidget(QWidget):
         self.progress_bar.max, self.progress_bar.value = max(1, len(batch.tasks)), 0
         self._ended = 0
         self._progress = progress(total=len(batch.tasks), desc="Batch processing")
-        self._steps, self._stepped_at = 0, time.monotonic()
+        self._steps, self._stepped_at, self._shown_bar_at = 0, time.monotonic(), 0.0
         self._worker_done.clear()
         worker = create_worker(self._worker_events, batch, _ignore_errors=True)
         worker.yielded.connect(self._on_event)
@@ -382,15 +389,21 @@ class BatchWidget(QWidget):
             self.engine_event.emit(event)
 
     def _advance(self, steps: int, *, flush: bool = False) -> None:
-        """Move the progress bars on, at most every 0.5 s: each update repaints them at once.
-        napari's runs the event loop itself (``processEvents``) when it moves: it is moved
-        from a slot of its own, so that no later event is handled first."""
+        """Move the progress bars on: the widget's at most every :data:`SHOW_EVERY` seconds,
+        repainted with the table; napari's at most every 2 s, from a slot of its own (it
+        runs the event loop itself when it moves, so that no later event is handled first)."""
         self._steps += steps
         now = time.monotonic()
-        if not (flush or now - self._stepped_at >= _PROGRESS_EVERY):
+        if flush or now - self._shown_bar_at >= _PROGRESS_EVERY:
+            self._shown_bar_at = now
+            # QProgressBar repaints at once when its value moves: paint with the table instead
+            native = self.progress_bar.native
+            native.setUpdatesEnabled(False)
+            self.progress_bar.value = self._ended
+            native.setUpdatesEnabled(True)  # schedules the repaint, in this turn's
+        if not (flush or now - self._stepped_at >= _ACTIVITY_EVERY):
             return
         self._stepped_at = now
-        self.progress_bar.value = self._ended
         if self._progress is not None and self._steps:
             bar, steps = self._progress, self._steps
             self._steps = 0
