@@ -42,7 +42,7 @@ from ..core.errors import PipelineError
 from ..core.export.script import export_script
 from ..core.pipeline.model import Pipeline
 from ..core.stages import STAGES
-from ..core.tuning.image import group_images, second_sources, tuning_image
+from ..core.tuning.image import group_images, missing_channels, second_sources, tuning_image
 from ..core.tuning.session import ChainRun
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
@@ -167,6 +167,7 @@ class PipelineBuilder(QWidget):
                 "stage_changed": "schedule_run",
                 "name_changed": "_on_name_changed",
                 "images_changed": "schedule_run",
+                "channels_changed": "_push_images",  # after the channel map (made first)
             },
         )
         self.destroyed.connect(partial(_stop_runs, self.session, self.channel_map))
@@ -316,6 +317,13 @@ class PipelineBuilder(QWidget):
         with self.channel_map.sources_changed.blocked():
             self.channel_map.set_layers(main, layers)
         sources = self.channel_map.sources() if self.session.channels else None
+        if main is not None and missing_channels(self.session.channels, main, layers):
+            # named under the channels line; the outputs of the channels before go
+            self.status.value = "fix the channels (see above), then the chain runs again"
+            self.session.set_images(None)
+            self.session.set_group_images([])
+            self.chain_layers.clear()
+            return
         try:
             image = tuning_image(main, sources, layers) if main is not None else None
             other = layer_image(second) if second is not None else None
