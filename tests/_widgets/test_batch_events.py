@@ -131,8 +131,8 @@ def test_the_progress_bar_repaints_with_the_table_never_at_once(make_napari_view
     bar.installEventFilter(paints)
     qtbot.wait(50)
     Paints.count = 0
-    widget._ended = 3
-    widget._advance(3, flush=True)
+    widget.run_progress.ended = 3
+    widget.run_progress.advance(3, flush=True)
     assert widget.progress_bar.value == 3
     assert Paints.count == 0  # not at once...
     qtbot.waitUntil(lambda: Paints.count >= 1, timeout=5_000)  # ...but in the next repaint

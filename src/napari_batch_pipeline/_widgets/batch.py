@@ -31,7 +31,6 @@ from typing import Any
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.layers import Layer
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
@@ -46,6 +45,7 @@ from ..core.pipeline.model import Pipeline
 from ..core.plan.batch_plan import BatchPlan, plan_batch
 from ..core.plan.estimate import Estimate
 from .batch_fields import BatchFields, field_hint, path_of
+from .batch_progress import BAR_EVERY, RunProgress
 from .batch_status import CloseGuard, VersionFolderOffer, offer_version_folder, summary_text
 from .collector import hold_collector
 from .dock_layout import scrolling_layout, wrapping
@@ -61,12 +61,7 @@ __all__ = ["SHOW_EVERY", "BatchWidget"]
 
 #: seconds between two updates of the table, status and progress bar while a batch runs:
 #: each repaints the dock, which composes the whole window with the canvas
-SHOW_EVERY = 0.5
-#: seconds between two updates of the progress bar, in the same turn as the table's
-_PROGRESS_EVERY = SHOW_EVERY
-#: seconds between two updates of napari's activity progress bar: it repaints at once and
-#: turns the event loop itself (``processEvents``) when it moves
-_ACTIVITY_EVERY = 2.0
+SHOW_EVERY = BAR_EVERY
 
 
 class BatchWidget(QWidget):
@@ -149,10 +144,7 @@ class BatchWidget(QWidget):
         self.failures: list[tuple[str, str]] = []
         self.layer_queue = LayerQueue(self.viewer, self._end_if_done)
         self.row_layers: list[Layer] = []
-        self._progress: progress | None = None
-        self._steps, self._stepped_at = 0, 0.0  # progress not yet shown, and when it last was
-        self._shown_bar_at = 0.0  # when the widget's own progress bar last moved
-        self._ended = 0  # tasks ended (done or failed, resumed ones too) by the latest event shown
+        self.run_progress = RunProgress(self.progress_bar)
         self._pending: list[Event] = []  # engine events not yet shown (_show_pending)
         self._shown_at = 0.0  # when events were last shown
         self._show_timer = QTimer(self)
@@ -239,10 +231,7 @@ class BatchWidget(QWidget):
         self.table.clear_tasks()
         self.failures, self._pending = [], []
         self.status.value = f"starting {len(batch.tasks)} task(s)..."
-        self.progress_bar.max, self.progress_bar.value = max(1, len(batch.tasks)), 0
-        self._ended = 0
-        self._progress = progress(total=len(batch.tasks), desc="Batch processing")
-        self._steps, self._stepped_at, self._shown_bar_at = 0, time.monotonic(), 0.0
+        self.run_progress.start(len(batch.tasks))
         self._worker_done.clear()
         worker = create_worker(self._worker_events, batch, _ignore_errors=True)
         worker.yielded.connect(self._on_event)
@@ -347,8 +336,8 @@ class BatchWidget(QWidget):
             return
         if isinstance(event, RunStarted):
             self.table.add_resumed(event.resumed, self.batch.tasks if self.batch else [])
-            self._ended = event.skipped
-            self._advance(event.skipped, flush=True)
+            self.run_progress.ended = event.skipped
+            self.run_progress.advance(event.skipped, flush=True)
             resumed = f", {event.skipped} already done" if event.skipped else ""
             auto = " (auto)" if event.executor_reason else ""
             if event.executor_reason and self.batch is not None and self.batch.options.workers_starting:
@@ -360,7 +349,7 @@ class BatchWidget(QWidget):
             if event.estimate is not None:
                 self.estimate_text.value = event.estimate.summary()
         elif isinstance(event, RunFinished):
-            self._advance(0, flush=True)
+            self.run_progress.advance(0, flush=True)
             self.report = event.report
             self.status.value = summary_text(event.report, self.failures)
         self.engine_event.emit(event)
@@ -378,8 +367,8 @@ class BatchWidget(QWidget):
             assert self.batch is not None  # set by start(), before any event
             tasks = self.batch.tasks
             self.table.add_records([(event.record, tasks[event.record.index]) for event in finished])
-            self._ended = finished[-1].done + finished[-1].failed
-            self._advance(len(finished))
+            self.run_progress.ended = finished[-1].done + finished[-1].failed
+            self.run_progress.advance(len(finished))
             self.failures += [(event.image, event.error) for event in finished if event.status == "failed"]
         stages = [event for event in events if isinstance(event, StageProgress)]
         if stages:
@@ -388,34 +377,10 @@ class BatchWidget(QWidget):
         for event in events:
             self.engine_event.emit(event)
 
-    def _advance(self, steps: int, *, flush: bool = False) -> None:
-        """Move the progress bars on: the widget's at most every :data:`SHOW_EVERY` seconds,
-        repainted with the table; napari's at most every 2 s, from a slot of its own (it
-        runs the event loop itself when it moves, so that no later event is handled first)."""
-        self._steps += steps
-        now = time.monotonic()
-        if flush or now - self._shown_bar_at >= _PROGRESS_EVERY:
-            self._shown_bar_at = now
-            # QProgressBar repaints at once when its value moves: paint with the table instead
-            native = self.progress_bar.native
-            native.setUpdatesEnabled(False)
-            self.progress_bar.value = self._ended
-            native.setUpdatesEnabled(True)  # schedules the repaint, in this turn's
-        if not (flush or now - self._stepped_at >= _ACTIVITY_EVERY):
-            return
-        self._stepped_at = now
-        if self._progress is not None and self._steps:
-            bar, steps = self._progress, self._steps
-            self._steps = 0
-            QTimer.singleShot(0, lambda: bar.update(steps))
-
     def _on_finished(self) -> None:
         self._show_pending()
         self.cancel_button.enabled = False
-        self._advance(0, flush=True)
-        if self._progress is not None:
-            QTimer.singleShot(0, self._progress.close)  # after its last update, in order
-            self._progress = None
+        self.run_progress.close()
         self._worker_finished = True
         self._end_if_done()
 
