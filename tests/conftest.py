@@ -244,8 +244,10 @@ def _screen_image(name: str, seed: int) -> np.ndarray:
 def screen(tmp_path: Path) -> Screen:
     """Two plates (P1, P2) of 8 wells, one field each: 3 negative and 3 positive control
     wells, two compounds; P1_B03 (a positive control) blurred, P2_H12 saturated. The focus rule's minimum lies
-    halfway between the blurred field's focus score and the lowest of the others."""
+    halfway between the blurred field's PowerLogLogSlope and the lowest of the others'."""
     import tifffile
+
+    import cellprofiler_focus
 
     folder = tmp_path / "plates"
     folder.mkdir()
@@ -254,8 +256,7 @@ def screen(tmp_path: Path) -> Screen:
         name = f"{plate}_{well}.tif"
         image = _screen_image(name, seed)
         tifffile.imwrite(folder / name, image)
-        values = image.astype(np.float64)
-        scores[name] = values.var() / values.mean()
+        scores[name] = cellprofiler_focus.power_log_log_slope(cellprofiler_focus.cellprofiler_scale(image))
     sharp = min(score for name, score in scores.items() if name not in (SCREEN_BLURRED, SCREEN_SATURATED))
     assert scores[SCREEN_BLURRED] < sharp
     pipeline = tmp_path / "screen.yaml"

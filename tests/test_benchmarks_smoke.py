@@ -46,3 +46,11 @@ def test_bench_startup_times_a_one_image_run_against_a_script(tmp_path: Path) ->
     assert "one-image run, processes / hand-written script" in done.stdout
     assert "imports of napari_batch_pipeline" in done.stdout
     assert list(tmp_path.iterdir()) == []  # its files are removed
+
+
+@pytest.mark.slow
+def test_bench_classifier_compares_the_stage_with_predict_segmenter() -> None:
+    command = [sys.executable, str(BENCHMARKS / "bench_classifier.py"), "--size", "128", "--trees", "5"]
+    done = subprocess.run([*command, "--rounds", "1"], capture_output=True, text=True, timeout=300)
+    assert "pixel_classifier predict / predict_segmenter, same forest" in done.stdout, done.stderr[-3000:]
+    assert "the two classings differ" not in done.stderr

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -65,7 +66,9 @@ def test_a_screen_that_cannot_work_is_refused_before_anything_runs(
     elif change == "positive_alone":
         extra = ["--annotations", screen.annotations, "--positive-control", "control=positive"]
     elif change == "rule":
-        screen.pipeline.write_text(screen.pipeline.read_text().replace("focus_score, min", "sharpness, min"))
+        screen.pipeline.write_text(
+            screen.pipeline.read_text().replace("power_log_log_slope, min", "sharpness, min")
+        )
     elif change == "well":  # the well comes from the plate map, not from the file names
         screen.annotations.write_text("image,well\nP1_A01.tif,Z99x\n")
         extra = ["--metadata", r"(?P<plate>P\d)_", "--annotations", screen.annotations]
@@ -92,7 +95,7 @@ def test_summarize_concludes_again_with_other_controls_rules_and_map(
     result = cli_here("summarize", plain, "--annotations", screen.annotations, *CONTROLS)
     assert result.returncode == 0, result.stderr
     assert (plain / ".ledger.jsonl").read_bytes() == ledger  # no image was run again
-    for table in ("images.csv", "nuclei.csv", "normalized.csv", "assay.csv", "summary.csv"):
+    for table in ("images.csv", "nuclei.csv", "wells.csv", "normalized.csv", "assay.csv", "summary.csv"):
         left, right = pd.read_csv(plain / table), pd.read_csv(direct / table)
         pd.testing.assert_frame_equal(
             left.drop(columns="seconds", errors="ignore"), right.drop(columns="seconds", errors="ignore")
@@ -136,13 +139,55 @@ def test_parquet_tables_equal_the_csv_tables(tmp_path: Path, screen, cli_here) -
     assert cli_here(*run_args(screen, csv_run, *extra)).returncode == 0
     assert cli_here(*run_args(screen, parquet_run, *extra, "--table-format", "parquet")).returncode == 0
     keys = ["plate", "well"]
-    for table in ("images", "quality", "nuclei", "summary", "normalized", "assay"):
+    for table in ("images", "quality", "nuclei", "summary", "wells", "normalized", "assay"):
         from_parquet = pd.read_parquet(parquet_run / f"{table}.parquet")
         from_csv = read_table(csv_run / f"{table}.csv", keys)
         if "seconds" in from_csv:
             from_csv, from_parquet = from_csv.drop(columns="seconds"), from_parquet.drop(columns="seconds")
         pd.testing.assert_frame_equal(from_parquet, from_csv, check_dtype=False)
     assert not list(csv_run.glob("*.parquet"))
+
+
+def test_wells_from_the_plate_map_aggregate_their_fields_as_asked(tmp_path: Path, screen, cli_here) -> None:
+    """A plate map that puts three fields in one well (its ``well`` column, no metadata):
+    wells.csv has one row per well, its usable fields' mean or median, and the choice is
+    recorded for a later summarize."""
+    import json
+
+    plate_map = tmp_path / "fields.csv"
+    lines = ["image,plate,well,control"]
+    for image in sorted(p.name for p in screen.images.glob("*.tif")):
+        plate, well = image[:-4].split("_")
+        kind = {"A": "negative", "B": "positive"}.get(well[0], "")
+        lines.append(f"{image},{plate},{ {'A': 'A01', 'B': 'B01'}.get(well[0], well) },{kind}")
+    plate_map.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    args = ["run", screen.pipeline, screen.images, "-o", run, "--executor", "serial", "--quiet"]
+    result = cli_here(*args, "--annotations", plate_map, *CONTROLS, "--well-aggregate", "mean")
+    assert result.returncode == 0, result.stderr
+    images = pd.read_csv(run / "images.csv", keep_default_na=False, na_values=[""])
+    usable = images[images["flagged"].isna()]
+    column = "nuclei.mean_area"
+
+    def by_hand(operation: str) -> pd.Series:  # P2 H12's one field is flagged: no value
+        wells = images.groupby(["plate", "well"]).size().index
+        return usable.groupby(["plate", "well"])[column].agg(operation).reindex(wells)
+
+    wells = pd.read_csv(run / "wells.csv").sort_values(["plate", "well"]).reset_index(drop=True)
+    assert len(wells) == 2 * 4 and wells["fields"].sum() == len(images)
+    assert wells.set_index(["plate", "well"]).loc[("P1", "B01"), ["fields", "fields_flagged"]].tolist() == [
+        3,
+        1,
+    ]
+    np.testing.assert_allclose(wells[column], by_hand("mean"), rtol=1e-12)
+    assert json.loads((run / "run.json").read_text())["screen"]["well_aggregate"] == "mean"
+    assert set(pd.read_csv(run / "assay.csv")["n_negative"]) == {1}  # one negative well per plate
+
+    assert cli_here("summarize", run, "--well-aggregate", "median").returncode == 0
+    wells = pd.read_csv(run / "wells.csv").sort_values(["plate", "well"]).reset_index(drop=True)
+    np.testing.assert_allclose(wells[column], by_hand("median"), rtol=1e-12)
+    assert cli_here("summarize", run).returncode == 0  # the choice recorded is kept
+    assert json.loads((run / "run.json").read_text())["screen"]["well_aggregate"] == "median"
 
 
 def test_the_demo_screens_a_plate_with_a_good_z_prime_and_flags_two_fields(tmp_path: Path, cli_here) -> None:
@@ -155,7 +200,7 @@ def test_the_demo_screens_a_plate_with_a_good_z_prime_and_flags_two_fields(tmp_p
     images = pd.read_csv(run / "images.csv", keep_default_na=False)
     flagged = images.loc[images["flagged"] != "", "image"].tolist()
     assert flagged == [f"P1_{PLATE_BLURRED}.tif", f"P1_{PLATE_SATURATED}.tif"]
-    assert f"flagged: P1_{PLATE_BLURRED}.tif: quality.focus_score" in result.stdout
+    assert f"flagged: P1_{PLATE_BLURRED}.tif: quality.power_log_log_slope" in result.stdout
     assay = pd.read_csv(run / "assay.csv").set_index("measurement")
     usable = images[(images["flagged"] == "") & (images["status"] == "done")]
     column = "nuclei.mean_intensity_mean"

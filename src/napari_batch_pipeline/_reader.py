@@ -5,8 +5,11 @@ the input images of the done tasks, then one layer per saved stage output (label
 masks and labels, images otherwise), then one image per group result of a group stage
 (``<stage>/<group>.tif``, an illumination function, with its pixel size). Each is one
 dask-backed stack when the images share shape and dtype (a slider steps through the
-tasks, in images.csv order), else one layer per image up to a cap. Nothing but the group
-results (one image per group) is read until napari shows it.
+tasks, in images.csv order), else one layer per image up to a cap. A tiled image's
+output, an OME-Zarr store, is one multiscale layer of its own, whose data is the store's
+levels as lazy zarr arrays (napari reads the chunks of the level it shows). Nothing but
+the group results (one image per group) and the smallest level of a tiled image's
+(for its contrast limits) is read until napari shows it.
 
 The tables travel in each layer's ``metadata``: ``images`` (images.csv), ``tables``
 (``{stage: <stage>.csv}``), ``names`` (the task shown at each step of the stack) and
@@ -123,8 +126,9 @@ def run_layer_data(results: RunResults, *, max_separate: int = MAX_SEPARATE) -> 
     for stage in results.pipeline.saved_stages:
         saved = results.saved_outputs(stage, max_separate=max_separate)
         stage_layers = saved_layer_data(saved, prefix, metadata)
-        if saved.stack is None and saved.is_labels:
-            _add_features(results, stage, stage_layers)
+        if saved.is_labels:  # a stack's features follow its slider (see _follow_steps)
+            single = [layer for layer in stage_layers if len(layer[1]["metadata"]["names"]) == 1]
+            _add_features(results, stage, single)
         layers += stage_layers
     for stage, group, path in results.group_results():  # e.g. an illumination function
         data, scale = results.group_result(path)
@@ -166,22 +170,28 @@ def _add_features(results: RunResults, stage: str, layers: list[LayerData]) -> N
 def saved_layer_data(saved: SavedOutputs, prefix: str, metadata: dict[str, Any]) -> list[LayerData]:
     """Layer data tuples of one stage's saved outputs: one stack, or one per image.
 
-    Layers are named ``"<prefix>: <stage>"`` (a stack) or ``"<prefix>: <stage> <image>"``.
+    Layers are named ``"<prefix>: <stage>"`` (a stack) or ``"<prefix>: <stage> <image>"``;
+    a tiled image's (:attr:`SavedOutputs.pyramids`) is multiscale: its data is the list
+    of levels, largest first.
     """
     layer_type = "labels" if saved.is_labels else "image"
     if saved.stack is not None:
-        arrays = [(saved.stack, f"{prefix}: {saved.stage}", saved.names)]
+        arrays = [(saved.stack, f"{prefix}: {saved.stage}", saved.names, saved.scale_of(saved.stack))]
     else:
         arrays = [
-            (array, f"{prefix}: {saved.stage} {name}", [name])
+            (array, f"{prefix}: {saved.stage} {name}", [name], saved.scale_of(array))
             for array, name in zip(saved.separate, saved.names, strict=True)
         ]
+    arrays += [(p.levels, f"{prefix}: {saved.stage} {p.name}", [p.name], p.scale) for p in saved.pyramids]
     layers: list[LayerData] = []
-    for data, name, names in arrays:
+    for data, name, names, scale in arrays:
         meta: dict[str, Any] = {"name": name, "metadata": {**metadata, "stage": saved.stage, "names": names}}
-        meta["scale"] = saved.scale_of(data)  # the pixel size (None: unknown)
+        meta["scale"] = scale  # the pixel size (None: unknown)
+        multiscale = isinstance(data, list)
+        if multiscale:
+            meta["multiscale"] = True
         if layer_type == "image":
-            meta["contrast_limits"] = _contrast_limits(data)
+            meta["contrast_limits"] = _contrast_limits(data[-1] if multiscale else data)
         else:
             meta["opacity"] = 0.6
         layers.append((data, meta, layer_type))

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .cli_tiles import add_tiling
 from .core.errors import PipelineError
 
 __all__ = ["build_parser", "configure_logging", "main"]
@@ -130,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the illumination demo: plates of unevenly lit images, corrected (writes illumination.png)",
     )
+    demo.add_argument(
+        "--large",
+        action="store_true",
+        help="the large-image demo: an 8192 x 8192 slide run tile by tile (prints time and peak memory)",
+    )
+    demo.add_argument("--side", type=int, default=8192, help=argparse.SUPPRESS)  # the slide's side, for tests
     demo.add_argument("--executor", default="auto", choices=_executors())
     demo.add_argument("--workers", type=int, default=None)
     demo.add_argument("--quiet", action="store_true", help="no progress bar: log lines only")
@@ -215,6 +222,7 @@ def _add_batch_options(command: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="fail a task that runs longer (its worker process is stopped; processes or dask executor)",
     )
+    add_tiling(command)
     _add_group_by(command)
     _add_screen_options(command)
 
@@ -243,6 +251,13 @@ def _add_screen_options(command: argparse.ArgumentParser) -> None:
         default=None,
         choices=("csv", "parquet"),
         help="parquet: every table also as a Parquet file (default: csv)",
+    )
+    command.add_argument(
+        "--well-aggregate",
+        default=None,
+        choices=("median", "mean"),
+        help="how the fields of a well become its row of wells.csv, the replicates a screen "
+        "normalises and scores (default: median)",
     )
 
 
@@ -372,9 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_compatible(sys.argv[1:] if argv is None else argv))
     configure_logging(verbose=getattr(args, "verbose", False))
     _start_workers_early(args)
-    from . import cli_commands
+    from . import cli_commands, cli_demos
 
-    handler = getattr(cli_commands, f"command_{args.command.replace('-', '_')}")
+    name = f"command_{args.command.replace('-', '_')}"
+    handler = getattr(cli_commands, name, None) or getattr(cli_demos, name)
     try:
         return int(handler(args))
     except PipelineError as error:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli_tiles import tiling_options
 from .core.batch import BatchRun
 from .core.engine.events import RunFinished, RunStarted, StageProgress, TaskFinished
 from .core.engine.measure import estimate_plan
@@ -22,7 +23,6 @@ from .core.plan.parameters import parse_sweep
 from .core.run_folder.layout import RunLayout
 
 __all__ = [
-    "command_demo",
     "command_estimate",
     "command_export_script",
     "command_rerun",
@@ -55,7 +55,12 @@ FLAGS = {
     "negative_control": "--negative-control",
     "positive_control": "--positive-control",
     "table_format": "--table-format",
+    "well_aggregate": "--well-aggregate",
     "quality": "--quality",
+    "tile": "--tile",
+    "halo": "--halo",
+    "max_object": "--max-object",
+    "levels": "--levels",
 }
 
 
@@ -118,6 +123,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         negative_control=args.negative_control,
         positive_control=args.positive_control,
         table_format=args.table_format or "csv",
+        **tiling_options(args),
     )
 
 
@@ -175,6 +181,8 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         negative_control=args.negative_control or screen.get("negative_control"),
         positive_control=args.positive_control or screen.get("positive_control"),
         table_format=args.table_format or screen.get("table_format") or "csv",
+        **tiling_options(args, info.get("tiling") if isinstance(info.get("tiling"), dict) else None),
+        well_aggregate=args.well_aggregate or screen.get("well_aggregate") or "median",
     )
 
 
@@ -305,12 +313,19 @@ def print_groups(layout: RunLayout) -> None:
 
 
 def command_summarize(args: argparse.Namespace) -> int:
-    from .core.results.conclusions import conclude, settings_with
+    from .core.results.conclusions import summarize
 
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
-    names = ("annotations", "negative_control", "positive_control", "table_format", "quality")
-    settings = settings_with(args.run_dir, **{name: getattr(args, name) for name in names})
-    conclude(args.run_dir, group_by, settings)  # refuses what does not fit before writing
+    names = (
+        "annotations",
+        "negative_control",
+        "positive_control",
+        "table_format",
+        "quality",
+        "well_aggregate",
+    )
+    # under the folder's lock; refuses what does not fit before writing anything
+    summarize(args.run_dir, group_by, **{name: getattr(args, name) for name in names})
     print_groups(RunLayout.at(args.run_dir))
     return EXIT_OK
 
@@ -328,106 +343,9 @@ def command_stages(args: argparse.Namespace) -> int:
             print(f"    {spec.summary}")
         for param in spec.params.values():
             print(f"    {param.name} = {param.default!r}  ({param.expected})")
+        for column, meaning in spec.columns.items():
+            print(f"    -> {column}: {meaning}")
     return 0
-
-
-def command_demo(args: argparse.Namespace) -> int:
-    from .core.demo import prepare_demo
-
-    if args.illumination:
-        return _illumination_demo(args)
-    folder = Path(args.output).expanduser()
-    files = prepare_demo(folder, count=args.images)
-    print(f"sample images: {files.images}\npipeline: {files.pipeline}\nparameter table: {files.params}")
-    command = f"napari-batch-pipeline demo {args.output}"
-    batch, report = _demo_run(args, files.pipeline, files.images, folder, command, params=files.params)
-    import pandas as pd
-
-    table = report.images
-    params = list(batch.params_table.columns) if batch.params_table else []
-    columns = ["image", "status", *params, *(c for c in table.columns if c.startswith("nuclei."))]
-    with pd.option_context("display.width", 120, "display.max_columns", 12, "display.precision", 1):
-        print(table[columns].to_string(index=False))
-    print_summary(report)
-    print(
-        f"\nre-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {folder / 'results'} "
-        f"--recursive --params {files.params}"
-    )
-    if report.cancelled:
-        return EXIT_CANCELLED
-    screen = _demo_screen(args, folder)
-    return EXIT_CANCELLED if screen.cancelled else max(report.exit_code, screen.exit_code)
-
-
-def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
-    """The demo's plate: quality flags, controls, Z'."""
-    import pandas as pd
-
-    from .core.demo import prepare_screen
-
-    files = prepare_screen(folder)
-    print(f"\na screen: plate {files.images}, plate map {files.annotations}, pipeline {files.pipeline}")
-    batch = BatchRun(
-        files.pipeline,
-        files.images,
-        folder / "screen_results",
-        metadata=files.metadata,
-        annotations=files.annotations,
-        negative_control="control=negative",
-        positive_control="control=positive",
-        executor=args.executor or "auto",
-        workers=args.workers,
-        command=f"napari-batch-pipeline demo {args.output}",
-    )
-    report = execute(batch, quiet=args.quiet)
-    images, layout = report.images, RunLayout.at(folder / "screen_results")
-    for row in images[images["flagged"].fillna("") != ""].itertuples():
-        print(f"flagged: {row.image}: {row.flagged}")
-    assay = pd.read_csv(layout.assay_table).dropna(subset=["z_prime"])
-    if len(assay):
-        best = assay.loc[assay["z_prime"].idxmax()]
-        print(f"Z' of plate {best['plate']}: {best['z_prime']:.2f} on {best['measurement']}")
-    print(
-        f"re-run it: napari-batch-pipeline run {files.pipeline} {files.images} -o {layout.root} "
-        f'--metadata "{files.metadata}" --annotations {files.annotations} '
-        "--negative-control control=negative --positive-control control=positive"
-    )
-    return report
-
-
-def _demo_run(
-    args: argparse.Namespace, pipeline: Path, images: Path, folder: Path, command: str, **options: Any
-) -> tuple[BatchRun, Report]:
-    """A demo's batch over its subfolders into ``<folder>/results``, run with progress."""
-    batch = BatchRun(
-        pipeline,
-        images,
-        folder / "results",
-        recursive=True,
-        executor=args.executor or "auto",
-        workers=args.workers,
-        command=command,
-        **options,
-    )
-    return batch, execute(batch, quiet=args.quiet)
-
-
-def _illumination_demo(args: argparse.Namespace) -> int:
-    """Plates of unevenly lit images: each plate's illumination learnt and divided out,
-    then the before and after plot of intensity against distance from the centre."""
-    from .core.demo import prepare_illumination_demo
-    from .core.results.illumination_plot import save_illumination_plot
-
-    folder = Path(args.output).expanduser()
-    files = prepare_illumination_demo(folder, count=args.images)
-    print(f"sample plates: {files.images}\npipeline: {files.pipeline}")
-    command = f"napari-batch-pipeline demo --illumination {args.output}"
-    _, report = _demo_run(args, files.pipeline, files.images, folder, command)
-    print_summary(report)
-    if report.done:
-        plot = save_illumination_plot(folder / "results", "flat", folder / "illumination.png")
-        print(f"the illumination functions: {folder / 'results' / 'illum'}\nbefore and after: {plot}")
-    return EXIT_CANCELLED if report.cancelled else report.exit_code
 
 
 def command_export_script(args: argparse.Namespace) -> int:

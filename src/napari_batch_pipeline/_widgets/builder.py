@@ -8,8 +8,9 @@ runs the chain in 3D. When the pipeline names channels, a :class:`.channel_map.C
 takes each from a layer or from a channel of a multi-channel layer. The layer's scale is
 the pixel size stages get as ``spacing``. Each stage's output becomes a layer named
 after the stage (:class:`.chain_layers.ChainLayers`); unchanged upstream outputs come
-from the session's cache, and a superseded run stops and is ignored. The Batch
-processing widget of the same viewer runs this pipeline when it has no file.
+from the session's cache, and a superseded run stops and is ignored. A pixel classifier
+stage gets a training layer to paint on (:class:`.training_layers.TrainingLayers`). The
+Batch processing widget of the same viewer runs this pipeline when it has no file.
 
 From Python::
 
@@ -19,6 +20,7 @@ From Python::
     builder.add_stage("threshold")
     builder.add_stage("label")
     worker = builder.run()
+    builder.add_stage("pixel_classifier")        # paint its "training" layer: it retrains
     panel = builder.open_sweep()                 # try a range of values of one parameter
 """
 
@@ -51,6 +53,7 @@ from .home import join_home, join_home_later, mark_page, show_page
 from .session import follow, layer_image, session_for
 from .stage_panel import StageList, StagePanel
 from .sweep import SWEEP_METADATA, SweepPanel
+from .training_layers import TrainingLayers
 
 __all__ = ["DEBOUNCE_MS", "PipelineBuilder"]
 
@@ -112,6 +115,7 @@ class PipelineBuilder(QWidget):
         self.status = Label(value="add stages, then Run")
         wrapping(self.status)
         self.chain_layers = ChainLayers(napari_viewer)
+        self.training_layers = TrainingLayers(napari_viewer, self.session, self._report)
         self.channel_map = ChannelMap(self.session)
         top = Container(
             widgets=[
@@ -170,10 +174,12 @@ class PipelineBuilder(QWidget):
                 "channels_changed": "_push_images",  # after the channel map (made first)
             },
         )
+        follow(self.training_layers, self.session, {"stages_changed": "refresh", "images_changed": "refresh"})
         self.destroyed.connect(partial(_stop_runs, self.session, self.channel_map))
         mark_page(self, "builder")
         self.schedule_run()  # the session may have stages already
         self._push_images()
+        self.training_layers.refresh()
 
     # -- the chain: edits go into the session, the session's changes come back ----------
 
@@ -232,8 +238,11 @@ class PipelineBuilder(QWidget):
         self.session.set_pipeline(pipeline)
 
     def save(self, path: str | Path) -> Path:
-        """Write the pipeline file (whole or not at all)."""
-        return self.pipeline().save(path)
+        """Write the pipeline file (whole or not at all), and beside it the training file of
+        each classifier stage trained by painting."""
+        pipeline = self.pipeline()
+        self.training_layers.save(Path(path).expanduser().resolve().parent)
+        return pipeline.save(path)
 
     def export_script(self, path: str | Path) -> Path:
         """Write the pipeline as a standalone script (see ``napari-batch-pipeline export-script``)."""
@@ -242,6 +251,7 @@ class PipelineBuilder(QWidget):
     def load(self, path: str | Path) -> Pipeline:
         """Load a pipeline file into the builder."""
         pipeline = Pipeline.from_yaml(path)
+        pipeline.train()  # classifiers: their forests from their files beside it, for the preview
         self.set_pipeline(pipeline)
         return pipeline
 
@@ -259,6 +269,9 @@ class PipelineBuilder(QWidget):
     def showEvent(self, event: Any) -> None:
         join_home_later(self)  # a tab of the plugin's home, when its other pages are open
         super().showEvent(event)
+
+    def _report(self, line: str) -> None:
+        self.status.value = line
 
     def _on_name_changed(self, name: str) -> None:
         if self.pipeline_name.value != name:  # not while typing it: the cursor would jump

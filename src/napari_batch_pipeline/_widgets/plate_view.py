@@ -20,7 +20,7 @@ from ..core.images.sources import read_image
 from ..core.results.conclusions import recorded_settings
 from ..core.results.plate_map import draw_plate, plate_grid, well_rows
 from ..core.results.screen import per_image_measurements, plates
-from ..core.run_folder.lazy import image_scale
+from ..core.run_folder.lazy import image_scale, read_saved
 from ..core.run_folder.objects import measured_by, select_objects, task_columns
 from ..core.run_folder.reader import RunResults
 from ..core.run_folder.tables import COLUMN, ROW
@@ -70,7 +70,8 @@ def well_images(results: RunResults, plate: str, x: float, y: float) -> list[int
 
 def well_layers(viewer: Any, results: RunResults, rows: list[int]) -> list[Layer]:
     """Add the input image and saved outputs of each row of images.csv to ``viewer``
-    (labels as labels layers, at the pixel size's scale); return the layers."""
+    (labels as labels layers, at the pixel size's scale; a tiled image's outputs
+    multiscale, lazily); return the layers."""
     layers: list[Layer] = []
     for index in rows:
         name = f"{results.path.name}: {results.row_name(index)}"
@@ -81,12 +82,14 @@ def well_layers(viewer: Any, results: RunResults, rows: list[int]) -> list[Layer
         if not sources:
             show_info(f"{name}: neither its input nor a saved output can be found")
         for suffix, source in sources.items():
-            data = read_image(source)
-            scale = image_scale(spacing, data.ndim)
             stage = suffix.strip()
+            data = read_saved(source) if stage else read_image(source)
+            multiscale = isinstance(data, list)  # a tiled image's output: its levels
+            scale = image_scale(spacing, (data[0] if isinstance(data, list) else data).ndim)
             kind = results.pipeline[stage].returns if stage else "image"
             add = viewer.add_labels if kind in ("labels", "mask") else viewer.add_image
-            layer = add(data, name=name + suffix, scale=scale, metadata={"row": index, "stage": stage})
+            meta = {"row": index, "stage": stage}
+            layer = add(data, name=name + suffix, scale=scale, metadata=meta, multiscale=multiscale)
             table = measured_by(results.pipeline, stage) if kind in ("labels", "mask") else None
             if table is not None:  # the objects of the well's image, as a row click gives them
                 layer.metadata["table"] = table

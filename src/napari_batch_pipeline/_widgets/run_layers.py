@@ -27,10 +27,9 @@ from ..core.batch import BatchRun
 from ..core.engine.events import Event
 from ..core.errors import PipelineError
 from ..core.images.fields import SCENE, TIME, read_field
-from ..core.images.sources import read_image
 from ..core.pipeline.model import INPUT, Pipeline
 from ..core.plan.tasks import Task
-from ..core.run_folder.lazy import image_scale
+from ..core.run_folder.lazy import image_scale, read_saved
 from ..core.run_folder.objects import measured_by, task_objects
 from ..core.run_folder.reader import RunResults, task_outputs
 from ..core.run_folder.tables import IMAGE
@@ -153,6 +152,7 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     <stage>"``, at the scale of the field's pixel size. Their metadata says the same
     (``run_folder``, ``image``, ``scene``, ``t``, ``parameters``, ``stage``); a labels
     layer whose stage a table stage measures has that task's objects as its ``features``.
+    A tiled image's output (an OME-Zarr store) is a multiscale layer of its lazy levels.
     """
     source = task.source
     field = {column: value for column, value in task.metadata.items() if column in (SCENE, TIME)}
@@ -174,16 +174,23 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     for stage, path in task_outputs(
         run_folder, pipeline, task.image, task.label, source.scene, source.t
     ).items():
-        data = read_image(path)
-        scale = image_scale(source.pixel_size, data.ndim)
+        output = read_saved(path)  # a tiled image's: its levels, lazily
+        multiscale = isinstance(output, list)
+        scale = image_scale(source.pixel_size, (output[0] if isinstance(output, list) else output).ndim)
         meta = {**metadata, "stage": stage}
         if pipeline[stage].returns not in ("mask", "labels"):
-            layers.append(viewer.add_image(data, name=f"{name} {stage}", metadata=meta, scale=scale))
+            layers.append(
+                viewer.add_image(
+                    output, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
+                )
+            )
             continue
         table = measured_by(pipeline, stage)
         if table is not None:
             meta["table"] = table
-        labels = viewer.add_labels(data, name=f"{name} {stage}", metadata=meta, scale=scale)
+        labels = viewer.add_labels(
+            output, name=f"{name} {stage}", metadata=meta, scale=scale, multiscale=multiscale
+        )
         objects = None if table is None else task_objects(run_folder, table, key, task.key)
         if objects is not None:
             labels.features = as_features(objects)

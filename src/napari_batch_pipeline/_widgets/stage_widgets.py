@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
@@ -40,7 +41,9 @@ __all__ = [
     "make_stage_widget",
     "measure_widget",
     "median_widget",
+    "object_classifier_widget",
     "param_annotation",
+    "pixel_classifier_widget",
     "remove_small_objects_widget",
     "rescale_intensity_widget",
     "result_layer_name",
@@ -276,6 +279,16 @@ def filter_objects_widget() -> StageWidget:
     return make_stage_widget("filter_objects")
 
 
+def pixel_classifier_widget() -> StageWidget:
+    """The pixel classifier (a random forest from a training file) as a widget."""
+    return make_stage_widget("pixel_classifier")
+
+
+def object_classifier_widget() -> StageWidget:
+    """The object classifier (a random forest over measurements) as a widget."""
+    return make_stage_widget("object_classifier")
+
+
 def image_quality_widget() -> StageWidget:
     """The image quality measurement as a widget."""
     return make_stage_widget("image_quality")
@@ -300,6 +313,8 @@ BUILTIN_WIDGETS = {
     "correct_illumination": correct_illumination_widget,
     "filter_objects": filter_objects_widget,
     "image_quality": image_quality_widget,
+    "pixel_classifier": pixel_classifier_widget,
+    "object_classifier": object_classifier_widget,
 }
 
 
@@ -352,13 +367,23 @@ def param_annotation(param: ParamSpec) -> Any:
     """The annotation magicgui builds a parameter's field from.
 
     Numbers get a range wide enough for any sensible value (magicgui's default is
-    0 to 999); the stage itself checks what it accepts.
+    0 to 999); the stage itself checks what it accepts. A mapping, and a number that may
+    be None, is a line of text read as a Python literal (``{'sigma_min': 1}``, ``None``),
+    for which magicgui has no field.
     """
     if param.annotation is float:
         return Annotated[float, {"min": -1e6, "max": 1e6, "step": 0.1}]
     if param.annotation is int:
         return Annotated[int, {"min": -(10**6), "max": 10**6}]
+    if typing.get_origin(param.annotation) is dict or _optional_number(param.annotation):
+        return Annotated[Any, {"widget_type": "LiteralEvalLineEdit"}]
     return param.annotation
+
+
+def _optional_number(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``int | None`` or ``float | None``."""
+    options = set(typing.get_args(annotation))
+    return type(None) in options and bool(options & {int, float}) and len(options) == 2
 
 
 def _widget_signature(spec: StageSpec) -> inspect.Signature:
@@ -397,8 +422,8 @@ def _show_result(
     if spec.returns == "table":
         return _show_table(spec, pd.DataFrame(result), source, layers)
     data = np.asarray(result)
-    if spec.returns == "image":
-        layer_type: type[Layer] = Image
+    if spec.returns == "image" or not (data.dtype == bool or np.issubdtype(data.dtype, np.integer)):
+        layer_type: type[Layer] = Image  # a classifier's probability is an image too
     else:
         layer_type = Labels
         if data.dtype == bool:

@@ -1,13 +1,17 @@
 """The demos: synthetic datasets that need different parameters, the default pipeline and a
-parameter table; plates of unevenly lit images with the pipeline that corrects them; and
-a small synthetic plate for a screen, with its pipeline (quality rules included) and
-plate map. Each is written to a folder."""
+parameter table; plates of unevenly lit images with the pipeline that corrects them; a
+small synthetic plate for a screen, with its pipeline (quality rules included) and plate
+map; and a slide larger than one would load whole, written block by block as a tiled
+BigTIFF, with its pipeline. Each is written to a folder."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from .pipeline.model import Pipeline
 from .run_folder.tables import FOLDER
@@ -16,17 +20,23 @@ from .synthetic import nuclei_image, vignetting, write_nuclei_folder
 __all__ = [
     "DATASETS",
     "DEFAULT_PIPELINE",
+    "FOCUS_SLOPE_MIN",
     "ILLUMINATION_PIPELINE",
+    "LARGE_PIPELINE",
     "PLATES",
     "SCREEN_COLUMNS",
     "SCREEN_PIPELINE",
     "DemoFiles",
     "IlluminationDemo",
+    "LargeDemo",
     "ScreenFiles",
     "default_pipeline",
     "prepare_demo",
     "prepare_illumination_demo",
+    "prepare_large_demo",
     "prepare_screen",
+    "slide_image",
+    "write_slide",
 ]
 
 DEFAULT_PIPELINE = """\
@@ -203,9 +213,15 @@ stages:
     function: image_quality
     inputs: {{image: input}}
 quality:
-  - {{measure: quality.focus_score, min: {focus_min}}}
+  - {{measure: quality.power_log_log_slope, min: {focus_min}}}
   - {{measure: quality.saturated_fraction, max: 0.2}}
 """
+
+#: the demo's focus rule: CellProfiler's PowerLogLogSlope, which brightness does not move
+#: (a focus_score rule, var / mean, would pass a bright blurred field and may drop a strong
+#: hit); the demo's sharp fields lie above -2.0, the same fields blurred with sigma 2 below
+#: -2.3
+FOCUS_SLOPE_MIN = -2.2
 
 #: the demo plate's wells, by column: what is in them and how bright it leaves the nuclei
 #: (column 1: the solvent, the negative controls; column 6: a compound that dims them, the
@@ -247,8 +263,8 @@ def prepare_screen(folder: str | Path, shape: tuple[int, int] = (128, 128)) -> S
     Returns
     -------
     ScreenFiles
-        The pipeline's focus rule lies halfway between the blurred field's focus score
-        and the lowest of the sharp fields', so that only the blurred field breaks it.
+        The pipeline's focus rule (:data:`FOCUS_SLOPE_MIN` on ``power_log_log_slope``)
+        flags the blurred field and none of the sharp ones, however bright.
     """
     import tifffile
     from scipy import ndimage as ndi
@@ -257,7 +273,6 @@ def prepare_screen(folder: str | Path, shape: tuple[int, int] = (128, 128)) -> S
     images = folder / "screen_plate"
     images.mkdir(parents=True, exist_ok=True)
     lines = ["plate,well,compound,control"]
-    blurred, sharp = 0.0, float("inf")
     for number, (row, column) in enumerate((r, c) for r in SCREEN_ROWS for c in SCREEN_COLUMNS):
         compound, control, brightness = SCREEN_COLUMNS[column]
         well = f"{row}{column:02d}"
@@ -266,16 +281,108 @@ def prepare_screen(folder: str | Path, shape: tuple[int, int] = (128, 128)) -> S
             image = ndi.gaussian_filter(image.astype("float32"), 8).astype(image.dtype)
         if well == PLATE_SATURATED:
             image = image.clip(0, int(image.max() * 0.2)).astype(image.dtype)
-        values = image.astype("float64")
-        score = float(values.var() / values.mean())
-        if well == PLATE_BLURRED:
-            blurred = score
-        elif well != PLATE_SATURATED:
-            sharp = min(sharp, score)
         tifffile.imwrite(images / f"P1_{well}.tif", image)
         lines.append(f"P1,{well},{compound},{control}")
     pipeline = folder / "screen.yaml"
-    pipeline.write_text(SCREEN_PIPELINE.format(focus_min=round((blurred + sharp) / 2, 1)), encoding="utf-8")
+    pipeline.write_text(SCREEN_PIPELINE.format(focus_min=FOCUS_SLOPE_MIN), encoding="utf-8")
     annotations = folder / "plate_map.csv"
     annotations.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return ScreenFiles(images, pipeline, annotations, PLATE_METADATA)
+
+
+# -- the large-image demo ---------------------------------------------------------------
+
+LARGE_PIPELINE = """\
+version: 1
+name: slide
+stages:
+  - name: blurred
+    function: gaussian
+    params: {sigma: 2}
+  - name: mask
+    function: threshold
+    params: {method: otsu}
+  - name: labels
+    function: label
+    save: true
+  - name: nuclei
+    function: measure
+    inputs: {labels: labels, intensity: input}
+    params: {properties: [area, intensity_mean, centroid, eccentricity]}
+"""
+
+_BLOCK = 512
+_RADIUS = 9
+
+
+class LargeDemo(NamedTuple):
+    """What :func:`prepare_large_demo` writes."""
+
+    images: Path
+    pipeline: Path
+
+
+def prepare_large_demo(folder: str | Path, side: int = 8192) -> LargeDemo:
+    """Write ``slide/slide.tif`` (``side`` x ``side`` uint16, tiled BigTIFF) and ``slide.yaml``."""
+    folder = Path(folder)
+    images = folder / "slide"
+    images.mkdir(parents=True, exist_ok=True)
+    write_slide(images / "slide.tif", side)
+    pipeline = folder / "slide.yaml"
+    pipeline.write_text(LARGE_PIPELINE, encoding="utf-8")
+    return LargeDemo(images, pipeline)
+
+
+def write_slide(path: Path, side: int, seed: int = 0) -> None:
+    """A ``side`` x ``side`` slide of round nuclei (one per 40 x 40 pixels on average, some
+    touching, many across the blocks it is written in), written block by block."""
+    import tifffile
+
+    tifffile.imwrite(
+        path,
+        _blocks((side, side), seed),
+        shape=(side, side),
+        dtype=np.uint16,
+        tile=(_BLOCK, _BLOCK),
+        bigtiff=True,
+        compression="zlib",
+    )
+
+
+def slide_image(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """The slide :func:`write_slide` writes, of any ``shape``, as one array."""
+    image = np.zeros(shape, dtype=np.uint16)
+    positions = [(top, left) for top in range(0, shape[0], _BLOCK) for left in range(0, shape[1], _BLOCK)]
+    for (top, left), block in zip(positions, _blocks(shape, seed), strict=True):
+        part = image[top : top + _BLOCK, left : left + _BLOCK]
+        part[...] = block[: part.shape[0], : part.shape[1]]
+    return image
+
+
+def _blocks(shape: tuple[int, int], seed: int) -> Iterator[np.ndarray]:
+    """The slide's blocks in raster order, each drawn from the nuclei that reach into it."""
+    rng = np.random.default_rng(seed)
+    count = shape[0] * shape[1] // 1600
+    centres = rng.uniform((0, 0), shape, size=(count, 2))
+    radii = rng.uniform(0.6, 1.3, size=count) * _RADIUS
+    brightness = rng.uniform(0.5, 1.0, size=count)
+    order = np.argsort(centres[:, 0])
+    rows = centres[order, 0]
+    for top in range(0, shape[0], _BLOCK):
+        near = order[
+            np.searchsorted(rows, top - 2 * _RADIUS) : np.searchsorted(rows, top + _BLOCK + 2 * _RADIUS)
+        ]
+        for left in range(0, shape[1], _BLOCK):
+            noise = np.random.default_rng((seed, top, left))
+            block = noise.normal(0.08, 0.01, size=(_BLOCK, _BLOCK))
+            for i in near[np.abs(centres[near, 1] - (left + _BLOCK / 2)) < _BLOCK / 2 + 2 * _RADIUS]:
+                cy, cx = centres[i, 0] - top, centres[i, 1] - left
+                r = radii[i]
+                y0, y1 = max(int(cy - r - 2), 0), min(int(cy + r + 3), _BLOCK)
+                x0, x1 = max(int(cx - r - 2), 0), min(int(cx + r + 3), _BLOCK)
+                if y0 >= y1 or x0 >= x1:
+                    continue
+                yy, xx = np.mgrid[y0:y1, x0:x1]
+                distance = np.hypot(yy - cy, xx - cx)
+                block[y0:y1, x0:x1] += brightness[i] * np.clip(r + 0.5 - distance, 0, 1)
+            yield (np.clip(block, 0, 1) * 40000).astype(np.uint16)

@@ -1,7 +1,8 @@
 """A two-plate screen run on every executor, against numpy, scikit-image and pandas by hand.
 
 The contract's definitions (DESIGN, "Screens") are written out here without the
-package: focus score, saturated fraction, the quality flags, filtered object counts,
+package: focus score, saturated fraction, CellProfiler's focus measures
+(tests/cellprofiler_focus.py), the quality flags, filtered object counts,
 robust z-scores against each plate's negative controls, and Z'.
 """
 
@@ -15,6 +16,8 @@ import pytest
 import tifffile
 import yaml
 from skimage import filters, measure
+
+import cellprofiler_focus as cp
 
 
 def _quality_rules(pipeline: Path) -> tuple[float, float]:
@@ -37,6 +40,8 @@ def _image_by_hand(path: Path) -> dict[str, float]:
         "quality.mean_focus_score": values.var() / values.mean(),
         "quality.mean_saturated_fraction": float(np.mean(values == values.max())),
         "quality.mean_intensity_mean": values.mean(),
+        "quality.mean_power_log_log_slope": cp.power_log_log_slope(cp.cellprofiler_scale(image)),
+        "quality.mean_local_focus_score": cp.local_focus_score(cp.cellprofiler_scale(image)),
         "nuclei.count": len(nuclei),
         "nuclei.mean_area": nuclei["area"].mean(),
         "nuclei.mean_intensity_mean": nuclei["intensity_mean"].mean(),
@@ -52,7 +57,7 @@ def screen_by_hand(screen) -> dict[str, pd.DataFrame]:
         plate, well = path.stem.split("_")
         row = {"image": path.name, "plate": plate, "well": well, **_image_by_hand(path)}
         row["flagged"] = (
-            row["quality.mean_focus_score"] < focus_min
+            row["quality.mean_power_log_log_slope"] < focus_min
             or row["quality.mean_saturated_fraction"] > saturated_max
         )
         mapped = plate_map[(plate_map["plate"] == plate) & (plate_map["well"] == well)].iloc[0]
@@ -61,7 +66,7 @@ def screen_by_hand(screen) -> dict[str, pd.DataFrame]:
     images = pd.DataFrame(rows)
     measurements = [c for c in images.columns if c.startswith(("quality.mean", "nuclei."))]
     kept = images[~images["flagged"]].reset_index(drop=True)
-    normalized = kept[["image"]].copy()
+    normalized = kept[["plate", "well"]].copy()  # one field per well: each well is its field
     assay = []
     for column in measurements:
         z = pd.Series(np.nan, index=kept.index)
@@ -109,7 +114,13 @@ def test_screen_tables_equal_the_computation_by_hand(
     assert list(counts) == list(by_hand["nuclei.count"])
 
     normalized = pd.read_csv(run / "normalized.csv")
-    assert list(normalized["image"]) == list(expected["normalized"]["image"])
+    assert set(normalized["level"]) == {"well"}  # the run knows wells: they are the replicates
+    keys = ["plate", "well"]
+    assert normalized[keys].values.tolist() == expected["normalized"][keys].values.tolist()
+    wells = pd.read_csv(run / "wells.csv")
+    assert wells[keys].values.tolist() == by_hand[keys].values.tolist()
+    assert wells["fields"].tolist() == [1] * len(wells)
+    assert wells["fields_flagged"].tolist() == by_hand["flagged"].astype(int).tolist()
     np.testing.assert_allclose(
         normalized[columns].to_numpy(float),
         expected["normalized"][columns].to_numpy(float),
@@ -118,8 +129,8 @@ def test_screen_tables_equal_the_computation_by_hand(
     )
     assay = pd.read_csv(run / "assay.csv")
     assert list(assay.columns) == [
-        *("plate", "measurement", "positive_mean", "positive_sd"),
-        *("negative_mean", "negative_sd", "z_prime"),
+        *("plate", "measurement", "level", "n_positive", "n_negative", "positive_mean", "positive_sd"),
+        *("negative_mean", "negative_sd", "z_prime", "robust_z_prime", "ssmd"),
     ]
     mine = assay.set_index(["plate", "measurement"]).loc[
         list(zip(expected["assay"]["plate"], expected["assay"]["measurement"], strict=True)), "z_prime"

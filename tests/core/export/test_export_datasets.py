@@ -134,7 +134,7 @@ def test_script_applies_the_table_per_dataset_and_summarizes_as_the_engine(
 def test_script_keys_the_table_by_metadata_and_groups_by_a_parameter(
     tmp_path: Path, pipeline: Pipeline, datasets: Path, script: Path
 ) -> None:
-    table = _table(tmp_path, "number,blurred.sigma,mask.method\n01,1,li\n2,3,yen\n")
+    table = _table(tmp_path, "number,blurred.sigma,mask.method\n1,1,li\n2,3,yen\n")
     metadata, group_by = r"img(?P<number>\d+)", "mask.method"
     options = {"metadata": metadata, "params": table, "group_by": group_by, "executor": "serial"}
     assert run_batch(pipeline, datasets, tmp_path / "engine", recursive=True, **options).exit_code == 0

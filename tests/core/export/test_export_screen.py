@@ -39,7 +39,7 @@ def test_the_script_writes_the_engine_screen_tables(tmp_path: Path, screen, run_
     engine = tmp_path / "engine"
     run_screen(engine, table_format="parquet")
     script = _script(screen, tmp_path)
-    assert "QUALITY = [('quality', 'focus_score'," in script.read_text()
+    assert "QUALITY = [('quality', 'power_log_log_slope'," in script.read_text()
     imported = {
         alias.name.partition(".")[0]
         for node in ast.walk(ast.parse(script.read_text()))
@@ -52,7 +52,7 @@ def test_the_script_writes_the_engine_screen_tables(tmp_path: Path, screen, run_
         script, screen, out, "--annotations", str(screen.annotations), *CONTROLS, "--table-format", "parquet"
     )
     assert result.returncode == 0, result.stderr
-    names = ("images", "quality", "nuclei", "summary", "normalized", "assay")
+    names = ("images", "quality", "nuclei", "summary", "wells", "normalized", "assay")
     for name in names:
         mine, theirs = pd.read_csv(out / f"{name}.csv"), pd.read_csv(engine / f"{name}.csv")
         pd.testing.assert_frame_equal(

@@ -254,7 +254,7 @@ def test_a_missing_table_is_refused(tmp_path: Path, pipeline: Pipeline, datasets
 
 def test_metadata_fields_key_the_table(tmp_path: Path, pipeline: Pipeline, datasets: Path) -> None:
     table = tmp_path / "params.csv"
-    table.write_text("number,blurred.sigma\n01,1\n2,3\n", encoding="utf-8")
+    table.write_text("number,blurred.sigma\n1,1\n2,3\n", encoding="utf-8")
     batch = BatchRun(
         pipeline, datasets, tmp_path / "run", recursive=True, metadata=r"img(?P<number>\d+)", params=table
     )
@@ -268,6 +268,14 @@ def test_metadata_fields_key_the_table(tmp_path: Path, pipeline: Pipeline, datas
         "B/day 2/img2.tif": 3.0,
     }
     assert batch.unmatched == 2
+    # keys match as text: '01' is not the number field '1', and is refused rather than guessed
+    table.write_text("number,blurred.sigma\n01,1\n2,3\n", encoding="utf-8")
+    with pytest.raises(
+        PipelineError, match=r"row 1 \(line 2\): number '01' matches no image.*'1' only as a number"
+    ):
+        BatchRun(
+            pipeline, datasets, tmp_path / "run", recursive=True, metadata=r"img(?P<number>\d+)", params=table
+        )
 
 
 # -- resume ------------------------------------------------------------------------------------

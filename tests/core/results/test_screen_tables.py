@@ -13,6 +13,7 @@ from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline.quality import QualityRule
 from napari_batch_pipeline.core.results.annotations import (
     matching,
+    number_twin,
     read_annotations,
     row_letters,
     well_position,
@@ -62,12 +63,13 @@ def test_a_plate_map_joins_by_its_keys_first_row_first(tmp_path: Path) -> None:
     plate_map = read_annotations(path, keys={"image", "plate", "well"})
     assert plate_map.keys == ("plate", "well") and plate_map.columns == ("compound", "dose")
     images = pd.DataFrame(
-        {"image": ["a", "b", "c", "d"], "plate": ["01", "1", "2", "3"], "well": ["A01", "B02", "A01", "A01"]}
+        {"image": ["a", "b", "c", "d"], "plate": ["1", "1", "2", "01"], "well": ["A01", "B02", "A01", "A01"]}
     )
     joined = plate_map.join(images)
-    assert list(joined["compound"]) == ["DMSO", "cpd", "late", ""]  # '01' equals 1; an empty key matches any
+    assert list(joined["compound"]) == ["DMSO", "cpd", "late", ""]  # '01' is not 1; an empty key matches any
     assert list(joined["dose"]) == ["0", "5", "1", ""]
     assert plate_map.unmatched_rows(images.iloc[:1]) == [3]
+    assert plate_map.unmatched_rows(images.iloc[3:]) == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -98,7 +100,12 @@ def test_controls_are_column_equals_value() -> None:
         ScreenSettings(positive=control)
     with pytest.raises(PipelineError, match="table format 'xlsx'"):
         ScreenSettings(table_format="xlsx")
-    assert list(matching(pd.DataFrame({"dose": [1.0, 2.5]}), {"dose": "1"})) == [True, False]
+    # values match as text; a value equal only as a number is named, never taken
+    doses = pd.DataFrame({"dose": ["1.0", "2.5"]})
+    assert list(matching(doses, {"dose": "1"})) == [False, False]
+    assert list(matching(doses, {"dose": "1.0"})) == [True, False]
+    assert number_twin(doses, {"dose": "1"}) == ("dose", "1", "1.0")
+    assert number_twin(doses, {"dose": "3"}) is None
 
 
 def _images() -> pd.DataFrame:
@@ -144,7 +151,8 @@ def test_flags_name_every_broken_rule_and_only_for_done_images() -> None:
 
 
 def test_normalized_and_assay_tables_equal_their_definitions() -> None:
-    images = _images()
+    """Without wells, images are the replicates (see test_wells.py for wells)."""
+    images = _images().drop(columns=["well", "row", "column"])
     images["flagged"] = ""
     images.loc[4, "flagged"] = "nuclei.count 14 > 13"  # a positive control of P1: out of everything
     columns = ["nuclei.count", "nuclei.mean_area"]
@@ -152,7 +160,7 @@ def test_normalized_and_assay_tables_equal_their_definitions() -> None:
     normalized = normalized_table(images, columns, negative)
     kept = images[images["flagged"] == ""]
     assert list(normalized["image"]) == list(kept["image"])
-    assert "status" not in normalized and "kind" in normalized and "row" in normalized
+    assert "status" not in normalized and "kind" in normalized and set(normalized["level"]) == {"image"}
     assay = assay_table(images, columns, negative, positive)
     assert list(assay[["plate", "measurement"]].itertuples(index=False, name=None)) == [
         ("P1", "nuclei.count"),

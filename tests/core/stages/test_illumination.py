@@ -10,6 +10,7 @@ import pytest
 from skimage import filters
 
 from napari_batch_pipeline.core.errors import PipelineError
+from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.stages import get_stage
 from napari_batch_pipeline.core.stages import illumination as module
 from napari_batch_pipeline.core.stages.illumination import illumination
@@ -96,3 +97,24 @@ def test_a_group_stage_takes_one_data_argument_and_gives_an_image():
     for function in (two, labels):
         with pytest.raises(PipelineError, match=r"group stage .* takes that one data argument"):
             spec_from_function(function)
+
+
+def test_smoothing_is_a_sigma_and_cellprofiler_s_filter_size_is_a_full_width_at_half_maximum():
+    """A smoothing filter size copied from a CellProfiler pipeline (a FWHM) smooths as there:
+    sigma = size / 2.35, not 2.35 times more."""
+    images = _images(3)
+    mean = np.mean(np.stack(images).astype(np.float64), axis=0)
+    as_cellprofiler = illumination(iter(images), smoothing_filter_size=47.0)
+    expected = filters.gaussian(mean, 47.0 / 2.35, preserve_range=True).astype(np.float32)
+    np.testing.assert_array_equal(as_cellprofiler, expected)
+    np.testing.assert_array_equal(as_cellprofiler, illumination(iter(images), smoothing=20.0))
+    np.testing.assert_array_equal(  # the size wins over smoothing, which it replaces
+        illumination(iter(images), smoothing=5.0, smoothing_filter_size=47.0), as_cellprofiler
+    )
+    with pytest.raises(ValueError, match="smoothing_filter_size must be 0 or more, got -2"):
+        illumination(iter(images), smoothing_filter_size=-2.0)
+    pipeline = Pipeline.from_text(
+        "version: 1\nstages:\n  - {name: illum, function: illumination, group_by: [plate],"
+        " params: {smoothing_filter_size: 47}}\n"
+    )
+    assert pipeline.stages[0].params["smoothing_filter_size"] == 47

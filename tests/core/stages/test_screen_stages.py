@@ -17,7 +17,10 @@ from napari_batch_pipeline.core.stages.quality import image_quality
 def test_image_quality_is_normalised_variance_saturation_and_mean(coins: np.ndarray) -> None:
     table = image_quality(coins)
     values = coins.astype(np.float64)
-    assert list(table.columns) == ["focus_score", "saturated_fraction", "intensity_mean"]
+    assert list(table.columns) == [
+        *("focus_score", "saturated_fraction", "intensity_mean"),
+        *("power_log_log_slope", "local_focus_score"),  # see test_focus.py
+    ]
     assert len(table) == 1
     assert table["focus_score"].iloc[0] == pytest.approx(values.var() / values.mean(), rel=1e-12)
     assert table["saturated_fraction"].iloc[0] == pytest.approx(np.mean(values == values.max()), rel=1e-12)

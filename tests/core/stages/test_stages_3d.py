@@ -4,6 +4,7 @@ directly with the equivalent footprint (a disk in 2D, a ball in 3D) and paramete
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage import exposure, feature, filters, measure, morphology, segmentation
 
+import cellprofiler_focus as cp
 from napari_batch_pipeline.core.stages import STAGES, get_stage
 
 #: the footprint scikit-image users write for a radius, by number of dimensions
@@ -90,6 +92,8 @@ TESTED = {
     "correct_illumination": "test_correct_illumination",
     "image_quality": "test_image_quality",
     "filter_objects": "test_filter_objects",
+    "pixel_classifier": "test_pixel_classifier",
+    "object_classifier": "test_object_classifier",
 }
 
 
@@ -419,7 +423,12 @@ def test_image_quality(image: np.ndarray) -> None:
     table = run_stage("image_quality", image)
     values = image.astype(np.float64)
     expected = [values.var() / values.mean(), np.mean(values == values.max()), values.mean()]
-    np.testing.assert_allclose(table.iloc[0].to_numpy(dtype=float), expected, rtol=1e-12)
+    first = ["focus_score", "saturated_fraction", "intensity_mean"]
+    np.testing.assert_allclose(table.iloc[0][first].to_numpy(dtype=float), expected, rtol=1e-12)
+    scaled = cp.cellprofiler_scale(image)
+    slope = cp.power_log_log_slope(scaled) if image.ndim == 2 else np.nan  # 2D only, as CellProfiler
+    np.testing.assert_allclose(table.iloc[0]["power_log_log_slope"], slope, rtol=1e-9)
+    np.testing.assert_allclose(table.iloc[0]["local_focus_score"], cp.local_focus_score(scaled), rtol=1e-9)
 
 
 def test_filter_objects(image: np.ndarray) -> None:
@@ -428,3 +437,68 @@ def test_filter_objects(image: np.ndarray) -> None:
     cut = float(areas["area"].median())
     expected = np.where(np.isin(labels, areas["label"][areas["area"] >= cut]), labels, 0)
     np.testing.assert_array_equal(run_stage("filter_objects", labels, keep={"area": [cut, None]}), expected)
+
+
+# -- classifiers ----------------------------------------------------------------------------
+
+
+def test_pixel_classifier(image: np.ndarray, tmp_path: Path) -> None:
+    from skimage.future import fit_segmenter, predict_segmenter
+    from sklearn.ensemble import RandomForestClassifier
+
+    from napari_batch_pipeline.core.stages.training import write_training
+
+    painted = np.zeros(image.shape, dtype=np.uint8)
+    sparse = (slice(None, None, 2),) * (image.ndim - 1) + (slice(None, None, 3),)
+    painted[sparse] = np.where(otsu_mask(image)[sparse], 2, 1)
+    sha = write_training(tmp_path / "t.npz", [{"image": image, "labels": painted}])
+    low, high = np.percentile(image, (1, 99.8))
+    scaled = ((image - np.float32(low)) / np.float32(high - low)).astype(np.float32)
+    features = feature.multiscale_basic_features(scaled, sigma_min=1.0, sigma_max=4.0)
+    forest = fit_segmenter(
+        painted, features, RandomForestClassifier(n_estimators=5, random_state=0, n_jobs=1)
+    )
+    result = run_stage(
+        "pixel_classifier",
+        image,
+        training=str(tmp_path / "t.npz"),
+        training_sha256=sha,
+        trees=5,
+        features={"sigma_min": 1, "sigma_max": 4},
+    )
+    assert result.shape == image.shape and result.dtype == np.uint8
+    np.testing.assert_array_equal(result, predict_segmenter(features, forest))
+
+
+def test_object_classifier(image: np.ndarray, tmp_path: Path) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from napari_batch_pipeline.core.stages.training import write_training
+
+    labels = otsu_labels(image)
+    table = measure.regionprops_table(labels, image, properties=["label", "area", "intensity_mean"])
+    classes = np.zeros(labels.max() + 1, dtype=np.int64)
+    classes[1:] = np.where(table["area"] > np.median(table["area"]), 2, 1)
+    sha = write_training(tmp_path / "o.npz", [{"objects": labels, "classes": classes, "image": image}])
+    samples = np.column_stack([table["area"], table["intensity_mean"]])
+    forest = RandomForestClassifier(n_estimators=5, random_state=0, n_jobs=1).fit(samples, classes[1:])
+    result = run_stage(
+        "object_classifier",
+        labels,
+        image,
+        training=str(tmp_path / "o.npz"),
+        training_sha256=sha,
+        properties=["area", "intensity_mean"],
+        trees=5,
+    )
+    np.testing.assert_array_equal(result["label"], table["label"])
+    np.testing.assert_array_equal(result["class"], forest.predict(samples))
+    if image.ndim == 3:
+        with pytest.raises(ValueError, match="2D-only"):
+            run_stage(
+                "object_classifier",
+                labels,
+                training="o.npz",
+                training_sha256=sha,
+                properties=["eccentricity"],
+            )

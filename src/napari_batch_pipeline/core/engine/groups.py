@@ -13,10 +13,14 @@ B. :func:`compute_group`: each group's result, once, from those intermediates re
 C. the rest of each image's chain, by the strategy, with the group results given
    (:attr:`TaskJob.groups`).
 
-A group's key hashes its members' identity and content stamps, the keys of everything
-upstream and the stage's parameters; ``groups.csv`` records it, so that a resumed run
-reuses a result whose key did not change, and a task's ledger fingerprint holds the keys
-of its groups, so that a replaced member re-runs its group's tasks and nothing else.
+A group's key hashes the identity and content stamps of the members it learnt from, the
+keys of everything upstream and the stage's parameters; ``groups.csv`` records it (and
+the images left out), so that a resumed run reuses a result whose key did not change, and
+a task's ledger fingerprint holds the keys of its groups, so that a replaced member
+re-runs its group's tasks and nothing else. A result learnt without some members (their
+upstream failed) has the key of those it learnt from, not the planned one: a later run
+retries the missing members and, once one is done, learns the group again and runs its
+tasks again; while they still fail, the saved result is kept.
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ from ..images.fields import read_field, spacing_of
 from ..pipeline.model import Pipeline
 from ..plan.groups import Group
 from ..plan.tasks import Task
-from ..run_folder.groups import GROUP, GROUP_KEY, GROUP_STAGE, read_groups, write_groups
+from ..run_folder.groups import (
+    GROUP,
+    GROUP_KEY,
+    GROUP_LEFT_OUT,
+    GROUP_STAGE,
+    join_left_out,
+    read_groups,
+    split_left_out,
+    write_groups,
+)
 from ..run_folder.layout import RunLayout
 from ..run_folder.outputs import save_image
 from ..run_folder.records import TaskRecord, format_traceback
@@ -139,16 +152,36 @@ class _Planned:
     """A group of the plan with its key, its members' jobs and its tasks' keys."""
 
     group: Group
-    key: str
+    #: the stage's key (its parameters and everything upstream)
+    stage_key: str
     members: list[TaskJob]
+    #: per member: what identifies its input to the statistic (name, content, upstream)
+    identities: list[list[str]]
     #: the group's tasks: key -> field (image, scene, time point)
     tasks: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        """The key of a result learnt from every member."""
+        return self.key_of(self.members)
+
+    def key_of(self, members: Sequence[TaskJob]) -> str:
+        """The key of a result learnt from ``members`` (a part of the group, in order)."""
+        used = {id(m) for m in members}
+        parts: list[Any] = [self.stage_key]
+        parts += [i for m, i in zip(self.members, self.identities, strict=True) if id(m) in used]
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
     def usable(self, failed: dict[tuple[str, str], str]) -> tuple[TaskJob, ...]:
         """The members whose pass A did not fail, in image order."""
         fields = [task.field for task in self.group.members]
         stage = self.group.stage
         return tuple(m for m, f in zip(self.members, fields, strict=True) if (stage, f) not in failed)
+
+    def left_out(self, failed: dict[tuple[str, str], str]) -> list[str]:
+        """The fields of the members whose pass A failed, in image order."""
+        stage = self.group.stage
+        return [task.field for task in self.group.members if (stage, task.field) in failed]
 
 
 class GroupPasses:
@@ -169,21 +202,36 @@ class GroupPasses:
         self.planned = [self._plan(group, job_of) for group in groups]
         #: the jobs pass C runs, their group results given; set by :meth:`run`
         self.ready: list[TaskJob] = []
+        #: the key of the result each group has now, by (stage, group); set by :meth:`run`
+        self.learnt: dict[tuple[str, str], str] = {}
 
     @staticmethod
     def _plan(group: Group, job_of: Callable[[Task], TaskJob]) -> _Planned:
         members = [job_of(task) for task in group.members]
         pipeline = load_pipeline(members[0])
-        parts: list[Any] = [pipeline.stage_key(group.stage)]
+        identities = []
         for member in members:
             source = member_path(member, load_pipeline(member), group.stage)
-            parts.append([member.field_stem, member.stamp, source.parent.name])
-        key = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
-        return _Planned(group, key, members, {task.key: task.field for task in group.tasks})
+            identities.append([member.field_stem, member.stamp, source.parent.name])
+        tasks = {task.key: task.field for task in group.tasks}
+        return _Planned(group, pipeline.stage_key(group.stage), members, identities, tasks)
 
     def fingerprint(self, task_key: str) -> list[int]:
-        """Numbers that change with the keys of the task's groups (for the ledger)."""
-        return [int(p.key[:12], 16) for p in self.planned if task_key in p.tasks]
+        """Numbers that change with the keys of the task's groups (for the ledger): before
+        :meth:`run`, the keys of results learnt from every member (what a task done
+        earlier must have seen to be kept); after it, the keys of the results the task's
+        groups hold now (what it is computed with)."""
+        return [int(self.learnt.get(_id(p), p.key)[:12], 16) for p in self.planned if task_key in p.tasks]
+
+    def left_out(self) -> list[dict[str, Any]]:
+        """The groups whose result was learnt without some members, as ``run.json`` lists
+        them: stage, group and the images left out (from ``groups.csv``)."""
+        found = []
+        for (stage, group), row in read_groups(self.layout).items():
+            images = split_left_out(row)
+            if images:
+                found.append({"stage": stage, "group": group, "images": images})
+        return found
 
     def run(self, pending: Sequence[TaskJob], executor: Executor) -> Iterator[StageProgress | TaskRecord]:
         """Passes A and B for the groups of ``pending`` tasks; yields progress and the
@@ -191,8 +239,10 @@ class GroupPasses:
         keys = {job.key for job in pending}
         wanted = [p for p in self.planned if keys.intersection(p.tasks)]
         current = {_id(p): p.key for p in self.planned}
-        rows = {k: r for k, r in read_groups(self.layout).items() if current.get(k) == r[GROUP_KEY]}
+        saved = read_groups(self.layout)
+        rows = {k: r for k, r in saved.items() if current.get(k) == r[GROUP_KEY]}
         todo = [p for p in wanted if not (_id(p) in rows and self._result(p).is_file())]
+        self.learnt = {k: r[GROUP_KEY] for k, r in rows.items()}
         failures: dict[str, str] = {}
         failed_members = yield from self._pass_a(todo, executor)
         if executor.cancelled:
@@ -205,10 +255,16 @@ class GroupPasses:
         jobs = []
         for planned in todo:
             usable = planned.usable(failed_members)
-            left_out = len(planned.members) - len(usable)
+            left_out = planned.left_out(failed_members)
             if not usable:  # listed, counted, never reused (no key)
                 rows[_id(planned)] = self._row(planned, 0, left_out, float("nan"), key="")
-                self._fail(planned, f"no usable image ({left_out} failed upstream)", failures)
+                self._fail(planned, f"no usable image ({len(left_out)} failed upstream)", failures)
+                continue
+            learnt = planned.key_of(usable)
+            before = saved.get(_id(planned))
+            if before is not None and before[GROUP_KEY] == learnt and self._result(planned).is_file():
+                rows[_id(planned)] = before  # the same members failed again: the same result
+                self.learnt[_id(planned)] = learnt
                 continue
             jobs.append((GroupJob(planned.group.stage, planned.group.name, usable), planned, left_out))
         by_job = {id(job): (planned, left_out) for job, planned, left_out in jobs}
@@ -218,9 +274,11 @@ class GroupPasses:
                 result = GroupResult(
                     False, float("nan"), f"worker stopped: {type(result).__name__}: {result}"
                 )
-            key = planned.key if result.done else ""
+            key = planned.key_of(job.members) if result.done else ""
             rows[_id(planned)] = self._row(planned, len(job.members), left_out, result.seconds, key=key)
-            if not result.done:
+            if result.done:
+                self.learnt[_id(planned)] = key
+            else:
                 self._fail(planned, result.error, failures)
             yield StageProgress(planned.group.stage, done, len(jobs))
         write_groups(self.layout, [rows[_id(p)] for p in self.planned if _id(p) in rows])
@@ -257,7 +315,7 @@ class GroupPasses:
             for task_key in planned.tasks:
                 fields.setdefault(task_key, {})[planned.group.stage] = [
                     str(self._result(planned)),
-                    planned.key,
+                    self.learnt.get(_id(planned), planned.key),
                 ]
         for job in pending:
             if job.key in failures:
@@ -269,7 +327,9 @@ class GroupPasses:
         return self.layout.group_result(planned.group.stage, planned.group.name)
 
     @staticmethod
-    def _row(planned: _Planned, images: int, failed: int, seconds: float, *, key: str) -> dict[str, Any]:
+    def _row(
+        planned: _Planned, images: int, left_out: Sequence[str], seconds: float, *, key: str
+    ) -> dict[str, Any]:
         """A row of ``groups.csv``; ``key`` empty for a group that has no result."""
         group = planned.group
         return {
@@ -277,9 +337,10 @@ class GroupPasses:
             GROUP: group.name,
             **group.columns,
             "images": images,
-            "images_failed": failed,
+            "images_failed": len(left_out),
             "seconds": seconds,
             GROUP_KEY: key,
+            GROUP_LEFT_OUT: join_left_out(left_out),
         }
 
 

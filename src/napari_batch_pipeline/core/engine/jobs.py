@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import StageError
+from ..errors import PipelineError, StageError
 from ..images.fields import read_field
 from ..images.sources import ImageReadError, Source
 from ..pipeline.model import Pipeline
@@ -20,6 +20,8 @@ from ..plan.estimate import held_bytes
 from ..run_folder.layout import RunLayout, output_stem
 from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord, format_traceback
+from ..stages.forests import remember
+from .tiled_task import run_tiled_task
 
 __all__ = [
     "TaskJob",
@@ -56,6 +58,11 @@ class TaskJob:
     stamp: str = ""
     #: the results of the task's group stages: stage -> [``<stage>/<group>.tif``, group key]
     groups: dict[str, list[str]] = field(default_factory=dict)
+    #: how an image larger than memory is tiled (``TileSettings`` as plain data); empty: never
+    tiling: dict[str, Any] = field(default_factory=dict)
+    #: the forests of the task's classifier stages, trained before the run, by training
+    #: key (see :mod:`.forests`): in memory, never from a file
+    trained: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input(self) -> Source:
@@ -76,7 +83,9 @@ class TaskJob:
 
 
 def load_pipeline(job: TaskJob) -> Pipeline:
-    """The task's pipeline (with its swept parameters), built once per worker."""
+    """The task's pipeline (with its swept parameters), built once per worker; the
+    forests of its classifier stages kept in memory for them."""
+    remember(job.trained)
     cache_key = job.pipeline_hash + repr(sorted(job.params.items()))
     pipeline = _PIPELINES.get(cache_key)
     if pipeline is None:
@@ -92,6 +101,13 @@ def run_task(job: TaskJob) -> TaskRecord:
     start = time.perf_counter()
     try:
         pipeline = load_pipeline(job)
+        tiled = run_tiled_task(job, pipeline)
+        if tiled is not None:
+            seconds = round(time.perf_counter() - start, 4)
+            summary, held = tiled
+            return TaskRecord(
+                job.key, job.index, job.image, DONE, "", seconds, summary, job.label, held_bytes=held
+            )
         loaded = read_field(job.input)
         outputs = pipeline.run(loaded.images, spacing=loaded.spacing, given=group_outputs(job))
         held = held_bytes(loaded.images, outputs)
@@ -119,7 +135,7 @@ def group_output(job: TaskJob, stage: str) -> Any:
 
 def failure_message(error: Exception) -> str:
     """The ``error`` column of a task that raised ``error``."""
-    if isinstance(error, (ImageReadError, StageError)):
+    if isinstance(error, (ImageReadError, StageError, PipelineError)):
         return str(error)
     if isinstance(error, OSError):
         return f"cannot write outputs: {error}"

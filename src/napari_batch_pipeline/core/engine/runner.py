@@ -10,6 +10,7 @@ plan's strategy and executor, and yields plain events, the last one
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import threading
@@ -23,6 +24,7 @@ from ..errors import PipelineError, StageError
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
+from ..plan.options import cpu_count
 from ..plan.tasks import Task
 from ..results import figure_imports
 from ..results.conclusions import conclude
@@ -33,6 +35,7 @@ from ..run_folder.tables import FOLDER
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
+from .forests import Forests
 from .groups import GroupPasses
 from .jobs import TaskJob
 from .measure import estimate_plan
@@ -47,8 +50,11 @@ class _Ledger:
     """The state of a run's tasks while it runs: finished records, and the counts."""
 
     records: dict[str, TaskRecord]
+    #: per task: the fingerprint its record is kept under (files, then its groups' keys)
     inputs: dict[str, list[int] | None]
     skipped: int
+    #: per task: the fingerprint of its files alone
+    files: dict[str, list[int] | None] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0})
 
 
@@ -72,6 +78,7 @@ class Runner:
         self._cancel = threading.Event()
         self._executor: Executor | None = None
         self._pending: int | None = None
+        self._forests = Forests(plan.pipeline)  # trained as the jobs are made, before any runs
         self.report: Report | None = None
 
     @property
@@ -94,6 +101,16 @@ class Runner:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    @functools.cached_property
+    def _tiling(self) -> dict[str, Any]:
+        """How the tasks tile a large image: the options, and threads for the cores that
+        fewer tasks than workers leave idle (one slide on a machine of several cores)."""
+        options = self.plan.options
+        settings = options.tiling()
+        in_flight = max(1, min(options.worker_count, len(self.tasks)))
+        threads = max(1, cpu_count() // in_flight)
+        return settings.to_json() | {"budget": settings.budget, "threads": threads}
+
     def job(self, task: Task) -> TaskJob:
         """What a worker needs for ``task``."""
         return TaskJob(
@@ -111,6 +128,8 @@ class Runner:
             field_stem=task.field_stem,
             stem=task.output_stem,
             stamp=_stamp(_fingerprint(task.source.files)),
+            tiling=self._tiling,
+            trained=self._forests.of(task.values),
         )
 
     # -- running ------------------------------------------------------------------------
@@ -131,7 +150,9 @@ class Runner:
         started = time.perf_counter()
         figure_imports.start()  # the figures at the end need matplotlib: imported meanwhile
         options = self.plan.options
-        if options.memory_budget is not None:  # the first image measured as a task would run
+        # the first image measured as a task would run; where images may be tiled, those
+        # that would not fit the budget are tiled instead (and measuring one whole could not)
+        if options.memory_budget is not None and not options.tiles_within_budget(self.pipeline):
             self.plan.check_budget(lambda: estimate_plan(self.plan))
         passes = GroupPasses(self.plan.groups, self.job, self.folder.layout) if self.plan.groups else None
         ledger = self._open(passes)
@@ -153,7 +174,7 @@ class Runner:
             if self._executor is not None:
                 self._executor.close()
             self.folder.remove_partials()
-        self.report = self._close(ledger, time.perf_counter() - started)
+        self.report = self._close(ledger, time.perf_counter() - started, passes)
         if interrupted:
             raise KeyboardInterrupt
         yield RunFinished(self.report)
@@ -183,6 +204,9 @@ class Runner:
         executor = self._make_executor()
         for item in passes.run(pending, executor):
             yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+        for job in passes.ready:  # recorded with the keys of the results they are given
+            files = ledger.files[job.key]
+            ledger.inputs[job.key] = None if files is None else files + passes.fingerprint(job.key)
         if passes.ready and not self.cancelled:
             for item in strategy.run(self.pipeline, passes.ready, executor):
                 yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
@@ -213,7 +237,8 @@ class Runner:
         metadata columns where those changed."""
         before = self.folder.recorded_settings()
         done = self.folder.prepare(self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks)
-        inputs = {task.key: _fingerprint(task.source.files) for task in self.tasks}
+        files = {task.key: _fingerprint(task.source.files) for task in self.tasks}
+        inputs = dict(files)
         if passes is not None:
             inputs = {k: v if v is None else v + passes.fingerprint(k) for k, v in inputs.items()}
         records = {key: r for key, r in done.items() if key in inputs and r.input == inputs[key]}
@@ -225,7 +250,7 @@ class Runner:
             stale = {FOLDER, *_groups(before.get("metadata"))}
             self.folder.refresh_rows(self.pipeline, [t for t in self.tasks if t.key in records], stale)
         self.folder.write_provenance(self._provenance(len(records)))
-        return _Ledger(records, inputs, len(records))
+        return _Ledger(records, inputs, len(records), files=files)
 
     def _estimate(self, measured: Measured | None, anything: bool) -> Estimate | None:
         """The estimate from the measured first task; None when nothing could be measured."""
@@ -256,7 +281,7 @@ class Runner:
             record, ledger.counts["done"] + ledger.skipped, ledger.counts["failed"], len(self.tasks)
         )
 
-    def _close(self, ledger: _Ledger, seconds: float) -> Report:
+    def _close(self, ledger: _Ledger, seconds: float, passes: GroupPasses | None = None) -> Report:
         """Write the tables and the end of run.json; the report."""
         self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
         conclude(self.folder.path, self.plan.options.group_by, self.plan.options.screen())
@@ -279,6 +304,8 @@ class Runner:
                 "status": "cancelled" if self.cancelled else "finished",
                 "counts": {**counts, "pending": len(self.tasks) - done - failed},
                 "seconds": round(seconds, 3),
+                # results learnt without some members: a later run retries those members
+                "groups_left_out": passes.left_out() if passes is not None else [],
             }
         )
         return report
@@ -306,6 +333,7 @@ class Runner:
             "params": plan.params_provenance(),
             "group_by": list(options.group_by) if options.group_by else None,
             "task_timeout": options.task_timeout,
+            "tiling": options.tiling().to_json(),
             "started": timestamp(),
             "finished": None,
             "status": "running",

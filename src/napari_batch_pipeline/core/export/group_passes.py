@@ -24,7 +24,7 @@ from ..engine.jobs import failure_message
 from ..images.fields import read_field, spacing_of
 from ..plan.groups import Group, plan_groups
 from ..plan.tasks import Task
-from ..run_folder.groups import GROUP, GROUP_KEY, GROUP_STAGE, write_groups
+from ..run_folder.groups import GROUP, GROUP_KEY, GROUP_LEFT_OUT, GROUP_STAGE, join_left_out, write_groups
 from ..run_folder.layout import RunLayout
 from ..run_folder.outputs import save_image
 from ..stages.illumination import ImagesOnDisk
@@ -117,6 +117,8 @@ def _learn(
     left_out = len(group.members) - len(usable)
     row = {GROUP_STAGE: stage, GROUP: group.name, **group.columns, "images": len(usable)}
     row |= {"images_failed": left_out, "seconds": float("nan"), GROUP_KEY: ""}
+    kept = {task.field for task in usable}
+    row[GROUP_LEFT_OUT] = join_left_out(t.field for t in group.members if t.field not in kept)
     if not usable:
         row["images"] = 0
         _fail(group, f"no usable image ({left_out} failed upstream)", failures)

@@ -73,6 +73,7 @@ _FLAGS = {
     "negative_control": "--negative-control",
     "positive_control": "--positive-control",
     "table_format": "--table-format",
+    "well_aggregate": "--well-aggregate",
 }
 
 
@@ -323,6 +324,12 @@ def main(
     parser.add_argument("--negative-control", default=None, help="COL=VALUE: the negative control images")
     parser.add_argument("--positive-control", default=None, help="COL=VALUE: the positive control images")
     parser.add_argument("--table-format", default="csv", choices=("csv", "parquet"), help="default: csv")
+    parser.add_argument(
+        "--well-aggregate",
+        default="median",
+        choices=("median", "mean"),
+        help="how the fields of a well become its row of wells.csv (default: median)",
+    )
     args = parser.parse_args(argv)
     layout = RunLayout.at(args.output)
     try:

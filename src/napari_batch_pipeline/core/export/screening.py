@@ -3,7 +3,7 @@
 Its options (a plate map, controls, the table format; :mod:`.runtime` reads them from
 the script's command line) are checked before any image, by the engine's own check
 (:func:`..results.screen.check_screen`); after the tables, the pipeline's quality rules
-flag images, the plate map joins the tables, and ``normalized.csv``, ``assay.csv``,
+flag images, the plate map joins the tables, and ``wells.csv``, ``normalized.csv``, ``assay.csv``,
 ``plate_<plate>.png`` and the Parquet files are written by the engine's own writers
 (:mod:`..results.conclusions`). Copied into the script with :mod:`.runtime`, so it uses
 no more than the runtime does (matplotlib only for the plate maps; pyarrow only for
@@ -54,6 +54,7 @@ def plan_screen(args: argparse.Namespace, tasks: Sequence[Task]) -> ScreenPlan:
         negative=Control.parse(negative, "negative_control") if negative else None,
         positive=Control.parse(positive, "positive_control") if positive else None,
         table_format=args.table_format,
+        well_aggregate=getattr(args, "well_aggregate", "median"),
     )
     if settings.table_format == "parquet":
         try:
@@ -90,7 +91,8 @@ def conclude_screen(
     try:
         written += [path.name for path in screen_tables(layout, typed, table_stages, plan.settings)]
     except ImportError:  # the plate maps need matplotlib; the tables are written before them
-        written += [p.name for p in (layout.normalized_table, layout.assay_table) if p.is_file()]
+        tables = (layout.wells_table, layout.normalized_table, layout.assay_table)
+        written += [p.name for p in tables if p.is_file()]
     written += [
         path.name for path in parquet_tables(layout, table_stages, metadata, plan.settings.table_format)
     ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import re
 import sys
 import textwrap
@@ -34,6 +35,7 @@ from ..pipeline.model import INPUT, Pipeline, StageConfig
 from ..run_folder.writer import provenance_versions
 from ..stages import STAGES
 from ..stages.registry import SPACING_ARG
+from ..stages.training import resolve_training
 from . import runtime as export_runtime
 from .bundle import Bundle
 
@@ -58,18 +60,22 @@ _USAGE = (
     "Usage: python this_script.py INPUT_DIR OUTPUT_DIR [--pattern GLOB] [--recursive]\n"
     "    [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]\n"
     "    [--annotations MAP.csv] [--negative-control COL=VALUE] [--positive-control COL=VALUE]\n"
-    "    [--table-format csv|parquet]"
+    "    [--table-format csv|parquet] [--well-aggregate median|mean]"
 )
 #: what the script runs without: the cells of a parameter table are read as YAML
 _OPTIONAL = ("yaml",)
 
 
-def script_text(pipeline: Pipeline) -> str:
+def script_text(pipeline: Pipeline, folder: str | Path | None = None) -> str:
     """The source of a standalone script that runs ``pipeline`` over a folder.
 
     Usage of the script: ``python script.py INPUT_DIR OUTPUT_DIR [--pattern GLOB] [--recursive]
     [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]``, the options of the run
     command of the same names.
+
+    A classifier stage's training file is named relative to the script, which is to lie
+    in ``folder`` (default: the working folder): the script trains the same forest from
+    the same file (its hash checked), as the engine does, with scikit-learn.
     """
     bundle = Bundle(
         reserved=_SCRIPT_NAMES,
@@ -89,7 +95,10 @@ def script_text(pipeline: Pipeline) -> str:
     run_stage = bundle.copy(export_runtime.run_stage)
     exported = bundle.copy(export_runtime.ExportedPipeline), bundle.copy(export_runtime.ExportedStage)
     specs = {stage.name: _stage_spec(stage, callees[stage.name], bundle) for stage in pipeline.stages}
-    parameters, functions, constants = _pipeline_code(pipeline, callees, run_stage, set(bundle.names))
+    written = _training_paths(pipeline, bundle, Path(folder or "."))
+    parameters, functions, constants = _pipeline_code(
+        pipeline, callees, run_stage, set(bundle.names), written
+    )
     sections = [
         "\n".join([*_header(pipeline), bundle.import_lines(), *user_imports]),
         _block("the pipeline's parameters and channels", [parameters, _quality(pipeline)]),
@@ -113,7 +122,25 @@ def _quality(pipeline: Pipeline) -> str:
 
 def export_script(pipeline: Pipeline, path: str | Path) -> Path:
     """Write the standalone script of ``pipeline`` to ``path``."""
-    return write_text_atomic(Path(path), script_text(pipeline))
+    return write_text_atomic(Path(path), script_text(pipeline, Path(path).expanduser().resolve().parent))
+
+
+def _training_paths(pipeline: Pipeline, bundle: Bundle, folder: Path) -> dict[str, str]:
+    """The script's value of each classifier stage's ``training`` (``'stage.training'``):
+    the training file's path relative to the script's own folder, found from there
+    whatever the working folder. A pipeline with no folder of its own keeps its paths."""
+    if pipeline.folder is None:
+        return {}
+    written = {}
+    for name in pipeline.classifier_stages:
+        training = pipeline[name].params.get("training")
+        if not training:
+            continue
+        target = resolve_training(training, pipeline.folder).resolve()
+        relative = Path(os.path.relpath(target, folder.resolve())).as_posix()
+        path = bundle.library("pathlib", "Path")
+        written[f"{name}.training"] = f"str({path}(__file__).resolve().parent / {relative!r})"
+    return written
 
 
 def _header(pipeline: Pipeline) -> list[str]:
@@ -125,6 +152,11 @@ def _header(pipeline: Pipeline) -> list[str]:
         "of images; write its tables.",
         "",
         "Exported by napari-batch-pipeline; needs only numpy, pandas, tifffile and scikit-image",
+        *(
+            ["(and scikit-learn for its classifiers, with their training files beside the script)"]
+            if pipeline.classifier_stages
+            else []
+        ),
         "(CZI, ND2, LIF and OME-Zarr files: bioio too, with its reader of the format; a",
         "parameter table: PyYAML; summary.png: matplotlib).",
         _USAGE,
@@ -137,7 +169,7 @@ def _header(pipeline: Pipeline) -> list[str]:
 
 
 def _pipeline_code(
-    pipeline: Pipeline, callees: dict[str, str], run_stage: str, taken: set[str]
+    pipeline: Pipeline, callees: dict[str, str], run_stage: str, taken: set[str], written: dict[str, str]
 ) -> tuple[str, list[str], dict[str, str]]:
     """The parameter constants and channels, one function per stage then ``process``, and
     the constant of each parameter (``'stage.param'``).
@@ -146,7 +178,8 @@ def _pipeline_code(
     parameter's value from the task's ``values`` (its row of the parameter table), else
     the pipeline's constant; a stage that takes the pixel size (``spacing``) gets it from
     ``process``; each stage runs through ``run_stage``, which names the stage in an error
-    as the engine does.
+    as the engine does. ``written`` gives some constants' values as code (``'stage.param'``
+    to an expression), instead of the parameter's value.
     """
     taken |= set(_SCRIPT_NAMES)
     constants, functions, calls, names, groups = [], [], [], {}, []
@@ -155,7 +188,8 @@ def _pipeline_code(
         for name, value in stage.params.items():
             column = f"{stage.name}.{name}"
             names[column] = constant = _unique(_identifier(f"{stage.name}_{name}").upper(), taken)
-            constants.append(f"{constant} = {_literal(value, stage.spec.params[name].default)}")
+            literal = written.get(column) or _literal(value, stage.spec.params[name].default)
+            constants.append(f"{constant} = {literal}")
             arguments.append(f"{name}=values.get({column!r}, {constant})")
         spacing = ", spacing" if stage.spec.takes_spacing else ""
         if spacing:

@@ -20,6 +20,7 @@ import yaml
 
 from ..errors import PipelineError, StageError, listening_for_ctrl_c
 from ..images.channels import Channel, parse_channels
+from ..stages.forests import trained_forest, training_key
 from ..stages.registry import BUILT_IN_MODULES, SPACING_ARG
 from .code_identity import code_identity
 from .quality import QUALITY_KEY, QualityRule, parse_quality
@@ -48,6 +49,10 @@ class Pipeline:
     quality : list of mapping or QualityRule, optional
         The ``quality:`` section: rules that flag images by a per-image measurement
         (see :mod:`.quality`). They are not part of :attr:`hash`.
+    folder : path, optional
+        Where the files the pipeline names by a relative path are (a classifier's
+        ``training``): the pipeline file's folder; None for the working folder. It is
+        not part of :attr:`hash` (the files' hashes are).
 
     Raises
     ------
@@ -61,6 +66,7 @@ class Pipeline:
         name: str = "pipeline",
         channels: Mapping[str, Any] | Iterable[Channel] | None = None,
         quality: Iterable[Mapping[str, Any] | QualityRule] | None = None,
+        folder: str | Path | None = None,
     ):
         if not isinstance(name, str) or not name.strip():
             raise PipelineError(f"name: expected a non-empty string, got {name!r}")
@@ -74,6 +80,7 @@ class Pipeline:
         if isinstance(quality, (list, tuple)):
             rules = [r.to_dict() if isinstance(r, QualityRule) else r for r in quality]
         self.quality: tuple[QualityRule, ...] = parse_quality(rules, self.stages)
+        self.folder: Path | None = None if folder is None else Path(folder)
 
     # -- loading and saving -------------------------------------------------------------
 
@@ -81,7 +88,9 @@ class Pipeline:
     def from_yaml(cls, path: str | Path) -> Pipeline:
         """Load a pipeline file (safe YAML only)."""
         path = Path(path)
-        return cls.from_text(read_pipeline_text(path), source=str(path))
+        pipeline = cls.from_text(read_pipeline_text(path), source=str(path))
+        pipeline.folder = path.expanduser().resolve().parent
+        return pipeline
 
     @classmethod
     def from_text(cls, text: str, source: str = "pipeline") -> Pipeline:
@@ -140,7 +149,9 @@ class Pipeline:
 
     def with_quality(self, quality: Iterable[Mapping[str, Any] | QualityRule] | None) -> Pipeline:
         """The same pipeline judged by other quality rules (None: none)."""
-        return Pipeline(self.stages, name=self.name, channels=self.channels, quality=quality)
+        return Pipeline(
+            self.stages, name=self.name, channels=self.channels, quality=quality, folder=self.folder
+        )
 
     @property
     def hash(self) -> str:
@@ -290,9 +301,42 @@ class Pipeline:
                 )
             stage = stages[stage_name]
             stages[stage_name] = replace(stage, params={**stage.params, param: value})
-        return Pipeline(stages.values(), name=self.name, channels=self.channels, quality=self.quality)
+        return Pipeline(
+            stages.values(), name=self.name, channels=self.channels, quality=self.quality, folder=self.folder
+        )
 
     # -- running ------------------------------------------------------------------------
+
+    @property
+    def classifier_stages(self) -> list[str]:
+        """The stages that need a trained forest (``pixel_classifier``, ``object_classifier``)."""
+        return [s.name for s in self.stages if s.spec.trains is not None]
+
+    def train(self) -> dict[str, Any]:
+        """Train the forests of the classifier stages (those not trained in this process
+        yet), from their training files relative to :attr:`folder`.
+
+        Returns
+        -------
+        dict of str to forest
+            Each classifier stage's forest by its training key (:func:`.forests.training_key`),
+            for workers that run this pipeline elsewhere (:func:`.forests.remember`).
+
+        Raises
+        ------
+        PipelineError
+            Naming the stage, when its training file is missing, malformed or not the one
+            its hash names, or holds nothing to learn from.
+        """
+        trained: dict[str, Any] = {}
+        for name in self.classifier_stages:
+            stage = self[name]
+            kind = stage.spec.trains or ""
+            try:
+                trained[training_key(kind, stage.params)] = trained_forest(kind, stage.params, self.folder)
+            except ValueError as error:
+                raise PipelineError(str(error), stage=name, key="params.training") from None
+        return trained
 
     def run(
         self,
@@ -364,6 +408,8 @@ class Pipeline:
         if spec.takes_spacing:
             kwargs[SPACING_ARG] = spacing
         try:
+            if spec.trains is not None:  # its forest, from its training file beside the pipeline file
+                trained_forest(spec.trains, stage.params, self.folder)
             result = spec.function(**kwargs, **stage.params)
         except (Exception, SystemExit) as error:  # sys.exit in a stage fails one image
             raise StageError(stage.name, stage.function, error) from error
@@ -371,7 +417,7 @@ class Pipeline:
             if listening_for_ctrl_c():
                 raise  # Ctrl-C at the terminal: the whole run stops
             raise StageError(stage.name, stage.function, error) from error
-        return _check_output(stage, spec.returns, result)
+        return _check_output(stage, stage.returns, result)
 
 
 def _check_output(stage: StageConfig, kind: str, result: Any) -> Any:

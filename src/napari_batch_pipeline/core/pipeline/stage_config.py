@@ -47,7 +47,10 @@ class StageConfig:
 
     @property
     def returns(self) -> str:
-        return self.spec.returns
+        """The output kind: ``image``, ``mask``, ``labels`` or ``table`` (a parameter may
+        choose it, as a classifier's ``output``)."""
+        spec = self.spec
+        return spec.returns_by(self.params) if spec.returns_by is not None else spec.returns
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -31,6 +31,7 @@ from .parameters import parameter_sets
 from .params_table import ParamsTable, apply_params_table, key_columns, read_params_table
 from .reserved import check_reserved_names
 from .tasks import Task, check_output_names, make_tasks
+from .training import check_training
 
 __all__ = ["BatchPlan", "plan_batch"]
 
@@ -195,6 +196,7 @@ def plan_batch(
         table = read_params_table(options.params, pipeline, keys=keys, swept=dict(options.sweep))
         tasks, unmatched = apply_params_table(tasks, table, pipeline)
     check_output_names(tasks)
+    check_training(pipeline, tasks)
     _check_screen(options, tasks)
     _check_group_by(options, tasks)
     return BatchPlan(
@@ -213,11 +215,9 @@ def plan_batch(
 
 
 def _check_screen(options: BatchOptions, tasks: Sequence[Task]) -> None:
-    """Refuse, before anything runs, a plate map or a control that does not fit the tasks
-    (see :func:`..results.screen.check_screen`)."""
+    """Refuse, before anything runs, a plate map, a control, wells or a table format that
+    do not fit the tasks (see :func:`..results.screen.check_screen`)."""
     settings = options.screen()
-    if settings.annotations is None and settings.negative is None:
-        return
     frame = images_frame((t.image, t.values, t.metadata, None) for t in tasks)
     keys = key_columns(tasks, options.metadata, options.recursive)
     check_screen(frame, settings, keys, limited=options.limit is not None)

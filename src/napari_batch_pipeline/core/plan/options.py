@@ -19,6 +19,8 @@ from typing import Any
 from ..errors import PipelineError
 from ..executor_choice import AUTO, EXECUTORS, choose_executor
 from ..results.screen import Control, ScreenSettings
+from ..tiles.kinds import tiled_chain
+from ..tiles.settings import TileSettings
 
 __all__ = ["EXECUTORS", "STRATEGIES", "BatchOptions", "cpu_count"]
 
@@ -83,6 +85,19 @@ class BatchOptions:
         (see :mod:`..results.screen`). A positive control needs a negative one.
     table_format : {'csv', 'parquet'}
         ``parquet``: every table also as a Parquet file.
+    tile : int or {'auto', 'none'}
+        Images larger than memory (see :mod:`..tiles`): the tile core size in pixels per
+        axis (every image larger than it is tiled), ``auto`` (tile only an image whose
+        chain would not fit the memory budget) or ``none``.
+    halo : int or None
+        Pixels around each tile; None: the chain's reach (the least that is exact).
+    max_object : int
+        The object extent (pixels) a tiled measurement plans its crops for.
+    levels : int
+        Pyramid levels of a tiled image's saved outputs (OME-Zarr).
+    well_aggregate : {'median', 'mean'}
+        How the fields of a well become its row of wells.csv, the replicates of a screen
+        whose images have wells.
 
     Raises
     ------
@@ -110,6 +125,11 @@ class BatchOptions:
     negative_control: str | None = None
     positive_control: str | None = None
     table_format: str = "csv"
+    tile: int | str = "auto"
+    halo: int | None = None
+    max_object: int = 128
+    levels: int = 4
+    well_aggregate: str = "median"
     #: why ``auto`` chose ``executor`` (set by :meth:`resolved`; empty when the user chose)
     executor_reason: str = field(default="", init=False, compare=False)
 
@@ -137,6 +157,7 @@ class BatchOptions:
                 options=("scheduler", "executor"),
             )
         self._check_task_timeout()
+        object.__setattr__(self, "tile", self.tiling().tile)  # refuses a bad tile, halo or levels
         self.screen()  # refuses a control that is not COLUMN=VALUE, an unknown table format
         object.__setattr__(self, "sweep", {key: list(values) for key, values in (self.sweep or {}).items()})
         object.__setattr__(self, "group_by", _columns(self.group_by))
@@ -167,6 +188,7 @@ class BatchOptions:
             in this session only (``Pipeline.session_functions``): no worker could find it.
         """
         options = self._chosen(pipeline)
+        options._check_tiling(pipeline)
         here = list(getattr(pipeline, "session_functions", []))
         if here and options.executor in ("processes", "dask"):
             why = f" (auto chose it: {options.executor_reason})" if self.executor == AUTO else ""
@@ -178,6 +200,41 @@ class BatchOptions:
                 options=("executor",),
             )
         return options
+
+    def tiling(self) -> TileSettings:
+        """How the images of this batch are tiled (each worker's share of the budget)."""
+        budget = self.memory_budget // self.worker_count if self.memory_budget else None
+        return TileSettings(self.tile, self.halo, self.max_object, self.levels, budget)
+
+    def tiles_within_budget(self, pipeline: Any) -> bool:
+        """Whether images too large for the memory budget are tiled to fit it instead."""
+        settings = self.tiling()
+        if settings.tile == "none" or self.strategy != "vertical" or not settings.fits_budget():
+            return False
+        try:
+            tiled_chain(pipeline)
+        except PipelineError:
+            return False
+        return True
+
+    def _check_tiling(self, pipeline: Any) -> None:
+        """Refuse, before anything runs, a tile size for a pipeline that cannot run tiled."""
+        settings = self.tiling()
+        if not isinstance(settings.tile, int):
+            return
+        if self.strategy != "vertical":
+            raise PipelineError(
+                "tiled images run image by image: choose the vertical strategy, or tile: none",
+                options=("strategy", "tile"),
+            )
+        chain = tiled_chain(pipeline)
+        if settings.halo is not None and settings.halo < chain.radius:
+            raise PipelineError(
+                f"halo {settings.halo}: the pipeline's stages reach {chain.radius} pixels, so tiles need a "
+                f"halo of {chain.radius} or more to give the whole image's answer; choose halo auto or "
+                f"{chain.radius}",
+                options=("halo",),
+            )
 
     def _chosen(self, pipeline: Any) -> BatchOptions:
         if self.executor != AUTO:
@@ -211,6 +268,7 @@ class BatchOptions:
             if self.positive_control
             else None,
             table_format=self.table_format,
+            well_aggregate=self.well_aggregate,
         )
 
     def inputs(self) -> dict[str, Any]:

@@ -7,10 +7,11 @@ columns (``<stage>.<param>``)::
     small_dim,2,15
     large_bright,5,120
 
-Each task takes the values of the first row whose key cells all equal its own (an empty
-key cell matches anything, an empty parameter cell keeps the pipeline's value); a task
-that no row matches keeps the pipeline's values. The table is read and checked in full
-when a batch is built, before anything is written: an unknown column, stage or
+Each task takes the values of the first row whose key cells all equal its own, as text
+(``007`` is not ``7``; an empty key cell matches anything, an empty parameter cell keeps
+the pipeline's value); a task that no row matches keeps the pipeline's values. A row
+that matches no task as text but would as numbers is refused, naming both. The table is
+read and checked in full when a batch is built, before anything is written: an unknown column, stage or
 parameter, a value of the wrong type (checked as the pipeline file is) or a parameter
 that is also swept raises one :class:`PipelineError` naming the row and the column.
 """
@@ -24,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from ..errors import PipelineError
 from ..pipeline.model import Pipeline
-from ..results.annotations import read_key_table
+from ..results.annotations import number_twin, read_key_table
 from ..run_folder.tables import FOLDER, IMAGE
 from .parameters import _scalar
 from .tasks import Task
@@ -63,7 +65,7 @@ class TableRow:
     values: dict[str, Any]
 
     def matches(self, key_values: Mapping[str, Any]) -> bool:
-        """True if every key cell of the row equals the task's value of that column."""
+        """True if every key cell of the row equals the task's value of that column, as text."""
         return all(_equal(cell, key_values.get(column)) for column, cell in self.keys.items())
 
 
@@ -152,6 +154,7 @@ def apply_params_table(
     Every task gets every column of the table (its row's value, or the pipeline's), so
     that the tables' parameter columns hold the values used.
     """
+    _refuse_number_twins(tasks, table)
     defaults = {column: _pipeline_value(pipeline, column) for column in table.columns}
     result, unmatched = [], 0
     for task in tasks:
@@ -160,6 +163,27 @@ def apply_params_table(
         values = {**defaults, **(row.values if row is not None else {})}
         result.append(dataclasses.replace(task, table_params=values))
     return result, unmatched
+
+
+def _refuse_number_twins(tasks: Sequence[Task], table: ParamsTable) -> None:
+    """Refuse a row that matches no task as text but would as numbers (``7`` and ``007``).
+
+    Raises
+    ------
+    PipelineError
+        Naming the row, the column, its cell and the task's value.
+    """
+    frame = pd.DataFrame([{FOLDER: t.folder, IMAGE: t.image, **t.metadata} for t in tasks], dtype=object)
+    for row in table.rows:
+        twin = number_twin(frame, row.keys)
+        if twin is not None:
+            column, cell, value = twin
+            raise PipelineError(
+                f"parameter table {table.path.name!r}, row {row.number} (line {row.line}): "
+                f"{column} {cell!r} matches no image: keys match as text, and {cell!r} equals "
+                f"the {column} {value!r} only as a number; write it as the images do ({value!r})",
+                options=_OPTION,
+            )
 
 
 def key_columns(tasks: Sequence[Task], metadata: str | None = None, recursive: bool = False) -> set[str]:
@@ -280,12 +304,7 @@ def _key_text(column: str, text: str) -> str:
 
 
 def _equal(cell: str, value: Any) -> bool:
-    """A key cell equals a task's value: as text, or as numbers (``'01'`` and 1)."""
+    """A key cell equals a task's value as text (``'007'`` is not ``'7'``)."""
     if value is None or (isinstance(value, float) and value != value):
         return False
-    if cell == str(value):
-        return True
-    try:
-        return float(cell) == float(value)
-    except (TypeError, ValueError):
-        return False
+    return cell == str(value)

@@ -7,9 +7,11 @@ and ``well``), as in a parameter table, and annotation columns, any others::
     P1,A01,DMSO,0,negative
     P1,A02,staurosporine,1,positive
 
-Each image takes the annotations of the first row whose key cells all equal its own (as
-text, or as numbers: ``01`` and ``1``; an empty key cell matches anything); an image no
-row matches has empty annotations. The annotation columns join every table of the run.
+Each image takes the annotations of the first row whose key cells all equal its own, as
+text (``007`` is not ``7``, ``1.10`` is not ``1.1``; an empty key cell matches anything);
+an image no row matches has empty annotations. A row that matches no image as text but
+would as numbers is refused before anything runs, naming both (:func:`number_twin`).
+The annotation columns join every table of the run.
 A ``well`` column (a metadata field or an annotation), written ``A01``, ``A1`` or
 ``r01c01``, gives every table ``row`` (a letter) and ``column`` (a number).
 """
@@ -31,6 +33,7 @@ from ..run_folder.tables import COLUMN, ROW, WELL
 __all__ = [
     "Annotations",
     "matching",
+    "number_twin",
     "read_annotations",
     "read_key_table",
     "row_letters",
@@ -180,8 +183,8 @@ def read_key_table(
 
 
 def matching(frame: pd.DataFrame, cells: Mapping[str, str]) -> np.ndarray:
-    """Which rows of ``frame`` have every column of ``cells`` equal to its cell: as text,
-    or as numbers (``'01'`` and 1). A column ``frame`` lacks matches nothing.
+    """Which rows of ``frame`` have every column of ``cells`` equal to its cell, as text
+    (``'007'`` is not ``'7'``). A column ``frame`` lacks matches nothing.
 
     Returns
     -------
@@ -191,16 +194,43 @@ def matching(frame: pd.DataFrame, cells: Mapping[str, str]) -> np.ndarray:
     for column, cell in cells.items():
         if column not in frame.columns:
             return np.zeros(len(frame), dtype=bool)
-        values = frame[column]
-        same = (values.astype(str) == cell).to_numpy() & values.notna().to_numpy()
-        try:
-            number = float(cell)
-        except ValueError:
-            number = None
-        if number is not None:
-            same |= (pd.to_numeric(values, errors="coerce") == number).to_numpy()
-        hit &= same
+        hit &= _same_text(frame[column], cell)
     return hit
+
+
+def number_twin(frame: pd.DataFrame, cells: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """For key cells that match no row of ``frame`` as text: a column, its cell and a value
+    of ``frame`` that the cell equals only as a number (``'7'`` and ``'007'``), where
+    reading those cells as numbers would make a row match; None otherwise.
+
+    Keys match as text; a near miss like this is a key written otherwise than the images
+    write it, refused rather than guessed.
+    """
+    if matching(frame, cells).any() or any(column not in frame.columns for column in cells):
+        return None
+    loose = np.ones(len(frame), dtype=bool)
+    for column, cell in cells.items():
+        loose &= _same_text(frame[column], cell) | _same_number(frame[column], cell)
+    if not loose.any():
+        return None
+    first = int(np.flatnonzero(loose)[0])
+    for column, cell in cells.items():
+        value = frame[column].iloc[first]
+        if str(value) != cell:
+            return column, cell, str(value)
+    return None
+
+
+def _same_text(values: pd.Series, cell: str) -> np.ndarray:
+    return (values.astype(str) == cell).to_numpy() & values.notna().to_numpy()
+
+
+def _same_number(values: pd.Series, cell: str) -> np.ndarray:
+    try:
+        number = float(cell)
+    except ValueError:
+        return np.zeros(len(values), dtype=bool)
+    return (pd.to_numeric(values, errors="coerce") == number).to_numpy()
 
 
 def row_letters(number: int) -> str:
@@ -236,9 +266,15 @@ def well_position(well: object) -> tuple[str, int] | None:
     return (row, column) if column > 0 and row_number(row) > 0 else None
 
 
-def with_wells(frame: pd.DataFrame) -> pd.DataFrame:
+def with_wells(frame: pd.DataFrame, options: tuple[str, ...] = _OPTION) -> pd.DataFrame:
     """``frame`` with ``row`` and ``column`` from its ``well`` column, at its end; as it is
     without a ``well`` column or with its own ``row`` or ``column``.
+
+    Parameters
+    ----------
+    options : tuple of str
+        The options a refusal names: where the wells came from (the plate map, or the
+        metadata pattern).
 
     Raises
     ------
@@ -253,7 +289,13 @@ def with_wells(frame: pd.DataFrame) -> pd.DataFrame:
         str(w) for w, p in zip(wells, positions, strict=True) if p is None and pd.notna(w) and str(w) != ""
     ]
     if bad:
-        raise PipelineError(f"well {bad[0]!r}: expected a well written A01, A1 or r01c01", options=_OPTION)
+        source = "the metadata field 'well'" if options != _OPTION else "the plate map's 'well' column"
+        raise PipelineError(
+            f"well {bad[0]!r}: expected a well written A01, A1 or r01c01 (from {source}; a "
+            "column named 'well' is read as the plate's wells: name it otherwise if it holds "
+            "something else)",
+            options=options,
+        )
     rows = [p[0] if p else "" for p in positions]
     columns = pd.array([p[1] if p else None for p in positions], dtype="Int64")
     return frame.assign(**{ROW: rows, COLUMN: columns})

@@ -7,8 +7,9 @@ After the tables of a run are written (and again by ``summarize``, with other se
    first: run.json records which columns were added);
 2. images.csv gets ``flagged`` from the quality rules;
 3. ``summary.csv`` and ``summary.png`` (flagged images left out);
-4. with a negative control, ``normalized.csv``; with both controls, ``assay.csv``; with
-   wells, ``plate_<plate>.png`` per plate;
+4. with wells, ``wells.csv`` (see :mod:`.wells`); with a negative control,
+   ``normalized.csv``; with both controls, ``assay.csv`` (both on wells when the run knows
+   wells); with wells, ``plate_<plate>.png`` per plate;
 5. with the Parquet table format, each table also as ``<table>.parquet``.
 
 What was used is recorded under ``screen`` in run.json, so that a later ``summarize``
@@ -30,8 +31,9 @@ from ..images.fields import FILE_PREFIX
 from ..pipeline.quality import QUALITY_KEY, QualityRule
 from ..pipeline.yaml_file import load_yaml, read_pipeline_text
 from ..run_folder.layout import RunLayout
+from ..run_folder.lock import RunLock
 from ..run_folder.reader import RunResults
-from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, read_table
+from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, WELL, read_table
 from ..run_folder.writer import RunFolder
 from . import figure_imports
 from .annotations import Annotations, read_annotations, with_wells
@@ -41,13 +43,16 @@ from .screen import (
     ScreenSettings,
     assay_table,
     check_controls,
+    check_table_format,
     flag_images,
     normalized_table,
     per_image_measurements,
     plates,
+    refuse_number_twins,
     settings_from_record,
 )
-from .summary import read_summary, write_summary
+from .summary import check_group_by, read_summary, write_summary
+from .wells import knows_wells, well_table
 
 __all__ = [
     "SCREEN_KEY",
@@ -60,6 +65,7 @@ __all__ = [
     "screen_images",
     "screen_tables",
     "settings_with",
+    "summarize",
 ]
 
 #: run.json's record of the last conclusion (settings and the columns it added)
@@ -79,10 +85,11 @@ def settings_with(
     positive_control: str | None = None,
     table_format: str | None = None,
     quality: str | Path | None = None,
+    well_aggregate: str | None = None,
 ) -> ScreenSettings:
     """The settings the run folder's last conclusion used, with those given instead (None:
     as recorded): a plate map, controls ``COLUMN=VALUE``, a table format, a YAML file of
-    ``quality:`` rules (see :func:`read_quality`).
+    ``quality:`` rules (see :func:`read_quality`), how a well's fields are aggregated.
 
     Raises
     ------
@@ -103,6 +110,8 @@ def settings_with(
         changes["table_format"] = table_format
     if quality:
         changes["quality"] = read_quality(quality, results)
+    if well_aggregate:
+        changes["well_aggregate"] = well_aggregate
     return dataclasses.replace(recorded_settings(results), **changes)
 
 
@@ -167,12 +176,16 @@ def conclude(
     figure_imports.wait()  # a run began importing matplotlib while its tasks computed
     results = RunResults(run_dir)
     settings = settings if settings is not None else recorded_settings(results)
+    # every setting is checked before anything is written
+    check_table_format(settings.table_format)
     rules = settings.quality if settings.quality is not None else results.pipeline.quality
     annotations = run_annotations(results, settings)
     previous = _previously_added(results)
     layout, stages = results.layout, results.table_stages
     images, added = screen_images(layout, annotations, rules, previous)
     check_controls(images, {"negative_control": settings.negative, "positive_control": settings.positive})
+    if group_by is not None:
+        check_group_by(group_by, [str(c) for c in images.columns])
     written: list[Path] = []
     if previous or added:
         written += rewrite_tables(layout, stages, images, previous, annotations)
@@ -184,6 +197,59 @@ def conclude(
         {SCREEN_KEY: {**settings.describe(), "quality": [r.to_dict() for r in rules], _ADDED: added}}
     )
     return written
+
+
+def summarize(
+    run_dir: str | Path,
+    group_by: Sequence[str] | None = None,
+    *,
+    annotations: str | Path | None = None,
+    negative_control: str | None = None,
+    positive_control: str | None = None,
+    table_format: str | None = None,
+    quality: str | Path | None = None,
+    well_aggregate: str | None = None,
+) -> list[Path]:
+    """Conclude a finished run folder again with other settings (``summarize``), holding
+    its lock meanwhile: refused while a run writes the folder, and no run starts into it
+    until the tables are written.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder.
+    group_by : sequence of str, optional
+        The summary's grouping (None: the recorded one).
+    annotations, negative_control, positive_control, table_format, quality, well_aggregate : optional
+        Settings given instead of the recorded ones (see :func:`settings_with`).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    PipelineError
+        If a run holds the folder (naming it), or a setting does not fit the run; nothing
+        is written then.
+    """
+    layout = RunResults(run_dir).layout  # a run folder, or a message saying what it is not
+    lock = RunLock(layout.lock_file, layout.root)
+    lock.acquire()
+    try:
+        settings = settings_with(
+            layout.root,
+            annotations,
+            negative_control,
+            positive_control,
+            table_format,
+            quality,
+            well_aggregate,
+        )
+        return conclude(layout.root, group_by, settings)
+    finally:
+        lock.release()
 
 
 def screen_images(
@@ -216,7 +282,10 @@ def _read_text(path: Path) -> pd.DataFrame:
 def _annotate(frame: pd.DataFrame, annotations: Annotations | None) -> tuple[pd.DataFrame, list[str]]:
     """``frame`` with the plate map's columns and ``row``/``column``; the columns added."""
     before = list(frame.columns)
+    if WELL in frame.columns and not {ROW, COLUMN} & set(frame.columns):
+        with_wells(frame, options=("metadata",))  # wells of the metadata: said so if not wells
     if annotations is not None:
+        refuse_number_twins(annotations, frame)
         frame = annotations.join(frame)
     frame = with_wells(frame)
     return frame, [c for c in frame.columns if c not in before]
@@ -248,17 +317,25 @@ def rewrite_tables(
 def screen_tables(
     layout: RunLayout, images: pd.DataFrame, table_stages: Sequence[str], settings: ScreenSettings
 ) -> list[Path]:
-    """normalized.csv, assay.csv and the plate maps the controls ask for, from images.csv
-    as read (``images``); those no longer asked for are removed."""
+    """wells.csv when the run knows wells, and normalized.csv, assay.csv and the plate maps
+    the controls ask for, from images.csv as read (``images``); those no longer asked for
+    are removed."""
     columns = per_image_measurements(images, table_stages)
     written: list[Path] = []
-    stale = [layout.normalized_table, layout.assay_table, *layout.root.glob(layout.plate_plot_glob)]
+    aggregate = settings.well_aggregate
+    stale = [
+        layout.wells_table,
+        layout.normalized_table,
+        layout.assay_table,
+        *layout.root.glob(layout.plate_plot_glob),
+    ]
+    if knows_wells(images):
+        written.append(_write_csv(well_table(images, columns, aggregate), layout.wells_table))
     if settings.negative is not None:
-        written.append(
-            _write_csv(normalized_table(images, columns, settings.negative), layout.normalized_table)
-        )
+        normalized = normalized_table(images, columns, settings.negative, aggregate)
+        written.append(_write_csv(normalized, layout.normalized_table))
         if settings.positive is not None:
-            assay = assay_table(images, columns, settings.negative, settings.positive)
+            assay = assay_table(images, columns, settings.negative, settings.positive, aggregate)
             written.append(_write_csv(assay, layout.assay_table))
         if ROW in images.columns and COLUMN in images.columns and columns:
             written += _plate_plots(layout, images, columns, settings)
@@ -295,7 +372,13 @@ def _write_csv(frame: pd.DataFrame, target: Path) -> Path:
 
 
 def _tables(layout: RunLayout, stages: Sequence[str]) -> list[Path]:
-    fixed = [layout.images_table, layout.summary_table, layout.normalized_table, layout.assay_table]
+    fixed = [
+        layout.images_table,
+        layout.summary_table,
+        layout.wells_table,
+        layout.normalized_table,
+        layout.assay_table,
+    ]
     return fixed + [layout.table(stage) for stage in stages]
 
 

@@ -8,12 +8,17 @@ and not flagged:
   by ``; ``; empty for an image that breaks none, and for one that did not finish.
 - controls: ``COLUMN=VALUE`` names the images whose column equals the value (as text, or
   as numbers).
-- ``normalized.csv``: each measurement as ``(x - median_neg) / (1.4826 * MAD_neg)``, with
-  the median and MAD (median absolute deviation) of the negative controls of the image's
-  plate (the ``plate`` column, else the whole run); NaN where the plate has no negative
-  control or a MAD of 0.
-- ``assay.csv``: per plate and measurement, the mean and sd (ddof 1) of the positive and
-  negative controls and ``z_prime = 1 - 3 (sd_p + sd_n) / |mean_p - mean_n|``.
+- replicates: the wells, each the median (or mean) of its usable fields, when the run
+  knows wells; else the usable images (see :mod:`.wells`). Tables say which in ``level``.
+- ``normalized.csv``: each measurement of each replicate as ``(x - median_neg) / (1.4826
+  * MAD_neg)``, with the median and MAD (median absolute deviation) of the negative
+  control replicates of its plate (the ``plate`` column, else the whole run); NaN where
+  the plate has no negative control or a MAD of 0. With wells, this is pycytominer's
+  ``aggregate`` then ``normalize(method="mad_robustize")`` per plate.
+- ``assay.csv``: per plate and measurement, over the replicates, the number, mean and sd
+  (ddof 1) of the positive and negative controls, ``z_prime = 1 - 3 (sd_p + sd_n) /
+  |mean_p - mean_n|``, ``robust_z_prime`` (the same with medians and 1.4826 x MAD) and
+  ``ssmd = (mean_p - mean_n) / sqrt(sd_p^2 + sd_n^2)``.
 
 This module owns those names. It computes; :mod:`.conclusions` reads and writes.
 """
@@ -39,25 +44,31 @@ from ..run_folder.tables import (
     PLATE,
     SECONDS,
     STATUS,
+    WELL,
     count_column,
     mean_column,
 )
-from .annotations import Annotations, matching, read_annotations, with_wells
-from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements, usable
+from .annotations import Annotations, matching, number_twin, read_annotations, with_wells
+from .summary import ALL, OBJECTS, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, measurements
+from .wells import FIELDS, FIELDS_FLAGGED, LEVEL, check_well_aggregate, replicates
 
 __all__ = [
     "ASSAY_COLUMNS",
     "MAD_SCALE",
+    "ROBUST_Z_PRIME",
+    "SSMD",
     "TABLE_FORMATS",
     "Control",
     "ScreenSettings",
     "assay_table",
     "check_controls",
     "check_screen",
+    "check_table_format",
     "flag_images",
     "normalized_table",
     "per_image_measurements",
     "plates",
+    "refuse_number_twins",
     "settings_from_record",
 ]
 
@@ -65,19 +76,27 @@ __all__ = [
 MAD_SCALE = 1.4826
 MEASUREMENT = "measurement"
 Z_PRIME = "z_prime"
+ROBUST_Z_PRIME = "robust_z_prime"
+SSMD = "ssmd"
 ASSAY_COLUMNS = (
     PLATE,
     MEASUREMENT,
+    LEVEL,
+    "n_positive",
+    "n_negative",
     "positive_mean",
     "positive_sd",
     "negative_mean",
     "negative_sd",
     Z_PRIME,
+    ROBUST_Z_PRIME,
+    SSMD,
 )
 TABLE_FORMATS = ("csv", "parquet")
 #: columns an annotation may not take: those the run writes itself
 RUN_COLUMNS = frozenset(
     {*BOOKKEEPING, IMAGE, STATUS, ERROR, SECONDS, FLAGGED, TASKS_DONE, TASKS_FAILED, TASKS_FLAGGED, OBJECTS}
+    | {FIELDS, FIELDS_FLAGGED, LEVEL}
 )
 _FLAG_SEPARATOR = "; "
 
@@ -128,6 +147,8 @@ class ScreenSettings:
         ``parquet``: every table also as ``<table>.parquet``.
     quality : tuple of QualityRule or None
         Rules that replace the pipeline's (None: the pipeline's own).
+    well_aggregate : {'median', 'mean'}
+        How the fields of a well become its row of wells.csv (see :mod:`.wells`).
     """
 
     annotations: Path | None = None
@@ -135,8 +156,10 @@ class ScreenSettings:
     positive: Control | None = None
     table_format: str = "csv"
     quality: tuple[QualityRule, ...] | None = field(default=None)
+    well_aggregate: str = "median"
 
     def __post_init__(self) -> None:
+        check_well_aggregate(self.well_aggregate)
         if self.table_format not in TABLE_FORMATS:
             raise PipelineError(
                 f"table format {self.table_format!r}: expected one of {', '.join(TABLE_FORMATS)}",
@@ -156,6 +179,7 @@ class ScreenSettings:
             "positive_control": str(self.positive) if self.positive else None,
             "table_format": self.table_format,
             "quality": [rule.to_dict() for rule in self.quality] if self.quality is not None else None,
+            "well_aggregate": self.well_aggregate,
         }
 
 
@@ -228,6 +252,14 @@ def check_controls(frame: pd.DataFrame, controls: Mapping[str, Control | None]) 
                 options=(option,),
             )
         if not control.mask(frame).any():
+            twin = number_twin(frame, {control.column: control.value})
+            if twin is not None:
+                raise PipelineError(
+                    f"{name} {control} matches no image: values match as text, and "
+                    f"{control.column!r} holds {twin[2]!r}, equal to {twin[1]!r} only as a number; "
+                    "write the value as the tables do",
+                    options=(option,),
+                )
             values = sorted({str(v) for v in frame[control.column].dropna()})[:12]
             raise PipelineError(
                 f"{name} {control} matches no image; {control.column!r} holds "
@@ -263,11 +295,16 @@ def check_screen(
     PipelineError
         Naming the row, column, well or control.
     """
+    check_table_format(settings.table_format)
+    if WELL in frame.columns:  # a metadata field: every table gets row and column from it
+        with_wells(frame, options=("metadata",))
     annotations = None
     if settings.annotations is not None:
         taken = {*RUN_COLUMNS, *(c for c in frame.columns if c not in keys)}
         annotations = read_annotations(settings.annotations, keys=keys, taken=taken)
         unmatched = annotations.unmatched_rows(frame)
+        if not limited:
+            refuse_number_twins(annotations, frame)
         if unmatched and not limited:
             cells = ", ".join(f"{k}={v}" for k, v in annotations.rows[unmatched[0] - 1][0].items())
             more = f" ({len(unmatched)} rows match none)" if len(unmatched) > 1 else ""
@@ -282,6 +319,46 @@ def check_screen(
     return annotations
 
 
+def refuse_number_twins(annotations: Annotations, frame: pd.DataFrame) -> None:
+    """Refuse a plate map row that matches no row of ``frame`` as text but would as
+    numbers (``7`` and ``007``): keys match as text.
+
+    Raises
+    ------
+    PipelineError
+        Naming the row, the column, its cell and the value of ``frame`` it equals.
+    """
+    for number in annotations.unmatched_rows(frame):
+        twin = number_twin(frame, annotations.rows[number - 1][0])
+        if twin is not None:
+            column, cell, value = twin
+            raise PipelineError(
+                f"plate map {annotations.path.name!r}, row {number} ({column}={cell}) matches no "
+                f"image: keys match as text, and {cell!r} equals the images' {column} {value!r} "
+                f"only as a number; write it as the images do ({value!r})",
+                options=("annotations",),
+            )
+
+
+def check_table_format(table_format: str) -> None:
+    """Refuse, before anything is written, a table format this Python cannot write.
+
+    Raises
+    ------
+    PipelineError
+        For ``parquet`` without pyarrow, with the line to install it.
+    """
+    if table_format != "parquet":
+        return
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as error:
+        raise PipelineError(
+            f"the Parquet table format needs pyarrow: pip install pyarrow ({error})",
+            options=("table_format",),
+        ) from None
+
+
 def _robust_z(values: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     negatives = negatives[np.isfinite(negatives)]
     if not len(negatives):
@@ -293,9 +370,12 @@ def _robust_z(values: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     return (values - median) / spread
 
 
-def normalized_table(images: pd.DataFrame, columns: Sequence[str], negative: Control) -> pd.DataFrame:
-    """``normalized.csv``: one row per usable image, its key columns, then each column of
-    ``columns`` as a robust z-score against the negative controls of its plate.
+def normalized_table(
+    images: pd.DataFrame, columns: Sequence[str], negative: Control, well_aggregate: str = "median"
+) -> pd.DataFrame:
+    """``normalized.csv``: one row per replicate (a usable well, else a usable image; see
+    :mod:`.wells`), its key columns, ``level``, then each column of ``columns`` as a
+    robust z-score against the negative-control replicates of its plate.
 
     Parameters
     ----------
@@ -304,11 +384,15 @@ def normalized_table(images: pd.DataFrame, columns: Sequence[str], negative: Con
     columns : sequence of str
         The per-image measurements (:func:`per_image_measurements`).
     negative : Control
+    well_aggregate : {'median', 'mean'}
+        How the fields of a well are aggregated, when the run knows wells.
     """
-    kept = images[usable(images)]
-    keys = [c for c in images.columns if c not in (*columns, STATUS, ERROR, SECONDS, FLAGGED)]
+    found = replicates(images, columns, well_aggregate)
+    kept = found.frame
+    keys = [c for c in kept.columns if c not in (*columns, STATUS, ERROR, SECONDS, FLAGGED)]
     table = kept[keys].copy()
-    negatives = negative.mask(kept)
+    table[LEVEL] = found.level
+    negatives = found.mask(negative)
     plate = plates(kept).to_numpy()
     for column in columns:
         values = pd.to_numeric(kept[column], errors="coerce").to_numpy(dtype=float)
@@ -320,14 +404,34 @@ def normalized_table(images: pd.DataFrame, columns: Sequence[str], negative: Con
     return table.reset_index(drop=True)
 
 
+def _robust_sd(values: pd.Series) -> float:
+    """1.4826 x the median absolute deviation: the sd, for a normal distribution."""
+    if not len(values):
+        return float("nan")
+    return float(MAD_SCALE * np.median(np.abs(values - np.median(values))))
+
+
+def _separation(spread: float, gap: float) -> float:
+    """``1 - 3 spread / gap``; NaN without a gap."""
+    return 1 - 3 * spread / gap if gap > 0 else float("nan")
+
+
 def assay_table(
-    images: pd.DataFrame, columns: Sequence[str], negative: Control, positive: Control
+    images: pd.DataFrame,
+    columns: Sequence[str],
+    negative: Control,
+    positive: Control,
+    well_aggregate: str = "median",
 ) -> pd.DataFrame:
-    """``assay.csv``: per plate (in order of appearance) and measurement, the controls'
-    means and sds (ddof 1) over usable images, and Z'."""
-    kept = images[usable(images)]
+    """``assay.csv``: per plate (in order of appearance) and measurement, over its
+    replicates (see :func:`normalized_table`): how many controls of each kind, their
+    means and sds (ddof 1), Z' = ``1 - 3 (sd_p + sd_n) / |mean_p - mean_n|``, robust Z'
+    (the same with medians and 1.4826 x MAD) and SSMD = ``(mean_p - mean_n) /
+    sqrt(sd_p^2 + sd_n^2)``."""
+    found = replicates(images, columns, well_aggregate)
+    kept = found.frame
     plate = plates(kept).to_numpy()
-    negatives, positives = negative.mask(kept), positive.mask(kept)
+    negatives, positives = found.mask(negative), found.mask(positive)
     rows = []
     for name in pd.unique(plate):
         on_plate = plate == name
@@ -336,9 +440,29 @@ def assay_table(
             pos = values[on_plate & positives].dropna()
             neg = values[on_plate & negatives].dropna()
             mean_p, sd_p, mean_n, sd_n = pos.mean(), pos.std(ddof=1), neg.mean(), neg.std(ddof=1)
-            gap = abs(mean_p - mean_n)
-            z_prime = 1 - 3 * (sd_p + sd_n) / gap if gap > 0 else np.nan
-            rows.append((name, column, mean_p, sd_p, mean_n, sd_n, z_prime))
+            z_prime = _separation(sd_p + sd_n, abs(mean_p - mean_n))
+            robust = _separation(
+                _robust_sd(pos) + _robust_sd(neg),
+                abs(pos.median() - neg.median()) if len(pos) and len(neg) else float("nan"),
+            )
+            spread = np.sqrt(sd_p**2 + sd_n**2)
+            ssmd = (mean_p - mean_n) / spread if spread > 0 else float("nan")
+            rows.append(
+                (
+                    name,
+                    column,
+                    found.level,
+                    len(pos),
+                    len(neg),
+                    mean_p,
+                    sd_p,
+                    mean_n,
+                    sd_n,
+                    z_prime,
+                    robust,
+                    ssmd,
+                )
+            )
     return pd.DataFrame(rows, columns=list(ASSAY_COLUMNS))
 
 
@@ -355,4 +479,5 @@ def settings_from_record(record: Mapping[str, Any] | None, stages: Collection[An
         positive=Control.parse(positive, "positive_control") if positive else None,
         table_format=str(record.get("table_format") or "csv"),
         quality=parse_quality(quality, list(stages)) if quality is not None else None,
+        well_aggregate=str(record.get("well_aggregate") or "median"),
     )

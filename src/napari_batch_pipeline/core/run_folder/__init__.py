@@ -6,6 +6,7 @@ to (:mod:`.ledger`), one task's files (:mod:`.outputs`), the group results and `
 (:mod:`.groups`), the writer (:mod:`.writer`,
 with the lock of :mod:`.lock`, the disk-space guard of :mod:`.space` and run.json in
 :mod:`.provenance`), and the reader (:mod:`.reader`, per-object rows in
-:mod:`.objects`, saved outputs as lazy stacks in :mod:`.lazy`). It uses the pipeline
+:mod:`.objects`, saved outputs as lazy stacks in :mod:`.lazy`, a tiled image's
+OME-Zarr stores written and opened in :mod:`.ome_zarr`). It uses the pipeline
 and images; it never plans or runs a batch.
 """

@@ -2,15 +2,16 @@
 
 Columns: ``stage``, ``group`` (the result's name: ``<stage>/<group>.tif``), the group's
 ``group_by`` columns, ``images`` (the images its statistic took), ``images_failed``
-(those left out because their upstream failed), ``seconds``, and ``key``: a hash of the
-members' identity and content, everything upstream and the stage's parameters, by which
-a later run tells whether the saved result still holds.
+(those left out because their upstream failed), ``seconds``, ``key``: a hash of the
+identity and content of the members it learnt from, everything upstream and the stage's
+parameters, by which a later run tells whether the saved result still holds, and
+``images_left_out``: the images left out, joined by ``"; "`` (empty when none).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +19,36 @@ import pandas as pd
 
 from ..files import atomic_path
 from .layout import RunLayout
+from .links import removable
 
 __all__ = [
     "GROUP",
     "GROUP_KEY",
+    "GROUP_LEFT_OUT",
     "GROUP_STAGE",
     "group_results",
+    "join_left_out",
     "read_groups",
     "remove_group_results",
+    "split_left_out",
     "write_groups",
 ]
 
 GROUP_STAGE = "stage"
 GROUP = "group"
 GROUP_KEY = "key"
+GROUP_LEFT_OUT = "images_left_out"
+_LEFT_OUT_SEPARATOR = "; "
 _COUNTS = ("images", "images_failed", "seconds")
 
 
 def read_groups(layout: RunLayout) -> dict[tuple[str, str], dict[str, Any]]:
     """The rows of ``groups.csv`` by (stage, group); none when there is no such file."""
     try:
-        frame = pd.read_csv(layout.groups_table, dtype={GROUP_STAGE: str, GROUP: str, GROUP_KEY: str})
+        frame = pd.read_csv(
+            layout.groups_table,
+            dtype={GROUP_STAGE: str, GROUP: str, GROUP_KEY: str, GROUP_LEFT_OUT: str},
+        )
     except (OSError, ValueError, pd.errors.EmptyDataError):
         return {}
     if not {GROUP_STAGE, GROUP, GROUP_KEY} <= set(frame.columns):
@@ -47,31 +57,51 @@ def read_groups(layout: RunLayout) -> dict[tuple[str, str], dict[str, Any]]:
     return {(str(r[GROUP_STAGE]), str(r[GROUP])): r for r in rows}
 
 
+def join_left_out(fields: Iterable[str]) -> str:
+    """The ``images_left_out`` cell of a group's row."""
+    return _LEFT_OUT_SEPARATOR.join(fields)
+
+
+def split_left_out(row: Mapping[str, Any]) -> list[str]:
+    """The images a row's group learnt without (none for a row of an earlier version)."""
+    cell = row.get(GROUP_LEFT_OUT)
+    return cell.split(_LEFT_OUT_SEPARATOR) if isinstance(cell, str) and cell else []
+
+
 def write_groups(layout: RunLayout, rows: Iterable[Mapping[str, Any]]) -> None:
     """Write ``groups.csv`` whole, the key columns first, then the group columns."""
     rows = list(rows)
     columns: dict[str, None] = dict.fromkeys([GROUP_STAGE, GROUP])
     for row in rows:
-        columns.update(dict.fromkeys(c for c in row if c not in (*_COUNTS, GROUP_KEY)))
-    columns.update(dict.fromkeys([*_COUNTS, GROUP_KEY]))
+        columns.update(dict.fromkeys(c for c in row if c not in (*_COUNTS, GROUP_KEY, GROUP_LEFT_OUT)))
+    columns.update(dict.fromkeys([*_COUNTS, GROUP_KEY, GROUP_LEFT_OUT]))
     frame = pd.DataFrame(rows, columns=list(columns))
     with atomic_path(layout.groups_table) as temporary:
         frame.to_csv(temporary, index=False)
 
 
-def group_results(layout: RunLayout) -> list[Path]:
-    """The group results ``groups.csv`` lists (what a fresh start deletes)."""
+def group_results(layout: RunLayout, stages: Collection[str]) -> list[Path]:
+    """The group results ``groups.csv`` lists that a run of group stages ``stages`` could
+    have written (what a fresh start deletes): ``<stage>/<group>.tif`` with ``<stage>``
+    one of ``stages``, a group name as the run makes them, and no link on the way."""
     found = []
     for stage, group in read_groups(layout):
         relative = f"{stage}/{group}.tif"
-        if layout.is_output(relative, [stage]):
+        if _is_group_name(group) and removable(layout, relative, stages):
             found.append(layout.group_result(stage, group))
     return found
 
 
-def remove_group_results(layout: RunLayout) -> None:
-    """Delete the group results ``groups.csv`` lists, and nothing else."""
-    for path in group_results(layout):
+def remove_group_results(layout: RunLayout, stages: Collection[str]) -> None:
+    """Delete the group results of group stages ``stages`` that ``groups.csv`` lists, and
+    nothing else (see :func:`group_results`)."""
+    for path in group_results(layout, stages):
         with contextlib.suppress(OSError):
             if path.is_file() and not path.is_symlink():
                 path.unlink()
+
+
+def _is_group_name(name: str) -> bool:
+    """Whether ``name`` is made as the run makes a group's name (``plan.groups``): letters,
+    digits and ``.-_=,`` only (no folder)."""
+    return bool(name) and all(c.isalnum() or c in ".-_=," for c in name)

@@ -4,6 +4,7 @@ This module is the one place that knows how a run folder is laid out (see DESIGN
 folder")::
 
     pipeline.yaml  run.json  images.csv  <stage>.csv  summary.csv  summary.png  errors.log
+    wells.csv                                         screens: with wells
     normalized.csv  assay.csv  plate_<plate>.png      screens: with controls
     images.parquet  <stage>.parquet ...               with the Parquet table format
     <stage>/<image path without suffix>[__s<scene>][__t<time>][__<parameter set>].tif
@@ -61,6 +62,8 @@ LOCK_FILE = ".lock"
 PARTS = ".parts"
 INTERMEDIATE = "intermediate"
 OUTPUT_SUFFIX = ".tif"
+#: a tiled image's saved output: an OME-Zarr store
+ZARR_SUFFIX = ".ome.zarr"
 TABLE_SUFFIX = ".csv"
 ARRAY_SUFFIX = ".npy"
 SWEEP_PLOT = "sweep.png"
@@ -68,6 +71,8 @@ SUMMARY_TABLE = "summary.csv"
 SUMMARY_PLOT = "summary.png"
 GROUPS_TABLE = "groups.csv"
 NORMALIZED_TABLE = "normalized.csv"
+#: ``wells.csv``: one row per plate and well, its fields aggregated (screens with wells)
+WELLS_TABLE = "wells.csv"
 ASSAY_TABLE = "assay.csv"
 #: ``plate_<plate>.png``: one plate's heat map
 PLATE_PLOT_PREFIX = "plate_"
@@ -215,6 +220,10 @@ class RunLayout:
         return self.root / stage / f"{group}{OUTPUT_SUFFIX}"
 
     @property
+    def wells_table(self) -> Path:
+        return self.root / WELLS_TABLE
+
+    @property
     def normalized_table(self) -> Path:
         return self.root / NORMALIZED_TABLE
 
@@ -249,15 +258,27 @@ class RunLayout:
         """``<stage>/<stem>.tif``: one saved output (``stem`` from :func:`output_stem`)."""
         return self.root / stage / f"{stem}{OUTPUT_SUFFIX}"
 
+    def tiled_output(self, stage: str, stem: str) -> Path:
+        """``<stage>/<stem>.ome.zarr``: one saved output of a tiled image (a folder)."""
+        return self.root / stage / f"{stem}{ZARR_SUFFIX}"
+
+    def tile_work(self, key: str) -> Path:
+        """``intermediate/tiles/<task>/``: a tiled task's records, kept until it is done."""
+        digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+        return self.root / INTERMEDIATE / "tiles" / digest
+
     def is_output(self, relative: str | PurePosixPath, stages: Collection[str] | None = None) -> bool:
         """Whether ``relative`` (to the folder) is named as a saved output is:
-        ``<stage>/<stem>.tif``, with ``<stage>`` one of ``stages`` (any, if None)."""
+        ``<stage>/<stem>.tif`` or ``.ome.zarr``, with ``<stage>`` one of ``stages`` (any, if None)."""
         parts = PurePosixPath(relative).parts
         if len(parts) < 2 or ".." in parts or PurePosixPath(relative).is_absolute():
             return False
         if stages is not None and parts[0] not in stages:
             return False
-        return parts[-1].endswith(OUTPUT_SUFFIX) and len(parts[-1]) > len(OUTPUT_SUFFIX)
+        return any(
+            parts[-1].endswith(suffix) and len(parts[-1]) > len(suffix)
+            for suffix in (OUTPUT_SUFFIX, ZARR_SUFFIX)
+        )
 
     def task_output(
         self, stage: str, image: str, label: str = "", scene: int | None = None, t: int | None = None
@@ -303,10 +324,17 @@ class RunLayout:
             self.summary_plot,
             self.sweep_plot,
             self.groups_table,
+            self.wells_table,
             self.normalized_table,
             self.assay_table,
         ]
-        tables = [self.images_table, self.summary_table, self.normalized_table, self.assay_table]
+        tables = [
+            self.images_table,
+            self.summary_table,
+            self.wells_table,
+            self.normalized_table,
+            self.assay_table,
+        ]
         tables += [self.table(stage) for stage in table_stages]
         return paths + [self.table(stage) for stage in table_stages] + [self.parquet(t) for t in tables]
 

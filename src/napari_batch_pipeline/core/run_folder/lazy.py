@@ -6,6 +6,8 @@ them, so opening a run of 1,000 images costs a directory listing and 1,000 TIFF
 headers, each a few dozen bytes read by :func:`tiff_header` (a plain one-page TIFF, as
 the engine writes) without building a ``tifffile.TiffFile``. Each array comes with its
 scale, the pixel size of its images, for a viewer to show it at (:meth:`SavedOutputs.scale_of`).
+A tiled image's output, an OME-Zarr store, is kept apart: its levels, as lazy zarr
+arrays (:class:`Pyramid`), are one multiscale layer.
 """
 
 from __future__ import annotations
@@ -20,15 +22,20 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..images.formats import FileInfo, ImageReadError, probe, read_scene
+from ..images.ome_zarr import is_store, open_store
+from ..images.sources import read_image
 
 __all__ = [
     "FieldFile",
+    "Pyramid",
     "SavedOutputs",
     "field_headers",
     "image_scale",
     "lazy_stack",
+    "load_pyramids",
     "load_saved",
     "read_field_file",
+    "read_saved",
     "read_tiff",
     "tiff_header",
 ]
@@ -84,6 +91,31 @@ def read_tiff(path: str | Path) -> np.ndarray:
     import tifffile
 
     return tifffile.imread(path)
+
+
+def read_saved(path: Path) -> np.ndarray | list[Any]:
+    """A saved output as a viewer shows it.
+
+    Parameters
+    ----------
+    path : Path
+        ``<stage>/<stem>.tif`` or ``<stage>/<stem>.ome.zarr`` of a run folder (as
+        ``RunResults.task_outputs`` gives it: checked to lie inside the run folder).
+
+    Returns
+    -------
+    ndarray or list of zarr arrays
+        The TIFF's pixels, (M, N) or (P, M, N); or the store's levels, largest first,
+        lazily (nothing of the pixels is read until asked).
+
+    Raises
+    ------
+    ValueError
+        If the store is damaged (see :func:`.ome_zarr.open_store`).
+    """
+    if is_store(path):
+        return open_store(path)
+    return read_image(path)
 
 
 class FieldFile(NamedTuple):
@@ -261,6 +293,45 @@ def load_saved(
     return result
 
 
+class Pyramid(NamedTuple):
+    """A tiled image's saved output: the levels of its OME-Zarr store.
+
+    Attributes
+    ----------
+    name : str
+        The output's name (image and parameter set), as :attr:`SavedOutputs.names`.
+    levels : list of zarr array
+        Largest first, each 2x smaller along Y and X than the one before; lazy.
+    scale : tuple of float or None
+        The scale of level 0 (its pixel size); None when unknown.
+    """
+
+    name: str
+    levels: list[Any]
+    scale: Scale | None
+
+
+def load_pyramids(
+    result: SavedOutputs,
+    stores: Sequence[tuple[str, Path, Sequence[float | None] | None]],
+    max_separate: int,
+) -> SavedOutputs:
+    """Add to ``result`` the ``stores`` (name, OME-Zarr store, (z, y, x) pixel size or
+    None), each as a :class:`Pyramid` of lazy levels: at most ``max_separate``; a store
+    that cannot be opened (damaged metadata) is left out, as an unreadable file is."""
+    for name, path, pixel_size in stores:
+        if len(result.pyramids) >= max_separate:
+            result.left_out += 1
+            continue
+        try:
+            levels = open_store(path)
+        except ValueError:  # damaged metadata
+            result.left_out += 1
+            continue
+        result.pyramids.append(Pyramid(name, levels, image_scale(pixel_size, levels[0].ndim)))
+    return result
+
+
 @dataclass
 class SavedOutputs:
     """The saved outputs of one stage of a run, ready to show.
@@ -282,6 +353,9 @@ class SavedOutputs:
     scales : list of tuple of float or None
         The scale of the stack (one entry), or of each separate array; None where the
         pixel size is unknown. Outputs are stacked only when they share it.
+    pyramids : list of Pyramid
+        The outputs of tiled images (OME-Zarr stores), one multiscale each, after
+        those of :attr:`names`; at most ``max_separate`` of them.
     """
 
     stage: str
@@ -291,6 +365,7 @@ class SavedOutputs:
     separate: list[Any] = field(default_factory=list)
     left_out: int = 0
     scales: list[Scale | None] = field(default_factory=list)
+    pyramids: list[Pyramid] = field(default_factory=list)
 
     @property
     def is_labels(self) -> bool:

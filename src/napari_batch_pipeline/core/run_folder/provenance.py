@@ -64,6 +64,7 @@ _SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "metadata": (_text, "a regular expression"),
     "executor": (_text, "an executor's name"),
     "executor_reason": (_text, "why the auto executor chose it"),
+    "tiling": (lambda value: isinstance(value, dict), "a mapping of tile, halo, max_object and levels"),
     "workers": (_count, "a whole number of workers"),
     "scheduler": (_text, "a scheduler address"),
     "strategy": (_text, "a strategy's name"),

@@ -20,12 +20,13 @@ import pandas as pd
 from ..errors import PipelineError
 from ..images.fields import PIXEL_SIZE_COLUMNS, SCENE, TIME
 from ..images.formats import read_scene
+from ..images.ome_zarr import is_store, store_within
 from ..images.sources import read_image
 from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
 from .groups import read_groups
 from .layout import MARKERS, TABLE_SUFFIX, RunLayout, output_stem, param_label
-from .lazy import FieldFile, SavedOutputs, image_scale, load_saved, read_field_file, read_tiff
+from .lazy import FieldFile, SavedOutputs, image_scale, load_pyramids, load_saved, read_field_file, read_tiff
 from .provenance import STAGE_RETURNS
 from .tables import ERROR, IMAGE, STATUS, param_columns, read_table
 
@@ -194,15 +195,15 @@ class RunResults:
         return path if _within(folder, path) else None  # a crafted images.csv leads nowhere else
 
     def task_outputs(self, index: int) -> dict[str, Path]:
-        """The saved outputs of row ``index`` that exist, by stage."""
+        """The saved outputs of row ``index`` that exist, by stage: ``<stage>/<stem>.tif``,
+        or a tiled image's OME-Zarr store ``<stage>/<stem>.ome.zarr`` (a folder; open it
+        with :func:`.lazy.read_saved`)."""
         paths = {stage: self._output(stage, index) for stage in self.pipeline.saved_stages}
-        return {stage: path for stage, path in paths.items() if path is not None and path.is_file()}
+        return {stage: path for stage, path in paths.items() if path is not None}
 
     def _output(self, stage: str, index: int) -> Path | None:
-        """Row ``index``'s output of ``stage``; None where images.csv would lead out of the
-        run folder (``../`` or an absolute path in its image column)."""
-        path = self.layout.output(stage, self.row_stem(index))
-        return path if _within(self.path, path) else None
+        """Row ``index``'s output of ``stage`` (see :func:`_saved_output`)."""
+        return _saved_output(self.layout, stage, self.row_stem(index))
 
     # -- every task ---------------------------------------------------------------------
 
@@ -213,7 +214,8 @@ class RunResults:
 
     def saved_outputs(self, stage: str, *, max_separate: int = 20) -> SavedOutputs:
         """The saved outputs of ``stage`` for every done task, as lazy arrays, each with
-        the scale of its pixel size (:meth:`SavedOutputs.scale_of`).
+        the scale of its pixel size (:meth:`SavedOutputs.scale_of`); the OME-Zarr stores
+        of tiled images as their levels (:attr:`SavedOutputs.pyramids`).
 
         Parameters
         ----------
@@ -223,13 +225,19 @@ class RunResults:
             When the outputs differ in shape or dtype, load at most this many, one
             array each.
         """
-        found = []
+        found, stores = [], []
         within = _FilesWithin(self.path)
         for index in self.done_rows():
-            path = self.layout.output(stage, self.row_stem(index))
+            stem = self.row_stem(index)
+            path = self.layout.output(stage, stem)
             if within(path):
                 found.append((self.row_name(index), path, self.row_spacing(index)))
-        return load_saved(SavedOutputs(stage, self.pipeline[stage].returns), found, max_separate, read_tiff)
+                continue
+            store = self.layout.tiled_output(stage, stem)
+            if is_store(store) and store_within(self.path, store):
+                stores.append((self.row_name(index), store, self.row_spacing(index)))
+        saved = load_saved(SavedOutputs(stage, self.pipeline[stage].returns), found, max_separate, read_tiff)
+        return load_pyramids(saved, stores, max_separate)
 
     def group_results(self) -> list[tuple[str, str, Path]]:
         """The saved results of group stages, as ``(stage, group, path)``, in the order of
@@ -278,7 +286,8 @@ def task_outputs(
     scene: int | None = None,
     t: int | None = None,
 ) -> dict[str, Path]:
-    """The saved outputs of one task that exist, by stage.
+    """The saved outputs of one task that exist, by stage: TIFF files, or the OME-Zarr
+    stores of a tiled image (see :meth:`RunResults.task_outputs`).
 
     Parameters
     ----------
@@ -292,8 +301,20 @@ def task_outputs(
         The task's scene and time point, when the run has those columns.
     """
     layout = RunLayout.at(output_dir)
-    paths = {stage: layout.task_output(stage, image, label, scene, t) for stage in pipeline.saved_stages}
-    return {stage: path for stage, path in paths.items() if path.is_file() and _within(layout.root, path)}
+    stem = output_stem(image, label, scene, t)
+    paths = {stage: _saved_output(layout, stage, stem) for stage in pipeline.saved_stages}
+    return {stage: path for stage, path in paths.items() if path is not None}
+
+
+def _saved_output(layout: RunLayout, stage: str, stem: str) -> Path | None:
+    """The saved output ``stem`` of ``stage`` that exists: the TIFF of a whole image, else
+    the store of a tiled one; None where there is neither, or where it would lead out of
+    the run folder (``../`` or an absolute path in images.csv, a link to elsewhere)."""
+    path = layout.output(stage, stem)
+    if path.is_file():
+        return path if _within(layout.root, path) else None
+    store = layout.tiled_output(stage, stem)
+    return store if is_store(store) and store_within(layout.root, store) else None
 
 
 def _scalar(value: Any) -> Any:

@@ -3,7 +3,8 @@
 ``images.csv`` has one row per task: ``image``, the parameter columns
 (``<stage>.<param>``), the metadata columns (``folder`` first, in runs over
 subfolders), ``status``, ``error``, ``seconds``, then the task's summary
-(``<stage>.count`` and ``<stage>.mean_<measurement>`` of each table stage).
+(``<stage>.count`` and ``<stage>.mean_<measurement>`` of each table stage, and
+``<stage>.count_<class>`` of an object classifier's).
 ``<stage>.csv`` has one row per object: ``image``, parameter and metadata
 columns, ``label``, then the measured properties. In a screen, both also have the plate
 map's annotation columns, ``row`` and ``column`` from a ``well``, and images.csv
@@ -22,6 +23,7 @@ import pandas as pd
 
 from ..files import atomic_path
 from ..images.fields import FILE_PREFIX, SCENE_NAME
+from ..stages.classifiers import CLASS_COLUMN, PROBABILITY_PREFIX
 
 if TYPE_CHECKING:
     from ..pipeline.model import Pipeline
@@ -96,12 +98,27 @@ def summarize(stage: str, table: pd.DataFrame) -> dict[str, Any]:
         for an empty table.
     """
     summary: dict[str, Any] = {count_column(stage): len(table)}
+    summary.update(_class_counts(stage, table))
     for column in table.columns:
-        if column == LABEL or not pd.api.types.is_numeric_dtype(table[column]):
+        if column in (LABEL, CLASS_COLUMN) or not pd.api.types.is_numeric_dtype(table[column]):
             continue
         mean = float(table[column].mean()) if len(table) else float("nan")
         summary[mean_column(stage, column)] = mean
     return summary
+
+
+def _class_counts(stage: str, table: pd.DataFrame) -> dict[str, int]:
+    """``<stage>.count_<class>`` for every class of an object classifier's table (one with
+    a ``class`` column; its ``probability_<class>`` columns name every class of the
+    training, so that a class no object of this image has counts 0)."""
+    if CLASS_COLUMN not in table.columns:
+        return {}
+    classes = [c[len(PROBABILITY_PREFIX) :] for c in table.columns if str(c).startswith(PROBABILITY_PREFIX)]
+    found = table[CLASS_COLUMN].astype(str).value_counts()
+    for value in found.index:
+        if value not in classes:
+            classes.append(value)
+    return {f"{stage}.count_{name}": int(found.get(name, 0)) for name in classes}
 
 
 def read_table(path: Path, keys: Collection[str] = ()) -> pd.DataFrame:

@@ -30,7 +30,8 @@ from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
 from . import ledger
 from .groups import remove_group_results
-from .layout import RunLayout, output_stem
+from .layout import ZARR_SUFFIX, RunLayout, output_stem
+from .links import linked_folder, removable
 from .lock import RunLock
 from .records import TaskRecord
 from .space import DiskFullError, is_disk_full, record_says_disk_full
@@ -145,8 +146,13 @@ class RunFolder:
         self._pipeline_hash = pipeline.hash
         self._outputs = {
             task.key: [
-                self.layout.output(stage, task.output_stem).relative_to(self.path).as_posix()
+                path.relative_to(self.path).as_posix()
                 for stage in pipeline.saved_stages
+                # a tiled image saves an OME-Zarr store instead of a TIFF
+                for path in (
+                    self.layout.output(stage, task.output_stem),
+                    self.layout.tiled_output(stage, task.output_stem),
+                )
             ]
             for task in tasks
         }
@@ -173,12 +179,16 @@ class RunFolder:
         for relative in self._previous_outputs(previous):
             target = self.path / relative
             # only a file named as the run names its outputs, never one behind a link
-            if not self.layout.is_output(relative, stages) or _behind_link(target, self.path):
+            if not removable(self.layout, relative, stages):
                 continue
             if target.is_file() or target.is_symlink():
                 target.unlink(missing_ok=True)
                 _prune_empty(target.parent, self.path)
-        remove_group_results(self.layout)  # before groups.csv, which lists them, goes
+            elif target.is_dir() and target.name.endswith(ZARR_SUFFIX):  # a tiled image's store
+                shutil.rmtree(target, ignore_errors=True)
+                _prune_empty(target.parent, self.path)
+        # before groups.csv, which lists them, goes
+        remove_group_results(self.layout, previous.group_stages if previous is not None else [])
         for path in self.layout.written_by_run(previous.table_stages if previous else []):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
@@ -202,16 +212,18 @@ class RunFolder:
         return [o for o in outputs if ".." not in Path(o).parts and not Path(o).is_absolute()]
 
     def _refuse_links(self, pipeline: Pipeline) -> None:
-        """Refuse a folder whose stage folders are links: outputs are written, and old ones
-        deleted, only inside the run folder."""
-        for stage in pipeline.saved_stages:
-            folder = self.layout.stage_dir(stage)
-            if folder.is_symlink():
-                raise PipelineError(
-                    f"output folder {str(self.path)!r}: {stage!r} is a link (to "
-                    f"{os.readlink(folder)!r}), where this run writes its {stage!r} outputs; "
-                    "nothing was deleted. Remove the link, or choose another output folder"
-                )
+        """Refuse a folder where a folder the run writes in is a link (a stage's folder,
+        ``intermediate/``, ``.parts/`` and theirs): outputs are written, and old ones
+        deleted, only inside the run folder (see :mod:`.links`)."""
+        written = [*pipeline.saved_stages, *pipeline.group_stages]
+        folder = linked_folder(self.layout, [*pipeline.input_names, *pipeline.stage_names], written)
+        if folder is not None:
+            name = folder.relative_to(self.path).as_posix()
+            raise PipelineError(
+                f"output folder {str(self.path)!r}: {name!r} is a link (to "
+                f"{os.readlink(folder)!r}), where this run writes its files; nothing was "
+                "deleted. Remove the link, or choose another output folder"
+            )
 
     def _refuse_foreign(self, pipeline: Pipeline) -> None:
         """Refuse a folder that holds no run but files where the run would write."""
@@ -379,17 +391,6 @@ def timestamp() -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _behind_link(path: Path, root: Path) -> bool:
-    """Whether a folder between ``root`` and ``path`` is a link (deleting ``path`` would
-    then delete a file elsewhere)."""
-    folder = path.parent
-    while folder != root and root in folder.parents:
-        if folder.is_symlink():
-            return True
-        folder = folder.parent
-    return False
 
 
 def _prune_empty(folder: Path, root: Path) -> None:

@@ -4,8 +4,10 @@ A user function joins as ``package.module:function``; it must annotate its data
 arguments with napari types and give every other argument a default. Holds the
 registry (:mod:`.registry`: what a stage is, its parameters and their checks), the
 stages by kind (:mod:`.filters`, :mod:`.segment`, :mod:`.measure`, :mod:`.objects`,
-:mod:`.quality`, and the group stages of :mod:`.illumination`) and what they share
-about pixel sizes (:mod:`.spatial`). It uses scikit-image, SciPy and the project's
+:mod:`.quality`, the group stages of :mod:`.illumination`, and the classifiers of
+:mod:`.classifiers` with their forests (:mod:`.forests`) and training files
+(:mod:`.training`)) and what they share about pixel sizes (:mod:`.spatial`). It uses
+scikit-image, SciPy, scikit-learn (imported when a forest is trained) and the project's
 errors only: the rest of the core builds on it, never the other way.
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import PipelineError
-from . import filters, illumination, measure, objects, quality, segment
+from . import classifiers, filters, illumination, measure, objects, quality, segment
 from .registry import (
     SPACING_ARG,
     ParamSpec,
@@ -84,7 +86,7 @@ def _distance(a: str, b: str) -> int:
     return row[-1]
 
 
-for _module in (filters, illumination, segment, measure, quality, objects):
+for _module in (filters, illumination, segment, measure, quality, objects, classifiers):
     for _name in _module.__all__:
         _function = getattr(_module, _name)
         if callable(_function) and hasattr(_function, "__stage_info__"):

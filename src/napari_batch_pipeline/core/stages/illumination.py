@@ -17,7 +17,7 @@ from skimage import filters
 from .registry import stage
 from .spatial import check_same_shape, check_spatial
 
-__all__ = ["ImagesOnDisk", "correct_illumination", "illumination"]
+__all__ = ["FWHM_PER_SIGMA", "ImagesOnDisk", "correct_illumination", "illumination", "smoothing_sigma"]
 
 #: the most bytes of pixels the out-of-core median holds at once (one chunk of rows)
 CHUNK_BYTES = 32 * 2**20
@@ -42,10 +42,23 @@ class ImagesOnDisk:
             yield np.load(path, allow_pickle=False)
 
 
+#: CellProfiler's smoothing filter size is a Gaussian's full width at half maximum:
+#: sigma = size / 2.35 (2 sqrt(2 ln 2) = 2.3548, rounded as CellProfiler rounds it)
+FWHM_PER_SIGMA = 2.35
+
+
 def _smoothing(params: dict, connected: set[str]) -> str | None:
-    """``smoothing`` is 0 or more (see ``stage``)."""
-    value = params["smoothing"]
-    return f"smoothing must be 0 or more, got {value}" if value < 0 else None
+    """``smoothing`` and ``smoothing_filter_size`` are 0 or more (see ``stage``)."""
+    for name in ("smoothing", "smoothing_filter_size"):
+        if params[name] < 0:
+            return f"{name} must be 0 or more, got {params[name]}"
+    return None
+
+
+def smoothing_sigma(smoothing: float, smoothing_filter_size: float = 0.0) -> float:
+    """The Gaussian sigma :func:`illumination` smooths with: ``smoothing_filter_size /
+    2.35`` when a filter size is given (> 0), else ``smoothing``."""
+    return smoothing_filter_size / FWHM_PER_SIGMA if smoothing_filter_size > 0 else smoothing
 
 
 @stage(menu="filter", check=_smoothing)
@@ -53,6 +66,7 @@ def illumination(
     images: "Iterable[napari.types.ImageData]",
     statistic: Literal["mean", "median"] = "mean",
     smoothing: float = 30.0,
+    smoothing_filter_size: float = 0.0,
 ) -> "napari.types.ImageData":
     """Learn an illumination function from a group of images (a group stage).
 
@@ -66,8 +80,14 @@ def illumination(
     statistic : {'mean', 'median'}
         The pixel-wise statistic S over the images, computed in float64.
     smoothing : float
-        The sigma, in pixels, of ``skimage.filters.gaussian(S, smoothing,
-        preserve_range=True)``; 0 leaves S as it is.
+        The Gaussian's **sigma**, in pixels, of ``skimage.filters.gaussian(S, smoothing,
+        preserve_range=True)``; 0 leaves S as it is. Not CellProfiler's "smoothing filter
+        size", which is a full width at half maximum (2.35 sigmas): a size copied from a
+        CellProfiler pipeline goes in ``smoothing_filter_size``.
+    smoothing_filter_size : float
+        CellProfiler's smoothing filter size (CorrectIlluminationCalculate, Gaussian
+        filter), in pixels: when above 0, the Gaussian's sigma is ``size / 2.35`` and
+        ``smoothing`` is not used; 0 (the default): ``smoothing`` is the sigma.
 
     Returns
     -------
@@ -91,8 +111,9 @@ def illumination(
         if not stack:
             raise ValueError("illumination needs at least one image, got none")
         total = np.median(np.stack(stack).astype(np.float64, copy=False), axis=0)
-    if smoothing > 0:
-        total = filters.gaussian(total, smoothing, preserve_range=True)
+    sigma = smoothing_sigma(smoothing, smoothing_filter_size)
+    if sigma > 0:
+        total = filters.gaussian(total, sigma, preserve_range=True)
     return np.asarray(total, dtype=np.float32)
 
 

@@ -13,11 +13,12 @@ from skimage import measure as sk_measure
 from .registry import stage
 from .spatial import check_same_shape, check_spatial
 
-__all__ = ["DEFAULT_PROPERTIES", "ONLY_2D_PROPERTIES", "UNITS", "measure"]
+__all__ = ["DEFAULT_PROPERTIES", "ONLY_2D_PROPERTIES", "UNITS", "measure", "measure_table"]
 
 DEFAULT_PROPERTIES = ("area", "intensity_mean")
 try:  # the names regionprops_table accepts
     from skimage.measure._regionprops import PROPS as _PROPS
+    from skimage.measure._regionprops import _props_to_dict
 
     PROPERTY_NAMES = frozenset(_PROPS.values()) | frozenset(_PROPS) | {"label"}
 except ImportError:  # a future scikit-image may move it: then any name passes here
@@ -91,6 +92,24 @@ def measure(
     labels = check_spatial("measure", labels)
     if intensity is not None:
         intensity = check_same_shape("measure", labels, intensity, "intensity image", "labels")
+    scale = _physical_spacing(spacing, labels.ndim) if units == "physical" else None
+    return measure_table(labels, intensity, properties, spacing=scale)
+
+
+def measure_table(
+    labels: np.ndarray,
+    intensity: np.ndarray | None,
+    properties: list[str],
+    *,
+    spacing: tuple[float, ...] | None = None,
+    offset: tuple[int, ...] | None = None,
+) -> pd.DataFrame:
+    """The table of :func:`measure`, of ``labels`` cut out of a larger image at ``offset``.
+
+    Positions (``centroid``, ``coords``, ``bbox``...) are then those in the larger image:
+    ``offset`` goes to ``regionprops_table`` and is added to ``bbox``, which scikit-image
+    does not shift. ``spacing`` is the physical pixel size, or None for pixels.
+    """
     wanted = [p for p in properties if p != "label"]
     if labels.ndim == 3:
         flat = [p for p in wanted if _PROPS.get(p, p) in ONLY_2D_PROPERTIES]
@@ -99,19 +118,49 @@ def measure(
                 f"properties {flat} are 2D-only in scikit-image and these labels are 3D "
                 f"(shape {labels.shape}); remove them from properties"
             )
-    scale = _physical_spacing(spacing, labels.ndim) if units == "physical" else None
     try:
-        table = sk_measure.regionprops_table(
-            labels.astype(np.int32, copy=False),
-            intensity_image=intensity,
-            properties=["label", *wanted],
-            spacing=scale,
-        )
+        if offset is None:
+            table = sk_measure.regionprops_table(
+                labels.astype(np.int32, copy=False),
+                intensity_image=intensity,
+                properties=["label", *wanted],
+                spacing=spacing,
+            )
+        else:  # regionprops_table takes no offset: the same table from regionprops
+            regions = sk_measure.regionprops(
+                labels.astype(np.int32, copy=False), intensity_image=intensity, spacing=spacing, offset=offset
+            )
+            table = _props_to_dict(regions, properties=["label", *wanted], separator="-")
+            if "centroid_weighted" in wanted:
+                table.update(_centroids_weighted(regions, offset, spacing))
     except NotImplementedError as error:  # e.g. perimeter with an anisotropic pixel size
-        if scale is None:
+        if spacing is None:
             raise
-        raise ValueError(f"{error} (pixel size {scale}); measure it with units: pixels") from None
-    return pd.DataFrame(table)
+        raise ValueError(f"{error} (pixel size {spacing}); measure it with units: pixels") from None
+    frame = pd.DataFrame(table)
+    if offset is not None and any(offset):
+        ndim = labels.ndim
+        for column, axis in [(f"bbox-{i}", i % ndim) for i in range(2 * ndim)]:
+            if column in frame:
+                frame[column] = frame[column] + offset[axis]
+    return frame
+
+
+def _centroids_weighted(
+    regions: list, offset: tuple[int, ...], spacing: tuple[float, ...] | None
+) -> dict[str, np.ndarray]:
+    """``centroid_weighted`` as the whole image gives it: scikit-image adds the object's
+    start (not the offset) to its local centroid, so the start is taken in the image."""
+    scale = spacing if spacing is not None else (1.0,) * len(offset)
+    columns: dict[str, list[float]] = {}
+    for region in regions:
+        local = np.asarray(region.centroid_weighted_local)
+        for axis, values in enumerate(local):
+            start = (region.slice[axis].start + offset[axis]) * scale[axis]
+            for channel, value in np.ndenumerate(np.asarray(values + start)):
+                suffix = "".join(f"-{c}" for c in channel)
+                columns.setdefault(f"centroid_weighted-{axis}{suffix}", []).append(value)
+    return {name: np.asarray(values) for name, values in columns.items()}
 
 
 def _physical_spacing(spacing: tuple[float, ...] | None, ndim: int) -> tuple[float, ...]:
