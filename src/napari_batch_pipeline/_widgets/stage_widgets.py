@@ -27,6 +27,7 @@ from napari.viewer import Viewer
 
 from .._layer_steps import as_features
 from ..core.stages import SPACING_ARG, ParamSpec, StageSpec, get_stage
+from .stage_outputs import OUTPUT_KIND, is_mask, mask_warning
 
 __all__ = [
     "BUILTIN_WIDGETS",
@@ -125,8 +126,8 @@ class StageWidget(FunctionGui):
         super().reset_choices(*args)
         for name, kind in self.spec.data_args.items():
             box = self.__getitem__(name)  # by name: ``labels`` is also a Container property
-            if kind == "labels" and name != "mask" and _is_mask(box.value):
-                labels = [c for c in box.choices if isinstance(c, Labels) and not _is_mask(c)]
+            if kind == "labels" and name != "mask" and is_mask(box.value):
+                labels = [c for c in box.choices if isinstance(c, Labels) and not is_mask(c)]
                 if labels:
                     box.value = labels[-1]
         check, defaults = self.spec.check, self.spec.defaults()
@@ -327,27 +328,12 @@ def _prepare(spec: StageSpec, arguments: dict[str, Any]) -> _StageCall:
     if source is None:
         raise ValueError(f"{spec.name}: choose a layer for {spec.main_arg!r}")
     for name, layer in layers.items():  # runs, and means nothing: say so
-        if spec.data_args[name] == "labels" and name != "mask" and _is_mask(layer):
-            assert layer is not None
-            show_warning(
-                f"{spec.name}: its {name} {layer.name!r} is a mask (0 and 1), not labels, so every "
-                f"object is one: label it first (the Label stage), then choose that layer"
-            )
+        if spec.data_args[name] == "labels" and name != "mask" and layer is not None and is_mask(layer):
+            show_warning(mask_warning(spec.name, name, layer.name))
     data = {name: None if layer is None else layer.data for name, layer in layers.items()}
     if spec.takes_spacing:
         data[SPACING_ARG] = _layer_spacing(layers, source)
     return _StageCall(viewer, spec, data, arguments, source, layers)
-
-
-#: the metadata key of a stage widget's output layer: the stage's kind of output
-OUTPUT_KIND = "stage_output"
-
-
-def _is_mask(layer: Any) -> bool:
-    """Whether ``layer`` is a mask: a stage widget's mask output, or boolean data."""
-    if not isinstance(layer, Labels):
-        return False
-    return layer.metadata.get(OUTPUT_KIND) == "mask" or getattr(layer.data, "dtype", None) is np.dtype(bool)
 
 
 #: the pipeline file's words for a data argument to connect (``add inputs: {intensity: input}``)
