@@ -163,7 +163,7 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     metadata = {"image": task.image, **field, "parameters": task.label, "run_folder": str(run_folder)}
     layers: list[Layer] = []
     large = None
-    if not source.channel_files and not source.channel_index and source.problem is None:
+    if not source.channel_files and source.channel_index in ((), ((INPUT, 0),)) and source.problem is None:
         large = open_input_pyramid(source.path, source.scene or 0, source.t or 0)
     if large is not None:  # one multiscale layer, read chunk by chunk as it is shown
         scale = image_scale(source.pixel_size, large.levels[0].ndim)

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..images.formats import FileInfo, ImageReadError, probe, read_scene
-from ..images.lazy import LARGE_PLANE, open_input_pyramid
+from ..images.lazy import is_large, open_input_pyramid
 from ..images.ome_zarr import is_store, open_store
 from ..images.sources import read_image
 
@@ -350,7 +350,7 @@ def large_input(
     """
     if path.suffix.lower() in (".tif", ".tiff"):
         quick = tiff_header(path)
-        if quick is not None and quick[0][0] * quick[0][1] <= LARGE_PLANE:
+        if quick is not None and not is_large(quick[0]):
             return None
     pyramid = open_input_pyramid(path, scene, t)
     if pyramid is None:
