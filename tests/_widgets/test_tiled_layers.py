@@ -11,7 +11,6 @@ import tifffile
 import zarr
 
 from napari_batch_pipeline.core.images import lazy
-
 from napari_batch_pipeline.core.images.ome_zarr import open_levels
 from napari_batch_pipeline.core.synthetic import nuclei_image
 

@@ -27,7 +27,14 @@ from .fields import read_field, spacing_of
 from .formats import ImageReadError
 from .sources import Source
 
-__all__ = ["LARGE_PLANE", "InputPyramid", "RegionReader", "is_large", "open_input_pyramid", "open_region_reader"]
+__all__ = [
+    "LARGE_PLANE",
+    "InputPyramid",
+    "RegionReader",
+    "is_large",
+    "open_input_pyramid",
+    "open_region_reader",
+]
 
 #: an input whose plane (Y x X) holds more pixels than this is large: a viewer shows it
 #: lazily, level by level (:func:`open_input_pyramid`); a smaller one is read whole
@@ -311,10 +318,13 @@ def _zarr_levels(path: Path, t: int) -> tuple[list[Any], tuple[Any, ...], bool] 
         group = zarr.open_group(str(path), mode="r")
         multiscale = group.attrs["multiscales"][0]
         arrays = [group[dataset["path"]] for dataset in multiscale["datasets"]]
-        names = "".join(
-            axis["name"].upper() if isinstance(axis, dict) else str(axis).upper()
-            for axis in multiscale.get("axes", [])
-        ) or "TCZYX"[-arrays[0].ndim :]
+        names = (
+            "".join(
+                axis["name"].upper() if isinstance(axis, dict) else str(axis).upper()
+                for axis in multiscale.get("axes", [])
+            )
+            or "TCZYX"[-arrays[0].ndim :]
+        )
     except Exception:
         return None
     keep = _plane(names, arrays[0].shape, t)
@@ -362,10 +372,14 @@ def _contrast_limits(level: Any, whole: bool) -> tuple[float, float]:
         parts = [level]
     else:
         grid = [
-            sorted({round(i) for i in np.linspace(0, n - 1, _SAMPLES)}) if axis >= level.ndim - 2 else [n // 2]
+            sorted({round(i) for i in np.linspace(0, n - 1, _SAMPLES)})
+            if axis >= level.ndim - 2
+            else [n // 2]
             for axis, n in enumerate(level.numblocks)
         ]
-        parts = [level.blocks[(*lead, y, x)] for lead in _product(grid[:-2]) for y in grid[-2] for x in grid[-1]]
+        parts = [
+            level.blocks[(*lead, y, x)] for lead in _product(grid[:-2]) for y in grid[-2] for x in grid[-1]
+        ]
     values = dask.compute(*[(da.nanmin(part), da.nanmax(part)) for part in parts], scheduler="threads")
     low = float(min(pair[0] for pair in values))
     high = float(max(pair[1] for pair in values))
