@@ -89,6 +89,19 @@ def test_a_large_input_opens_as_one_lazy_multiscale_layer_reading_few_pixels(lar
     assert meta["metadata"]["names"] == ["small.tif"]
 
 
+def test_a_strided_smallest_level_is_read_once_however_often_it_is_drawn(large_run, monkeypatch):
+    pyramid = open_input_pyramid(large_run.parent / "images" / "big.tif")
+    assert pyramid is not None and not pyramid.own
+    reads = _CountedReads(monkeypatch)
+    first = np.asarray(pyramid.levels[-1])  # a thumbnail: (nearly) every tile of level 0
+    assert reads.bytes >= 0.9 * SIDE * SIDE  # all but the chunks read for the contrast limits
+    reads.bytes = 0
+    again = np.asarray(pyramid.levels[-1][100:300])  # drawn again: its chunks were kept
+    assert reads.bytes == 0
+    np.testing.assert_array_equal(first, _slide()[::8, ::8])
+    np.testing.assert_array_equal(again, first[100:300])
+
+
 def test_an_input_is_large_past_4096_by_4096_pixels(tmp_path):
     assert not is_large((4096, 4096)) and is_large((4097, 4096)) and is_large((3, 5000, 5000))
     assert LARGE_PLANE == 4096 * 4096

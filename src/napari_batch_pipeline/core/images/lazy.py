@@ -48,6 +48,9 @@ _SAMPLES = 3
 #: a dask chunk holds at least this many pixels along Y and X (a TIFF of one-row strips
 #: would otherwise make a graph of one task per row)
 _CHUNK_SIDE = 512
+#: a strided smallest level up to this size keeps its chunks once read: a viewer reads it
+#: for its thumbnail and again to draw it, and each of its chunks decodes one of level 0
+_KEPT_BYTES = 64 * 2**20
 
 _SPATIAL = "ZYX"
 
@@ -286,6 +289,8 @@ def open_input_pyramid(path: str | Path, scene: int = 0, t: int = 0) -> InputPyr
         while max(levels[-1].shape[-2:]) > _SMALLEST_SIDE:
             step = 2 ** len(levels)
             levels.append(base[..., ::step, ::step])
+        if len(levels) > 1 and levels[-1].nbytes <= _KEPT_BYTES:
+            levels[-1] = _kept(levels[-1])
     return InputPyramid(levels, _contrast_limits(levels[-1], whole=own), own)
 
 
@@ -349,6 +354,25 @@ def _plane(axes: str, shape: tuple[int, ...], t: int) -> tuple[Any, ...] | None:
         else:
             return None
     return tuple(keep)
+
+
+def _kept(level: Any) -> Any:
+    """``level`` (a dask array) whose chunks, once computed, are kept and given again."""
+    import uuid
+
+    import dask.array as da
+
+    kept: dict[tuple[int, ...], np.ndarray] = {}
+
+    def read(block_id: tuple[int, ...] | None = None) -> np.ndarray:
+        assert block_id is not None
+        if block_id not in kept:  # two threads may both read it: the same pixels
+            kept[block_id] = np.asarray(level.blocks[block_id].compute(scheduler="synchronous"))
+        return kept[block_id]
+
+    meta = np.empty((0,) * level.ndim, level.dtype)
+    name = f"kept-level-{uuid.uuid4().hex}"
+    return da.map_blocks(read, chunks=level.chunks, dtype=level.dtype, meta=meta, name=name)
 
 
 def _dask_chunks(array: Any) -> tuple[int, ...]:
