@@ -102,6 +102,17 @@ def test_a_strided_smallest_level_is_read_once_however_often_it_is_drawn(large_r
     np.testing.assert_array_equal(again, first[100:300])
 
 
+def test_a_large_volume_takes_its_contrast_limits_from_its_first_to_last_plane(tmp_path):
+    volume = np.full((3, 4200, 4100), 5, np.uint8)
+    volume[0, :, ::9] = 1
+    volume[2, :, ::9] = 200
+    tifffile.imwrite(tmp_path / "volume.tif", volume, tile=(256, 256), metadata={"axes": "ZYX"})
+    pyramid = open_input_pyramid(tmp_path / "volume.tif")
+    assert pyramid is not None and not pyramid.own and pyramid.contrast_limits == (1.0, 200.0)
+    assert [level.shape for level in pyramid.levels][-1] == (3, 525, 513)  # Z kept, Y and X strided
+    np.testing.assert_array_equal(np.asarray(pyramid.levels[-1][2]), volume[2, ::8, ::8])
+
+
 def test_an_input_is_large_past_4096_by_4096_pixels(tmp_path):
     assert not is_large((4096, 4096)) and is_large((4097, 4096)) and is_large((3, 5000, 5000))
     assert LARGE_PLANE == 4096 * 4096

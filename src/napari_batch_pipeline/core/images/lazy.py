@@ -42,7 +42,7 @@ LARGE_PLANE = 4096 * 4096
 #: strided levels are added until a plane's longer side is at most this
 _SMALLEST_SIDE = 1024
 #: a level of at most this many pixels gives its contrast limits whole; a larger one
-#: from a grid of _SAMPLES x _SAMPLES of its chunks
+#: from a grid of _SAMPLES chunks along each axis (_SAMPLES x _SAMPLES in a plane)
 _WHOLE_LIMITS = 2048 * 2048
 _SAMPLES = 3
 #: a dask chunk holds at least this many pixels along Y and X (a TIFF of one-row strips
@@ -387,23 +387,17 @@ def _dask_chunks(array: Any) -> tuple[int, ...]:
 
 def _contrast_limits(level: Any, whole: bool) -> tuple[float, float]:
     """The lowest and highest value of ``level`` (a dask array): of all of it when
-    ``whole`` and it is small, else of a grid of its chunks spread over the middle plane
-    (a strided level's chunk reads one chunk of level 0)."""
+    ``whole`` and it is small, else of a grid of its chunks, ``_SAMPLES`` along each
+    axis (Z too), spread from first to last (a strided level's chunk reads one chunk of
+    level 0)."""
     import dask
     import dask.array as da
 
     if whole and math.prod(level.shape) <= _WHOLE_LIMITS:
         parts = [level]
     else:
-        grid = [
-            sorted({round(i) for i in np.linspace(0, n - 1, _SAMPLES)})
-            if axis >= level.ndim - 2
-            else [n // 2]
-            for axis, n in enumerate(level.numblocks)
-        ]
-        parts = [
-            level.blocks[(*lead, y, x)] for lead in _product(grid[:-2]) for y in grid[-2] for x in grid[-1]
-        ]
+        grid = [sorted({round(i) for i in np.linspace(0, n - 1, _SAMPLES)}) for n in level.numblocks]
+        parts = [level.blocks[index] for index in _product(grid)]
     values = dask.compute(*[(da.nanmin(part), da.nanmax(part)) for part in parts], scheduler="threads")
     low = float(min(pair[0] for pair in values))
     high = float(max(pair[1] for pair in values))
