@@ -168,3 +168,27 @@ def test_a_large_input_shows_in_napari(large_run, make_napari_viewer, qtbot):
     qtbot.wait(100)
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot[..., :3].std() > 0  # its lines are drawn
+
+
+def test_a_large_ome_zarr_input_of_a_run_opens_as_its_levels(tmp_path, monkeypatch):
+    import zarr
+
+    from napari_batch_pipeline.core.images import lazy
+
+    pixels = _slide((400, 330))
+    images = tmp_path / "images"
+    images.mkdir()
+    group = zarr.open_group(str(images / "slide.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", shape=(1, 1, 1, 400, 330), chunks=(1, 1, 1, 128, 128), dtype=pixels.dtype)
+    group["0"][0, 0, 0] = pixels
+    axes = [{"name": n, "type": t} for n, t in zip("tczyx", ["time", "channel", *["space"] * 3], strict=True)]
+    scale = [{"type": "scale", "scale": [1.0, 1.0, 1.0, 0.5, 0.5]}]
+    datasets = [{"path": "0", "coordinateTransformations": scale}]
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
+    pipeline = Pipeline.from_text(THRESHOLD)
+    assert run_batch(pipeline, images, tmp_path / "run", executor="serial", tile=128).exit_code == 0
+    monkeypatch.setattr(lazy, "LARGE_PLANE", 10_000)  # its 400 x 330 counts as large
+    levels, meta, kind = _layers(tmp_path / "run")["run: input slide.ome.zarr"]
+    assert kind == "image" and meta["multiscale"] is True and meta["scale"] == pytest.approx((0.5, 0.5))
+    assert len(levels) == 1 and isinstance(levels[0], da.Array) and levels[0].shape == (400, 330)
+    np.testing.assert_array_equal(np.asarray(levels[0]), pixels)
