@@ -1,12 +1,14 @@
-"""Make docs/screenshot.png: the plugin at work in napari, for the README.
+"""Make docs/screenshot.png: the plugin's home in napari on a 1280 x 800 screen, for the README.
 
 The Pipeline builder tunes three stages (plus a measurement) on a synthetic nuclei
 image; the Batch processing widget runs that pipeline over a folder of synthetic images
-in a temporary folder, and its results come back as layers, a table and a plot.
+in a temporary folder, and its results come back as layers, a table and a plot. The
+builder, the batch widget and the results are pages of one home (tabs of one dock
+area); the results page is shown.
 
 Run it under a virtual display (Xvfb), from the repository root:
 
-    xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python scripts/screenshot.py [OUTPUT.png]
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshot.py [OUTPUT.png]
 
 napari's settings are kept in a temporary file for the run, so yours are untouched.
 """
@@ -25,15 +27,16 @@ os.environ["NAPARI_CONFIG"] = str(Path(_SETTINGS.name) / "settings.yaml")
 import napari  # noqa: E402
 from napari._qt import qt_main_window  # noqa: E402
 from napari.settings import get_settings  # noqa: E402
-from qtpy.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
+from qtpy.QtCore import QEventLoop, QTimer  # noqa: E402
 
 from napari_batch_pipeline._widgets.batch import BatchWidget  # noqa: E402
 from napari_batch_pipeline._widgets.builder import PipelineBuilder  # noqa: E402
+from napari_batch_pipeline._widgets.home import show_page  # noqa: E402
 from napari_batch_pipeline.core.synthetic import nuclei_image, write_nuclei_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the window on a 1600 x 1200 screen, less a task bar
-SIZE = (1600, 1150)
+#: the window on a 1280 x 800 laptop screen, less a task bar
+SIZE = (1280, 750)
 
 
 def wait_for(signal, seconds: float = 120) -> None:
@@ -66,7 +69,7 @@ def main(output: Path) -> Path:
     viewer.add_image(nuclei_image(shape=(320, 320), n_nuclei=35, seed=3), name="nuclei")
 
     builder = PipelineBuilder(viewer)
-    viewer.window.add_dock_widget(builder, name="Pipeline builder", area="left")
+    viewer.window.add_dock_widget(builder, name="Pipeline builder", area="right")
     builder.pipeline_name.value = "nuclei"
     builder.add_stage("gaussian", "blurred", params={"sigma": 1.5})
     builder.add_stage("threshold", "mask", params={"method": "otsu"})
@@ -98,13 +101,9 @@ def main(output: Path) -> Path:
             layer.visible = layer.name.startswith(("results:", "nuclei_03"))
         viewer.layers.selection.active = viewer.layers["results: labels"]
         viewer.dims.set_current_step(0, 4)
-        # the builder takes the left column; the batch table and the plot share the right
-        qt_viewer, docks = viewer.window._qt_viewer, viewer.window.dock_widgets
-        qt_viewer.dockLayerControls.setVisible(False)
-        column = [qt_viewer.dockLayerList, docks["Pipeline builder"].parent()]
-        viewer.window._qt_window.resizeDocks(column, [280, 820], Qt.Orientation.Vertical)
-        column = [docks["Batch processing"].parent(), docks["Batch results"].parent()]
-        viewer.window._qt_window.resizeDocks(column, [420, 680], Qt.Orientation.Vertical)
+        # the canvas beside the plugin's home, the results page in front
+        viewer.window._qt_viewer.dockLayerControls.setVisible(False)
+        show_page(batch.results_view)
         viewer.reset_view()
         settle()
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -74,6 +74,11 @@ def test_stages_lists_every_built_in_stage() -> None:
         assert name in listed
     assert "sigma = 2.0" in result.stdout
     assert "'otsu'" in result.stdout
+    # each quality column with its unit and CellProfiler counterpart
+    assert "-> focus_score: var / mean of the raw values; CellProfiler's FocusScore x R" in result.stdout
+    assert "-> saturated_fraction: pixels at the image's maximum, a fraction; CellProfiler's" in result.stdout
+    assert "PercentMaximal / 100" in result.stdout
+    assert "-> power_log_log_slope: CellProfiler's PowerLogLogSlope" in result.stdout
 
 
 # -- run --------------------------------------------------------------------------------------

@@ -209,6 +209,7 @@ def test_the_demo_screens_a_plate_with_a_good_z_prime_and_flags_two_fields(tmp_p
     z_prime = 1 - 3 * (positive.std() + negative.std()) / abs(positive.mean() - negative.mean())
     assert assay.loc[column, "z_prime"] == pytest.approx(z_prime)
     assert z_prime > 0.5  # a good assay
-    assert "Z' of plate P1: " in result.stdout
+    assert f"Z' of plate P1: {z_prime:.2f} (robust Z' " in result.stdout
+    assert "wells) on the readout nuclei.mean_intensity_mean" in result.stdout  # not the best Z' of all
     assert (run / "plate_P1.png").read_bytes().startswith(b"\x89PNG")
     assert (out / "results" / "summary.csv").exists()  # the datasets' demo ran first, as before

@@ -183,6 +183,7 @@ def saved_layer_data(saved: SavedOutputs, prefix: str, metadata: dict[str, Any])
             for array, name in zip(saved.separate, saved.names, strict=True)
         ]
     arrays += [(p.levels, f"{prefix}: {saved.stage} {p.name}", [p.name], p.scale) for p in saved.pyramids]
+    known = {id(p.levels): p.contrast_limits for p in saved.pyramids}  # a large input's, from a few chunks
     layers: list[LayerData] = []
     for data, name, names, scale in arrays:
         meta: dict[str, Any] = {"name": name, "metadata": {**metadata, "stage": saved.stage, "names": names}}
@@ -191,7 +192,8 @@ def saved_layer_data(saved: SavedOutputs, prefix: str, metadata: dict[str, Any])
         if multiscale:
             meta["multiscale"] = True
         if layer_type == "image":
-            meta["contrast_limits"] = _contrast_limits(data[-1] if multiscale else data)
+            limits = known.get(id(data)) if multiscale else None
+            meta["contrast_limits"] = limits or _contrast_limits(data[-1] if multiscale else data)
         else:
             meta["opacity"] = 0.6
         layers.append((data, meta, layer_type))

@@ -103,3 +103,36 @@ def test_a_new_run_starts_with_an_empty_table(flooded_widget, run_to_end, tmp_pa
     report = run_to_end(widget)
     assert report.total == 12 and widget.table.rowCount() == 12
     assert widget.table.tasks == widget.batch.tasks
+
+
+def test_the_progress_bar_repaints_with_the_table_never_at_once(make_napari_viewer, qtbot):
+    """A repaint composes the whole window with the canvas (50 ms and more on software
+    OpenGL): the bar moving must not paint there and then, only in the turn's one repaint."""
+    from qtpy.QtCore import QEvent, QObject
+
+    from napari_batch_pipeline._widgets.batch import BatchWidget
+
+    viewer = make_napari_viewer(show=True)
+    widget = BatchWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    bar = widget.progress_bar.native
+    qtbot.waitUntil(bar.isVisible)
+    widget.progress_bar.max = 10
+
+    class Paints(QObject):
+        count = 0
+
+        def eventFilter(self, watched, event):
+            if event.type() == QEvent.Type.Paint:
+                Paints.count += 1
+            return False
+
+    paints = Paints()
+    bar.installEventFilter(paints)
+    qtbot.wait(50)
+    Paints.count = 0
+    widget.run_progress.ended = 3
+    widget.run_progress.advance(3, flush=True)
+    assert widget.progress_bar.value == 3
+    assert Paints.count == 0  # not at once...
+    qtbot.waitUntil(lambda: Paints.count >= 1, timeout=5_000)  # ...but in the next repaint

@@ -131,6 +131,7 @@ def test_a_screen_is_run_from_the_fields(make_batch_widget, screen, tmp_path, ru
     widget.negative_control.value = "control=negative"
     widget.positive_control.value = "control=positive"
     widget.table_format.value = "parquet"
+    widget.well_aggregate.value = "mean"
     report = run_to_end(widget)
     assert (report.done, report.failed) == (16, 0)
     out = tmp_path / "out"
@@ -140,6 +141,7 @@ def test_a_screen_is_run_from_the_fields(make_batch_widget, screen, tmp_path, ru
     assert (out / "normalized.parquet").is_file() and (out / "plate_P2.png").is_file()
     run = json.loads((out / "run.json").read_text())
     assert run["screen"]["negative_control"] == "control=negative"
+    assert run["screen"]["well_aggregate"] == "mean" and (out / "wells.parquet").is_file()
     # the task table marks the flagged images once the run's tables are written
     table = widget.table
     flagged = {table.text(row, "image"): table.text(row, "flagged") for row in range(table.rowCount())}

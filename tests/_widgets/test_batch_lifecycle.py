@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from napari_batch_pipeline._widgets import batch as batch_module
 from napari_batch_pipeline.core.engine.events import RunStarted, TaskFinished
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
@@ -108,7 +109,7 @@ def test_a_message_about_the_fields_goes_when_they_change(make_batch_widget, tmp
 
 
 def test_a_tuned_pipeline_run_into_the_last_folder_gets_a_folder_of_its_own(
-    make_batch_widget, image_folder, tmp_path, run_to_end, pipeline_yaml, qtbot
+    make_batch_widget, image_folder, tmp_path, run_to_end, pipeline_yaml, qtbot, monkeypatch
 ):
     widget = make_batch_widget(image_folder)
     assert run_to_end(widget).done == 6
@@ -116,8 +117,14 @@ def test_a_tuned_pipeline_run_into_the_last_folder_gets_a_folder_of_its_own(
     tuned.write_text(pipeline_yaml.replace("sigma: 2", "sigma: 3"), encoding="utf-8")
     assert "sigma: 3" in tuned.read_text()
     widget.pipeline.value = tuned
+    shown: dict[str, list[str]] = {"info": [], "error": []}
+    monkeypatch.setattr(batch_module, "show_info", shown["info"].append)
+    monkeypatch.setattr(batch_module, "show_error", shown["error"].append)
 
     widget.run_button.native.click()  # refused: "holds a run of a different pipeline"
+
+    # an offer, not an error: a notice, never a red toast
+    assert shown["error"] == [] and "holds a run of another pipeline" in shown["info"][0]
 
     version = tmp_path / f"out-{Pipeline.from_yaml(tuned).hash[:8]}"
     assert Path(widget.output_dir.value) == version
@@ -196,3 +203,45 @@ def test_the_first_run_does_not_wait_for_starting_workers(batch_widget, run_to_e
     assert not widget.warming.workers_starting
     batch = widget.make_batch()
     assert batch.options.executor == "processes" and batch.options.low_priority
+
+
+def test_a_count_that_is_always_one_does_not_clutter_the_table_or_the_plate_map(
+    make_batch_widget, image_folder, pipeline_yaml, tmp_path, run_to_end
+):
+    from napari_batch_pipeline._widgets.plate_view import plate_measurements
+    from napari_batch_pipeline.core.run_folder.reader import RunResults
+
+    with_quality = tmp_path / "quality.yaml"
+    with_quality.write_text(
+        pipeline_yaml + "  - {name: quality, function: image_quality, inputs: {image: input}}\n",
+        encoding="utf-8",
+    )
+    widget = make_batch_widget(image_folder)
+    widget.pipeline.value = with_quality
+    run_to_end(widget)
+    table = widget.table
+    # image_quality gives one row per image: its count is 1 for every image, and hidden
+    assert table.isColumnHidden(table.columns.index("quality.count"))
+    assert not table.isColumnHidden(table.columns.index("quality.mean_focus_score"))
+    assert not table.isColumnHidden(table.columns.index("nuclei.count"))
+    choices = plate_measurements(RunResults(tmp_path / "out"))
+    assert "quality.count" not in choices
+    assert {"nuclei.count", "quality.mean_focus_score"} <= set(choices)
+
+
+def test_after_a_row_click_the_corner_names_the_clicked_image(batch_widget, run_to_end):
+    widget = batch_widget
+    run_to_end(widget)
+    viewer = widget.viewer
+    overlay = viewer.canvas.overlays["text"]
+    viewer.dims.set_current_step(0, 0)
+    stack_text = overlay.text
+    row = next(
+        r for r in range(widget.table.rowCount()) if not stack_text.startswith(widget.table.text(r, 0))
+    )
+    clicked = widget.table.text(row, "image")
+    layers = widget.show_row(row)
+    assert layers and overlay.visible
+    assert overlay.text.startswith(clicked) and "clicked" in overlay.text
+    viewer.dims.set_current_step(0, 2)  # the slider: the stack's image again
+    assert not overlay.text.endswith("clicked)")

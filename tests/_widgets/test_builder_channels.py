@@ -141,3 +141,25 @@ def test_a_z_stack_runs_in_3d_at_its_scale(make_napari_viewer, wait_run):
     pd.testing.assert_frame_equal(builder.tables[(0, "cells")], expected["cells"])
     assert builder.channel_map.boxes == {}  # no channels named: one image, as before
     assert builder.panels[0].inputs["image"].native.isHidden()
+
+
+def test_a_channel_index_past_the_image_says_so_once_and_clears_the_outputs(
+    make_napari_viewer, cells, wait_run
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(cells, name="cells")
+    builder = make_builder(viewer)
+    builder.channel_map.text.value = "dna: 0, cyto: 1"
+    builder.channel_map.text.native.editingFinished.emit()
+    builder.add_stage("gaussian", "blurred", inputs={"image": "cyto"})
+    wait_run(builder, lambda: builder.add_stage("threshold", "mask"))
+    assert "blurred" in viewer.layers
+
+    builder.channel_map.text.value = "dna: 0, cyto: 3"  # the layer has channels 0 to 2
+    builder.channel_map.text.native.editingFinished.emit()
+
+    assert "'cyto' is index 3" in builder.channel_map.message.value  # said under the channels
+    assert "differ in shape" not in builder.status.value  # and no second, wrong message
+    assert "channels" in builder.status.value
+    assert "blurred" not in viewer.layers and "mask" not in viewer.layers  # nothing stale shown
+    assert builder.output_layers == {}

@@ -134,12 +134,49 @@ def test_measure_runs_with_its_defaults(viewer):
     assert "inputs:" not in str(error.value)
 
 
+def test_measure_after_threshold_and_label_measures_the_labels_not_the_mask(viewer, monkeypatch):
+    # Gaussian -> Threshold -> Label -> Measure with defaults, as from the Layers menu:
+    # Measure took the first labels layer, the 0/1 mask, and measured "1 objects".
+    for stage in ("gaussian", "threshold", "label"):
+        widget = make_stage_widget(stage)
+        viewer.window.add_dock_widget(widget)
+        if stage == "threshold":
+            widget.image.value = viewer.layers["nuclei gaussian"]  # the user picks the blurred one
+        widget()
+    mask, labels = (
+        viewer.layers["nuclei gaussian threshold"],
+        viewer.layers["nuclei gaussian threshold label"],
+    )
+    measure_widget = make_stage_widget("measure")
+    viewer.window.add_dock_widget(measure_widget)
+    assert measure_widget["labels"].value is labels  # by name: ``labels`` is a Container property
+    table = measure_widget()
+    assert len(table) == labels.data.max() > 1
+    # chosen by hand, the mask still runs, and says what is wrong
+    warnings: list[str] = []
+    monkeypatch.setattr("napari_batch_pipeline._widgets.stage_widgets.show_warning", warnings.append)
+    measure_widget(labels=mask)
+    assert warnings and "is a mask (0 and 1), not labels" in warnings[0] and "Label" in warnings[0]
+
+
 def test_running_without_a_layer_says_what_is_missing(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = gaussian_widget()
     viewer.window.add_dock_widget(widget)
     with pytest.raises(ValueError, match="choose a layer for 'image'"):
         widget()
+
+
+def test_run_clicked_without_a_layer_says_so_in_plain_words(make_napari_viewer, monkeypatch, qtbot):
+    # it was an empty error toast with only "View Traceback" (psygnal's EmitLoopError)
+    viewer = make_napari_viewer()
+    errors: list[str] = []
+    monkeypatch.setattr("napari_batch_pipeline._widgets.stage_widgets.show_error", errors.append)
+    widget = make_stage_widget("measure")
+    viewer.window.add_dock_widget(widget)
+    widget.call_button.native.click()
+    assert errors == ["measure: choose a layer for 'labels'"]
+    assert widget.worker is None
 
 
 def test_measure_in_physical_units_takes_the_labels_layer_scale(viewer):

@@ -164,3 +164,27 @@ def test_cancel_shows_nothing_and_a_bad_sweep_says_why(builder, qtbot):
     panel.run_button.changed.emit(True)
     assert "leads away" in panel.status.value
     assert panel.worker is worker  # nothing started
+
+
+def test_the_range_boxes_show_their_values_whole(builder, qtbot):
+    builder.viewer.window.show()
+    panel = builder.open_sweep()
+    panel.setFixedWidth(420)  # a dock on a 1280 x 800 screen
+    qtbot.waitUntil(panel.isVisible)
+    sigma_sweep(panel)
+    panel.first.start.value = 1.25
+    for box in (panel.first.start, panel.first.stop, panel.first.step):
+        line = box.native.lineEdit()
+        assert line.fontMetrics().horizontalAdvance(line.text()) <= line.width(), (line.text(), line.width())
+
+
+def test_the_builder_never_offers_a_sweeps_stack_as_an_image(builder, sweep_to_end):
+    panel = builder.open_sweep()
+    sigma_sweep(panel)
+    panel.output.value = "blurred"  # an image stage: the stack is an Image layer
+    result = sweep_to_end(panel)
+    layer = panel.layer
+    assert isinstance(layer, Image) and layer.name == SweepPanel.layer_name(result)
+    offered = [choice for choice in builder.image.choices if choice is not None]
+    assert layer not in offered and layer not in builder.second_image.choices
+    assert builder.viewer.layers["nuclei"] in offered

@@ -10,6 +10,7 @@ import pytest
 import tifffile
 import zarr
 
+from napari_batch_pipeline.core.images import lazy
 from napari_batch_pipeline.core.images.ome_zarr import open_levels
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
@@ -81,3 +82,19 @@ def test_a_clicked_well_shows_a_tiled_images_labels_multiscale(make_napari_viewe
     assert labels.name == "run: P1_A01.tif labels" and labels.multiscale
     assert [tuple(level.shape) for level in labels.data] == [(600, 500), (300, 250), (150, 125)]
     assert all(isinstance(level, zarr.Array) for level in labels.data)
+
+
+def test_a_clicked_row_shows_a_large_input_lazily_and_a_small_one_whole(tiled_widget, tmp_path, monkeypatch):
+    import dask.array as da
+
+    monkeypatch.setattr(lazy, "LARGE_PLANE", 100_000)  # big.tif's 600 x 500 counts as large
+    widget = tiled_widget
+    table = widget.table
+    row = next(r for r in range(table.rowCount()) if table.text(r, 0) == "big.tif")
+    image = widget.show_row(row)[0]
+    assert image.name == "out: big.tif" and image.multiscale
+    assert isinstance(image.data[0], da.Array) and tuple(image.data[0].shape) == (600, 500)
+    np.testing.assert_allclose(image.scale, (0.5, 0.5))
+    np.testing.assert_array_equal(np.asarray(image.data[0]), tifffile.imread(tmp_path / "images" / "big.tif"))
+    small = widget.show_row(next(r for r in range(table.rowCount()) if table.text(r, 0) == "small.tif"))[0]
+    assert not small.multiscale and isinstance(small.data, np.ndarray) and small.data.shape == (200, 200)

@@ -4,8 +4,11 @@ The engine (:class:`~napari_batch_pipeline.core.batch.BatchRun`) runs in a napar
 thread worker whose generator yields the engine's events; the widget turns them into a
 progress bar, one table row per finished task, and at the end the saved outputs as
 lazy layers. Events are shown in batches, at most every :data:`SHOW_EVERY` seconds
-(the first at once): a run of 1,000 fast tasks costs the event loop a few dozen table
-and progress updates, not 1,000 of each, so the viewer stays responsive. Cancel calls
+(the first at once), the table, the status and the progress bar in one turn of the event
+loop: a repaint of the dock composes the whole window with the canvas (50 ms and more
+on a software-OpenGL display, Xvfb or a remote desktop), so a run costs the viewer two
+repaints a second, not one per task nor one per bar; nothing repaints at once
+(synchronously), so the viewer stays responsive. Cancel calls
 ``BatchRun.cancel()`` and lets the engine finish cleanly (tables written, nothing
 half-written left). A click on a row shows that task's input image with its saved outputs.
 
@@ -28,7 +31,6 @@ from typing import Any
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.layers import Layer
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
@@ -43,7 +45,8 @@ from ..core.pipeline.model import Pipeline
 from ..core.plan.batch_plan import BatchPlan, plan_batch
 from ..core.plan.estimate import Estimate
 from .batch_fields import BatchFields, field_hint, path_of
-from .batch_status import CloseGuard, offer_version_folder, summary_text
+from .batch_progress import BAR_EVERY, RunProgress
+from .batch_status import CloseGuard, VersionFolderOffer, offer_version_folder, summary_text
 from .collector import hold_collector
 from .dock_layout import scrolling_layout, wrapping
 from .home import join_home_later, mark_page, show_page
@@ -56,11 +59,9 @@ from .warm_up import WarmUp, warm_up
 
 __all__ = ["SHOW_EVERY", "BatchWidget"]
 
-#: seconds between two updates of the table while a batch runs
-SHOW_EVERY = 0.1
-#: seconds between two updates of the progress bars: a progress bar repaints at once
-#: (synchronously) when its value moves, which costs the event loop more than the table
-_PROGRESS_EVERY = 0.5
+#: seconds between two updates of the table, status and progress bar while a batch runs:
+#: each repaints the dock, which composes the whole window with the canvas
+SHOW_EVERY = BAR_EVERY
 
 
 class BatchWidget(QWidget):
@@ -79,7 +80,7 @@ class BatchWidget(QWidget):
     Attributes
     ----------
     input_dir, pattern, recursive, metadata, limit, output_dir, pipeline, params, group_by, \
-    annotations, negative_control, positive_control, table_format, \
+    annotations, negative_control, positive_control, table_format, well_aggregate, \
     executor, workers, scheduler, strategy, memory_budget, task_timeout, sweep, fresh
         The fields, magicgui widgets: set ``.value`` from Python (see
         :class:`.batch_fields.BatchFields`).
@@ -109,6 +110,7 @@ class BatchWidget(QWidget):
         self.executor, self.workers, self.scheduler = fields.executor, fields.workers, fields.scheduler
         self.strategy, self.memory_budget = fields.strategy, fields.memory_budget
         self.task_timeout, self.table_format = fields.task_timeout, fields.table_format
+        self.well_aggregate = fields.well_aggregate
         self.annotations, self.negative_control = fields.annotations, fields.negative_control
         self.sweep, self.fresh, self.positive_control = fields.sweep, fields.fresh, fields.positive_control
         self.estimate_button = PushButton(text="Estimate")
@@ -143,9 +145,7 @@ class BatchWidget(QWidget):
         self.failures: list[tuple[str, str]] = []
         self.layer_queue = LayerQueue(self.viewer, self._end_if_done)
         self.row_layers: list[Layer] = []
-        self._progress: progress | None = None
-        self._steps, self._stepped_at = 0, 0.0  # progress not yet shown, and when it last was
-        self._ended = 0  # tasks ended (done or failed, resumed ones too) by the latest event shown
+        self.run_progress = RunProgress(self.progress_bar)
         self._pending: list[Event] = []  # engine events not yet shown (_show_pending)
         self._shown_at = 0.0  # when events were last shown
         self._show_timer = QTimer(self)
@@ -232,10 +232,7 @@ class BatchWidget(QWidget):
         self.table.clear_tasks()
         self.failures, self._pending = [], []
         self.status.value = f"starting {len(batch.tasks)} task(s)..."
-        self.progress_bar.max, self.progress_bar.value = max(1, len(batch.tasks)), 0
-        self._ended = 0
-        self._progress = progress(total=len(batch.tasks), desc="Batch processing")
-        self._steps, self._stepped_at = 0, time.monotonic()
+        self.run_progress.start(len(batch.tasks))
         self._worker_done.clear()
         worker = create_worker(self._worker_events, batch, _ignore_errors=True)
         worker.yielded.connect(self._on_event)
@@ -298,7 +295,8 @@ class BatchWidget(QWidget):
             message = field_hint(error) if isinstance(error, PipelineError) else str(error)
             self.status.value = message
             self._fields_message = True
-            show_error(message)
+            # an offer of this pipeline's own folder is a notice; the rest, errors
+            (show_info if isinstance(error, VersionFolderOffer) else show_error)(message)
 
     def _on_field_changed(self) -> None:
         """A message about the fields, or an estimate of other fields, is out of date."""
@@ -339,8 +337,8 @@ class BatchWidget(QWidget):
             return
         if isinstance(event, RunStarted):
             self.table.add_resumed(event.resumed, self.batch.tasks if self.batch else [])
-            self._ended = event.skipped
-            self._advance(event.skipped, flush=True)
+            self.run_progress.ended = event.skipped
+            self.run_progress.advance(event.skipped, flush=True)
             resumed = f", {event.skipped} already done" if event.skipped else ""
             auto = " (auto)" if event.executor_reason else ""
             if event.executor_reason and self.batch is not None and self.batch.options.workers_starting:
@@ -352,7 +350,7 @@ class BatchWidget(QWidget):
             if event.estimate is not None:
                 self.estimate_text.value = event.estimate.summary()
         elif isinstance(event, RunFinished):
-            self._advance(0, flush=True)
+            self.run_progress.advance(0, flush=True)
             self.report = event.report
             self.status.value = summary_text(event.report, self.failures)
         self.engine_event.emit(event)
@@ -370,8 +368,8 @@ class BatchWidget(QWidget):
             assert self.batch is not None  # set by start(), before any event
             tasks = self.batch.tasks
             self.table.add_records([(event.record, tasks[event.record.index]) for event in finished])
-            self._ended = finished[-1].done + finished[-1].failed
-            self._advance(len(finished))
+            self.run_progress.ended = finished[-1].done + finished[-1].failed
+            self.run_progress.advance(len(finished))
             self.failures += [(event.image, event.error) for event in finished if event.status == "failed"]
         stages = [event for event in events if isinstance(event, StageProgress)]
         if stages:
@@ -380,28 +378,10 @@ class BatchWidget(QWidget):
         for event in events:
             self.engine_event.emit(event)
 
-    def _advance(self, steps: int, *, flush: bool = False) -> None:
-        """Move the progress bars on, at most every 0.5 s: each update repaints them at once.
-        napari's runs the event loop itself (``processEvents``) when it moves: it is moved
-        from a slot of its own, so that no later event is handled first."""
-        self._steps += steps
-        now = time.monotonic()
-        if not (flush or now - self._stepped_at >= _PROGRESS_EVERY):
-            return
-        self._stepped_at = now
-        self.progress_bar.value = self._ended
-        if self._progress is not None and self._steps:
-            bar, steps = self._progress, self._steps
-            self._steps = 0
-            QTimer.singleShot(0, lambda: bar.update(steps))
-
     def _on_finished(self) -> None:
         self._show_pending()
         self.cancel_button.enabled = False
-        self._advance(0, flush=True)
-        if self._progress is not None:
-            QTimer.singleShot(0, self._progress.close)  # after its last update, in order
-            self._progress = None
+        self.run_progress.close()
         self._worker_finished = True
         self._end_if_done()
 
@@ -428,7 +408,8 @@ class BatchWidget(QWidget):
 
         The layers of the previous click are removed; the new ones are named
         ``"<image> [<parameter set>]"`` and ``"... <stage>"`` (see
-        :func:`.run_layers.task_layers`), at the pixel size's scale. Returns them.
+        :func:`.run_layers.task_layers`), at the pixel size's scale, and the canvas's corner
+        text names the image clicked (until the stacks' slider moves). Returns them.
         """
         if self.batch is None or not 0 <= row < len(self.table.tasks):
             return []
@@ -437,6 +418,10 @@ class BatchWidget(QWidget):
                 self.viewer.layers.remove(layer)
         batch = self.batch
         self.row_layers = task_layers(self.viewer, batch.folder.path, batch.pipeline, self.table.tasks[row])
+        if self.row_layers:  # the corner names what is on top now, until the slider moves
+            overlay = self.viewer.canvas.overlays["text"]
+            overlay.text = f"{self.row_layers[0].name.partition(': ')[2]} (table row {row + 1}, clicked)"
+            overlay.visible = True
         return self.row_layers
 
     def show_tables(self) -> ResultsView | None:

@@ -34,6 +34,7 @@ from ..core.plan.estimate import parse_size
 from ..core.plan.options import EXECUTORS, STRATEGIES, cpu_count
 from ..core.plan.parameters import parse_sweep
 from ..core.results.screen import TABLE_FORMATS
+from ..core.results.wells import WELL_AGGREGATES
 
 __all__ = ["FIELD_LABELS", "BatchFields", "field_hint"]
 
@@ -57,6 +58,7 @@ FIELD_LABELS = {
     "negative_control": "negative control",
     "positive_control": "positive control",
     "table_format": "table format",
+    "well_aggregate": "well aggregate",
 }
 
 
@@ -94,6 +96,8 @@ class BatchFields:
         ``COLUMN=VALUE``: a screen's control images; empty: none.
     table_format : ComboBox
         ``csv``, or ``parquet`` (every table also as Parquet).
+    well_aggregate : ComboBox
+        ``median`` or ``mean``: how the fields of a well become its row of wells.csv.
     executor, workers, scheduler, strategy, memory_budget, task_timeout, sweep, fresh
         How the batch runs: the scheduler address is for the dask executor, the memory
         budget a size such as ``4G`` (empty: half the free memory), the task timeout in
@@ -146,6 +150,12 @@ class BatchFields:
             label="positive control", tooltip="COLUMN=VALUE, e.g. control=positive: Z' per plate"
         )
         self.table_format = ComboBox(choices=TABLE_FORMATS, value="csv", label="table format")
+        self.well_aggregate = ComboBox(
+            choices=WELL_AGGREGATES,
+            value=WELL_AGGREGATES[0],
+            label="well aggregate",
+            tooltip="how the fields of a well become its row of wells.csv, the replicates a screen scores",
+        )
         self.executor = ComboBox(
             choices=EXECUTORS,
             value="auto",
@@ -212,6 +222,7 @@ class BatchFields:
             self.negative_control,
             self.positive_control,
             self.table_format,
+            self.well_aggregate,
             self.executor,
             self.workers,
             self.scheduler,
@@ -269,6 +280,7 @@ class BatchFields:
             "negative_control": _text(self.negative_control),
             "positive_control": _text(self.positive_control),
             "table_format": self.table_format.value,
+            "well_aggregate": self.well_aggregate.value,
         }
 
 

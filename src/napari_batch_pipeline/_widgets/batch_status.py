@@ -47,6 +47,11 @@ def summary_text(report: Report, failures: list[tuple[str, str]]) -> str:
     return text
 
 
+class VersionFolderOffer(PipelineError):
+    """A run refused only to keep another pipeline's run: the output field now holds this
+    pipeline's own folder, and the next Run writes there. A notice, not an error."""
+
+
 def offer_version_folder(output_field: FileEdit, output_dir: Path, pipeline: Pipeline) -> None:
     """Refuse a run of ``pipeline`` into ``output_dir`` if it holds another pipeline's run,
     and set ``output_field`` to this version's folder (``RunLayout.version_folder``) instead:
@@ -54,14 +59,14 @@ def offer_version_folder(output_field: FileEdit, output_dir: Path, pipeline: Pip
 
     Raises
     ------
-    PipelineError
+    VersionFolderOffer
         If the folder holds another pipeline's run; the message says what changed.
     """
     if not RunFolder(output_dir).holds_other_pipeline(pipeline):
         return
     target = RunLayout.version_folder(output_dir, pipeline.hash)
     output_field.value = target
-    raise PipelineError(
+    raise VersionFolderOffer(
         f"{str(output_dir)!r} holds a run of another pipeline (changed since?): the output "
         f"folder is now {target.name!r}, this pipeline's own; click Run to write there, or "
         "choose another folder, or tick 'start fresh' to replace the old run"

@@ -44,7 +44,7 @@ from ..core.errors import PipelineError
 from ..core.export.script import export_script
 from ..core.pipeline.model import Pipeline
 from ..core.stages import STAGES
-from ..core.tuning.image import group_images, second_sources, tuning_image
+from ..core.tuning.image import group_images, missing_channels, second_sources, tuning_image
 from ..core.tuning.session import ChainRun
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
@@ -52,7 +52,7 @@ from .dock_layout import scrolling_layout, wrapping
 from .home import join_home, join_home_later, mark_page, show_page
 from .session import follow, layer_image, session_for
 from .stage_panel import StageList, StagePanel
-from .sweep import SweepPanel
+from .sweep import SWEEP_METADATA, SweepPanel
 from .training_layers import TrainingLayers
 
 __all__ = ["DEBOUNCE_MS", "PipelineBuilder"]
@@ -171,6 +171,7 @@ class PipelineBuilder(QWidget):
                 "stage_changed": "schedule_run",
                 "name_changed": "_on_name_changed",
                 "images_changed": "schedule_run",
+                "channels_changed": "_push_images",  # after the channel map (made first)
             },
         )
         follow(self.training_layers, self.session, {"stages_changed": "refresh", "images_changed": "refresh"})
@@ -329,6 +330,13 @@ class PipelineBuilder(QWidget):
         with self.channel_map.sources_changed.blocked():
             self.channel_map.set_layers(main, layers)
         sources = self.channel_map.sources() if self.session.channels else None
+        if main is not None and missing_channels(self.session.channels, main, layers):
+            # named under the channels line; the outputs of the channels before go
+            self.status.value = "fix the channels (see above), then the chain runs again"
+            self.session.set_images(None)
+            self.session.set_group_images([])
+            self.chain_layers.clear()
+            return
         try:
             image = tuning_image(main, sources, layers) if main is not None else None
             other = layer_image(second) if second is not None else None
@@ -369,12 +377,15 @@ class PipelineBuilder(QWidget):
     # -- layers, files ------------------------------------------------------------------
 
     def _image_choices(self, _widget: Any = None) -> list[tuple[str, Layer]]:
-        """The image layers to run on: every one but the outputs shown."""
+        """The image layers to run on: every one but the outputs shown (the chain's, and a
+        sweep's stack of outputs)."""
         chain_layers = getattr(self, "chain_layers", None)  # the boxes ask before it exists
         return [
             (layer.name, layer)
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and not (chain_layers is not None and chain_layers.owns(layer))
+            if isinstance(layer, Image)
+            and SWEEP_METADATA not in layer.metadata
+            and not (chain_layers is not None and chain_layers.owns(layer))
         ]
 
     def _refresh_images(self, _event: Any = None) -> None:

@@ -80,6 +80,15 @@ class ChainLayers:
             return
         self._show(key, chain.pipeline[name].returns, output, chain.images)
 
+    def clear(self) -> None:
+        """Remove every output shown: nothing of a chain that can no longer run stays."""
+        layers = list(self.layers.values())
+        self.layers.clear()  # first: a removal makes the builder look at its images again
+        self.tables.clear()
+        for layer in layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+
     def drop_stale(self, chain: ChainRun) -> None:
         """Remove the layers of stages no longer in the chain, and of an image no longer run."""
         names, n_images = set(chain.pipeline.stage_names), len(chain.images)

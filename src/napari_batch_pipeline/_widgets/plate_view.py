@@ -11,16 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from napari.layers import Layer
 from napari.utils.notifications import show_info
 
+from .._layer_steps import as_features
 from ..core.images.sources import read_image
 from ..core.results.conclusions import recorded_settings
 from ..core.results.plate_map import draw_plate, plate_grid, well_rows
 from ..core.results.screen import per_image_measurements, plates
 from ..core.run_folder.lazy import image_scale, read_saved
+from ..core.run_folder.objects import measured_by, select_objects, task_columns
 from ..core.run_folder.reader import RunResults
 from ..core.run_folder.tables import COLUMN, ROW
+from .task_table import COUNT_SUFFIX, single_count
 
 __all__ = ["draw_plate_map", "plate_choices", "plate_measurements", "well_images", "well_layers"]
 
@@ -34,8 +38,14 @@ def plate_choices(results: RunResults) -> list[str]:
 
 
 def plate_measurements(results: RunResults) -> list[str]:
-    """The per-image measurements a plate map can show (images.csv columns)."""
-    return per_image_measurements(results.images, results.table_stages)
+    """The per-image measurements a plate map can show (images.csv columns); not an object
+    count that is 1 for every image (a stage of one row per image counts nothing)."""
+    images = results.images
+    return [
+        column
+        for column in per_image_measurements(images, results.table_stages)
+        if not (column.endswith(COUNT_SUFFIX) and single_count(images[column]))
+    ]
 
 
 def draw_plate_map(figure: Any, results: RunResults, plate: str, measurement: str) -> None:
@@ -43,8 +53,17 @@ def draw_plate_map(figure: Any, results: RunResults, plate: str, measurement: st
     outlined."""
     images = results.images
     settings = recorded_settings(results)
-    grid = plate_grid(images[plates(images) == plate], measurement, settings.negative, settings.positive)
+    grid = plate_grid(
+        images[plates(images) == plate],
+        measurement,
+        settings.negative,
+        settings.positive,
+        settings.well_aggregate,
+    )
     draw_plate(figure, grid, plate)
+    title = figure.axes[0].title  # a dock is narrower than the command line's PNG: wrap, never cut
+    title.set_fontsize("small")
+    title.set_wrap(True)
 
 
 def well_images(results: RunResults, plate: str, x: float, y: float) -> list[int]:
@@ -76,5 +95,17 @@ def well_layers(viewer: Any, results: RunResults, rows: list[int]) -> list[Layer
             kind = results.pipeline[stage].returns if stage else "image"
             add = viewer.add_labels if kind in ("labels", "mask") else viewer.add_image
             meta = {"row": index, "stage": stage}
-            layers.append(add(data, name=name + suffix, scale=scale, metadata=meta, multiscale=multiscale))
+            layer = add(data, name=name + suffix, scale=scale, metadata=meta, multiscale=multiscale)
+            table = measured_by(results.pipeline, stage) if kind in ("labels", "mask") else None
+            if table is not None:  # the objects of the well's image, as a row click gives them
+                layer.metadata["table"] = table
+                layer.features = as_features(_row_objects(results, table, index))
+            layers.append(layer)
     return layers
+
+
+def _row_objects(results: RunResults, table: str, index: int) -> pd.DataFrame:
+    """The rows of ``<table>.csv`` of the task in row ``index`` of images.csv."""
+    images = results.images
+    key = {column: images[column].iloc[index] for column in task_columns(images, results.all_param_columns)}
+    return select_objects(results.table(table), key)

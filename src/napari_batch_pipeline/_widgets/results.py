@@ -195,9 +195,7 @@ class ResultsView(QWidget):
         with self.folder.changed.blocked():
             self.folder.value = results.path
         with self.table_choice.changed.blocked():
-            screen = [
-                p.stem for p in (results.layout.assay_table, results.layout.normalized_table) if p.is_file()
-            ]
+            screen = [p.stem for p in _screen_tables(results) if p.is_file()]
             self.table_choice.choices = [_IMAGES, *results.table_stages, SUMMARY, *screen]
             self.table_choice.value = results.table_stages[0] if results.table_stages else _IMAGES
         with self.parameter.changed.blocked():
@@ -221,7 +219,7 @@ class ResultsView(QWidget):
         name = name or self.table_choice.value
         if name == SUMMARY:
             return self.summary()[0]
-        screen = {p.stem: p for p in (self.results.layout.assay_table, self.results.layout.normalized_table)}
+        screen = {p.stem: p for p in _screen_tables(self.results)}
         if name in screen:
             return read_table(screen[name], self.results.metadata_columns)
         return self.results.images if name == _IMAGES else self.results.table(name)
@@ -440,3 +438,9 @@ def _draw_histogram(figure: Figure, table: pd.DataFrame, stage: str, column: str
     axes.set_xlabel(column)
     axes.set_ylabel("objects")
     axes.set_title(f"{stage}: {column} ({len(values)} objects)")
+
+
+def _screen_tables(results: RunResults) -> tuple[Path, ...]:
+    """A screen's conclusion tables: Z' per plate, the z-scores, the wells."""
+    layout = results.layout
+    return (layout.assay_table, layout.normalized_table, layout.wells_table)

@@ -27,6 +27,7 @@ from ..core.batch import BatchRun
 from ..core.engine.events import Event
 from ..core.errors import PipelineError
 from ..core.images.fields import SCENE, TIME, read_field
+from ..core.images.lazy import open_input_pyramid
 from ..core.pipeline.model import INPUT, Pipeline
 from ..core.plan.tasks import Task
 from ..core.run_folder.lazy import image_scale, read_saved
@@ -152,7 +153,8 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     <stage>"``, at the scale of the field's pixel size. Their metadata says the same
     (``run_folder``, ``image``, ``scene``, ``t``, ``parameters``, ``stage``); a labels
     layer whose stage a table stage measures has that task's objects as its ``features``.
-    A tiled image's output (an OME-Zarr store) is a multiscale layer of its lazy levels.
+    A tiled image's output (an OME-Zarr store) is a multiscale layer of its lazy levels;
+    so is a large input (see :func:`..core.images.lazy.open_input_pyramid`).
     """
     source = task.source
     field = {column: value for column, value in task.metadata.items() if column in (SCENE, TIME)}
@@ -160,8 +162,24 @@ def task_layers(viewer: Viewer, run_folder: Path, pipeline: Pipeline, task: Task
     name = f"{run_folder.name}: " + (f"{image} [{task.label}]" if task.label else image)
     metadata = {"image": task.image, **field, "parameters": task.label, "run_folder": str(run_folder)}
     layers: list[Layer] = []
+    large = None
+    if not source.channel_files and source.channel_index in ((), ((INPUT, 0),)) and source.problem is None:
+        large = open_input_pyramid(source.path, source.scene or 0, source.t or 0)
+    if large is not None:  # one multiscale layer, read chunk by chunk as it is shown
+        scale = image_scale(source.pixel_size, large.levels[0].ndim)
+        meta = {**metadata, "stage": INPUT}
+        layers.append(
+            viewer.add_image(
+                large.levels,
+                name=name,
+                metadata=meta,
+                scale=scale,
+                multiscale=True,
+                contrast_limits=large.contrast_limits,
+            )
+        )
     try:
-        channels = read_field(source).images
+        channels = read_field(source).images if large is None else {}
     except Exception as error:  # an input that failed its task may be unreadable
         show_info(f"cannot show {image}: {error}")
         channels = {}

@@ -22,11 +22,12 @@ import pandas as pd
 from magicgui.widgets import FunctionGui
 from napari.layers import Image, Labels, Layer
 from napari.qt.threading import FunctionWorker, create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
 from .._layer_steps import as_features
 from ..core.stages import SPACING_ARG, ParamSpec, StageSpec, get_stage
+from .stage_outputs import OUTPUT_KIND, is_mask, mask_warning
 
 __all__ = [
     "BUILTIN_WIDGETS",
@@ -116,12 +117,19 @@ class StageWidget(FunctionGui):
         button = self.call_button
         assert button is not None
         button.changed.disconnect()
-        button.changed.connect(self.start)
+        button.changed.connect(self._on_run_clicked)
 
     def reset_choices(self, *args: Any) -> None:
         """Refresh the layer choosers; an optional image chooser the stage's defaults need
-        (measure's intensity, for ``intensity_mean``) takes the first image layer."""
+        (measure's intensity, for ``intensity_mean``) takes the first image layer; a labels
+        chooser showing a mask (a threshold's 0/1 output) takes the newest labels layer."""
         super().reset_choices(*args)
+        for name, kind in self.spec.data_args.items():
+            box = self.__getitem__(name)  # by name: ``labels`` is also a Container property
+            if kind == "labels" and name != "mask" and is_mask(box.value):
+                labels = [c for c in box.choices if isinstance(c, Labels) and not is_mask(c)]
+                if labels:
+                    box.value = labels[-1]
         check, defaults = self.spec.check, self.spec.defaults()
         for name in self.spec.optional_data:
             box = getattr(self, name, None)
@@ -132,12 +140,24 @@ class StageWidget(FunctionGui):
             if without and images and not check(defaults, set(self.spec.data_args)):
                 box.value = images[0]
 
+    def _on_run_clicked(self) -> None:
+        """Run; a layer not chosen is said in plain words, never as a traceback."""
+        try:
+            self.start()
+        except ValueError as error:
+            show_error(str(error))
+
     def start(self) -> FunctionWorker:
         """Run the stage with the current values in a thread worker; return the worker.
 
         The output layer is added (or updated) when the worker returns, then ``called``
         is emitted with it, as after a direct call; an error becomes a napari
         notification.
+
+        Raises
+        ------
+        ValueError
+            If a layer the stage needs is not chosen (nothing is started then).
         """
         bound = self.__signature__.bind()
         bound.apply_defaults()
@@ -307,6 +327,9 @@ def _prepare(spec: StageSpec, arguments: dict[str, Any]) -> _StageCall:
     source = layers[spec.main_arg]
     if source is None:
         raise ValueError(f"{spec.name}: choose a layer for {spec.main_arg!r}")
+    for name, layer in layers.items():  # runs, and means nothing: say so
+        if spec.data_args[name] == "labels" and name != "mask" and layer is not None and is_mask(layer):
+            show_warning(mask_warning(spec.name, name, layer.name))
     data = {name: None if layer is None else layer.data for name, layer in layers.items()}
     if spec.takes_spacing:
         data[SPACING_ARG] = _layer_spacing(layers, source)
@@ -395,10 +418,13 @@ def _show_result(
     if name in viewer.layers and isinstance(viewer.layers[name], layer_type):
         layer = viewer.layers[name]
         layer.data = data
+        layer.metadata[OUTPUT_KIND] = spec.returns
         if isinstance(layer, Image):
             layer.reset_contrast_limits()
         return layer
-    return viewer.add_layer(layer_type(data, name=name, scale=source.scale, translate=source.translate))
+    metadata = {OUTPUT_KIND: spec.returns}
+    layer = layer_type(data, name=name, scale=source.scale, translate=source.translate, metadata=metadata)
+    return viewer.add_layer(layer)
 
 
 def _show_table(

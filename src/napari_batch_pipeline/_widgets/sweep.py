@@ -47,7 +47,10 @@ from .home import join_home_later, mark_page
 from .session import follow
 from .sweep_row import ParameterRow
 
-__all__ = ["ParameterRow", "SweepPanel"]
+__all__ = ["SWEEP_METADATA", "ParameterRow", "SweepPanel"]
+
+#: the metadata key of a sweep's stacked layer: its parameters, values and stage
+SWEEP_METADATA = "sweep"
 
 
 class SweepPanel(QWidget):
@@ -279,7 +282,7 @@ class SweepPanel(QWidget):
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         sweep_meta = {"parameters": result.parameters, "values": result.values, "stage": result.stage}
-        self.layer = layer_type(data, name=name, metadata={"sweep": sweep_meta})
+        self.layer = layer_type(data, name=name, metadata={SWEEP_METADATA: sweep_meta})
         self._fit_axes(force=True)
         self.layer = self.viewer.add_layer(self.layer)
         # start at the pipeline's value where it was swept

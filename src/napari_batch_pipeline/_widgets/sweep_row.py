@@ -46,7 +46,8 @@ class ParameterRow(Container):
         self.start, self.stop, self.step = (
             FloatSpinBox(label=name, min=-1e6, max=1e6, step=0.1) for name in ("start", "stop", "step")
         )
-        self.range = Container(widgets=[self.start, self.stop, self.step], layout="horizontal")
+        # one under another: side by side in a dock, each box cut its value short ("1.00(")
+        self.range = Container(widgets=[self.start, self.stop, self.step])
         self.range.margins = (0, 0, 0, 0)
         self.values_text = LineEdit(label="values", tooltip="values separated by commas: 1, 2, 3 or otsu, li")
         super().__init__(widgets=[self.stage, self.param, self.range, self.values_text])

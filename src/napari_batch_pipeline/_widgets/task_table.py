@@ -8,7 +8,7 @@ instead of 1,000 rows of widget items. Only the rows in view are ever painted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from ..core.plan.tasks import Task
 from ..core.run_folder.records import TaskRecord
 from ..core.run_folder.tables import FLAGGED
 
-__all__ = ["TaskTable", "TaskTableModel"]
+__all__ = ["COUNT_SUFFIX", "TaskTable", "TaskTableModel", "single_count"]
 
 _FAILED = QColor(255, 120, 120, 90)
 #: done, but breaking a quality rule: left out of the run's conclusions
@@ -193,6 +193,17 @@ class TaskTable(QTableView):
         self.task_model.add_records(finished)
         if len(self.columns) != columns:
             self.fit_columns()
+        self._hide_single_counts()
+
+    def _hide_single_counts(self) -> None:
+        """Hide a ``<stage>.count`` column while every row says 1: a stage of one row per
+        image (``image_quality``) counts nothing, and the column only pushes the
+        measurements out of view."""
+        for position, column in enumerate(self.columns):
+            if column.endswith(COUNT_SUFFIX):
+                self.setColumnHidden(
+                    position, single_count(self.task_model.value(r, column) for r in range(self.rowCount()))
+                )
 
     def fit_columns(self) -> None:
         """Columns as wide as what their first rows hold (image names up to
@@ -234,6 +245,17 @@ class TaskTable(QTableView):
     def cell_rect(self, row: int, column: int = 0) -> Any:
         """Where a cell is in the viewport (a QRect), for a click."""
         return self.visualRect(self.task_model.index(row, column))
+
+
+#: how the name of a table stage's object count column ends (``<stage>.count``)
+COUNT_SUFFIX = ".count"
+
+
+def single_count(values: Iterable[Any]) -> bool:
+    """Whether an object count column's ``values`` (None or NaN where a task has none)
+    are 1 for every task that has one, and there is one: a count that tells nothing."""
+    counts = [value for value in values if value is not None and value == value]
+    return bool(counts) and all(value == 1 for value in counts)
 
 
 def _row_values(record: TaskRecord, task: Task) -> dict[str, Any]:

@@ -26,6 +26,7 @@ __all__ = [
     "PLATES",
     "SCREEN_COLUMNS",
     "SCREEN_PIPELINE",
+    "SCREEN_READOUT",
     "DemoFiles",
     "IlluminationDemo",
     "LargeDemo",
@@ -235,6 +236,9 @@ SCREEN_COLUMNS: dict[int, tuple[str, str, float]] = {
     6: ("staurosporine", "positive", 0.3),
 }
 SCREEN_ROWS = "ABCD"
+#: what the demo's screen is about: how bright the compounds leave the nuclei (its Z' is
+#: the one the demo prints)
+SCREEN_READOUT = "nuclei.mean_intensity_mean"
 #: a field out of focus and one saturated, which the quality rules flag
 PLATE_BLURRED, PLATE_SATURATED = "B03", "C04"
 #: the metadata pattern of the plate's file names, ``P1_A01.tif``

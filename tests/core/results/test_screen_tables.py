@@ -20,12 +20,11 @@ from napari_batch_pipeline.core.results.annotations import (
     with_wells,
 )
 from napari_batch_pipeline.core.results.plate_map import plate_figure, plate_grid, plate_shape
+from napari_batch_pipeline.core.results.scores import assay_table, normalized_table
 from napari_batch_pipeline.core.results.screen import (
     Control,
     ScreenSettings,
-    assay_table,
     flag_images,
-    normalized_table,
 )
 from napari_batch_pipeline.core.results.summary import summary_table
 

@@ -9,7 +9,8 @@ import pytest
 
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.results.annotations import with_wells
-from napari_batch_pipeline.core.results.screen import Control, assay_table, normalized_table
+from napari_batch_pipeline.core.results.scores import assay_table, normalized_table
+from napari_batch_pipeline.core.results.screen import Control
 from napari_batch_pipeline.core.results.wells import replicates, well_table
 
 COLUMNS = ["nuclei.count", "nuclei.mean_area", "nuclei.mean_intensity_mean"]
@@ -188,3 +189,49 @@ def test_a_sweep_keeps_its_parameter_sets_apart_and_a_field_column_can_name_cont
     mask = found.mask(Control("picked", "yes"))
     assert mask.sum() == 2  # P1 A02 in both parameter sets
     assert set(found.frame.loc[mask, "well"]) == {"A02"}
+
+
+def test_a_plate_map_may_not_name_a_column_the_well_tables_write(tmp_path) -> None:
+    from napari_batch_pipeline.core.results.screen import ScreenSettings, check_screen
+
+    plate_map = tmp_path / "map.csv"
+    frame = pd.DataFrame({"image": ["a.tif"], "plate": ["P1"], "well": ["A01"]})
+    for column in ("level", "fields", "fields_flagged"):
+        plate_map.write_text(f"plate,well,{column}\nP1,A01,high\n")
+        with pytest.raises(PipelineError, match=f"'{column}'.: a column the run writes itself"):
+            check_screen(frame, ScreenSettings(annotations=plate_map), keys={"image", "plate", "well"})
+
+
+def test_without_a_plate_the_folder_tells_wells_apart_and_images_without_a_well_are_left_out() -> None:
+    images = _fields().drop(columns=["plate"])
+    images.insert(1, "folder", np.where(images["image"].str.startswith("P1"), "plate1", "plate2"))
+    images.loc[0, "well"] = ""  # an image without a well: in no well
+    wells = well_table(images, COLUMNS)
+    assert len(wells) == 2 * len(KINDS) and list(wells.columns[:2]) == ["folder", "well"]
+    assert wells["fields"].tolist() == [2] + [3] * (len(wells) - 1)
+    assert len(replicates(images, COLUMNS).images) == len(_usable(images)) - 1
+
+
+@pytest.mark.parametrize("aggregate", ["median", "mean"])
+def test_the_plate_map_shows_each_well_s_value_of_wells_csv(aggregate: str) -> None:
+    from napari_batch_pipeline.core.results.plate_map import plate_grid
+
+    images = _fields()
+    images = images[images["plate"] == "P1"]
+    grid = plate_grid(images, "nuclei.mean_area", NEGATIVE, POSITIVE, aggregate)
+    wells = well_table(images, COLUMNS, aggregate)
+    for _, well in wells.iterrows():
+        value = grid.values["ABCDEFGH".index(well["row"]), int(well["column"]) - 1]
+        np.testing.assert_allclose(value, well["nuclei.mean_area"], rtol=1e-12)
+    assert grid.flagged[0, 0] and grid.negative[0, 0] and not grid.positive[0, 0]
+
+
+def test_a_constant_measurement_is_neither_normalised_nor_scored() -> None:
+    """A one-row table stage's count (always 1) has no spread: no column of NaN."""
+    images = _fields().assign(**{"quality.count": 1})
+    columns = [*COLUMNS, "quality.count"]
+    normalized = normalized_table(images, columns, NEGATIVE)
+    assay = assay_table(images, columns, NEGATIVE, POSITIVE)
+    assert "quality.count" not in normalized and set(COLUMNS) <= set(normalized.columns)
+    assert set(assay["measurement"]) == set(COLUMNS)
+    assert "quality.count" in well_table(images, columns)  # wells.csv keeps every measurement

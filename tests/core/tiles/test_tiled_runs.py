@@ -241,3 +241,24 @@ def test_a_tiled_run_never_reads_its_tiff_whole(folder, tmp_path, monkeypatch):
         chain_pipeline(properties=["area"]), folder, tmp_path / "out", executor="threads", tile=128
     )
     assert report.failed == 0, pd.read_csv(tmp_path / "out" / "images.csv")["error"].tolist()
+
+
+def test_the_estimate_of_a_tiled_image_measures_one_tile(folder, monkeypatch):
+    import sys
+
+    from napari_batch_pipeline.core.images import lazy
+    from napari_batch_pipeline.core.plan import plan_batch
+
+    estimating = sys.modules["napari_batch_pipeline.core.plan.estimate"]  # the package's name is a function
+
+    pipeline = chain_pipeline(properties=["area"])
+    whole = plan_batch(pipeline, folder, executor="serial", pattern="tiled.tif", tile="none").estimate()
+
+    def never(*args, **kwargs):
+        raise AssertionError("the image was read whole")
+
+    monkeypatch.setattr(estimating, "read_field", never)
+    monkeypatch.setattr(lazy, "read_field", never)
+    tiled = plan_batch(pipeline, folder, executor="serial", pattern="tiled.tif", tile=128).estimate()
+    assert tiled.peak_bytes_per_task < whole.peak_bytes_per_task / 4  # a tile of 128 of a 520 x 470 image
+    assert tiled.seconds > 0

@@ -18,6 +18,7 @@ from ..images.sources import Source
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, measure_sources
+from ..tiles.settings import TileSettings
 from .process_pool import ProcessExecutor
 
 __all__ = ["ISOLATED_EXECUTORS", "estimate_plan"]
@@ -42,7 +43,8 @@ def estimate_plan(plan: BatchPlan, measured: tuple[float, int, int] | None = Non
 
 
 def _measure_in_worker(plan: BatchPlan) -> tuple[float, int, int]:
-    job = (plan.pipeline.to_dict(), list(plan.sources[:5]))
+    tiling = plan.options.tiling() if plan.options.strategy == "vertical" else None
+    job = (plan.pipeline.to_dict(), list(plan.sources[:5]), tiling)
     timeout = plan.options.task_timeout
     executor = ProcessExecutor(
         1, task_timeout=timeout, low_priority=plan.options.low_priority, code=plan.pipeline.user_code
@@ -63,7 +65,7 @@ def _measure_in_worker(plan: BatchPlan) -> tuple[float, int, int]:
     raise PipelineError("the first image could not be measured: the measurement was cancelled")
 
 
-def _measure(job: tuple[dict[str, Any], Sequence[Source]]) -> tuple[float, int, int]:
-    """In a worker: the pipeline on the first readable image, measured."""
-    pipeline, sources = job
-    return measure_sources(Pipeline.from_dict(pipeline), sources)
+def _measure(job: tuple[dict[str, Any], Sequence[Source], TileSettings | None]) -> tuple[float, int, int]:
+    """In a worker: the pipeline on the first readable image (or its first tile), measured."""
+    pipeline, sources, tiling = job
+    return measure_sources(Pipeline.from_dict(pipeline), sources, tiling)

@@ -106,6 +106,7 @@ class BatchPlan:
             executor=self.options.executor,
             budget=self.options.memory_budget,
             measured=measured,
+            tiling=self.options.tiling() if self.options.strategy == "vertical" else None,
         )
 
     def check_budget(self, measure: Callable[[], Estimate] | None = None) -> None:

@@ -12,8 +12,12 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..images.fields import read_field
+from ..images.lazy import open_region_reader
 from ..images.sources import Source
 from ..pipeline.model import Pipeline
+from ..tiles.grid import TileGrid, expand
+from ..tiles.kinds import tiled_chain
+from ..tiles.settings import TileSettings
 
 __all__ = [
     "Estimate",
@@ -96,8 +100,11 @@ def measure_first(
     return seconds, held_bytes(image, outputs), saved
 
 
-def measure_sources(pipeline: Pipeline, sources: Sequence[Source]) -> tuple[float, int, int]:
-    """:func:`measure_first` on the first readable of the first five ``sources``.
+def measure_sources(
+    pipeline: Pipeline, sources: Sequence[Source], tiling: TileSettings | None = None
+) -> tuple[float, int, int]:
+    """:func:`measure_first` on the first readable of the first five ``sources``; an image
+    that ``tiling`` tiles is measured on its first tile (never read whole).
 
     Raises
     ------
@@ -106,11 +113,39 @@ def measure_sources(pipeline: Pipeline, sources: Sequence[Source]) -> tuple[floa
     """
     for source in sources[:5]:
         try:
+            tiled = _measure_tile(pipeline, source, tiling) if tiling is not None else None
+            if tiled is not None:
+                return tiled
             field = read_field(source)
         except Exception:
             continue
         return measure_first(pipeline, field.images, field.spacing)
     raise PipelineError("none of the first images can be read; nothing to estimate from")
+
+
+def _measure_tile(pipeline: Pipeline, source: Source, tiling: TileSettings) -> tuple[float, int, int] | None:
+    """Seconds, bytes held and bytes saved of a tiled image, from its first tile (with its
+    halo): the time scaled to every tile and to the threshold passes; None when the image
+    is not tiled or the pipeline cannot run tiled."""
+    if tiling.tile == "none" or (
+        tiling.tile == "auto" and source.pixels is not None and source.pixels * 80 <= tiling.budget_bytes()
+    ):
+        return None
+    try:
+        chain = tiled_chain(pipeline)
+    except PipelineError:
+        return None
+    with open_region_reader(source) as reader:
+        core = tiling.core_for(reader.shape, reader.dtype)
+        if core is None:
+            return None
+        halo = chain.radius if tiling.halo is None else tiling.halo
+        grid = TileGrid(reader.shape, core)
+        first = next(iter(grid))
+        crop = reader.read(expand(first.core, (halo,) * len(core), reader.shape))
+    seconds, held, saved = measure_first(pipeline, crop, reader.spacing)
+    passes = 1 + len(chain.thresholds)
+    return seconds * len(grid) * passes, held, saved * len(grid)
 
 
 def held_bytes(image: np.ndarray | Mapping[str, np.ndarray], outputs: Mapping[str, Any]) -> int:
@@ -143,6 +178,7 @@ def estimate(
     executor: str = "serial",
     budget: int | None = None,
     measured: tuple[float, int, int] | None = None,
+    tiling: TileSettings | None = None,
 ) -> Estimate:
     """Estimate memory and time of a batch from its first readable image.
 
@@ -159,7 +195,7 @@ def estimate(
         pipeline.train()
         training = time.perf_counter() - start
     if measured is None:
-        measured = measure_sources(pipeline, sources)
+        measured = measure_sources(pipeline, sources, tiling)
     seconds, peak, saved = measured
     n_tasks = len(sources) * n_param_sets
     workers = max(1, workers if executor != "serial" else 1)

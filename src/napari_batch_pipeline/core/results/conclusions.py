@@ -40,14 +40,13 @@ from ..run_folder.writer import RunFolder
 from . import figure_imports
 from .annotations import Annotations, check_positions, read_annotations, with_wells
 from .plate_map import plate_figure, plate_grid
+from .scores import assay_table, normalized_table
 from .screen import (
     Control,
     ScreenSettings,
-    assay_table,
     check_controls,
     check_table_format,
     flag_images,
-    normalized_table,
     per_image_measurements,
     plates,
     refuse_number_twins,
@@ -364,7 +363,9 @@ def _plate_plots(
     plate = plates(images)
     written = []
     for name in pd.unique(plate):
-        grid = plate_grid(images[plate == name], first, settings.negative, settings.positive)
+        grid = plate_grid(
+            images[plate == name], first, settings.negative, settings.positive, settings.well_aggregate
+        )
         target = layout.plate_plot(str(name))
         with atomic_path(target) as temporary:
             FigureCanvasAgg(plate_figure(grid, str(name))).print_png(str(temporary))

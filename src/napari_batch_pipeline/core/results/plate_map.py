@@ -2,8 +2,8 @@
 
 The grid is the plate's format: 8 x 12 (96 wells) while every well lies within H12,
 16 x 24 (384) within P24, 32 x 48 (1536) within AF48, else as large as the wells need.
-A well's value is the mean of its usable images (done, not flagged); a well with none
-is empty (NaN). Wells with a flagged image are crossed; control wells are outlined
+A well's value is the median (or mean) of its usable images (done, not flagged), as in
+wells.csv; a well with none is empty (NaN). Wells with a flagged image are crossed; control wells are outlined
 (negative: white, positive: red). The figure's artists carry ``gid`` names (``wells``,
 ``flagged``, ``negative``, ``positive``) so that its data can be read back.
 """
@@ -21,6 +21,7 @@ from ..run_folder.tables import COLUMN, ROW, STATUS
 from .annotations import plate_column, plate_row, row_letters
 from .screen import Control
 from .summary import usable
+from .wells import check_well_aggregate
 
 if TYPE_CHECKING:  # named apart from the summary's Figure: an exported script holds both
     from matplotlib.figure import Figure as PlateFigure
@@ -56,7 +57,7 @@ class PlateGrid:
     measurement : str
         The images.csv column shown.
     values : ndarray of float64
-        The mean of each well's usable images; NaN for none.
+        The median (or mean) of each well's usable images; NaN for none.
     flagged, negative, positive : ndarray of bool
         Wells with a flagged image; wells of the negative and positive controls.
     """
@@ -77,6 +78,7 @@ def plate_grid(
     measurement: str,
     negative: Control | None = None,
     positive: Control | None = None,
+    aggregate: str = "median",
 ) -> PlateGrid:
     """The wells of one plate's images (images.csv rows with ``row`` and ``column``).
 
@@ -88,6 +90,8 @@ def plate_grid(
         A per-image column of images.csv.
     negative, positive : Control, optional
         The controls, outlined.
+    aggregate : {'median', 'mean'}
+        How a well's usable images give its value (as wells.csv's ``--well-aggregate``).
     """
     # rows as letters or numbers (1 is A), columns as numbers; rows without a well left out
     positions = [(plate_row(r), plate_column(c)) for r, c in zip(images[ROW], images[COLUMN], strict=True)]
@@ -96,22 +100,21 @@ def plate_grid(
     rows = np.array([r for r, _ in at_well], dtype=int)
     columns = np.array([c for _, c in at_well], dtype=int)
     shape = plate_shape(int(rows.max(initial=1)), int(columns.max(initial=1)))
-    sums, counts = np.zeros(shape), np.zeros(shape, dtype=int)
     flagged, negatives, positives = (np.zeros(shape, dtype=bool) for _ in range(3))
     values = pd.to_numeric(placed[measurement], errors="coerce").to_numpy(dtype=float)
     kept = usable(placed) & np.isfinite(values)
     done = (placed[STATUS] == DONE).to_numpy()
     at = (rows - 1, columns - 1)
-    np.add.at(sums, (at[0][kept], at[1][kept]), values[kept])
-    np.add.at(counts, (at[0][kept], at[1][kept]), 1)
+    by_well = pd.Series(values[kept]).groupby([at[0][kept], at[1][kept]]).agg(check_well_aggregate(aggregate))
+    shown = np.full(shape, np.nan)
+    for (row, column), value in by_well.items():
+        shown[row, column] = value
     flagged[at[0][done & ~usable(placed)], at[1][done & ~usable(placed)]] = True
     for control, marks in ((negative, negatives), (positive, positives)):
         if control is not None:
             hit = control.mask(placed)
             marks[at[0][hit], at[1][hit]] = True
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return PlateGrid(measurement, means, flagged, negatives, positives)
+    return PlateGrid(measurement, shown, flagged, negatives, positives)
 
 
 def plate_figure(grid: PlateGrid, plate: str) -> PlateFigure:

@@ -172,7 +172,7 @@ def _wells(images: pd.DataFrame, columns: Sequence[str], aggregate: str) -> tupl
     grouped = values.groupby(ids[kept], sort=True).agg(aggregate)
     aggregated = grouped.reindex(range(count))
     for column in columns:
-        table[column] = aggregated[column].to_numpy(dtype=float) if len(columns) else []
+        table[column] = aggregated[column].to_numpy(dtype=float)
     return table, ids
 
 

@@ -7,7 +7,8 @@ headers, each a few dozen bytes read by :func:`tiff_header` (a plain one-page TI
 the engine writes) without building a ``tifffile.TiffFile``. Each array comes with its
 scale, the pixel size of its images, for a viewer to show it at (:meth:`SavedOutputs.scale_of`).
 A tiled image's output, an OME-Zarr store, is kept apart: its levels, as lazy zarr
-arrays (:class:`Pyramid`), are one multiscale layer.
+arrays (:class:`Pyramid`), are one multiscale layer; so is a large input image
+(:func:`large_input`), its levels lazy dask arrays.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..images.formats import FileInfo, ImageReadError, probe, read_scene
+from ..images.lazy import is_large, open_input_pyramid
 from ..images.ome_zarr import is_store, open_store
 from ..images.sources import read_image
 
@@ -31,6 +33,7 @@ __all__ = [
     "SavedOutputs",
     "field_headers",
     "image_scale",
+    "large_input",
     "lazy_stack",
     "load_pyramids",
     "load_saved",
@@ -276,7 +279,7 @@ def load_saved(
         for (name, path, pixel_size), header in zip(found, headers, strict=True)
         if header is not None
     ]
-    result.left_out = len(found) - len(readable)
+    result.left_out += len(found) - len(readable)
     if not readable:
         return result
     if len({header for _, _, header in readable}) == 1:
@@ -304,11 +307,15 @@ class Pyramid(NamedTuple):
         Largest first, each 2x smaller along Y and X than the one before; lazy.
     scale : tuple of float or None
         The scale of level 0 (its pixel size); None when unknown.
+    contrast_limits : (float, float) or None
+        Where known without reading the smallest level whole (a large input's: see
+        :func:`..images.lazy.open_input_pyramid`); None: from the smallest level.
     """
 
     name: str
     levels: list[Any]
     scale: Scale | None
+    contrast_limits: tuple[float, float] | None = None
 
 
 def load_pyramids(
@@ -330,6 +337,26 @@ def load_pyramids(
             continue
         result.pyramids.append(Pyramid(name, levels, image_scale(pixel_size, levels[0].ndim)))
     return result
+
+
+def large_input(
+    name: str, path: Path, scene: int, t: int, pixel_size: Sequence[float | None] | None
+) -> Pyramid | None:
+    """An input image as a :class:`Pyramid` of lazy levels when it is large (see
+    :func:`..images.lazy.open_input_pyramid`), else None: read it as before.
+
+    A plain one-page TIFF (what most inputs are) is judged by :func:`tiff_header`, a few
+    dozen bytes, so that a run of many small images opens no TIFF twice.
+    """
+    if path.suffix.lower() in (".tif", ".tiff"):
+        quick = tiff_header(path)
+        if quick is not None and not is_large(quick[0]):
+            return None
+    pyramid = open_input_pyramid(path, scene, t)
+    if pyramid is None:
+        return None
+    scale = image_scale(pixel_size, pyramid.levels[0].ndim)
+    return Pyramid(name, pyramid.levels, scale, pyramid.contrast_limits)
 
 
 @dataclass

@@ -26,7 +26,16 @@ from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
 from .groups import read_groups
 from .layout import MARKERS, TABLE_SUFFIX, RunLayout, output_stem, param_label
-from .lazy import FieldFile, SavedOutputs, image_scale, load_pyramids, load_saved, read_field_file, read_tiff
+from .lazy import (
+    FieldFile,
+    SavedOutputs,
+    image_scale,
+    large_input,
+    load_pyramids,
+    load_saved,
+    read_field_file,
+    read_tiff,
+)
 from .provenance import STAGE_RETURNS
 from .tables import ERROR, IMAGE, STATUS, param_columns, read_table
 
@@ -260,22 +269,36 @@ class RunResults:
         """The input images of the done tasks, as lazy arrays in the same order as the outputs.
 
         Each row's own field: in runs with scenes or time points, its scene and time
-        point of the file. Empty when run.json does not name the input folder or the
-        files are gone.
+        point of the file. A large image (a plane of more than
+        :data:`..images.lazy.LARGE_PLANE` pixels, in a format read region by region:
+        TIFF, OME-Zarr) is a :class:`.lazy.Pyramid` of :attr:`SavedOutputs.pyramids`,
+        nothing of it read but a few chunks for its contrast limits. Empty when run.json
+        does not name the input folder or the files are gone.
         """
         fields = SCENE in self.images or TIME in self.images
         found: list[tuple[str, Path | FieldFile, Any]] = []
+        saved = SavedOutputs("input", "image")
         folder = self.input_dir
         within = _FilesWithin(folder) if folder is not None else None
         for index in self.done_rows():
             path = folder / str(self.row(index)[IMAGE]) if folder is not None else None
-            if path is None or within is None or not within(path):
+            if path is None or folder is None or within is None:
+                continue
+            store = path.name.lower().endswith(".zarr") and store_within(folder, path)
+            if not store and not within(path):
                 continue
             scene, t = self.row_field(index)
-            source = FieldFile(path, scene or 0, t or 0) if fields else path
-            found.append((self.row_name(index), source, self.row_spacing(index)))
+            name, spacing = self.row_name(index), self.row_spacing(index)
+            pyramid = large_input(name, path, scene or 0, t or 0, spacing)
+            if pyramid is not None:  # at most max_separate of them, as of the stores of tiled images
+                if len(saved.pyramids) < max_separate:
+                    saved.pyramids.append(pyramid)
+                else:
+                    saved.left_out += 1
+            elif not store:
+                found.append((name, FieldFile(path, scene or 0, t or 0) if fields else path, spacing))
         reader = read_field_file if fields else read_image
-        return load_saved(SavedOutputs("input", "image"), found, max_separate, reader)
+        return load_saved(saved, found, max_separate, reader)
 
 
 def task_outputs(

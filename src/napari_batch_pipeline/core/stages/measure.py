@@ -18,7 +18,6 @@ __all__ = ["DEFAULT_PROPERTIES", "ONLY_2D_PROPERTIES", "UNITS", "measure", "meas
 DEFAULT_PROPERTIES = ("area", "intensity_mean")
 try:  # the names regionprops_table accepts
     from skimage.measure._regionprops import PROPS as _PROPS
-    from skimage.measure._regionprops import _props_to_dict
 
     PROPERTY_NAMES = frozenset(_PROPS.values()) | frozenset(_PROPS) | {"label"}
 except ImportError:  # a future scikit-image may move it: then any name passes here
@@ -130,6 +129,10 @@ def measure_table(
             regions = sk_measure.regionprops(
                 labels.astype(np.int32, copy=False), intensity_image=intensity, spacing=spacing, offset=offset
             )
+            # imported here: a module-level name of skimage's would be copied into an
+            # exported script as a constant, which a function is not
+            from skimage.measure._regionprops import _props_to_dict
+
             table = _props_to_dict(regions, properties=["label", *wanted], separator="-")
             if "centroid_weighted" in wanted:
                 table.update(_centroids_weighted(regions, offset, spacing))
