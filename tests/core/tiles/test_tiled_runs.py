@@ -262,3 +262,53 @@ def test_the_estimate_of_a_tiled_image_measures_one_tile(folder, monkeypatch):
     tiled = plan_batch(pipeline, folder, executor="serial", pattern="tiled.tif", tile=128).estimate()
     assert tiled.peak_bytes_per_task < whole.peak_bytes_per_task / 4  # a tile of 128 of a 520 x 470 image
     assert tiled.seconds > 0
+
+
+USER_STAGES = """
+from scipy import ndimage as ndi
+
+from napari_batch_pipeline import stage
+
+
+@stage(radius=lambda params: params["size"] // 2)
+def box_mean(image: "napari.types.ImageData", size: int = 5) -> "napari.types.ImageData":
+    return ndi.uniform_filter(image.astype("float32"), size)
+
+
+def plain_mean(image: "napari.types.ImageData", size: int = 5) -> "napari.types.ImageData":
+    return ndi.uniform_filter(image.astype("float32"), size)
+"""
+
+
+def test_a_users_stage_runs_tiled_when_it_declares_its_reach(tmp_path, monkeypatch, run_both):
+    from napari_batch_pipeline.core.pipeline.model import Pipeline
+
+    (tmp_path / "tiled_user_stages.py").write_text(USER_STAGES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def pipeline(function):
+        return Pipeline.from_dict(
+            {
+                "version": 1,
+                "name": "user",
+                "stages": [
+                    {"name": "smooth", "function": f"tiled_user_stages:{function}", "params": {"size": 9}},
+                    {"name": "mask", "function": "threshold", "params": {"method": "otsu"}},
+                    {"name": "labels", "function": "label", "save": True},
+                    {
+                        "name": "nuclei",
+                        "function": "measure",
+                        "inputs": {"labels": "labels", "intensity": "smooth"},
+                    },
+                ],
+            }
+        )
+
+    assert tiled_chain(pipeline("box_mean")).radius == 4
+    whole, tiled = run_both(pipeline("box_mean"), blobs((300, 260), seed=8), 64)
+    np.testing.assert_array_equal(tiled["labels"], whole["labels"])
+    pd.testing.assert_frame_equal(tiled["nuclei"], whole["nuclei"], check_exact=True)
+    with pytest.raises(
+        PipelineError, match=r"declares how far it reaches: decorate it with @stage\(radius=N\)"
+    ):
+        tiled_chain(pipeline("plain_mean"))

@@ -49,19 +49,21 @@ Check = Callable[[dict[str, Any], set[str]], str | None]
 
 def stage(
     *,
-    menu: str,
+    menu: str | None = None,
     returns: str | None = None,
     check: Check | None = None,
     returns_by: Callable[[dict[str, Any]], str] | None = None,
     trains: str | None = None,
     columns: Mapping[str, str] | None = None,
+    radius: int | Callable[[dict[str, Any]], int] | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Mark a function as a built-in stage.
+    """Mark a function as a stage: the built-in ones, and a user's that says more than its
+    annotations do (its reach, for images larger than memory).
 
     Parameters
     ----------
-    menu : {'filter', 'segment', 'measure'}
-        The napari Layers menu the stage belongs under.
+    menu : {'filter', 'segment', 'measure'}, optional
+        The napari Layers menu the stage belongs under; None: from what it returns.
     returns : str, optional
         The output kind when the annotation alone cannot say it (``'mask'``).
     check : callable, optional
@@ -75,6 +77,10 @@ def stage(
         A classifier: its forest is trained from its training file (see ``forests``).
     columns : mapping of str to str, optional
         A table stage's columns and what each holds (its unit), as ``stages`` lists them.
+    radius : int or callable, optional
+        How far (pixels) the output at a pixel depends on the input: 0 for a pointwise
+        stage, or ``radius(params)``. A stage that says it runs tile by tile on images
+        larger than memory (``tile`` option), with a halo of its reach.
 
     Returns
     -------
@@ -92,6 +98,7 @@ def stage(
             "returns_by": returns_by,
             "trains": trains,
             "columns": dict(columns or {}),
+            "radius": radius,
         }
         marked = function if check is None else _checked(function, check)
         marked.__stage_info__ = info  # type: ignore[attr-defined]
@@ -176,6 +183,8 @@ class StageSpec:
     group: bool = False
     returns_by: Callable[[dict[str, Any]], str] | None = field(default=None, compare=False)
     trains: str | None = None
+    #: how far the stage reaches (pixels, or a function of its parameters); None: unknown
+    radius: int | Callable[[dict[str, Any]], int] | None = field(default=None, compare=False)
     columns: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -287,6 +296,7 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         takes_spacing=SPACING_ARG in signature.parameters,
         group=group,
         returns_by=info.get("returns_by"),
+        radius=info.get("radius"),
         trains=info.get("trains"),
         columns=dict(info.get("columns") or {}),
     )

@@ -43,6 +43,9 @@ _TABLES = ("measure",)
 
 def local_radius(stage: StageConfig) -> int | None:
     """How far a local stage reaches (pixels), or None if ``stage`` is not local."""
+    declared = stage.spec.radius  # a user's stage: ``@stage(radius=...)``
+    if declared is not None:
+        return int(declared(stage.params) if callable(declared) else declared)
     if stage.function in _RADII:
         return _RADII[stage.function](stage.params)
     if stage.function == "threshold" and stage.params.get("method") == "local":
@@ -136,6 +139,12 @@ def tiled_chain(pipeline: Any) -> TiledChain:
                 thresholds.append(stage.name)
             elif (reach := local_radius(stage)) is not None:
                 radius += reach
+            elif ":" in stage.function:  # a user's function
+                raise _refuse(
+                    stage,
+                    "a user's stage runs tiled when it declares how far it reaches: decorate it "
+                    "with @stage(radius=N) from napari_batch_pipeline",
+                )
             else:
                 raise _refuse(stage, f"{stage.function} does not run tiled yet")
             pixel.append(stage)
