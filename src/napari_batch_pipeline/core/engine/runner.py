@@ -104,11 +104,12 @@ class Runner:
     @functools.cached_property
     def _tiling(self) -> dict[str, Any]:
         """How the tasks tile a large image: the options, and threads for the cores that
-        fewer tasks than workers leave idle (one slide on a machine of several cores)."""
+        fewer tasks than workers leave idle (one slide on a machine of several cores; the
+        serial executor keeps to one)."""
         options = self.plan.options
         settings = options.tiling()
         in_flight = max(1, min(options.worker_count, len(self.tasks)))
-        threads = max(1, cpu_count() // in_flight)
+        threads = 1 if options.executor == "serial" else max(1, cpu_count() // in_flight)
         return settings.to_json() | {"budget": settings.budget, "threads": threads}
 
     def job(self, task: Task) -> TaskJob:
