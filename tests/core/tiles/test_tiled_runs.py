@@ -280,11 +280,22 @@ def plain_mean(image: "napari.types.ImageData", size: int = 5) -> "napari.types.
 """
 
 
-def test_a_users_stage_runs_tiled_when_it_declares_its_reach(tmp_path, monkeypatch, run_both):
-    from napari_batch_pipeline.core.pipeline.model import Pipeline
+@pytest.fixture
+def user_stages(tmp_path, monkeypatch):
+    """A module of user stages on the path; the catalogue forgets them afterwards (loading
+    a pipeline registers the functions it names)."""
+    from napari_batch_pipeline.core.stages import STAGES
 
+    before = set(STAGES)
     (tmp_path / "tiled_user_stages.py").write_text(USER_STAGES)
     monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    for name in set(STAGES) - before:
+        del STAGES[name]
+
+
+def test_a_users_stage_runs_tiled_when_it_declares_its_reach(user_stages, run_both):
+    from napari_batch_pipeline.core.pipeline.model import Pipeline
 
     def pipeline(function):
         return Pipeline.from_dict(
