@@ -323,3 +323,43 @@ def test_a_users_stage_runs_tiled_when_it_declares_its_reach(user_stages, run_bo
         PipelineError, match=r"declares how far it reaches: decorate it with @stage\(radius=N\)"
     ):
         tiled_chain(pipeline("plain_mean"))
+
+
+@pytest.mark.parametrize("executor", ["threads"])
+def test_cancel_stops_a_tiled_image_at_its_next_tile_and_the_resume_completes(tmp_path, executor):
+    import threading
+    import time
+
+    from napari_batch_pipeline.core.batch import BatchRun
+
+    images = tmp_path / "slide"
+    images.mkdir()
+    tifffile.imwrite(images / "slide.tif", blobs((900, 800), seed=9), tile=(128, 128))
+    pipeline = chain_pipeline(properties=["area", "centroid"])
+    out = tmp_path / "out"
+    batch = BatchRun(pipeline, images, out, executor=executor, tile=64)
+    work = out / "intermediate" / "tiles"
+
+    def cancel_after_some_tiles() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(work.glob("*/tile_*.npz"))) < 5:
+            time.sleep(0.005)
+        batch.cancel()
+
+    watcher = threading.Thread(target=cancel_after_some_tiles, daemon=True)
+    watcher.start()
+    report = list(batch.events())[-1].report
+    watcher.join()
+    assert report.cancelled and report.done == 0 and report.failed == 0
+    finished = len(list(work.glob("*/tile_*.npz")))
+    assert 5 <= finished < 182  # stopped mid-image (13 x 14 tiles), its tiles kept
+    assert report.results.provenance["status"] == "cancelled"
+
+    resumed = run_batch(pipeline, images, out, executor=executor, tile=64)
+    assert resumed.exit_code == 0 and resumed.done == 1
+    whole = pipeline.run(tifffile.imread(images / "slide.tif"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "nuclei.csv")[["label", "area", "centroid-0", "centroid-1"]],
+        whole["nuclei"][["label", "area", "centroid-0", "centroid-1"]],
+        check_exact=True,
+    )

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..tiles.stop import stop_tiled_runs
+
 __all__ = ["Executor"]
 
 
@@ -22,6 +24,7 @@ class Executor:
     def __init__(self, workers: int = 1):
         self.workers = max(1, int(workers))
         self._cancelled = threading.Event()
+        stop_tiled_runs(False)
 
     @property
     def window(self) -> int:
@@ -36,6 +39,7 @@ class Executor:
 
     def cancel(self) -> None:
         self._cancelled.set()
+        stop_tiled_runs()  # a tiled image in this process stops at its next tile
 
     @property
     def cancelled(self) -> bool:

@@ -21,6 +21,7 @@ from ..run_folder.layout import RunLayout, output_stem
 from ..run_folder.outputs import write_task_outputs
 from ..run_folder.records import DONE, TaskRecord, format_traceback
 from ..stages.forests import remember
+from ..tiles.stop import TilingStopped
 from .tiled_task import run_tiled_task
 
 __all__ = [
@@ -114,6 +115,8 @@ def run_task(job: TaskJob) -> TaskRecord:
         spacing = loaded.spacing
         del loaded
         summary = write_outputs(job, pipeline, outputs, spacing)
+    except TilingStopped:
+        raise  # the run was cancelled: not a failure of this task, which the resume finishes
     except Exception as error:
         seconds = round(time.perf_counter() - start, 4)
         return job.failure(failure_message(error), seconds=seconds, traceback=format_traceback(error))

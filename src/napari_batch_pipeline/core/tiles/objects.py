@@ -21,6 +21,7 @@ from ..errors import StageError
 from ..stages.measure import measure_table
 from .grid import Box, TileGrid
 from .seams import Joined
+from .stop import check_stop
 
 __all__ = ["measure_objects"]
 
@@ -78,6 +79,7 @@ def measure_objects(
     intensity = stage.inputs.get("intensity")
     parts: list[pd.DataFrame] = []
     for tile_index in np.unique(owners):
+        check_stop(f"the measurements of {stage.name!r}")
         mine = ids[owners == tile_index]
         boxes = joined.boxes[mine - 1]
         box = tuple(slice(int(boxes[:, a].min()), int(boxes[:, ndim + a].max())) for a in range(ndim))

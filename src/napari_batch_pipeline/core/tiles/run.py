@@ -32,6 +32,7 @@ from .kinds import TiledChain
 from .objects import measure_objects
 from .seams import Joined, TileObjects, join, tile_objects
 from .settings import TileSettings, chunk_for
+from .stop import check_stop
 from .thresholds import Histogram, ValueRange
 
 __all__ = ["TiledImage", "run_tiled"]
@@ -339,5 +340,6 @@ def _ordered(function: Callable[[Tile], Any], grid: TileGrid, threads: int) -> I
 
 
 def _tell(progress: Progress | None, step: str, tile: Tile, grid: TileGrid) -> None:
+    check_stop(f"{step}, at tile {tile.index + 1} of {len(grid)}")
     if progress is not None:
         progress(step, tile.index + 1, len(grid))
