@@ -13,7 +13,7 @@ from typing import Any
 
 from .cli_tiles import tiling_options
 from .core.batch import BatchRun
-from .core.engine.events import RunFinished, RunStarted, StageProgress, TaskFinished
+from .core.engine.events import ExecutorChosen, RunFinished, RunStarted, StageProgress, TaskFinished
 from .core.engine.measure import estimate_plan
 from .core.engine.report import Report
 from .core.errors import PipelineError
@@ -265,6 +265,12 @@ def execute(batch: BatchRun, quiet: bool = False) -> Report:
                         bar.write(message, file=sys.stderr)
                     else:
                         log.warning(message)
+            elif isinstance(event, ExecutorChosen):
+                message = f"auto: the rest on {event.executor}: {event.reason}"
+                if bar is not None:
+                    bar.write(message, file=sys.stderr)
+                else:
+                    log.info("%s", message)
             elif isinstance(event, StageProgress) and bar is not None:
                 bar.set_description(f"{event.stage} {event.done}/{event.total}", refresh=True)
             elif isinstance(event, RunFinished):

@@ -9,12 +9,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
 from napari_batch_pipeline import Pipeline, run_batch
 from napari_batch_pipeline.core.errors import PipelineError
-from napari_batch_pipeline.core.executor_choice import choose_executor
+from napari_batch_pipeline.core.executor_choice import (
+    ExecutorChoice,
+    ThreadsMeasure,
+    choose_after_measure,
+    choose_executor,
+    measured_tasks,
+)
 from napari_batch_pipeline.core.plan.batch_plan import plan_batch
 from napari_batch_pipeline.core.plan.options import BatchOptions
 from napari_batch_pipeline.core.stages import STAGES
@@ -170,3 +177,94 @@ def test_a_function_registered_in_this_session_runs_on_threads(tmp_path: Path) -
         assert "auto chose it" in str(refused.value)
     finally:
         STAGES.pop("brighter_here", None)
+
+
+def _measure(tasks: int, seconds: float, cpu: float, foreign: float = 0.0) -> ThreadsMeasure:
+    measure = ThreadsMeasure()
+    measure.tasks, measure.seconds, measure.cpu_seconds, measure.foreign_cpu_seconds = (
+        tasks,
+        seconds,
+        cpu,
+        foreign,
+    )
+    return measure
+
+
+def test_a_chain_that_holds_the_gil_moves_to_processes_when_that_pays() -> None:
+    # 6 tasks timed in 0.6 s on 2 threads that kept one core busy: the GIL held them
+    held = _measure(6, 0.6, 0.6)
+    choice = choose_after_measure(held, 200, workers=2, cores=2)
+    assert choice.executor == "processes"
+    numbers = choice.numbers or {}
+    assert numbers["cores_busy_on_threads"] == 1.0 and numbers["tasks_left"] == 200
+    assert numbers["predicted_seconds_processes"] < numbers["predicted_seconds_threads"] == 20.0
+    assert "200 left" in choice.reason and "processes" in choice.reason
+    # a few tasks left do not repay starting the workers; warm workers need no start
+    assert choose_after_measure(held, 12, workers=2, cores=2).executor == "threads"
+    assert choose_after_measure(held, 12, workers=2, cores=2, workers_warm=True).executor == "processes"
+
+
+def test_a_chain_that_releases_the_gil_stays_on_threads() -> None:
+    free = _measure(6, 0.3, 0.6)  # both cores busy on threads
+    choice = choose_after_measure(free, 10_000, workers=2, cores=2)
+    assert choice.executor == "threads" and (choice.numbers or {})["cores_busy_on_threads"] == 2.0
+
+
+def test_cores_other_programs_take_are_not_counted_for_processes() -> None:
+    # one core kept busy, but the other programs took the other: processes could not do better
+    held = _measure(6, 0.6, 0.6, foreign=0.6)
+    choice = choose_after_measure(held, 1000, workers=2, cores=2)
+    assert choice.executor == "threads" and (choice.numbers or {})["cores_used_by_other_programs"] == 1.0
+    assert choose_after_measure(_measure(0, 0.0, 0.0), 50, workers=2, cores=2).executor == "threads"
+
+
+@pytest.mark.parametrize("chosen", ["threads", "processes"])
+def test_auto_times_the_first_tasks_then_runs_the_rest_where_it_chose(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen: str
+) -> None:
+    """Built-in stages: the first tasks on threads, timed; the rest on the executor the
+    measure chose; run.json and an event say so; the tables equal a serial run's."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(14):
+        tifffile.imwrite(folder / f"img{index:02d}.tif", (rng.random((48, 48)) * 1000).astype(np.uint16))
+    seen: list[ThreadsMeasure] = []
+
+    def choose(measure: ThreadsMeasure, remaining: int, **_: object) -> ExecutorChoice:
+        seen.append(measure)
+        return ExecutorChoice(
+            chosen, f"chosen for the test: {remaining} left", numbers={"tasks_left": remaining}
+        )
+
+    monkeypatch.setattr("napari_batch_pipeline.core.engine.runner.choose_after_measure", choose)
+    events: list = []
+    report = run_batch(pipeline, folder, tmp_path / "auto", workers=2, on_event=events.append)
+    assert report.done == 14 and report.failed == 0
+    timed = measured_tasks(2)
+    # the measure starts once each worker finished a task: the tasks after it count
+    assert len(seen) == 1 and seen[0].tasks == timed - 2 and seen[0].seconds > 0
+    kinds = [type(event).__name__ for event in events]
+    at = kinds.index("ExecutorChosen")
+    assert kinds[1:at].count("TaskFinished") == timed and kinds[at + 1 :].count("TaskFinished") == 14 - timed
+    assert events[at].executor == chosen
+    info = json.loads((tmp_path / "auto" / "run.json").read_text(encoding="utf-8"))
+    assert info["executor"] == chosen and info["executor_measured"] == {"tasks_left": 14 - timed}
+    assert (
+        "chosen for the test" in info["executor_reason"]
+        and "first tasks run on threads" in info["executor_reason"]
+    )
+    serial = run_batch(pipeline, folder, tmp_path / "serial", executor="serial")
+    for table in ("images.csv", *(f"{stage}.csv" for stage in serial.table_stages)):
+        mine = pd.read_csv(tmp_path / "auto" / table).drop(columns=["seconds"], errors="ignore")
+        theirs = pd.read_csv(tmp_path / "serial" / table).drop(columns=["seconds"], errors="ignore")
+        pd.testing.assert_frame_equal(mine, theirs)
+
+
+def test_a_batch_no_larger_than_the_measure_is_not_measured(
+    pipeline: Pipeline, image_folder: Path, tmp_path: Path
+) -> None:
+    events: list = []
+    run_batch(pipeline, image_folder, tmp_path / "out", workers=2, on_event=events.append)
+    assert not any(type(event).__name__ == "ExecutorChosen" for event in events)
+    assert "executor_measured" not in json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))

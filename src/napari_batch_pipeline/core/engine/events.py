@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ..run_folder.records import TaskRecord
     from .report import Report
 
-__all__ = ["Event", "RunFinished", "RunStarted", "StageProgress", "TaskFinished"]
+__all__ = ["Event", "ExecutorChosen", "RunFinished", "RunStarted", "StageProgress", "TaskFinished"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,15 @@ class RunStarted(Event):
     resumed: tuple[TaskRecord, ...] = ()
     #: why the ``auto`` executor chose ``executor`` (empty when it was named)
     executor_reason: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutorChosen(Event):
+    """``auto`` timed the first tasks on threads and chose the executor of the rest:
+    ``executor`` (threads or processes), and why, with the numbers (also in run.json)."""
+
+    executor: str
+    reason: str
 
 
 @dataclass(frozen=True)

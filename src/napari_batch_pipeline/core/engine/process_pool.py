@@ -24,7 +24,7 @@ from typing import Any
 from .executor_base import Executor
 from .worker_guard import Guarded, WorkerDied, worker_fate
 
-__all__ = ["ProcessExecutor", "prestart", "shut_down_pools"]
+__all__ = ["ProcessExecutor", "prestart", "shut_down_pools", "warm_workers"]
 
 #: seconds between looks at the cancel flag while waiting for results
 _POLL = 0.2
@@ -267,6 +267,13 @@ def prestart(
         warm = [key for key, pool in _POOLS.items() if key[1] == nice and _live(pool) and _serves(key, code)]
         key, pool = (warm[0], _POOLS[warm[0]]) if warm else _process_pool(workers, nice, code)
         return [pool.submit(_import_all, tuple(modules)) for _ in range(key[0])]
+
+
+def warm_workers(low_priority: bool = False) -> int:
+    """How many worker processes of a warm pool at that priority wait for work (0: a run
+    on processes would start its workers first)."""
+    nice = NICE if low_priority else 0
+    return max((key[0] for key, pool in _POOLS.items() if key[1] == nice and _live(pool)), default=0)
 
 
 def shut_down_pools() -> None:

@@ -15,12 +15,13 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError, StageError
+from ..executor_choice import ThreadsMeasure, choose_after_measure, measured_tasks
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
@@ -33,12 +34,13 @@ from ..run_folder.records import TaskRecord
 from ..run_folder.space import DiskFullError
 from ..run_folder.tables import FOLDER
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
-from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
+from .events import Event, ExecutorChosen, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
 from .forests import Forests
 from .groups import GroupPasses
 from .jobs import TaskJob
 from .measure import estimate_plan
+from .process_pool import warm_workers
 from .report import Report
 from .strategies import Measured, Strategy, make_strategy
 
@@ -183,16 +185,71 @@ class Runner:
     def _ungrouped(self, strategy: Strategy, ledger: _Ledger, pending: list[TaskJob]) -> Iterator[Event]:
         """A run without group stages: the strategy starts (measuring a first task for
         the estimate), then runs the rest."""
-        serial = self.plan.options.executor == "serial"
-        start = strategy.start([] if self.cancelled else pending, self._make_executor, serial=serial)
+        options = self.plan.options
+        serial = options.executor == "serial"
+        timed = measured_tasks(options.worker_count)
+        # auto's measured choice: the first tasks on threads, timed; the rest where they
+        # are predicted to run faster (a batch that has no rest to choose for stays)
+        measuring = options.executor_measure and strategy.name == "vertical" and len(pending) > timed
+        first, rest = (pending[:timed], pending[timed:]) if measuring else (pending, [])
+        start = strategy.start([] if self.cancelled else first, self._make_executor, serial=serial)
         yield self._started(ledger, self._estimate(start.measured, bool(pending)))
+        measure = ThreadsMeasure()
         for record in start.probes:
+            self._timed(measure, ledger)
             yield self._finished(ledger, record)
         items = start.results
         if items is None and start.remaining and not self.cancelled:
             items = strategy.run(self.pipeline, start.remaining, self._make_executor())
         for item in items or ():
-            yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+            if isinstance(item, StageProgress):
+                yield item
+                continue
+            self._timed(measure, ledger)
+            yield self._finished(ledger, item)
+        if rest and not self.cancelled:
+            measure.stop()
+            executor = yield from self._choose(measure, len(rest))
+            for item in strategy.run(self.pipeline, rest, executor):
+                yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+
+    def _timed(self, measure: ThreadsMeasure, ledger: _Ledger) -> None:
+        """Count a task finished for auto's measure: it starts when each worker has
+        finished a first task (imports and warm-up), and counts every task after."""
+        finished = ledger.counts["done"] + ledger.counts["failed"]
+        if finished + 1 == self.plan.options.worker_count:
+            measure.start()
+        elif finished + 1 > self.plan.options.worker_count:
+            measure.finished()
+
+    def _choose(self, measure: ThreadsMeasure, remaining: int) -> Generator[Event, None, Executor]:
+        """The executor for the tasks left after auto's measure (run.json and an event
+        say which, and why); returns it (a generator: ``yield from`` gives it)."""
+        options = self.plan.options
+        workers = max(1, min(options.worker_count, remaining))
+        choice = choose_after_measure(
+            measure,
+            remaining,
+            workers=workers,
+            cores=cpu_count(),
+            workers_warm=warm_workers(options.low_priority) >= workers,
+        )
+        reason = f"{options.executor_reason}. Measured: {choice.reason}"
+        self.folder.write_provenance(
+            {"executor": choice.executor, "executor_reason": reason, "executor_measured": choice.numbers}
+        )
+        yield ExecutorChosen(choice.executor, choice.reason)
+        if choice.executor == "threads" and self._executor is not None:
+            return self._executor
+        threads = self._executor
+        self._executor = make_executor(
+            replace(options, executor=choice.executor), self.pipeline.user_code, remaining
+        )
+        if threads is not None:
+            threads.close()
+        if self.cancelled:
+            self._executor.cancel()
+        return self._executor
 
     def _grouped(
         self, passes: GroupPasses, strategy: Strategy, ledger: _Ledger, pending: list[TaskJob]

@@ -132,6 +132,9 @@ class BatchOptions:
     well_aggregate: str = "median"
     #: why ``auto`` chose ``executor`` (set by :meth:`resolved`; empty when the user chose)
     executor_reason: str = field(default="", init=False, compare=False)
+    #: ``auto`` runs the first tasks on threads and chooses the executor for the rest
+    #: from their timings (see :mod:`..executor_choice`)
+    executor_measure: bool = field(default=False, init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -250,6 +253,7 @@ class BatchOptions:
         )
         options = replace(self, executor=choice.executor)
         object.__setattr__(options, "executor_reason", choice.reason)
+        object.__setattr__(options, "executor_measure", choice.measure)
         return options
 
     @property
