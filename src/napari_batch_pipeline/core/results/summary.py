@@ -195,7 +195,8 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
         names.append(" / ".join(map(str, key if isinstance(key, tuple) else (key,))))
         series = pd.to_numeric(group[column], errors="coerce").to_numpy(dtype=float)
         data.append(series[np.isfinite(series)])
-    figure = Figure(figsize=(min(16.0, 3.0 + 0.8 * len(data)), 4.5), layout="constrained")
+    width = min(16.0, max(5.0, 3.0 + 0.8 * len(data)))
+    figure = Figure(figsize=(width, 4.5))
     axes = figure.add_subplot()
     positions = np.arange(1, len(data) + 1)
     boxed = [i for i, values in enumerate(data) if len(values)]
@@ -211,6 +212,12 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
         spread = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
         axes.plot(position + spread, values, "o", color="C0", alpha=0.7, ms=4, gid="images")
     slanted = len(names) > 4 or max(map(len, names), default=0) > 12
+    # margins set, not laid out: the constrained layout took a third of the figure's
+    # time, which a one-image run waits for (inches: the y label and ticks, the names)
+    longest = max(map(len, names), default=0)
+    below = 0.6 + (min(longest, 40) * 0.07 * 0.5 if slanted else 0.0)
+    left = max(1.0, 0.075 * min(len(names[0]), 40) - 0.4) if slanted else 1.0
+    figure.subplots_adjust(left=left / width, right=1 - 0.2 / width, top=1 - 0.45 / 4.5, bottom=below / 4.5)
     axes.set_xticks(positions, names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     axes.set_xlim(0.4, len(data) + 0.6)
     axes.set_xlabel(", ".join(keys) or GROUP)

@@ -199,7 +199,16 @@ def _alive(holder: dict[str, Any]) -> bool:
 
 
 def _process_start(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), where psutil can tell."""
+    """When process ``pid`` started (seconds since the epoch), where the system tells:
+    on Linux from ``/proc`` (what psutil reads too, without the tenth of a second its
+    import costs a one-image run), elsewhere through psutil."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            # the fields after the command name (which may hold spaces and parentheses)
+            fields = file.read().rpartition(")")[2].split()
+        with open("/proc/stat", encoding="ascii") as file:
+            boot = next(float(line.split()[1]) for line in file if line.startswith("btime"))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     try:
         import psutil
 
