@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import re
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError, StageError
@@ -30,7 +28,7 @@ from ..plan.tasks import Task
 from ..results import figure_imports
 from ..results.conclusions import conclude
 from ..run_folder.provenance import STAGE_RETURNS
-from ..run_folder.records import TaskRecord
+from ..run_folder.records import TaskRecord, file_stat, input_fingerprint, input_stamp
 from ..run_folder.space import DiskFullError
 from ..run_folder.tables import FOLDER
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
@@ -40,9 +38,9 @@ from .forests import Forests
 from .groups import GroupPasses
 from .jobs import TaskJob
 from .measure import estimate_plan
-from .process_pool import warm_workers
+from .process_pool import prestart, warm_workers
 from .report import Report
-from .strategies import Measured, Strategy, make_strategy
+from .strategies import Measured, Strategy, Vertical, make_strategy
 
 __all__ = ["Runner"]
 
@@ -130,7 +128,7 @@ class Runner:
             source=task.source,
             field_stem=task.field_stem,
             stem=task.output_stem,
-            stamp=_stamp(_fingerprint(task.source.files)),
+            stamp=input_stamp(input_fingerprint(task.source.files)),
             tiling=self._tiling,
             trained=self._forests.of(task.values),
         )
@@ -209,9 +207,8 @@ class Runner:
             yield self._finished(ledger, item)
         if rest and not self.cancelled:
             measure.stop()
-            executor = yield from self._choose(measure, len(rest))
-            for item in strategy.run(self.pipeline, rest, executor):
-                yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+            chosen = yield from self._choose(measure, len(rest))
+            yield from self._rest(strategy, ledger, rest, chosen)
 
     def _timed(self, measure: ThreadsMeasure, ledger: _Ledger) -> None:
         """Count a task finished for auto's measure: it starts when each worker has
@@ -222,9 +219,9 @@ class Runner:
         elif finished + 1 > self.plan.options.worker_count:
             measure.finished()
 
-    def _choose(self, measure: ThreadsMeasure, remaining: int) -> Generator[Event, None, Executor]:
+    def _choose(self, measure: ThreadsMeasure, remaining: int) -> Generator[Event, None, str]:
         """The executor for the tasks left after auto's measure (run.json and an event
-        say which, and why); returns it (a generator: ``yield from`` gives it)."""
+        say which, and why); returns its name (a generator: ``yield from`` gives it)."""
         options = self.plan.options
         workers = max(1, min(options.worker_count, remaining))
         choice = choose_after_measure(
@@ -239,17 +236,33 @@ class Runner:
             {"executor": choice.executor, "executor_reason": reason, "executor_measured": choice.numbers}
         )
         yield ExecutorChosen(choice.executor, choice.reason)
-        if choice.executor == "threads" and self._executor is not None:
-            return self._executor
+        return choice.executor
+
+    def _rest(
+        self, strategy: Strategy, ledger: _Ledger, rest: list[TaskJob], executor: str
+    ) -> Iterator[Event]:
+        """The tasks after auto's measure, on ``executor``. Worker processes start in the
+        background while the threads go on with tasks, and take the rest once ready."""
         threads = self._executor
-        self._executor = make_executor(
-            replace(options, executor=choice.executor), self.pipeline.user_code, remaining
-        )
-        if threads is not None:
+        assert threads is not None and isinstance(strategy, Vertical)  # the measured tasks ran so
+        jobs = iter(rest)
+        if executor == "processes":
+            options = replace(self.plan.options, executor="processes")
+            count = max(1, min(options.worker_count, len(rest)))
+            ready = prestart(
+                count, self.pipeline.modules, low_priority=options.low_priority, code=self.pipeline.user_code
+            )
+            meanwhile = _until(jobs, lambda: all(future.done() for future in ready))
+            for item in strategy.run(self.pipeline, meanwhile, threads):
+                yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
+            if self.cancelled:
+                return
+            self._executor = make_executor(options, self.pipeline.user_code, count)
             threads.close()
-        if self.cancelled:
-            self._executor.cancel()
-        return self._executor
+            if self.cancelled:
+                self._executor.cancel()
+        for item in strategy.run(self.pipeline, jobs, self._executor or threads):
+            yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
 
     def _grouped(
         self, passes: GroupPasses, strategy: Strategy, ledger: _Ledger, pending: list[TaskJob]
@@ -299,7 +312,7 @@ class Runner:
         metadata columns where those changed."""
         before = self.folder.recorded_settings()
         done = self.folder.prepare(self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks)
-        files = {task.key: _fingerprint(task.source.files) for task in self.tasks}
+        files = {task.key: input_fingerprint(task.source.files) for task in self.tasks}
         inputs = dict(files)
         if passes is not None:
             inputs = {k: v if v is None else v + passes.fingerprint(k) for k, v in inputs.items()}
@@ -383,7 +396,7 @@ class Runner:
             **options.inputs(),
             "memory_budget": options.memory_budget,
             "inputs": [
-                {"image": s.relative, "bytes": _stat(s.path)[0], "modified": _stat(s.path)[1]}
+                {"image": s.relative, "bytes": file_stat(s.path)[0], "modified": file_stat(s.path)[1]}
                 for s in plan.files
             ],
             "executor": options.executor,
@@ -403,36 +416,17 @@ class Runner:
         }
 
 
+def _until(jobs: Iterator[TaskJob], ready: Callable[[], bool]) -> Iterator[TaskJob]:
+    """The jobs of ``jobs`` until ``ready()`` (asked after each): the others stay in it."""
+    for job in jobs:
+        yield job
+        if ready():
+            return
+
+
 def _groups(pattern: Any) -> list[str]:
     """The named groups of a metadata pattern (none for no pattern or a broken one)."""
     try:
         return list(re.compile(pattern).groupindex) if isinstance(pattern, str) else []
     except re.error:
         return []
-
-
-def _stat(path: Path) -> tuple[int | None, str | None]:
-    try:
-        info = path.stat()
-    except OSError:
-        return None, None
-    return info.st_size, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(info.st_mtime))
-
-
-def _stamp(fingerprint: list[int] | None) -> str:
-    """A short hash of an input's fingerprint (``'unread'`` when a file could not be read)."""
-    if fingerprint is None:
-        return "unread"
-    return hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:12]
-
-
-def _fingerprint(paths: list[Path]) -> list[int] | None:
-    """Size and modification time (ns) of an input's files: a changed file is computed again."""
-    stamp: list[int] = []
-    for path in paths:
-        try:
-            info = path.stat()
-        except OSError:
-            return None
-        stamp += [info.st_size, info.st_mtime_ns]
-    return stamp

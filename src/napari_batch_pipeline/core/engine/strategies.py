@@ -14,7 +14,7 @@ measured, so that the estimate and the first result come at once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..pipeline.model import Pipeline
@@ -91,7 +91,8 @@ class Vertical(Strategy):
         started.remaining = pending
         return started
 
-    def run(self, pipeline: Pipeline, jobs: Sequence[TaskJob], executor: Executor) -> Iterator[Item]:
+    def run(self, pipeline: Pipeline, jobs: Iterable[TaskJob], executor: Executor) -> Iterator[Item]:
+        """Each job through the whole chain; ``jobs`` are taken as the executor needs them."""
         return _records(executor.map(run_task, jobs))
 
 

@@ -16,8 +16,9 @@ import threading
 
 __all__ = ["start", "wait"]
 
-#: what drawing a run's figures imports
-MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+#: what drawing a run's figures imports (pyplot too: a box plot reads every rc setting,
+#: and reading ``backend`` imports pyplot to resolve it, though nothing is drawn with it)
+MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.pyplot")
 
 _thread: threading.Thread | None = None
 _lock = threading.Lock()

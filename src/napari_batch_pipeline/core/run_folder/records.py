@@ -8,15 +8,26 @@ ledger is :meth:`TaskRecord.to_json`; its traceback goes to ``errors.log`` inste
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import time
 import traceback as tb
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..images.sources import escaped
 
-__all__ = ["DONE", "FAILED", "TaskRecord", "format_traceback"]
+__all__ = [
+    "DONE",
+    "FAILED",
+    "TaskRecord",
+    "file_stat",
+    "format_traceback",
+    "input_fingerprint",
+    "input_stamp",
+]
 
 DONE = "done"
 FAILED = "failed"
@@ -132,3 +143,32 @@ class TaskRecord:
 def format_traceback(error: BaseException) -> str:
     """The full traceback of ``error``, as ``errors.log`` keeps it."""
     return "".join(tb.format_exception(error))
+
+
+def input_fingerprint(paths: list[Path]) -> list[int] | None:
+    """Size and modification time (ns) of a task's input files, the :attr:`TaskRecord.input`
+    a record is kept under: a changed file is computed again; None when one is unreadable."""
+    stamp: list[int] = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        stamp += [info.st_size, info.st_mtime_ns]
+    return stamp
+
+
+def input_stamp(fingerprint: list[int] | None) -> str:
+    """A short hash of an input's fingerprint (``'unread'`` when a file could not be read)."""
+    if fingerprint is None:
+        return "unread"
+    return hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:12]
+
+
+def file_stat(path: Path) -> tuple[int | None, str | None]:
+    """A file's size and modification time (local, to the second) as run.json lists inputs."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None, None
+    return info.st_size, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(info.st_mtime))

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,9 +109,7 @@ class TileSettings:
     def _budget(self) -> int:
         if self.budget is not None:
             return self.budget
-        import psutil
-
-        return int(psutil.virtual_memory().total // 4)
+        return total_memory() // 4
 
     def to_json(self) -> dict[str, Any]:
         return {"tile": self.tile, "halo": self.halo, "max_object": self.max_object, "levels": self.levels}
@@ -129,3 +128,14 @@ def chunk_for(size: int) -> int:
     while chunk > _MIN_CHUNK and size % chunk:
         chunk //= 2
     return int(np.clip(chunk, 1, size)) if size < _MIN_CHUNK else chunk
+
+
+def total_memory() -> int:
+    """The machine's memory in bytes: from ``sysconf`` where the system has it (no
+    psutil import in every task's worker: a tenth of a second on a one-image run)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        import psutil
+
+        return int(psutil.virtual_memory().total)
