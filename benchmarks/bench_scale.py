@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scale.py                     # 1,000 images: under 15 min, quiet
     .venv/bin/python benchmarks/bench_scale.py --images 40         # a quick look (about 2 min)
+    .venv/bin/python benchmarks/bench_scale.py --images 150,1000 --variants single   # both scales
     .venv/bin/python benchmarks/bench_scale.py --rows loop,serial --variants single
     .venv/bin/python benchmarks/bench_scale.py --gui               # also bench_gui.py's rows
 
@@ -53,17 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     log(f"working in {workdir}; load average {_loadavg()}")
     try:
         with ForeignLoad() as load:
-            for number, variant in enumerate(args.variants):
+            runs = [(count, variant) for count in args.counts for variant in args.variants]
+            for number, (count, variant) in enumerate(runs):
                 folder = workdir / variant
                 made = time.perf_counter()
-                make_folder(folder, args.images, variant, args.size)
-                log(f"{variant}: {args.images} images written in {time.perf_counter() - made:.1f} s")
+                make_folder(folder, count, variant, args.size)
+                log(f"{variant}: {count} images written in {time.perf_counter() - made:.1f} s")
                 passes = [
                     _run_pass(args, folder, variant, workdir, load, p + number) for p in range(args.repeat)
                 ]
-                times += _time_rows(variant, passes, args.images)
-                targets += _targets(variant, passes)
-                if variant == "single" and args.read:
+                # several counts in one run: each row and target says its count
+                label = variant if len(args.counts) == 1 else f"{count} {variant}"
+                times += _time_rows(label, passes, count)
+                targets += _targets(label, passes)
+                if variant == "single" and args.read and count == args.counts[-1]:
                     target, rounds = read_target(folder, args.read_rounds)
                     targets.append(target)
                     log(rounds)
@@ -74,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     minutes = (time.perf_counter() - started) / 60
     where = "RAM (/dev/shm)" if str(workdir).startswith("/dev/shm") else f"disk ({workdir.parent})"
-    title = f"bench_scale: {args.images} images of {args.size}x{args.size} uint16, {args.repeat} pass(es)"
+    counts = " and ".join(f"{count:,}" for count in args.counts)
+    title = f"bench_scale: {counts} images of {args.size}x{args.size} uint16, {args.repeat} pass(es)"
     context = [
         machine(),
         foreign,
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     text += gui
     print("\n" + text)
     if not args.no_save:
-        stem = f"scale-{args.images}"
+        stem = "scale-" + "-".join(map(str, args.counts))
         payload = {
             "title": title,
             "context": context,
@@ -103,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--images", type=int, default=1000, help="images per variant (1000)")
+    parser.add_argument(
+        "--images", default="1000", help="images per variant, or counts run in turn: 150,1000 (1000)"
+    )
     parser.add_argument("--size", type=int, default=1024, help="image side in pixels (1024)")
     parser.add_argument("--rows", default=",".join(ORDER), help=f"rows to run, of {','.join(ORDER)}")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="single,three (both)")
@@ -116,6 +123,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=HERE / "results", help="where to save")
     parser.add_argument("--no-save", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    try:
+        args.counts = [int(count) for count in str(args.images).split(",") if count]
+    except ValueError:
+        parser.error(f"--images takes a count or counts like 150,1000; got {args.images!r}")
+    if not args.counts or min(args.counts) < 1:
+        parser.error(f"--images takes counts of 1 or more; got {args.images!r}")
+    args.images = max(args.counts)
     wanted = {row for row in args.rows.split(",") if row}
     if not wanted or not wanted <= set(ROWS):
         parser.error(f"--rows takes some of {','.join(ORDER)}; got {args.rows!r}")

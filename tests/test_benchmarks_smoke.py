@@ -38,6 +38,28 @@ def test_bench_scale_runs_and_every_row_counts_the_same_objects(tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_bench_scale_runs_two_counts_in_one_run_and_says_what_auto_ran(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        str(BENCHMARKS / "bench_scale.py"),
+        "--images", "2,3",
+        "--size", "96",
+        "--rows", "loop,serial,joblib,auto",
+        "--variants", "single",
+        "--no-read",
+        "--workdir", str(tmp_path),
+        "--results", str(tmp_path / "results"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "2 and 3 images" in done.stdout, done.stderr[-3000:]
+    saved = json.loads((tmp_path / "results" / "scale-2-3.json").read_text())
+    rows = {(t["variant"], t["row"]) for t in saved["times"]}
+    assert rows == {(f"{n} single", row) for n in (2, 3) for row in ("loop", "serial", "joblib", "auto")}
+    auto = [t for t in saved["targets"] if "auto (the default executor)" in t["what"]]
+    assert len(auto) == 2 and all("auto ran threads" in t["detail"] for t in auto), auto
+
+
+@pytest.mark.slow
 def test_bench_startup_times_a_one_image_run_against_a_script(tmp_path: Path) -> None:
     command = [sys.executable, str(BENCHMARKS / "bench_startup.py"), "--size", "128", "--rounds", "1"]
     command += ["--imports", "--workdir", str(tmp_path)]

@@ -325,7 +325,7 @@ def test_a_users_stage_runs_tiled_when_it_declares_its_reach(user_stages, run_bo
         tiled_chain(pipeline("plain_mean"))
 
 
-@pytest.mark.parametrize("executor", ["threads"])
+@pytest.mark.parametrize("executor", ["threads", "serial"])
 def test_cancel_stops_a_tiled_image_at_its_next_tile_and_the_resume_completes(tmp_path, executor):
     import threading
     import time

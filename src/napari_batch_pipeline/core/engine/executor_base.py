@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..tiles.stop import stop_tiled_runs
+from ..tiles.stop import TilingStopped, stop_tiled_runs
 
 __all__ = ["Executor"]
 
@@ -35,7 +35,11 @@ class Executor:
         for job in jobs:
             if self._cancelled.is_set():
                 return
-            yield job, function(job)
+            try:
+                result = function(job)
+            except TilingStopped:  # cancelled mid-image: left for the resume
+                return
+            yield job, result
 
     def cancel(self) -> None:
         self._cancelled.set()

@@ -32,6 +32,7 @@ from ..run_folder.records import TaskRecord, file_stat, input_fingerprint, input
 from ..run_folder.space import DiskFullError
 from ..run_folder.tables import FOLDER
 from ..run_folder.writer import RunFolder, provenance_versions, timestamp
+from ..tiles.stop import stop_tiled_runs
 from .events import Event, ExecutorChosen, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
 from .forests import Forests
@@ -94,6 +95,9 @@ class Runner:
     def cancel(self) -> None:
         """Stop promptly: nothing new starts, workers stop; safe from any thread."""
         self._cancel.set()
+        # a tiled image running here stops at its next tile, executor or not (the serial
+        # executor's first task runs before it exists, to measure the estimate)
+        stop_tiled_runs()
         if self._executor is not None:
             self._executor.cancel()
 
@@ -149,6 +153,7 @@ class Runner:
 
     def _events(self) -> Iterator[Event]:
         started = time.perf_counter()
+        stop_tiled_runs(False)  # a cancel of an earlier run in this process is over
         figure_imports.start()  # the figures at the end need matplotlib: imported meanwhile
         options = self.plan.options
         # the first image measured as a task would run; where images may be tiled, those

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..pipeline.model import Pipeline
 from ..run_folder.records import TaskRecord
+from ..tiles.stop import TilingStopped
 from .events import StageProgress
 from .executors import Executor
 from .horizontal import UnitJob, UnitResult, finish_task, intermediate_path, run_unit
@@ -73,7 +74,11 @@ class Vertical(Strategy):
         started = Started()
         if serial:
             while pending and started.measured is None and len(started.probes) < 3:
-                record, started.measured = _probe(pending.pop(0))
+                try:
+                    record, started.measured = _probe(pending[0])
+                except TilingStopped:  # cancelled mid-image: left for the resume
+                    break
+                pending.pop(0)
                 started.probes.append(record)
         elif pending:
             by_key = {job.key: job for job in pending}
