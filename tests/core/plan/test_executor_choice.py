@@ -237,7 +237,7 @@ def test_auto_times_the_first_tasks_then_runs_the_rest_where_it_chose(
             chosen, f"chosen for the test: {remaining} left", numbers={"tasks_left": remaining}
         )
 
-    monkeypatch.setattr("napari_batch_pipeline.core.engine.runner.choose_after_measure", choose)
+    monkeypatch.setattr("napari_batch_pipeline.core.engine.measured_auto.choose_after_measure", choose)
     events: list = []
     report = run_batch(pipeline, folder, tmp_path / "auto", workers=2, on_event=events.append)
     assert report.done == 14 and report.failed == 0

@@ -62,7 +62,7 @@ class TaskJob:
     #: how an image larger than memory is tiled (``TileSettings`` as plain data); empty: never
     tiling: dict[str, Any] = field(default_factory=dict)
     #: the forests of the task's classifier stages, trained before the run, by training
-    #: key (see :mod:`.forests`): in memory, never from a file
+    #: key (see :mod:`..plan.training`): in memory, never from a file
     trained: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import PipelineError, StageError
-from ..executor_choice import ThreadsMeasure, choose_after_measure, measured_tasks
+from ..executor_choice import measured_tasks
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
 from ..plan.options import cpu_count
 from ..plan.tasks import Task
+from ..plan.training import Forests
 from ..results import figure_imports
 from ..results.conclusions import conclude
 from ..run_folder.provenance import STAGE_RETURNS
@@ -35,11 +37,10 @@ from ..run_folder.writer import RunFolder, provenance_versions, timestamp
 from ..tiles.stop import stop_tiled_runs
 from .events import Event, ExecutorChosen, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
-from .forests import Forests
 from .groups import GroupPasses
 from .jobs import TaskJob
 from .measure import estimate_plan
-from .process_pool import prestart, warm_workers
+from .measured_auto import MeasuredAuto
 from .report import Report
 from .strategies import Measured, Strategy, Vertical, make_strategy
 
@@ -187,82 +188,47 @@ class Runner:
 
     def _ungrouped(self, strategy: Strategy, ledger: _Ledger, pending: list[TaskJob]) -> Iterator[Event]:
         """A run without group stages: the strategy starts (measuring a first task for
-        the estimate), then runs the rest."""
+        the estimate), then runs the rest. ``auto``'s measured choice (see
+        :mod:`.measured_auto`): the first tasks on threads, timed, the rest where the
+        timings say they run faster (a batch with no rest to choose for stays)."""
         options = self.plan.options
-        serial = options.executor == "serial"
         timed = measured_tasks(options.worker_count)
-        # auto's measured choice: the first tasks on threads, timed; the rest where they
-        # are predicted to run faster (a batch that has no rest to choose for stays)
         measuring = options.executor_measure and strategy.name == "vertical" and len(pending) > timed
         first, rest = (pending[:timed], pending[timed:]) if measuring else (pending, [])
-        start = strategy.start([] if self.cancelled else first, self._make_executor, serial=serial)
+        auto = MeasuredAuto(options, self.pipeline)
+        start = strategy.start(
+            [] if self.cancelled else first, self._make_executor, serial=options.executor == "serial"
+        )
         yield self._started(ledger, self._estimate(start.measured, bool(pending)))
-        measure = ThreadsMeasure()
-        for record in start.probes:
-            self._timed(measure, ledger)
-            yield self._finished(ledger, record)
         items = start.results
         if items is None and start.remaining and not self.cancelled:
             items = strategy.run(self.pipeline, start.remaining, self._make_executor())
-        for item in items or ():
+        for item in itertools.chain(start.probes, items or ()):
             if isinstance(item, StageProgress):
                 yield item
                 continue
-            self._timed(measure, ledger)
+            auto.finished()
             yield self._finished(ledger, item)
         if rest and not self.cancelled:
-            measure.stop()
-            chosen = yield from self._choose(measure, len(rest))
-            yield from self._rest(strategy, ledger, rest, chosen)
-
-    def _timed(self, measure: ThreadsMeasure, ledger: _Ledger) -> None:
-        """Count a task finished for auto's measure: it starts when each worker has
-        finished a first task (imports and warm-up), and counts every task after."""
-        finished = ledger.counts["done"] + ledger.counts["failed"]
-        if finished + 1 == self.plan.options.worker_count:
-            measure.start()
-        elif finished + 1 > self.plan.options.worker_count:
-            measure.finished()
-
-    def _choose(self, measure: ThreadsMeasure, remaining: int) -> Generator[Event, None, str]:
-        """The executor for the tasks left after auto's measure (run.json and an event
-        say which, and why); returns its name (a generator: ``yield from`` gives it)."""
-        options = self.plan.options
-        workers = max(1, min(options.worker_count, remaining))
-        choice = choose_after_measure(
-            measure,
-            remaining,
-            workers=workers,
-            cores=cpu_count(),
-            workers_warm=warm_workers(options.low_priority) >= workers,
-        )
-        reason = f"{options.executor_reason}. Measured: {choice.reason}"
-        self.folder.write_provenance(
-            {"executor": choice.executor, "executor_reason": reason, "executor_measured": choice.numbers}
-        )
-        yield ExecutorChosen(choice.executor, choice.reason)
-        return choice.executor
+            choice = auto.choose(len(rest), self.folder)
+            yield ExecutorChosen(choice.executor, choice.reason)
+            yield from self._rest(strategy, ledger, rest, auto if choice.executor == "processes" else None)
 
     def _rest(
-        self, strategy: Strategy, ledger: _Ledger, rest: list[TaskJob], executor: str
+        self, strategy: Strategy, ledger: _Ledger, rest: list[TaskJob], auto: MeasuredAuto | None
     ) -> Iterator[Event]:
-        """The tasks after auto's measure, on ``executor``. Worker processes start in the
-        background while the threads go on with tasks, and take the rest once ready."""
+        """The tasks after ``auto``'s measure: on the threads that ran the first ones, or,
+        given ``auto``, on threads until worker processes are ready, then on those."""
         threads = self._executor
-        assert threads is not None and isinstance(strategy, Vertical)  # the measured tasks ran so
+        assert threads is not None and isinstance(strategy, Vertical)  # the first tasks ran so
         jobs = iter(rest)
-        if executor == "processes":
-            options = replace(self.plan.options, executor="processes")
-            count = max(1, min(options.worker_count, len(rest)))
-            ready = prestart(
-                count, self.pipeline.modules, low_priority=options.low_priority, code=self.pipeline.user_code
-            )
-            meanwhile = _until(jobs, lambda: all(future.done() for future in ready))
-            for item in strategy.run(self.pipeline, meanwhile, threads):
+        if auto is not None:
+            for item in strategy.run(self.pipeline, auto.until_workers_ready(jobs, len(rest)), threads):
                 yield item if isinstance(item, StageProgress) else self._finished(ledger, item)
             if self.cancelled:
                 return
-            self._executor = make_executor(options, self.pipeline.user_code, count)
+            options = replace(self.plan.options, executor="processes")
+            self._executor = make_executor(options, self.pipeline.user_code, auto.workers(len(rest)))
             threads.close()
             if self.cancelled:
                 self._executor.cancel()
@@ -419,14 +385,6 @@ class Runner:
             "status": "running",
             "resumed_tasks": skipped,
         }
-
-
-def _until(jobs: Iterator[TaskJob], ready: Callable[[], bool]) -> Iterator[TaskJob]:
-    """The jobs of ``jobs`` until ``ready()`` (asked after each): the others stay in it."""
-    for job in jobs:
-        yield job
-        if ready():
-            return
 
 
 def _groups(pattern: Any) -> list[str]:
