@@ -85,7 +85,7 @@ def _demo_classifier(args: argparse.Namespace, folder: Path) -> Report:
             count = counts.get(f"{stage}_nuclei.count", {}).get(truth_file.name, float("nan"))
             if saved.is_file():
                 mask = tifffile.imread(saved) > 0
-                iou = np.count_nonzero(mask & truth) / max(np.count_nonzero(mask | truth), 1)
+                iou = int(np.count_nonzero(mask & truth)) / max(int(np.count_nonzero(mask | truth)), 1)
                 row += f"{iou:>{width}.2f}{count:>8.0f}"
             else:
                 row += f"{'-':>{width}}{'-':>8}"
