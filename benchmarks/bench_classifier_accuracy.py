@@ -125,6 +125,7 @@ def shared_rows(painter: Painter, data: Path) -> list[Result]:
             f"worst {min(pairs):.3f}",
         )
     )
+    rows += level_rows(fields, references)
     half = dna.shape[1] // 2
     for name, painted, scored in (
         ("left", np.s_[:, :half], np.s_[:, half:]),
@@ -141,6 +142,53 @@ def shared_rows(painter: Painter, data: Path) -> list[Result]:
             )
         )
     return rows
+
+
+def level_rows(fields: list[np.ndarray], references: list[np.ndarray]) -> list[Result]:
+    """Why some fields teach others poorly: where each reference puts its outlines.
+
+    Each field's Otsu level (of its blurred pixels) on its percentile-scaled pixels; how
+    far the mask moves when that level moves by 15 %; and the best a forest that learns the
+    painted field's level can do: the blurred pixels of each other field above it.
+    """
+    blurred = [filters.gaussian(f.astype(np.float32), 2, preserve_range=True) for f in fields]
+    scales = [np.percentile(f.astype(np.float32), forests.PERCENTILES) for f in fields]
+    levels = [
+        (filters.threshold_otsu(b) - low) / (high - low)
+        for b, (low, high) in zip(blurred, scales, strict=True)
+    ]
+    moved = [
+        iou(b > filters.threshold_otsu(b) * factor, r)
+        for b, r in zip(blurred, references, strict=True)
+        for factor in (0.85, 1.15)
+    ]
+    learnt = [
+        iou(blurred[j] > scales[j][0] + levels[k] * (scales[j][1] - scales[j][0]), references[j])
+        for k in range(len(fields))
+        for j in range(len(fields))
+        if j != k
+    ]
+    return [
+        Result(
+            "Otsu level of each field, percentile-scaled",
+            f"{min(levels):.3f} to {max(levels):.3f}",
+            "info",
+            None,
+        ),
+        Result(
+            "a field's own mask with its level moved 15 %: IoU",
+            f"{min(moved):.3f} to {max(moved):.3f}",
+            "info",
+            None,
+        ),
+        Result(
+            "the painted field's level applied to each other field: worst IoU",
+            f"{min(learnt):.3f}",
+            "info",
+            None,
+            f"{sum(v >= TARGET for v in learnt)}/{len(learnt)} pairs at 0.9 or more",
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
