@@ -76,3 +76,12 @@ def test_bench_classifier_compares_the_stage_with_predict_segmenter() -> None:
     done = subprocess.run([*command, "--rounds", "1"], capture_output=True, text=True, timeout=300)
     assert "pixel_classifier predict / predict_segmenter, same forest" in done.stdout, done.stderr[-3000:]
     assert "the two classings differ" not in done.stderr
+
+
+@pytest.mark.slow
+def test_bench_classifier_accuracy_scores_the_gradient_case_without_shared_data() -> None:
+    command = [sys.executable, str(BENCHMARKS / "bench_classifier_accuracy.py"), "--data", "none"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "background gradient, strokes on one image: worst IoU" in done.stdout
+    assert "PASS" in done.stdout and "the synthetic case only" in done.stderr

@@ -1,7 +1,8 @@
 """The demos: synthetic datasets that need different parameters, the default pipeline and a
 parameter table; plates of unevenly lit images with the pipeline that corrects them; a
 small synthetic plate for a screen, with its pipeline (quality rules included) and plate
-map; and a slide larger than one would load whole, written block by block as a tiled
+map; nuclei on a background gradient that a threshold cannot cut, with a classifier's
+painted training; and a slide larger than one would load whole, written block by block as a tiled
 BigTIFF, with its pipeline. Each is written to a folder."""
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import numpy as np
 
 from .pipeline.model import Pipeline
 from .run_folder.tables import FOLDER
-from .synthetic import nuclei_image, vignetting, write_nuclei_folder
+from .synthetic import gradient_nuclei, nuclei_image, painted_strokes, vignetting, write_nuclei_folder
 
 __all__ = [
+    "CLASSIFIER_PIPELINE",
     "DATASETS",
     "DEFAULT_PIPELINE",
     "FOCUS_SLOPE_MIN",
@@ -27,11 +29,13 @@ __all__ = [
     "SCREEN_COLUMNS",
     "SCREEN_PIPELINE",
     "SCREEN_READOUT",
+    "ClassifierDemo",
     "DemoFiles",
     "IlluminationDemo",
     "LargeDemo",
     "ScreenFiles",
     "default_pipeline",
+    "prepare_classifier_demo",
     "prepare_demo",
     "prepare_illumination_demo",
     "prepare_large_demo",
@@ -292,6 +296,58 @@ def prepare_screen(folder: str | Path, shape: tuple[int, int] = (128, 128)) -> S
     annotations = folder / "plate_map.csv"
     annotations.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return ScreenFiles(images, pipeline, annotations, PLATE_METADATA)
+
+
+# -- a threshold fails, a classifier succeeds ---------------------------------------------
+
+#: Otsu's threshold of the blurred image, and a classifier trained on strokes on another image
+CLASSIFIER_PIPELINE = """\
+version: 1
+name: threshold or classifier
+stages:
+  - {{name: blurred, function: gaussian, params: {{sigma: 2.0}}}}
+  - {{name: otsu, function: threshold, save: true}}
+  - {{name: otsu_labels, function: label}}
+  - {{name: otsu_kept, function: remove_small_objects, params: {{min_size: 30}}}}
+  - {{name: otsu_nuclei, function: measure, inputs: {{labels: otsu_kept, intensity: input}}}}
+  - {{name: painted, function: pixel_classifier, inputs: {{image: input}}, save: true,
+     params: {{training: "{training}", training_sha256: "{sha}", output: mask, foreground: 2}}}}
+  - {{name: painted_labels, function: label}}
+  - {{name: painted_kept, function: remove_small_objects, params: {{min_size: 30}}}}
+  - {{name: painted_nuclei, function: measure, inputs: {{labels: painted_kept, intensity: input}}}}
+"""
+
+
+class ClassifierDemo(NamedTuple):
+    """What :func:`prepare_classifier_demo` writes."""
+
+    images: Path
+    truth: Path
+    pipeline: Path
+
+
+def prepare_classifier_demo(folder: str | Path, count: int = 4) -> ClassifierDemo:
+    """Write nuclei on a strong background gradient, their true masks, a training file of
+    strokes painted on one more such image (:func:`.synthetic.painted_strokes`), and
+    ``classifier.yaml`` naming it with its SHA-256: ``gradient/field_01.tif``...,
+    ``truth/field_01.tif``..., ``classifier_training.npz``."""
+    import tifffile
+
+    from .stages.training import write_training
+
+    images, truth = Path(folder) / "gradient", Path(folder) / "truth"
+    for path in (images, truth):
+        path.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        image, nuclei = gradient_nuclei(seed=index + 1)
+        tifffile.imwrite(images / f"field_{index + 1:02d}.tif", image)
+        tifffile.imwrite(truth / f"field_{index + 1:02d}.tif", nuclei.astype(np.uint8))
+    trained_on, nuclei = gradient_nuclei(seed=0)
+    training = Path(folder) / "classifier_training.npz"
+    sha = write_training(training, [{"image": trained_on, "labels": painted_strokes(nuclei, seed=0)}])
+    pipeline = Path(folder) / "classifier.yaml"
+    pipeline.write_text(CLASSIFIER_PIPELINE.format(training=training.name, sha=sha), encoding="utf-8")
+    return ClassifierDemo(images, truth, pipeline)
 
 
 # -- the large-image demo ---------------------------------------------------------------

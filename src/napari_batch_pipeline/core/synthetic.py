@@ -1,4 +1,5 @@
-"""Synthetic nuclei images, made on the fly with a fixed seed: for the demo, sample data and tests."""
+"""Synthetic nuclei images, made on the fly with a fixed seed: for the demo, sample data and
+tests; and strokes painted as a person paints a classifier's training, from a mask."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["nuclei_image", "vignetting", "write_nuclei_folder"]
+__all__ = ["gradient_nuclei", "nuclei_image", "painted_strokes", "vignetting", "write_nuclei_folder"]
 
 
 def nuclei_image(
@@ -87,3 +88,71 @@ def write_nuclei_folder(folder: str | Path, count: int = 6, seed: int = 0, **kwa
         tifffile.imwrite(path, nuclei_image(seed=seed + index, **kwargs))
         paths.append(path)
     return paths
+
+
+def gradient_nuclei(shape: tuple[int, int] = (192, 192), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Nuclei on a background that rises from left to right by more than their brightness
+    (a global threshold cuts the bright side's background with the nuclei), and the nuclei.
+
+    Returns
+    -------
+    image : (M, N) ndarray of uint16
+    truth : (M, N) ndarray of bool
+        The nuclei: Otsu's threshold of the blurred image without the gradient.
+    """
+    from skimage.filters import threshold_otsu
+
+    clean = ndi.gaussian_filter(
+        nuclei_image(shape, max(1, shape[0] * shape[1] // 2600), 8.0, seed=seed).astype(np.float64), 2
+    )
+    ramp = np.indices(shape)[1] / shape[1] * (clean.max() - clean.min()) * 1.2
+    return np.clip(clean + ramp, 0, 65535).astype(np.uint16), clean > threshold_otsu(clean)
+
+
+def painted_strokes(truth: np.ndarray, seed: int = 0, objects: int = 8, background: int = 8) -> np.ndarray:
+    """A classifier's training as a person paints it on one image whose objects are ``truth``.
+
+    Class 2 in objects, 1 around them: a stroke across each of ``objects`` objects (kept
+    2 pixels from its edge); along half the outline of half of them, the last pixels
+    inside (2) and the first outside (1), as one paints up to an edge; and ``background``
+    strokes of 12 pixels in the background (2 pixels or more from any object), half of
+    them near the objects (4 to 15 pixels away), half far (more than 15). A few hundred
+    pixels in all, chosen with ``seed``.
+
+    Returns
+    -------
+    ndarray of uint8, shaped as ``truth``
+        0 unpainted, 1 background, 2 objects.
+    """
+    from skimage.draw import line
+
+    truth = np.asarray(truth, dtype=bool)
+    rng = np.random.default_rng(seed)
+    inside, outside = ndi.distance_transform_edt(truth), ndi.distance_transform_edt(~truth)
+    labels, count = ndi.label(truth)
+    painted = np.zeros(truth.shape, np.uint8)
+    chosen = [k for k in rng.permutation(count) + 1 if np.count_nonzero(labels == k) >= 40][:objects]
+    for number, k in enumerate(chosen):
+        ys, xs = np.nonzero(labels == k)
+        row, centre = int(ys.mean()), xs.mean()
+        across = (ys == row) & (inside[ys, xs] > 2)
+        painted[ys[across], xs[across]] = 2
+        if number >= len(chosen) // 2:
+            continue
+        near = ndi.binary_dilation(labels == k, iterations=5)
+        ys, xs = np.nonzero(near)
+        half = (np.arctan2(ys - ys.mean(), xs - centre) - rng.uniform(-np.pi, np.pi)) % (2 * np.pi) < np.pi
+        edge_in, edge_out = half & (inside[ys, xs] == 1), half & (outside[ys, xs] == 1)
+        painted[ys[edge_in], xs[edge_in]] = 2
+        painted[ys[edge_out], xs[edge_out]] = 1
+    for low, high in ((4, 15), (15, np.inf)):
+        starts = np.flatnonzero((outside >= low) & (outside < high))
+        for start in rng.choice(starts, min(background // 2, starts.size), replace=False):
+            y, x = np.unravel_index(start, truth.shape)
+            angle = rng.uniform(0, np.pi)
+            rr, cc = line(int(y), int(x), int(y + 11 * np.sin(angle)), int(x + 11 * np.cos(angle)))
+            keep = (rr < truth.shape[0]) & (cc >= 0) & (cc < truth.shape[1])
+            rr, cc = rr[keep], cc[keep]
+            keep = outside[rr, cc] >= 2
+            painted[rr[keep], cc[keep]] = 1
+    return painted

@@ -228,45 +228,6 @@ def test_object_classes_equal_a_forest_on_the_same_measurements(tmp_path: Path) 
     assert empty.empty and "class" in empty.columns and "probability_2" in empty.columns
 
 
-def _gradient_case(seed: int, shape: tuple[int, int] = (192, 192)) -> tuple[np.ndarray, np.ndarray]:
-    """Nuclei on a background that rises from left to right by more than their brightness,
-    and the nuclei themselves (Otsu on the image without the gradient)."""
-    clean = filters.gaussian(
-        nuclei_image(shape, 14, 8.0, seed=seed).astype(np.float64), 2, preserve_range=True
-    )
-    truth = clean > filters.threshold_otsu(clean)
-    ramp = np.indices(shape)[1] / shape[1] * (clean.max() - clean.min()) * 1.2
-    return np.clip(clean + ramp, 0, 65535).astype(np.uint16), truth
-
-
-def test_where_otsu_fails_on_a_background_gradient_the_classifier_succeeds(tmp_path: Path) -> None:
-    image, truth = _gradient_case(0)
-    rng = np.random.default_rng(1)
-    painted = np.zeros(image.shape, np.uint8)  # 500 pixels: everywhere, and more in the nuclei
-    anywhere = rng.choice(image.size, 400, replace=False)
-    painted.flat[anywhere] = np.where(truth.flat[anywhere], 2, 1)
-    painted.flat[rng.choice(np.flatnonzero(truth), 100, replace=False)] = 2
-    sha = write_training(tmp_path / "gradient.npz", [{"image": image, "labels": painted}])
-    for seed in (3, 4, 5):
-        other, expected = _gradient_case(seed)
-        otsu = other > filters.threshold_otsu(other)
-        mask = pixel_classifier(
-            other,
-            training=str(tmp_path / "gradient.npz"),
-            training_sha256=sha,
-            trees=50,
-            features={"sigma_min": 1, "sigma_max": 16},
-            output="mask",
-            foreground=2,
-        )
-        assert _iou(otsu, expected) < 0.7
-        assert _iou(mask, expected) >= 0.9, seed
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / (a | b).sum())
-
-
 def test_each_channel_of_a_multichannel_image_gives_its_features(tmp_path: Path) -> None:
     dna, other = _image(0), _image(1)
     stack = np.stack([dna, other[::-1]], axis=-1)  # (Y, X, 2)

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import PipelineError
 from ..pipeline.stage_config import StageConfig
+from ..stages.forests import feature_settings
 
 __all__ = ["EXACT_THRESHOLDS", "TiledChain", "local_radius", "tiled_chain"]
 
@@ -50,6 +51,23 @@ def local_radius(stage: StageConfig) -> int | None:
         return _RADII[stage.function](stage.params)
     if stage.function == "threshold" and stage.params.get("method") == "local":
         return int(stage.params["block_size"])  # a Gaussian of sigma (block - 1) / 6 reaches less
+    if stage.function == "pixel_classifier":
+        # multiscale_basic_features: a Gaussian of its largest sigma, then a Sobel filter (1
+        # pixel) or the Hessian's two gradients (2); one more against the sigmas' rounding
+        largest = feature_settings(stage.params.get("features") or {})["sigma_max"]
+        return int(4.0 * largest + 0.5) + 3
+    return None
+
+
+def _untileable_classifier(stage: StageConfig) -> str | None:
+    """Why a pixel classifier cannot run tiled exactly, or None if it can."""
+    if stage.params.get("normalize", "percentile") != "none":
+        return (
+            "normalize: percentile scales each image by its own percentiles, which one tile "
+            "does not see; set normalize: none to run it tiled"
+        )
+    if stage.params.get("channel_axis") is not None:
+        return "a pixel classifier of a multi-channel image cannot run tiled yet"
     return None
 
 
@@ -137,6 +155,8 @@ def tiled_chain(pipeline: Any) -> TiledChain:
                         f"choose one of {', '.join(EXACT_THRESHOLDS)}",
                     )
                 thresholds.append(stage.name)
+            elif stage.function == "pixel_classifier" and (why := _untileable_classifier(stage)):
+                raise _refuse(stage, why)
             elif (reach := local_radius(stage)) is not None:
                 radius += reach
             elif ":" in stage.function:  # a user's function
