@@ -347,7 +347,8 @@ def main(
     if note:
         print(note, file=sys.stderr)
     shutil.rmtree(layout.parts_dir, ignore_errors=True)  # left by an interrupted run
-    given, failures = learn_groups(pipeline or ExportedPipeline(()), tasks, layout, process, groups or {})
+    exported = pipeline or ExportedPipeline(())
+    given, failures = learn_groups(exported, tasks, layout, process, groups or {}, quality)
     records = {}
     for task in tasks:
         if task.key in failures:

@@ -13,6 +13,10 @@ or a measurement the stage does not give, is refused naming the rule. An image b
 a rule keeps its status; the run's tables flag it (see :mod:`..results.screen`). Rules
 do not change what a stage computes: they are not part of the pipeline's hash, and a
 finished run can be judged by other rules without recomputing an image.
+
+Before a group stage (see DESIGN, "Screens"), the rules on table stages listed before it
+that take no group stage's output, directly or not (:func:`rules_before`), judge each
+member first: a group learns from its unflagged members only.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from typing import Any
 
 from ..errors import PipelineError
 from ..stages.quality import QUALITY_MEASUREMENTS
-from .stage_config import StageConfig
+from .stage_config import StageConfig, upstream
 
-__all__ = ["COUNT", "QUALITY_KEY", "QualityRule", "parse_quality"]
+__all__ = ["COUNT", "QUALITY_KEY", "QualityRule", "parse_quality", "rules_before"]
 
 #: the pipeline file's key of the rules
 QUALITY_KEY = "quality"
@@ -112,6 +116,36 @@ def parse_quality(data: Any, stages: Sequence[StageConfig]) -> tuple[QualityRule
         )
     by_name = {stage.name: stage for stage in stages}
     return tuple(_rule(f"{QUALITY_KEY}[{number}]", item, by_name) for number, item in enumerate(data))
+
+
+def rules_before(rules: Sequence[QualityRule], stages: Sequence[Any], stage: str) -> tuple[QualityRule, ...]:
+    """The rules that judge the members of group stage ``stage`` before it learns.
+
+    Parameters
+    ----------
+    rules : sequence of QualityRule
+        The pipeline's rules.
+    stages : sequence
+        The pipeline's stages in order, each with ``name``, ``inputs`` (argument ->
+        source) and ``group_by`` (None for a stage that is no group stage).
+    stage : str
+        A group stage.
+
+    Returns
+    -------
+    tuple of QualityRule
+        Those on a stage listed before ``stage`` whose output needs no group stage's
+        result (it is computed from the image alone, before any group learns).
+    """
+    names = [s.name for s in stages]
+    graph = {s.name: dict(s.inputs) for s in stages}
+    groups = {s.name for s in stages if s.group_by is not None}
+    before = set(names[: names.index(stage)])
+    return tuple(
+        rule
+        for rule in rules
+        if rule.stage in before and not ({rule.stage} | upstream(graph, rule.stage)) & groups
+    )
 
 
 def _rule(where: str, item: Any, stages: Mapping[str, StageConfig]) -> QualityRule:

@@ -59,6 +59,7 @@ __all__ = [
     "check_screen",
     "check_table_format",
     "flag_images",
+    "flag_measured",
     "per_image_measurements",
     "plates",
     "refuse_number_twins",
@@ -189,6 +190,14 @@ def flag_images(images: pd.DataFrame, rules: Sequence[QualityRule]) -> pd.Series
             if broken:
                 flags[position].append(broken)
     return pd.Series([_FLAG_SEPARATOR.join(f) for f in flags], index=images.index, dtype=object)
+
+
+def flag_measured(measured: Mapping[str, Any], rules: Sequence[QualityRule]) -> str:
+    """The ``flagged`` cell of one done image from its per-image measurements (``{<stage>
+    .count: n, <stage>.mean_<measurement>: value}``, as images.csv holds them): judged
+    as :func:`flag_images` judges a row of images.csv."""
+    frame = pd.DataFrame([{STATUS: DONE, **measured}])
+    return str(flag_images(frame, rules).iloc[0])
 
 
 def plates(images: pd.DataFrame) -> pd.Series:
