@@ -135,7 +135,9 @@ def test_changing_the_rules_learns_the_groups_again_and_the_same_rules_reuse_the
     for table in ("images.csv", "nuclei.csv", "groups.csv"):
         resumed, expected = pd.read_csv(out / table), pd.read_csv(fresh / table)
         dropped = [c for c in ("seconds", "key") if c in expected.columns]
-        pd.testing.assert_frame_equal(resumed.drop(columns=dropped), expected.drop(columns=dropped), obj=table)
+        pd.testing.assert_frame_equal(
+            resumed.drop(columns=dropped), expected.drop(columns=dropped), obj=table
+        )
     learnt = {group: (out / "illum" / f"{group}.tif").stat().st_mtime_ns for group in ("p1", "p2")}
 
     same = _run(screen["ruled"], screen["in"], "-o", out, *options)  # nothing changed

@@ -30,7 +30,15 @@ from ..errors import PipelineError
 from ..stages.quality import QUALITY_MEASUREMENTS
 from .stage_config import StageConfig, upstream
 
-__all__ = ["COUNT", "QUALITY_KEY", "QualityRule", "parse_quality", "rules_before"]
+__all__ = [
+    "COUNT",
+    "QUALITY_KEY",
+    "QualityRule",
+    "gives",
+    "known_measurements",
+    "parse_quality",
+    "rules_before",
+]
 
 #: the pipeline file's key of the rules
 QUALITY_KEY = "quality"
@@ -164,8 +172,8 @@ def _rule(where: str, item: Any, stages: Mapping[str, StageConfig]) -> QualityRu
             f"{where}: measure {measure!r}: {stage!r} is not a table stage of the pipeline; "
             f"its table stages are {', '.join(tables) or 'none'}"
         )
-    known = _measurements(stages[stage])
-    if known is not None and measurement not in known and not _expanded(measurement, known):
+    known = known_measurements(stages[stage])
+    if not gives(known, measurement):
         raise PipelineError(
             f"{where}: measure {measure!r}: stage {stage!r} ({stages[stage].function}) gives no "
             f"measurement {measurement!r}; it gives {', '.join(sorted(known))}"
@@ -178,13 +186,19 @@ def _rule(where: str, item: Any, stages: Mapping[str, StageConfig]) -> QualityRu
     return QualityRule(stage, measurement, low, high)
 
 
-def _measurements(stage: StageConfig) -> set[str] | None:
+def known_measurements(stage: StageConfig) -> set[str] | None:
     """What a built-in table stage gives (with ``count``); None for a user's stage."""
     if stage.function == "image_quality":
         return {COUNT, *QUALITY_MEASUREMENTS}
     if stage.function == "measure":
         return {COUNT, *(p for p in stage.params.get("properties", ()) if p != "label")}
     return None
+
+
+def gives(known: set[str] | None, measurement: str) -> bool:
+    """Whether a stage that gives ``known`` (None: a user's stage, anything) gives
+    ``measurement``, or a column of it (``centroid-0`` of ``centroid``)."""
+    return known is None or measurement in known or _expanded(measurement, known)
 
 
 def _expanded(measurement: str, known: set[str]) -> bool:
