@@ -37,6 +37,7 @@ __all__ = [
     "PlateGrid",
     "draw_plate",
     "plate_figure",
+    "plate_figures",
     "plate_grid",
     "plate_shape",
     "well_rows",
@@ -68,7 +69,8 @@ class PlateGrid:
     flagged, negative, positive : ndarray of bool
         Wells with a flagged image; wells of the negative and positive controls.
     note : str
-        Empty when ``measurement`` is the readout named; else why another is shown.
+        What the title says of ``measurement`` (the screen's readout, or why another is
+        shown); empty: nothing.
     """
 
     measurement: str
@@ -156,10 +158,8 @@ def draw_plate(figure: PlateFigure, grid: PlateGrid, plate: str) -> None:
     axes.set_xticks(range(n_columns), [str(c) for c in range(1, n_columns + 1)])
     axes.set_yticks(range(n_rows), grid.row_labels)
     axes.tick_params(labelsize=7)
-    said = f"\n({grid.note})" if grid.note else ""
-    axes.set_title(
-        f"plate {plate}: readout {grid.measurement}{said}\nx: flagged; outlined: controls", fontsize=9
-    )
+    said = f"\n{grid.note}" if grid.note else ""
+    axes.set_title(f"plate {plate}: {grid.measurement}{said}\nx: flagged; outlined: controls", fontsize=9)
 
 
 def well_rows(images: pd.DataFrame, row: int, column: int) -> list[int]:
@@ -170,6 +170,23 @@ def well_rows(images: pd.DataFrame, row: int, column: int) -> list[int]:
     return [i for i, (r, c) in enumerate(zip(rows, columns, strict=True)) if (r, c) == (row + 1, column + 1)]
 
 
+def plate_figures(
+    images: pd.DataFrame, columns: Sequence[str], named: str | None, settings: ScreenSettings
+) -> dict[str, PlateFigure]:
+    """The heat map of every plate of ``images`` (images.csv, typed), by plate: the readout
+    ``named`` per well (else the default, said in the title; see
+    :func:`.screen.choose_readout`), flagged wells crossed, controls outlined."""
+    readout, note = choose_readout(columns, named)
+    plate = plates(images)
+    figures = {}
+    for name in pd.unique(plate):
+        grid = plate_grid(
+            images[plate == name], readout, settings.negative, settings.positive, settings.well_aggregate
+        )
+        figures[str(name)] = plate_figure(replace(grid, note=note), str(name))
+    return figures
+
+
 def write_plate_plots(
     layout: RunLayout,
     images: pd.DataFrame,
@@ -177,19 +194,13 @@ def write_plate_plots(
     named: str | None,
     settings: ScreenSettings,
 ) -> list[Path]:
-    """``plate_<plate>.png`` of every plate: the readout ``named`` (else the default, said
-    in the title; see :func:`.screen.choose_readout`) per well; the files written."""
+    """Write ``plate_<plate>.png`` of every plate (:func:`plate_figures`); the files written."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    readout, note = choose_readout(columns, named)
-    plate = plates(images)
     written = []
-    for name in pd.unique(plate):
-        grid = plate_grid(
-            images[plate == name], readout, settings.negative, settings.positive, settings.well_aggregate
-        )
-        target = layout.plate_plot(str(name))
+    for name, figure in plate_figures(images, columns, named, settings).items():
+        target = layout.plate_plot(name)
         with atomic_path(target) as temporary:
-            FigureCanvasAgg(plate_figure(replace(grid, note=note), str(name))).print_png(str(temporary))
+            FigureCanvasAgg(figure).print_png(str(temporary))
         written.append(target)
     return written

@@ -222,10 +222,11 @@ def choose_readout(columns: Sequence[str], named: str | None) -> tuple[str, str]
         ``named`` when the run measured it; else the default: the first mean
         measurement (the first count when there is none).
     note : str
-        Empty for a readout named and measured; else what was shown instead and why.
+        What the figures say of it: ``the screen's readout``, or what is shown instead
+        and why.
     """
     if named is not None and named in columns:
-        return named, ""
+        return named, "the screen's readout"
     first = next((c for c in columns if ".mean_" in c), columns[0])
     if named is not None:
         return first, f"the readout {named} was not measured: the first measurement instead"
