@@ -8,6 +8,8 @@ say so. Real runs on the command line, tables and figures read back."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +127,22 @@ def test_without_a_readout_the_figures_show_the_first_measurement_and_say_so(
     assert f"readout: {first} (no readout named" in result.stderr
     title = _figures(run, None)["P1"].axes[0].get_title()
     assert title.startswith(f"plate P1: {first}\nno readout named (screen: readout, or the readout option)")
+
+
+def test_the_exported_script_shows_the_pipelines_readout(tmp_path: Path, screen, cli_here) -> None:
+    from matplotlib.image import imread
+
+    engine, other, exported = tmp_path / "engine", tmp_path / "other", tmp_path / "script"
+    assert _run(cli_here, screen, engine).returncode == 0
+    assert _run(cli_here, screen, other, "--readout", "nuclei.mean_area").returncode == 0
+    script = tmp_path / "screen.py"
+    assert cli_here("export-script", screen.pipeline, "-o", script).returncode == 0
+    assert f"READOUT = {READOUT!r}" in script.read_text()
+    argv = [sys.executable, script, screen.images, exported, "--metadata", screen.metadata]
+    argv += ["--annotations", screen.annotations, *CONTROLS]
+    done = subprocess.run(list(map(str, argv)), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for plate in ("P1", "P2"):
+        shown = imread(exported / f"plate_{plate}.png")
+        np.testing.assert_array_equal(shown, imread(engine / f"plate_{plate}.png"))
+        assert not np.array_equal(shown, imread(other / f"plate_{plate}.png"))
