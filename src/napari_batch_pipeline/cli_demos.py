@@ -50,7 +50,7 @@ def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
     import pandas as pd
 
     from .core.demo import prepare_screen
-    from .core.results.conclusions import READOUT_SHOWN, SCREEN_KEY
+    from .core.results.conclusions import readout_shown
     from .core.run_folder.reader import RunResults
 
     files = prepare_screen(folder)
@@ -72,7 +72,7 @@ def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
     for row in images[images["flagged"].fillna("") != ""].itertuples():
         print(f"flagged: {row.image}: {row.flagged}")
     # the Z' of the readout (the pipeline's screen: readout), not the best of all measurements
-    readout = RunResults(layout.root).provenance[SCREEN_KEY][READOUT_SHOWN]
+    readout = readout_shown(RunResults(layout.root))
     assay = pd.read_csv(layout.assay_table)
     for row in assay[assay["measurement"] == readout].itertuples():
         scores = f"{row.z_prime:.2f} (robust Z' {row.robust_z_prime:.2f}, SSMD {row.ssmd:.1f}, {row.level}s)"

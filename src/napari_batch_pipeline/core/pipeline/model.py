@@ -308,7 +308,9 @@ class Pipeline:
             stages[stage_name] = replace(stage, params={**stage.params, param: value})
         return self._copy(stages.values(), self.quality)
 
-    def _copy(self, stages: Iterable[StageConfig], quality: Iterable[QualityRule] | None) -> Pipeline:
+    def _copy(
+        self, stages: Iterable[StageConfig], quality: Iterable[Mapping[str, Any] | QualityRule] | None
+    ) -> Pipeline:
         copied = Pipeline(stages, name=self.name, channels=self.channels, quality=quality, folder=self.folder)
         copied.readout = check_readout(self.readout, copied.stages)
         return copied

@@ -176,7 +176,7 @@ def _rule(where: str, item: Any, stages: Mapping[str, StageConfig]) -> QualityRu
     if not gives(known, measurement):
         raise PipelineError(
             f"{where}: measure {measure!r}: stage {stage!r} ({stages[stage].function}) gives no "
-            f"measurement {measurement!r}; it gives {', '.join(sorted(known))}"
+            f"measurement {measurement!r}; it gives {', '.join(sorted(known or ()))}"
         )
     low, high = (_bound(where, item, key) for key in ("min", "max"))
     if low is None and high is None:

@@ -63,6 +63,7 @@ __all__ = [
     "digit_ids",
     "parquet_tables",
     "read_quality",
+    "readout_shown",
     "recorded_settings",
     "rewrite_tables",
     "run_annotations",
@@ -78,6 +79,12 @@ _ADDED = "added_columns"
 #: the record's readout the plate figures show (the one named, else the default)
 READOUT_SHOWN = "readout_shown"
 log = logging.getLogger(__name__)
+
+
+def readout_shown(results: RunResults) -> str | None:
+    """The readout the run's plate figures show (run.json), None before a screen's conclusion."""
+    record = results.provenance.get(SCREEN_KEY)
+    return str(record[READOUT_SHOWN]) if isinstance(record, dict) and record.get(READOUT_SHOWN) else None
 
 
 def recorded_settings(results: RunResults) -> ScreenSettings:
