@@ -72,10 +72,12 @@ def screen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             tifffile.imwrite(folder / name, image.astype(np.uint16))
             if name != BRIGHT:
                 tifffile.imwrite(without / name, image.astype(np.uint16))
-    reference = root / "reference"
+    reference, baseline = root / "reference", root / "baseline"
     done = _run(files["plain"], without, "-o", reference, "--executor", "serial")
     assert done.returncode == 0, done.stderr
-    return {**files, "in": folder, "reference": reference}
+    done = _run(files["ruled"], folder, "-o", baseline, "--executor", "serial", "--strategy", "horizontal")
+    assert done.returncode == 0, done.stderr
+    return {**files, "in": folder, "reference": reference, "baseline": baseline}
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess:
@@ -112,6 +114,10 @@ def test_a_group_learns_from_its_unflagged_members_only(
         np.testing.assert_array_equal(_illumination(out, group), _illumination(reference, group))
     # the flagged image's own task is still corrected, with its group's (unflagged) result
     assert images.loc[BRIGHT, "status"] == "done"
+    for table in ("images.csv", "quality.csv", "nuclei.csv"):  # whatever the executor and strategy
+        found, expected = pd.read_csv(out / table), pd.read_csv(screen["baseline"] / table)
+        dropped = [c for c in ("seconds",) if c in expected.columns]
+        pd.testing.assert_frame_equal(found.drop(columns=dropped), expected.drop(columns=dropped), obj=table)
     if strategy == "vertical":
         assert not (out / "intermediate").exists()  # the quality tables of pass A go too
 

@@ -367,7 +367,7 @@ class GroupPasses:
             if job.key in failures:
                 yield job.failure(failures[job.key], seconds=0.0)
             else:
-                self.ready.append(replace(job, groups=fields.get(job.key, {})))
+                self.ready.append(replace(job, groups=fields.get(job.key, {}), tables=_judged_tables(job)))
 
     def _result(self, planned: _Planned) -> Path:
         return self.layout.group_result(planned.group.stage, planned.group.name)
@@ -396,6 +396,18 @@ class GroupPasses:
             GROUP_LEFT_OUT: join_left_out(left_out),
             FLAGGED_LEFT_OUT: join_left_out(flagged),
         }
+
+
+def _judged_tables(job: TaskJob) -> dict[str, str]:
+    """The tables pass A kept for ``job``'s image (quality stages that judge its groups), by
+    stage, as the horizontal strategy reads them: the vertical one reads them too."""
+    pipeline = load_pipeline(job)
+    tables = {}
+    for name in {n for stage in pipeline.group_stages for n in judged_stages(pipeline, stage)}:
+        path = intermediate_path(job, pipeline, name)
+        if path.is_file():
+            tables[name] = str(path)
+    return tables
 
 
 def _id(planned: _Planned) -> tuple[str, str]:
