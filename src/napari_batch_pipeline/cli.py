@@ -244,6 +244,12 @@ def _add_screen_options(command: argparse.ArgumentParser) -> None:
             "COL=VALUE",
             "the positive control images: assay.csv (Z' per plate and measurement)",
         ),
+        (
+            "--readout",
+            "STAGE.MEASUREMENT",
+            "the measurement the screen is about (nuclei.mean_intensity_mean): the plate figures show "
+            "it (default: the pipeline's screen: readout, else the first measurement)",
+        ),
     ):
         command.add_argument(flag, default=None, metavar=metavar, help=text)
     command.add_argument(

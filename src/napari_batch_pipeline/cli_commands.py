@@ -56,6 +56,7 @@ FLAGS = {
     "positive_control": "--positive-control",
     "table_format": "--table-format",
     "well_aggregate": "--well-aggregate",
+    "readout": "--readout",
     "quality": "--quality",
     "tile": "--tile",
     "halo": "--halo",
@@ -124,6 +125,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         positive_control=args.positive_control,
         table_format=args.table_format or "csv",
         well_aggregate=args.well_aggregate or "median",
+        readout=args.readout,
         **tiling_options(args),
     )
 
@@ -186,6 +188,7 @@ def _from_run(args: argparse.Namespace) -> BatchRun:
         table_format=args.table_format or screen.get("table_format") or "csv",
         **tiling_options(args, info.get("tiling") if isinstance(info.get("tiling"), dict) else None),
         well_aggregate=args.well_aggregate or screen.get("well_aggregate") or "median",
+        readout=args.readout or screen.get("readout"),
     )
 
 
@@ -332,6 +335,7 @@ def command_summarize(args: argparse.Namespace) -> int:
         "table_format",
         "quality",
         "well_aggregate",
+        "readout",
     )
     # under the folder's lock; refuses what does not fit before writing anything
     summarize(args.run_dir, group_by, **{name: getattr(args, name) for name in names})

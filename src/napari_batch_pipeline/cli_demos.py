@@ -98,7 +98,9 @@ def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
     """The demo's plate: quality flags, controls, Z'."""
     import pandas as pd
 
-    from .core.demo import SCREEN_READOUT, prepare_screen
+    from .core.demo import prepare_screen
+    from .core.results.conclusions import readout_shown
+    from .core.run_folder.reader import RunResults
 
     files = prepare_screen(folder)
     print(f"\na screen: plate {files.images}, plate map {files.annotations}, pipeline {files.pipeline}")
@@ -118,8 +120,10 @@ def _demo_screen(args: argparse.Namespace, folder: Path) -> Report:
     images, layout = report.images, RunLayout.at(folder / "screen_results")
     for row in images[images["flagged"].fillna("") != ""].itertuples():
         print(f"flagged: {row.image}: {row.flagged}")
-    assay = pd.read_csv(layout.assay_table)  # the readout's, not the best of all measurements
-    for row in assay[assay["measurement"] == SCREEN_READOUT].itertuples():
+    # the Z' of the readout (the pipeline's screen: readout), not the best of all measurements
+    readout = readout_shown(RunResults(layout.root))
+    assay = pd.read_csv(layout.assay_table)
+    for row in assay[assay["measurement"] == readout].itertuples():
         scores = f"{row.z_prime:.2f} (robust Z' {row.robust_z_prime:.2f}, SSMD {row.ssmd:.1f}, {row.level}s)"
         print(f"Z' of plate {row.plate}: {scores} on the readout {row.measurement}")
     print(

@@ -220,6 +220,8 @@ stages:
 quality:
   - {{measure: quality.power_log_log_slope, min: {focus_min}}}
   - {{measure: quality.saturated_fraction, max: 0.2}}
+screen:
+  readout: nuclei.mean_intensity_mean
 """
 
 #: the demo's focus rule: CellProfiler's PowerLogLogSlope, which brightness does not move
@@ -240,8 +242,8 @@ SCREEN_COLUMNS: dict[int, tuple[str, str, float]] = {
     6: ("staurosporine", "positive", 0.3),
 }
 SCREEN_ROWS = "ABCD"
-#: what the demo's screen is about: how bright the compounds leave the nuclei (its Z' is
-#: the one the demo prints)
+#: what the demo's screen is about: how bright the compounds leave the nuclei (the
+#: pipeline's ``screen: readout``: the plate figure shows it, the demo prints its Z')
 SCREEN_READOUT = "nuclei.mean_intensity_mean"
 #: a field out of focus and one saturated, which the quality rules flag
 PLATE_BLURRED, PLATE_SATURATED = "B03", "C04"

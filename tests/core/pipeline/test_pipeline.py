@@ -422,7 +422,7 @@ BAD_FILES: dict[str, tuple[Any, str | None, str | None, list[str]]] = {
         ("name: nuclei\n", "name: nuclei\nstage: []\n"),
         None,
         None,
-        ["unknown key 'stage'", "expected channels, name, quality, stages, version"],
+        ["unknown key 'stage'", "expected channels, name, quality, screen, stages, version"],
     ),
     "unknown_stage_key": (
         ("save: true", "saved: true"),

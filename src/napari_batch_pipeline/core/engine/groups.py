@@ -21,6 +21,13 @@ re-runs its group's tasks and nothing else. A result learnt without some members
 upstream failed) has the key of those it learnt from, not the planned one: a later run
 retries the missing members and, once one is done, learns the group again and runs its
 tasks again; while they still fail, the saved result is kept.
+
+Where quality rules judge the members first (:func:`..pipeline.quality.rules_before`),
+pass A also computes the tables of those rules' stages (kept as horizontal intermediates)
+and reports each member's measurements; a member that breaks a rule is left out of its
+group's statistic and counted (``images_flagged``, ``flagged_left_out``). The key then
+also holds the rules, their stages' keys and the flagged members' identities: other rules,
+or a flagged image replaced, learn the group again; the same ones reuse it without pass A.
 """
 
 from __future__ import annotations
@@ -30,22 +37,24 @@ import functools
 import hashlib
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..files import atomic_path
-from ..images.fields import read_field, spacing_of
-from ..pipeline.model import Pipeline
+from ..images.fields import spacing_of
+from ..pipeline.quality import QualityRule, rules_before
 from ..plan.groups import Group
 from ..plan.tasks import Task
+from ..results.screen import flag_measured
 from ..run_folder.groups import (
+    FLAGGED_LEFT_OUT,
     GROUP,
     GROUP_KEY,
     GROUP_LEFT_OUT,
     GROUP_STAGE,
+    IMAGES_FLAGGED,
     join_left_out,
     read_groups,
     remove_group_results,
@@ -59,26 +68,15 @@ from ..run_folder.records import TaskRecord, format_traceback
 from ..stages.illumination import ImagesOnDisk
 from .events import StageProgress
 from .executors import Executor
-from .horizontal import UnitResult, intermediate_path
+from .horizontal import MemberJob, MemberResult, intermediate_path, judged_stages, member_path, prepare_member
 from .jobs import TaskJob, failure_message, load_pipeline
 
 __all__ = [
     "GroupJob",
     "GroupPasses",
     "GroupResult",
-    "MemberJob",
     "compute_group",
-    "member_path",
-    "prepare_member",
 ]
-
-
-@dataclass(frozen=True)
-class MemberJob:
-    """Pass A for one image of a group: the group stage's input, computed to disk."""
-
-    stage: str
-    task: TaskJob
 
 
 @dataclass(frozen=True)
@@ -98,41 +96,6 @@ class GroupResult:
     seconds: float
     error: str = ""
     traceback: str | None = None
-
-
-def member_path(task: TaskJob, pipeline: Pipeline, stage: str) -> Path:
-    """Where the input of group stage ``stage`` for ``task``'s image is kept: the
-    horizontal intermediate of the stage it takes, or for a loaded image, one keyed alike."""
-    source = pipeline[stage].inputs[pipeline[stage].spec.main_arg]
-    if source in pipeline.input_names:
-        field = f"{task.field_stem}__{task.stamp}" if task.stamp else task.field_stem
-        return task.layout.intermediate(source, pipeline.source_key(source), field, table=False)
-    return intermediate_path(task, pipeline, source)
-
-
-def prepare_member(job: MemberJob) -> UnitResult:
-    """Pass A: compute the group stage's input for one image (the stages it needs only)."""
-    try:
-        pipeline = load_pipeline(job.task)
-        target = member_path(job.task, pipeline, job.stage)
-        if not target.exists():
-            _write_member(job.task, pipeline, job.stage, target)
-    except Exception as error:
-        return UnitResult(False, failure_message(error), format_traceback(error))
-    return UnitResult(True)
-
-
-def _write_member(task: TaskJob, pipeline: Pipeline, stage: str, target: Path) -> None:
-    loaded = read_field(task.input)
-    needed = pipeline.upstream(stage)
-    available = pipeline.images_of(loaded.images)
-    for name in pipeline.stage_names:
-        if name in needed:
-            available[name] = pipeline.run_stage(name, available, spacing=loaded.spacing)
-    config = pipeline[stage]
-    result = np.asarray(available[config.inputs[config.spec.main_arg]])
-    with atomic_path(target) as temporary, temporary.open("wb") as handle:
-        np.save(handle, result, allow_pickle=False)
 
 
 def compute_group(job: GroupJob) -> GroupResult:
@@ -163,24 +126,54 @@ class _Planned:
     identities: list[list[str]]
     #: the group's tasks: key -> field (image, scene, time point)
     tasks: dict[str, str]
+    #: the quality rules that judge the members first, and the keys of their stages
+    rules: tuple[QualityRule, ...] = ()
+    judged_by: list[Any] = field(default_factory=list)
 
     @functools.cached_property
     def key(self) -> str:
         """The key of a result learnt from every member."""
         return self.key_of(self.members)
 
-    def key_of(self, members: Sequence[TaskJob]) -> str:
-        """The key of a result learnt from ``members`` (a part of the group, in order)."""
+    def key_of(self, members: Sequence[TaskJob], flagged: Sequence[str] = ()) -> str:
+        """The key of a result learnt from ``members`` (a part of the group, in order);
+        with quality rules, also of the rules and of the members they flagged (``flagged``,
+        their fields)."""
         used = {id(m) for m in members}
         parts: list[Any] = [self.stage_key]
         parts += [i for m, i in zip(self.members, self.identities, strict=True) if id(m) in used]
+        if self.rules:
+            fields = [task.field for task in self.group.members]
+            out = [i for f, i in zip(fields, self.identities, strict=True) if f in set(flagged)]
+            parts.append(["judged", self.judged_by, out])
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
-    def usable(self, failed: dict[tuple[str, str], str]) -> tuple[TaskJob, ...]:
-        """The members whose pass A did not fail, in image order."""
+    def expected(self, saved: dict[str, Any] | None) -> str:
+        """The key a result holds when nothing changed since the row ``saved`` (None: no
+        row): the same members, content, rules and stages flag the same members."""
+        if not self.rules or saved is None:
+            return self.key
+        flagged = split_left_out(saved, FLAGGED_LEFT_OUT)
+        fields = [task.field for task in self.group.members]
+        kept = [m for m, f in zip(self.members, fields, strict=True) if f not in flagged]
+        return self.key_of(kept, flagged)
+
+    def usable(
+        self, failed: dict[tuple[str, str], str], flagged: dict[tuple[str, str], str]
+    ) -> tuple[TaskJob, ...]:
+        """The members whose pass A did not fail, and that no rule flagged, in image order."""
         fields = [task.field for task in self.group.members]
         stage = self.group.stage
-        return tuple(m for m, f in zip(self.members, fields, strict=True) if (stage, f) not in failed)
+        return tuple(
+            m
+            for m, f in zip(self.members, fields, strict=True)
+            if (stage, f) not in failed and not flagged.get((stage, f))
+        )
+
+    def flagged(self, flags: dict[tuple[str, str], str]) -> list[str]:
+        """The fields of the members a rule flagged, in image order."""
+        stage = self.group.stage
+        return [task.field for task in self.group.members if flags.get((stage, task.field))]
 
     def left_out(self, failed: dict[tuple[str, str], str]) -> list[str]:
         """The fields of the members whose pass A failed, in image order."""
@@ -208,6 +201,7 @@ class GroupPasses:
         self.ready: list[TaskJob] = []
         #: the key of the result each group has now, by (stage, group); set by :meth:`run`
         self.learnt: dict[tuple[str, str], str] = {}
+        self._saved: dict[tuple[str, str], dict[str, Any]] | None = None  # groups.csv, once
 
     @staticmethod
     def _plan(group: Group, job_of: Callable[[Task], TaskJob]) -> _Planned:
@@ -218,14 +212,22 @@ class GroupPasses:
             source = member_path(member, load_pipeline(member), group.stage)
             identities.append([member.field_stem, member.stamp, source.parent.name])
         tasks = {task.key: task.field for task in group.tasks}
-        return _Planned(group, pipeline.stage_key(group.stage), members, identities, tasks)
+        rules = rules_before(pipeline.quality, pipeline.stages, group.stage)
+        judged_by = [
+            [r.to_dict() for r in rules],
+            [pipeline.stage_key(s) for s in judged_stages(pipeline, group.stage)],
+        ]
+        return _Planned(group, pipeline.stage_key(group.stage), members, identities, tasks, rules, judged_by)
 
     def fingerprint(self, task_key: str) -> list[int]:
         """Numbers that change with the keys of the task's groups (for the ledger): before
         :meth:`run`, the keys of results learnt from every member (what a task done
         earlier must have seen to be kept); after it, the keys of the results the task's
         groups hold now (what it is computed with)."""
-        return [int(self.learnt.get(_id(p), p.key)[:12], 16) for p in self.planned if task_key in p.tasks]
+        if self._saved is None:
+            self._saved = read_groups(self.layout)
+        expected = {_id(p): p.expected(self._saved.get(_id(p))) for p in self.planned if task_key in p.tasks}
+        return [int(self.learnt.get(k, key)[:12], 16) for k, key in expected.items()]
 
     def left_out(self) -> list[dict[str, Any]]:
         """The groups whose result was learnt without some members, as ``run.json`` lists
@@ -242,44 +244,47 @@ class GroupPasses:
         records of tasks that cannot go on. :attr:`ready` then holds the others."""
         keys = {job.key for job in pending}
         wanted = [p for p in self.planned if keys.intersection(p.tasks)]
-        current = {_id(p): p.key for p in self.planned}
         saved = read_groups(self.layout)
+        current = {_id(p): p.expected(saved.get(_id(p))) for p in self.planned}
         rows = {k: r for k, r in saved.items() if current.get(k) == r[GROUP_KEY]}
         todo = [p for p in wanted if not (_id(p) in rows and self._result(p).is_file())]
         self.learnt = {k: r[GROUP_KEY] for k, r in rows.items()}
         failures: dict[str, str] = {}
-        failed_members = yield from self._pass_a(todo, executor)
+        failed_members, flags = yield from self._pass_a(todo, executor)
         if executor.cancelled:
             return
         for planned in todo:  # an image whose upstream failed fails its tasks of the group
-            for key, field in planned.tasks.items():
-                error = failed_members.get((planned.group.stage, field))
+            for key, name in planned.tasks.items():
+                error = failed_members.get((planned.group.stage, name))
                 if error is not None:
                     failures.setdefault(key, error)
         jobs = []
         for planned in todo:
-            usable = planned.usable(failed_members)
-            left_out = planned.left_out(failed_members)
+            usable = planned.usable(failed_members, flags)
+            left_out, flagged = planned.left_out(failed_members), planned.flagged(flags)
             if not usable:  # listed, counted, never reused (no key)
-                rows[_id(planned)] = self._row(planned, 0, left_out, float("nan"), key="")
-                self._fail(planned, f"no usable image ({len(left_out)} failed upstream)", failures)
+                rows[_id(planned)] = self._row(planned, 0, left_out, flagged, float("nan"), key="")
+                why = f"{len(left_out)} failed upstream" + (f", {len(flagged)} flagged" if flagged else "")
+                self._fail(planned, f"no usable image ({why})", failures)
                 continue
-            learnt = planned.key_of(usable)
+            learnt = planned.key_of(usable, flagged)
             before = saved.get(_id(planned))
             if before is not None and before[GROUP_KEY] == learnt and self._result(planned).is_file():
                 rows[_id(planned)] = before  # the same members failed again: the same result
                 self.learnt[_id(planned)] = learnt
                 continue
-            jobs.append((GroupJob(planned.group.stage, planned.group.name, usable), planned, left_out))
-        by_job = {id(job): (planned, left_out) for job, planned, left_out in jobs}
-        for done, (job, result) in enumerate(executor.map(compute_group, [j for j, _, _ in jobs]), 1):
-            planned, left_out = by_job[id(job)]
+            job = GroupJob(planned.group.stage, planned.group.name, usable)
+            jobs.append((job, planned, left_out, flagged))
+        by_job = {id(job): (planned, left_out, flagged) for job, planned, left_out, flagged in jobs}
+        for done, (job, result) in enumerate(executor.map(compute_group, [j[0] for j in jobs]), 1):
+            planned, left_out, flagged = by_job[id(job)]
             if not isinstance(result, GroupResult):
                 result = GroupResult(
                     False, float("nan"), f"worker stopped: {type(result).__name__}: {result}"
                 )
-            key = planned.key_of(job.members) if result.done else ""
-            rows[_id(planned)] = self._row(planned, len(job.members), left_out, result.seconds, key=key)
+            key = planned.key_of(job.members, flagged) if result.done else ""
+            row = self._row(planned, len(job.members), left_out, flagged, result.seconds, key=key)
+            rows[_id(planned)] = row
             if result.done:
                 self.learnt[_id(planned)] = key
             else:
@@ -300,37 +305,48 @@ class GroupPasses:
         root = self.layout.intermediate_dir
         for planned in self.planned:
             for member in planned.members:
-                path = member_path(member, load_pipeline(member), planned.group.stage)
-                if not path.is_file() or behind_link(path, self.layout.root):
-                    continue
-                path.unlink(missing_ok=True)
-                folder = path.parent
-                while folder != root and root in folder.parents:
-                    try:
-                        folder.rmdir()
-                    except OSError:
-                        break
-                    folder = folder.parent
+                pipeline, stage = load_pipeline(member), planned.group.stage
+                paths = [member_path(member, pipeline, stage)]
+                paths += [
+                    intermediate_path(member, pipeline, name) for name in judged_stages(pipeline, stage)
+                ]
+                for path in paths:
+                    if not path.is_file() or behind_link(path, self.layout.root):
+                        continue
+                    path.unlink(missing_ok=True)
+                    folder = path.parent
+                    while folder != root and root in folder.parents:
+                        try:
+                            folder.rmdir()
+                        except OSError:
+                            break
+                        folder = folder.parent
         with contextlib.suppress(OSError):
             root.rmdir()
 
     def _pass_a(
         self, todo: Sequence[_Planned], executor: Executor
-    ) -> Generator[StageProgress, None, dict[tuple[str, str], str]]:
-        """Pass A; returns the errors of the members that failed, by (stage, field)."""
+    ) -> Generator[StageProgress, None, tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]]:
+        """Pass A; returns the errors of the members that failed, and the rules each
+        member breaks (empty: none), by (stage, field)."""
         units: dict[tuple[str, str], MemberJob] = {}
+        rules: dict[tuple[str, str], tuple[QualityRule, ...]] = {}
         for planned in todo:
             for task, member in zip(planned.group.members, planned.members, strict=True):
                 units.setdefault((planned.group.stage, task.field), MemberJob(planned.group.stage, member))
+                rules[planned.group.stage, task.field] = planned.rules
         ids = {id(unit): unit_id for unit_id, unit in units.items()}
         failed: dict[tuple[str, str], str] = {}
+        flags: dict[tuple[str, str], str] = {}
         for done, (unit, result) in enumerate(executor.map(prepare_member, list(units.values())), 1):
-            if not isinstance(result, UnitResult):
-                result = UnitResult(False, f"worker stopped: {type(result).__name__}: {result}")
+            if not isinstance(result, MemberResult):
+                result = MemberResult(False, f"worker stopped: {type(result).__name__}: {result}")
             if not result.done:
                 failed[ids[id(unit)]] = result.error
+            elif rules[ids[id(unit)]]:
+                flags[ids[id(unit)]] = flag_measured(result.measured, rules[ids[id(unit)]])
             yield StageProgress(unit.stage, done, len(units))
-        return failed
+        return failed, flags
 
     def _fail(self, planned: _Planned, error: str, failures: dict[str, str]) -> None:
         message = f"group stage {planned.group.stage!r}, group {planned.group.name!r}: {error}"
@@ -351,14 +367,20 @@ class GroupPasses:
             if job.key in failures:
                 yield job.failure(failures[job.key], seconds=0.0)
             else:
-                self.ready.append(replace(job, groups=fields.get(job.key, {})))
+                self.ready.append(replace(job, groups=fields.get(job.key, {}), tables=_judged_tables(job)))
 
     def _result(self, planned: _Planned) -> Path:
         return self.layout.group_result(planned.group.stage, planned.group.name)
 
     @staticmethod
     def _row(
-        planned: _Planned, images: int, left_out: Sequence[str], seconds: float, *, key: str
+        planned: _Planned,
+        images: int,
+        left_out: Sequence[str],
+        flagged: Sequence[str],
+        seconds: float,
+        *,
+        key: str,
     ) -> dict[str, Any]:
         """A row of ``groups.csv``; ``key`` empty for a group that has no result."""
         group = planned.group
@@ -368,10 +390,24 @@ class GroupPasses:
             **group.columns,
             "images": images,
             "images_failed": len(left_out),
+            IMAGES_FLAGGED: len(flagged),
             "seconds": seconds,
             GROUP_KEY: key,
             GROUP_LEFT_OUT: join_left_out(left_out),
+            FLAGGED_LEFT_OUT: join_left_out(flagged),
         }
+
+
+def _judged_tables(job: TaskJob) -> dict[str, str]:
+    """The tables pass A kept for ``job``'s image (quality stages that judge its groups), by
+    stage, as the horizontal strategy reads them: the vertical one reads them too."""
+    pipeline = load_pipeline(job)
+    tables = {}
+    for name in {n for stage in pipeline.group_stages for n in judged_stages(pipeline, stage)}:
+        path = intermediate_path(job, pipeline, name)
+        if path.is_file():
+            tables[name] = str(path)
+    return tables
 
 
 def _id(planned: _Planned) -> tuple[str, str]:

@@ -8,6 +8,10 @@ one. The stage key (:meth:`Pipeline.stage_key`, the same key the tuning cache us
 hashes the stage's configuration and everything upstream, so tasks of a sweep that share
 early parameters share those outputs, and a re-run whose early stages did not change
 reuses them. The order of units is :mod:`.strategies`' business.
+
+Pass A of the group stages (see :mod:`.groups`) is made of such units too: each member's
+input to its group stage, and the tables of the stages whose quality rules judge it
+first, with the measurements they give (:func:`prepare_member`).
 """
 
 from __future__ import annotations
@@ -27,11 +31,24 @@ from ..files import atomic_path
 from ..images.fields import read_field, spacing_of
 from ..images.sources import ImageReadError
 from ..pipeline.model import Pipeline
+from ..pipeline.quality import rules_before
 from ..run_folder.layout import TABLE_SUFFIX
 from ..run_folder.records import DONE, TaskRecord, format_traceback
-from .jobs import TaskJob, group_output, load_pipeline, write_outputs
+from ..run_folder.tables import summarize
+from .jobs import TaskJob, failure_message, group_output, load_pipeline, write_outputs
 
-__all__ = ["UnitJob", "UnitResult", "finish_task", "intermediate_path", "run_unit"]
+__all__ = [
+    "MemberJob",
+    "MemberResult",
+    "UnitJob",
+    "UnitResult",
+    "finish_task",
+    "intermediate_path",
+    "judged_stages",
+    "member_path",
+    "prepare_member",
+    "run_unit",
+]
 
 
 @dataclass(frozen=True)
@@ -144,3 +161,77 @@ def _load(path: Path) -> Any:
     if path.suffix == TABLE_SUFFIX:
         return pd.read_csv(path)
     return np.load(path, allow_pickle=False)
+
+
+# -- pass A of the group stages (see :mod:`.groups`): a member's input, from the image to disk
+
+
+@dataclass(frozen=True)
+class MemberJob:
+    """Pass A for one image of a group: the group stage's input, computed to disk."""
+
+    stage: str
+    task: TaskJob
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """What pass A reports for one image: done or failed, and its measurements that the
+    group's quality rules judge (``<stage>.count``, ``<stage>.mean_<measurement>``)."""
+
+    done: bool
+    error: str = ""
+    traceback: str | None = None
+    measured: dict[str, float] = field(default_factory=dict)
+
+
+def member_path(task: TaskJob, pipeline: Pipeline, stage: str) -> Path:
+    """Where the input of group stage ``stage`` for ``task``'s image is kept: the
+    horizontal intermediate of the stage it takes, or for a loaded image, one keyed alike."""
+    source = pipeline[stage].inputs[pipeline[stage].spec.main_arg]
+    if source in pipeline.input_names:
+        field = f"{task.field_stem}__{task.stamp}" if task.stamp else task.field_stem
+        return task.layout.intermediate(source, pipeline.source_key(source), field, table=False)
+    return intermediate_path(task, pipeline, source)
+
+
+def judged_stages(pipeline: Pipeline, stage: str) -> list[str]:
+    """The table stages whose rules judge the members of group stage ``stage``."""
+    return sorted({rule.stage for rule in rules_before(pipeline.quality, pipeline.stages, stage)})
+
+
+def prepare_member(job: MemberJob) -> MemberResult:
+    """Pass A: compute the group stage's input for one image (the stages it needs only),
+    and the tables of the stages its quality rules judge, with their measurements."""
+    try:
+        pipeline = load_pipeline(job.task)
+        target = member_path(job.task, pipeline, job.stage)
+        tables = {
+            name: intermediate_path(job.task, pipeline, name) for name in judged_stages(pipeline, job.stage)
+        }
+        if not target.exists() or not all(path.exists() for path in tables.values()):
+            _write_member(job.task, pipeline, job.stage, target, tables)
+        measured: dict[str, float] = {}
+        for name, path in tables.items():
+            measured.update(summarize(name, pd.read_csv(path)))  # as the horizontal strategy reads it
+    except Exception as error:
+        return MemberResult(False, failure_message(error), format_traceback(error))
+    return MemberResult(True, measured=measured)
+
+
+def _write_member(
+    task: TaskJob, pipeline: Pipeline, stage: str, target: Path, tables: dict[str, Path]
+) -> None:
+    loaded = read_field(task.input)
+    needed = pipeline.upstream(stage).union(*({name, *pipeline.upstream(name)} for name in tables))
+    available = pipeline.images_of(loaded.images)
+    for name in pipeline.stage_names:
+        if name in needed:
+            available[name] = pipeline.run_stage(name, available, spacing=loaded.spacing)
+    for name, path in tables.items():
+        with atomic_path(path) as temporary:
+            available[name].to_csv(temporary, index=False)
+    config = pipeline[stage]
+    result = np.asarray(available[config.inputs[config.spec.main_arg]])
+    with atomic_path(target) as temporary, temporary.open("wb") as handle:
+        np.save(handle, result, allow_pickle=False)

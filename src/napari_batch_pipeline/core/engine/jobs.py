@@ -64,6 +64,9 @@ class TaskJob:
     #: the forests of the task's classifier stages, trained before the run, by training
     #: key (see :mod:`..plan.training`): in memory, never from a file
     trained: dict[str, Any] = field(default_factory=dict)
+    #: tables computed before the task, by stage (the quality tables pass A of a group
+    #: stage keeps, see :mod:`.groups`): read, not computed again
+    tables: dict[str, str] = field(default_factory=dict)
 
     @property
     def input(self) -> Source:
@@ -125,8 +128,12 @@ def run_task(job: TaskJob) -> TaskRecord:
 
 
 def group_outputs(job: TaskJob) -> dict[str, Any]:
-    """The results of the task's group stages, read from their TIFFs, by stage."""
-    return {stage: group_output(job, stage) for stage in job.groups}
+    """The results of the task's group stages, read from their TIFFs, and the tables
+    computed before it (:attr:`TaskJob.tables`), by stage."""
+    import pandas as pd
+
+    tables = {stage: pd.read_csv(path) for stage, path in job.tables.items()}
+    return {**tables, **{stage: group_output(job, stage) for stage in job.groups}}
 
 
 def group_output(job: TaskJob, stage: str) -> Any:

@@ -51,7 +51,7 @@ from ..run_folder.records import DONE, TaskRecord
 from ..run_folder.tables import IMAGE, concatenate, images_frame, read_table
 from ..stages.registry import ParamSpec, check_param, check_range
 from .group_passes import learn_groups
-from .screening import conclude_screen, plan_screen
+from .screening import add_screen_arguments, conclude_screen, plan_screen
 
 __all__ = ["ExportedPipeline", "ExportedStage", "main", "run_stage", "run_task", "write_summary"]
 
@@ -269,6 +269,7 @@ def main(
     pipeline: ExportedPipeline | None = None,
     groups: Mapping[str, Callable[..., Any]] | None = None,
     quality: Sequence[tuple[str, str, float | None, float | None]] = (),
+    readout: str | None = None,
 ) -> int:
     """The command line ``INPUT_DIR OUTPUT_DIR [--pattern GLOB] [--recursive]
     [--metadata REGEX] [--params TABLE.csv] [--group-by COL,...]``.
@@ -296,6 +297,8 @@ def main(
         results are learnt first (:func:`~.group_passes.learn_groups`).
     quality : sequence of (stage, measurement, min, max)
         The pipeline's quality rules, checked when it was exported.
+    readout : str, optional
+        The pipeline's readout: the plate figures' measurement unless ``--readout`` names one.
 
     Returns
     -------
@@ -320,16 +323,7 @@ def main(
         default=None,
         help="columns that group summary.csv (default: folder, else metadata, else parameters)",
     )
-    parser.add_argument("--annotations", default=None, help="plate map (CSV): key and annotation columns")
-    parser.add_argument("--negative-control", default=None, help="COL=VALUE: the negative control images")
-    parser.add_argument("--positive-control", default=None, help="COL=VALUE: the positive control images")
-    parser.add_argument("--table-format", default="csv", choices=("csv", "parquet"), help="default: csv")
-    parser.add_argument(
-        "--well-aggregate",
-        default="median",
-        choices=("median", "mean"),
-        help="how the fields of a well become its row of wells.csv (default: median)",
-    )
+    add_screen_arguments(parser, readout)
     args = parser.parse_args(argv)
     layout = RunLayout.at(args.output)
     try:
@@ -347,7 +341,8 @@ def main(
     if note:
         print(note, file=sys.stderr)
     shutil.rmtree(layout.parts_dir, ignore_errors=True)  # left by an interrupted run
-    given, failures = learn_groups(pipeline or ExportedPipeline(()), tasks, layout, process, groups or {})
+    exported = pipeline or ExportedPipeline(())
+    given, failures = learn_groups(exported, tasks, layout, process, groups or {}, quality)
     records = {}
     for task in tasks:
         if task.key in failures:

@@ -1,7 +1,8 @@
 """What an exported script does for a screen, as the engine does it.
 
-Its options (a plate map, controls, the table format; :mod:`.runtime` reads them from
-the script's command line) are checked before any image, by the engine's own check
+Its options (a plate map, controls, the table format, the readout, which defaults to the
+pipeline's ``screen: readout``; :func:`add_screen_arguments` puts them on the script's
+command line) are checked before any image, by the engine's own check
 (:func:`..results.screen.check_screen`); after the tables, the pipeline's quality rules
 flag images, the plate map joins the tables, and ``wells.csv``, ``normalized.csv``, ``assay.csv``,
 ``plate_<plate>.png`` and the Parquet files are written by the engine's own writers
@@ -28,7 +29,7 @@ from ..results.screen import Control, ScreenSettings, check_screen
 from ..run_folder.layout import RunLayout
 from ..run_folder.tables import images_frame, read_table
 
-__all__ = ["ScreenPlan", "conclude_screen", "plan_screen"]
+__all__ = ["ScreenPlan", "add_screen_arguments", "conclude_screen", "plan_screen"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,26 @@ class ScreenPlan:
 
     settings: ScreenSettings
     annotations: Annotations | None
+
+
+def add_screen_arguments(parser: argparse.ArgumentParser, readout: str | None) -> None:
+    """The script's screen options, as the command line's; ``--readout`` defaults to
+    ``readout``, the pipeline's."""
+    parser.add_argument("--annotations", default=None, help="plate map (CSV): key and annotation columns")
+    parser.add_argument("--negative-control", default=None, help="COL=VALUE: the negative control images")
+    parser.add_argument("--positive-control", default=None, help="COL=VALUE: the positive control images")
+    parser.add_argument("--table-format", default="csv", choices=("csv", "parquet"), help="default: csv")
+    parser.add_argument(
+        "--well-aggregate",
+        default="median",
+        choices=("median", "mean"),
+        help="how the fields of a well become its row of wells.csv (default: median)",
+    )
+    parser.add_argument(
+        "--readout",
+        default=readout,
+        help=f"the measurement the plate figures show (default: {readout or 'the first measurement'})",
+    )
 
 
 def plan_screen(args: argparse.Namespace, tasks: Sequence[Task]) -> ScreenPlan:
@@ -55,6 +76,7 @@ def plan_screen(args: argparse.Namespace, tasks: Sequence[Task]) -> ScreenPlan:
         positive=Control.parse(positive, "positive_control") if positive else None,
         table_format=args.table_format,
         well_aggregate=getattr(args, "well_aggregate", "median"),
+        readout=getattr(args, "readout", None),
     )
     if settings.table_format == "parquet":
         try:

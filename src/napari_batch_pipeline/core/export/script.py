@@ -50,6 +50,7 @@ _SCRIPT_NAMES = (
     "PIPELINE",
     "GROUP_FUNCTIONS",
     "QUALITY",
+    "READOUT",
 )
 #: constants the script holds with its own value: a missing vendor reader names the
 #: packages to install (this package's extra is no help to a standalone script)
@@ -108,16 +109,18 @@ def script_text(pipeline: Pipeline, folder: str | Path | None = None) -> str:
         _block("what a parameter table may set", [_exported_pipeline(pipeline, specs, constants, exported)]),
         'if __name__ == "__main__":\n'
         f"    raise SystemExit({main}(process, SAVED_STAGES, TABLE_STAGES, CHANNELS, description=__doc__, "
-        "pipeline=PIPELINE, groups=GROUP_FUNCTIONS, quality=QUALITY))",
+        "pipeline=PIPELINE, groups=GROUP_FUNCTIONS, quality=QUALITY, readout=READOUT))",
     ]
     return "\n\n\n".join(section.strip("\n") for section in sections) + "\n"
 
 
 def _quality(pipeline: Pipeline) -> str:
-    """``QUALITY``: the pipeline's quality rules, ``(stage, measurement, min, max)``."""
+    """``QUALITY``: the pipeline's quality rules, ``(stage, measurement, min, max)``;
+    ``READOUT``: its ``screen: readout``."""
     rules = [(rule.stage, rule.measurement, rule.min, rule.max) for rule in pipeline.quality]
     comment = "# quality rules: (stage, measurement, min, max); an image breaking one is flagged"
-    return f"{comment}\nQUALITY = {rules!r}"
+    readout = "# the screen's readout, which the plate figures show (None: the first measurement)"
+    return f"{comment}\nQUALITY = {rules!r}\n{readout}\nREADOUT = {pipeline.readout!r}"
 
 
 def export_script(pipeline: Pipeline, path: str | Path) -> Path:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from ..errors import PipelineError, StageError, listening_for_ctrl_c
@@ -24,13 +23,14 @@ from ..stages.forests import trained_forest, training_key
 from ..stages.registry import BUILT_IN_MODULES, SPACING_ARG
 from .code_identity import code_identity
 from .quality import QUALITY_KEY, QualityRule, parse_quality
-from .stage_config import INPUT, StageConfig, upstream, validate_stages
+from .readout import READOUT, SCREEN_KEY, check_readout, parse_screen
+from .stage_config import INPUT, StageConfig, check_output, upstream, validate_stages
 from .yaml_file import load_yaml, read_pipeline_text
 
 __all__ = ["INPUT", "VERSION", "Pipeline", "StageConfig"]
 
 VERSION = 1
-_TOP_KEYS = {"version", "name", "channels", "stages", QUALITY_KEY}
+_TOP_KEYS = {"version", "name", "channels", "stages", QUALITY_KEY, SCREEN_KEY}
 
 
 class Pipeline:
@@ -53,6 +53,8 @@ class Pipeline:
         Where the files the pipeline names by a relative path are (a classifier's
         ``training``): the pipeline file's folder; None for the working folder. It is
         not part of :attr:`hash` (the files' hashes are).
+    readout : str, optional
+        The ``screen:`` section's readout (see :mod:`.readout`); not part of :attr:`hash`.
 
     Raises
     ------
@@ -67,6 +69,7 @@ class Pipeline:
         channels: Mapping[str, Any] | Iterable[Channel] | None = None,
         quality: Iterable[Mapping[str, Any] | QualityRule] | None = None,
         folder: str | Path | None = None,
+        readout: str | None = None,
     ):
         if not isinstance(name, str) or not name.strip():
             raise PipelineError(f"name: expected a non-empty string, got {name!r}")
@@ -81,6 +84,7 @@ class Pipeline:
             rules = [r.to_dict() if isinstance(r, QualityRule) else r for r in quality]
         self.quality: tuple[QualityRule, ...] = parse_quality(rules, self.stages)
         self.folder: Path | None = None if folder is None else Path(folder)
+        self.readout: str | None = check_readout(readout, self.stages)
 
     # -- loading and saving -------------------------------------------------------------
 
@@ -124,6 +128,7 @@ class Pipeline:
             name=data.get("name", "pipeline"),
             channels=data.get("channels"),
             quality=data.get(QUALITY_KEY),
+            readout=parse_screen(data.get(SCREEN_KEY)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +139,8 @@ class Pipeline:
         data["stages"] = [s.to_dict() for s in self.stages]
         if self.quality:
             data[QUALITY_KEY] = [rule.to_dict() for rule in self.quality]
+        if self.readout:
+            data[SCREEN_KEY] = {READOUT: self.readout}
         return data
 
     def to_yaml(self) -> str:
@@ -149,9 +156,7 @@ class Pipeline:
 
     def with_quality(self, quality: Iterable[Mapping[str, Any] | QualityRule] | None) -> Pipeline:
         """The same pipeline judged by other quality rules (None: none)."""
-        return Pipeline(
-            self.stages, name=self.name, channels=self.channels, quality=quality, folder=self.folder
-        )
+        return self._copy(self.stages, quality)
 
     @property
     def hash(self) -> str:
@@ -301,9 +306,14 @@ class Pipeline:
                 )
             stage = stages[stage_name]
             stages[stage_name] = replace(stage, params={**stage.params, param: value})
-        return Pipeline(
-            stages.values(), name=self.name, channels=self.channels, quality=self.quality, folder=self.folder
-        )
+        return self._copy(stages.values(), self.quality)
+
+    def _copy(
+        self, stages: Iterable[StageConfig], quality: Iterable[Mapping[str, Any] | QualityRule] | None
+    ) -> Pipeline:
+        copied = Pipeline(stages, name=self.name, channels=self.channels, quality=quality, folder=self.folder)
+        copied.readout = check_readout(self.readout, copied.stages)
+        return copied
 
     # -- running ------------------------------------------------------------------------
 
@@ -417,25 +427,7 @@ class Pipeline:
             if listening_for_ctrl_c():
                 raise  # Ctrl-C at the terminal: the whole run stops
             raise StageError(stage.name, stage.function, error) from error
-        return _check_output(stage, stage.returns, result)
-
-
-def _check_output(stage: StageConfig, kind: str, result: Any) -> Any:
-    if kind == "table":
-        if isinstance(result, Mapping):
-            result = pd.DataFrame(dict(result))
-        if not isinstance(result, pd.DataFrame):
-            raise StageError(stage.name, stage.function, f"expected a table, got {type(result).__name__}")
-        return result
-    if not isinstance(result, np.ndarray):
-        raise StageError(stage.name, stage.function, f"expected an array, got {type(result).__name__}")
-    if kind in ("labels", "mask") and not (np.issubdtype(result.dtype, np.integer) or result.dtype == bool):
-        raise StageError(
-            stage.name,
-            stage.function,
-            f"expected integer labels or a mask, got dtype {result.dtype}",
-        )
-    return result
+        return check_output(stage, stage.returns, result)
 
 
 def _digest(data: Any) -> str:

@@ -13,6 +13,10 @@ or a measurement the stage does not give, is refused naming the rule. An image b
 a rule keeps its status; the run's tables flag it (see :mod:`..results.screen`). Rules
 do not change what a stage computes: they are not part of the pipeline's hash, and a
 finished run can be judged by other rules without recomputing an image.
+
+Before a group stage (see DESIGN, "Screens"), the rules on table stages listed before it
+that take no group stage's output, directly or not (:func:`rules_before`), judge each
+member first: a group learns from its unflagged members only.
 """
 
 from __future__ import annotations
@@ -24,9 +28,17 @@ from typing import Any
 
 from ..errors import PipelineError
 from ..stages.quality import QUALITY_MEASUREMENTS
-from .stage_config import StageConfig
+from .stage_config import StageConfig, upstream
 
-__all__ = ["COUNT", "QUALITY_KEY", "QualityRule", "parse_quality"]
+__all__ = [
+    "COUNT",
+    "QUALITY_KEY",
+    "QualityRule",
+    "gives",
+    "known_measurements",
+    "parse_quality",
+    "rules_before",
+]
 
 #: the pipeline file's key of the rules
 QUALITY_KEY = "quality"
@@ -114,6 +126,36 @@ def parse_quality(data: Any, stages: Sequence[StageConfig]) -> tuple[QualityRule
     return tuple(_rule(f"{QUALITY_KEY}[{number}]", item, by_name) for number, item in enumerate(data))
 
 
+def rules_before(rules: Sequence[QualityRule], stages: Sequence[Any], stage: str) -> tuple[QualityRule, ...]:
+    """The rules that judge the members of group stage ``stage`` before it learns.
+
+    Parameters
+    ----------
+    rules : sequence of QualityRule
+        The pipeline's rules.
+    stages : sequence
+        The pipeline's stages in order, each with ``name``, ``inputs`` (argument ->
+        source) and ``group_by`` (None for a stage that is no group stage).
+    stage : str
+        A group stage.
+
+    Returns
+    -------
+    tuple of QualityRule
+        Those on a stage listed before ``stage`` whose output needs no group stage's
+        result (it is computed from the image alone, before any group learns).
+    """
+    names = [s.name for s in stages]
+    graph = {s.name: dict(s.inputs) for s in stages}
+    groups = {s.name for s in stages if s.group_by is not None}
+    before = set(names[: names.index(stage)])
+    return tuple(
+        rule
+        for rule in rules
+        if rule.stage in before and not ({rule.stage} | upstream(graph, rule.stage)) & groups
+    )
+
+
 def _rule(where: str, item: Any, stages: Mapping[str, StageConfig]) -> QualityRule:
     if not isinstance(item, Mapping):
         raise PipelineError(f"{where}: expected a mapping with keys {', '.join(_RULE_KEYS)}, got {item!r}")
@@ -130,11 +172,11 @@ def _rule(where: str, item: Any, stages: Mapping[str, StageConfig]) -> QualityRu
             f"{where}: measure {measure!r}: {stage!r} is not a table stage of the pipeline; "
             f"its table stages are {', '.join(tables) or 'none'}"
         )
-    known = _measurements(stages[stage])
-    if known is not None and measurement not in known and not _expanded(measurement, known):
+    known = known_measurements(stages[stage])
+    if not gives(known, measurement):
         raise PipelineError(
             f"{where}: measure {measure!r}: stage {stage!r} ({stages[stage].function}) gives no "
-            f"measurement {measurement!r}; it gives {', '.join(sorted(known))}"
+            f"measurement {measurement!r}; it gives {', '.join(sorted(known or ()))}"
         )
     low, high = (_bound(where, item, key) for key in ("min", "max"))
     if low is None and high is None:
@@ -144,13 +186,19 @@ def _rule(where: str, item: Any, stages: Mapping[str, StageConfig]) -> QualityRu
     return QualityRule(stage, measurement, low, high)
 
 
-def _measurements(stage: StageConfig) -> set[str] | None:
+def known_measurements(stage: StageConfig) -> set[str] | None:
     """What a built-in table stage gives (with ``count``); None for a user's stage."""
     if stage.function == "image_quality":
         return {COUNT, *QUALITY_MEASUREMENTS}
     if stage.function == "measure":
         return {COUNT, *(p for p in stage.params.get("properties", ()) if p != "label")}
     return None
+
+
+def gives(known: set[str] | None, measurement: str) -> bool:
+    """Whether a stage that gives ``known`` (None: a user's stage, anything) gives
+    ``measurement``, or a column of it (``centroid-0`` of ``centroid``)."""
+    return known is None or measurement in known or _expanded(measurement, known)
 
 
 def _expanded(measurement: str, known: set[str]) -> bool:

@@ -11,11 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import PipelineError
+import numpy as np
+import pandas as pd
+
+from ..errors import PipelineError, StageError
 from ..stages import StageSpec, check_param, get_stage
 from ..stages.registry import check_range
 
-__all__ = ["INPUT", "StageConfig", "upstream", "validate_stages"]
+__all__ = ["INPUT", "StageConfig", "check_output", "upstream", "validate_stages"]
 
 INPUT = "input"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -292,3 +295,23 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def check_output(stage: StageConfig, kind: str, result: Any) -> Any:
+    """``result`` of ``stage`` as its kind asks (a mapping becomes a table), or a
+    :class:`StageError` saying what it got."""
+    if kind == "table":
+        if isinstance(result, Mapping):
+            result = pd.DataFrame(dict(result))
+        if not isinstance(result, pd.DataFrame):
+            raise StageError(stage.name, stage.function, f"expected a table, got {type(result).__name__}")
+        return result
+    if not isinstance(result, np.ndarray):
+        raise StageError(stage.name, stage.function, f"expected an array, got {type(result).__name__}")
+    if kind in ("labels", "mask") and not (np.issubdtype(result.dtype, np.integer) or result.dtype == bool):
+        raise StageError(
+            stage.name,
+            stage.function,
+            f"expected integer labels or a mask, got dtype {result.dtype}",
+        )
+    return result

@@ -20,6 +20,7 @@ from ..errors import PipelineError, StageError
 from ..images.fields import plan_fields
 from ..images.sources import Source, find_images
 from ..pipeline.model import INPUT, Pipeline
+from ..pipeline.readout import check_readout
 from ..results.annotations import Annotations
 from ..results.screen import check_screen
 from ..results.summary import check_group_by
@@ -176,6 +177,7 @@ def plan_batch(
     elif more:
         raise TypeError(f"plan_batch takes options or keyword options, not both: {sorted(more)}")
     options = options.resolved(pipeline)  # auto: the executor it chooses for this pipeline
+    check_readout(options.readout, pipeline.stages, "readout", options=("readout",))
     input_path = Path(input_dir).expanduser().resolve()
     output_path = RunLayout.at(output_dir).root if output_dir is not None else None
     if output_path == input_path:

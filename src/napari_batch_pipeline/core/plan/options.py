@@ -98,6 +98,9 @@ class BatchOptions:
     well_aggregate : {'median', 'mean'}
         How the fields of a well become its row of wells.csv, the replicates of a screen
         whose images have wells.
+    readout : str or None
+        The measurement a screen is about (``<stage>.mean_<measurement>``), instead of
+        the pipeline's ``screen: readout`` (see :mod:`..pipeline.readout`).
 
     Raises
     ------
@@ -130,6 +133,7 @@ class BatchOptions:
     max_object: int = 128
     levels: int = 4
     well_aggregate: str = "median"
+    readout: str | None = None
     #: why ``auto`` chose ``executor`` (set by :meth:`resolved`; empty when the user chose)
     executor_reason: str = field(default="", init=False, compare=False)
     #: ``auto`` runs the first tasks on threads and chooses the executor for the rest
@@ -273,6 +277,7 @@ class BatchOptions:
             else None,
             table_format=self.table_format,
             well_aggregate=self.well_aggregate,
+            readout=self.readout,
         )
 
     def inputs(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ starts from it. Conclusions no longer asked for (a control dropped) are removed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,16 +40,16 @@ from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, WELL, read_
 from ..run_folder.writer import RunFolder
 from . import figure_imports
 from .annotations import Annotations, check_positions, read_annotations, with_wells
-from .plate_map import plate_figure, plate_grid
+from .plate_map import write_plate_plots
 from .scores import assay_table, normalized_table
 from .screen import (
     Control,
     ScreenSettings,
     check_controls,
     check_table_format,
+    choose_readout,
     flag_images,
     per_image_measurements,
-    plates,
     refuse_number_twins,
     settings_from_record,
 )
@@ -56,11 +57,13 @@ from .summary import check_group_by, read_summary, write_summary
 from .wells import knows_wells, well_table
 
 __all__ = [
+    "READOUT_SHOWN",
     "SCREEN_KEY",
     "conclude",
     "digit_ids",
     "parquet_tables",
     "read_quality",
+    "readout_shown",
     "recorded_settings",
     "rewrite_tables",
     "run_annotations",
@@ -73,6 +76,15 @@ __all__ = [
 #: run.json's record of the last conclusion (settings and the columns it added)
 SCREEN_KEY = "screen"
 _ADDED = "added_columns"
+#: the record's readout the plate figures show (the one named, else the default)
+READOUT_SHOWN = "readout_shown"
+log = logging.getLogger(__name__)
+
+
+def readout_shown(results: RunResults) -> str | None:
+    """The readout the run's plate figures show (run.json), None before a screen's conclusion."""
+    record = results.provenance.get(SCREEN_KEY)
+    return str(record[READOUT_SHOWN]) if isinstance(record, dict) and record.get(READOUT_SHOWN) else None
 
 
 def recorded_settings(results: RunResults) -> ScreenSettings:
@@ -88,15 +100,18 @@ def settings_with(
     table_format: str | None = None,
     quality: str | Path | None = None,
     well_aggregate: str | None = None,
+    readout: str | None = None,
 ) -> ScreenSettings:
     """The settings the run folder's last conclusion used, with those given instead (None:
     as recorded): a plate map, controls ``COLUMN=VALUE``, a table format, a YAML file of
-    ``quality:`` rules (see :func:`read_quality`), how a well's fields are aggregated.
+    ``quality:`` rules (see :func:`read_quality`), how a well's fields are aggregated,
+    the readout (a per-image measurement of the run).
 
     Raises
     ------
     PipelineError
-        For a control that is not ``COLUMN=VALUE``, or rules that do not fit the run.
+        For a control that is not ``COLUMN=VALUE``, rules that do not fit the run, or a
+        readout the run did not measure (naming those it did).
     """
     results = RunResults(run_dir)
     changes: dict[str, Any] = {}
@@ -114,6 +129,15 @@ def settings_with(
         changes["quality"] = read_quality(quality, results)
     if well_aggregate:
         changes["well_aggregate"] = well_aggregate
+    if readout:
+        measured = per_image_measurements(results.images, results.table_stages)
+        if readout not in measured:
+            raise PipelineError(
+                f"readout {readout!r}: not a measurement of this run; its measurements are "
+                f"{', '.join(measured) or 'none (no image done)'}",
+                options=("readout",),
+            )
+        changes["readout"] = readout
     return dataclasses.replace(recorded_settings(results), **changes)
 
 
@@ -195,12 +219,17 @@ def conclude(
         written += rewrite_tables(layout, stages, images, previous, annotations)
     written += write_summary(run_dir, group_by)
     again = RunResults(run_dir)
-    written += screen_tables(layout, again.images, results.pipeline.table_stages, settings)
+    named = settings.readout or results.pipeline.readout  # the option's, else the pipeline's
+    shown = dataclasses.replace(settings, readout=named)
+    written += screen_tables(layout, again.images, results.pipeline.table_stages, shown)
     text = [*again.metadata_columns, *digit_ids(images, annotations)]
     written += parquet_tables(layout, stages, text, settings.table_format)
-    RunFolder(layout.root).write_provenance(
-        {SCREEN_KEY: {**settings.describe(), "quality": [r.to_dict() for r in rules], _ADDED: added}}
-    )
+    record = {**settings.describe(), "quality": [r.to_dict() for r in rules], _ADDED: added}
+    columns = per_image_measurements(again.images, stages)
+    if settings.negative is not None and columns:  # a screen: which readout its figures show
+        record[READOUT_SHOWN], note = choose_readout(columns, named)
+        log.info("readout: %s%s", record[READOUT_SHOWN], f" ({note})" if note else "")
+    RunFolder(layout.root).write_provenance({SCREEN_KEY: record})
     return written
 
 
@@ -214,6 +243,7 @@ def summarize(
     table_format: str | None = None,
     quality: str | Path | None = None,
     well_aggregate: str | None = None,
+    readout: str | None = None,
 ) -> list[Path]:
     """Conclude a finished run folder again with other settings (``summarize``), holding
     its lock meanwhile: refused while a run writes the folder, and no run starts into it
@@ -225,7 +255,7 @@ def summarize(
         A run folder.
     group_by : sequence of str, optional
         The summary's grouping (None: the recorded one).
-    annotations, negative_control, positive_control, table_format, quality, well_aggregate : optional
+    annotations, negative_control, positive_control, table_format, quality, well_aggregate, readout : optional
         Settings given instead of the recorded ones (see :func:`settings_with`).
 
     Returns
@@ -257,6 +287,7 @@ def summarize(
             table_format,
             quality,
             well_aggregate,
+            readout,
         )
         return conclude(layout.root, group_by, settings)
     finally:
@@ -349,33 +380,9 @@ def screen_tables(
             assay = assay_table(images, columns, settings.negative, settings.positive, aggregate)
             written.append(_write_csv(assay, layout.assay_table))
         if ROW in images.columns and COLUMN in images.columns and columns:
-            written += _plate_plots(layout, images, columns, settings)
+            written += write_plate_plots(layout, images, columns, settings.readout, settings)
     _remove(path for path in stale if path not in written)
     return written
-
-
-def _plate_plots(
-    layout: RunLayout, images: pd.DataFrame, columns: list[str], settings: ScreenSettings
-) -> list[Path]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    first = _first_measurement(columns)
-    plate = plates(images)
-    written = []
-    for name in pd.unique(plate):
-        grid = plate_grid(
-            images[plate == name], first, settings.negative, settings.positive, settings.well_aggregate
-        )
-        target = layout.plate_plot(str(name))
-        with atomic_path(target) as temporary:
-            FigureCanvasAgg(plate_figure(grid, str(name))).print_png(str(temporary))
-        written.append(target)
-    return written
-
-
-def _first_measurement(columns: list[str]) -> str:
-    """The first mean measurement (a count when there is none)."""
-    return next((c for c in columns if ".mean_" in c), columns[0])
 
 
 def _write_csv(frame: pd.DataFrame, target: Path) -> Path:

@@ -1,25 +1,31 @@
-"""A plate's heat map: one measurement per well, at the well's place on the plate.
+"""A plate's heat map: the screen's readout per well, at the well's place on the plate.
 
 The grid is the plate's format: 8 x 12 (96 wells) while every well lies within H12,
 16 x 24 (384) within P24, 32 x 48 (1536) within AF48, else as large as the wells need.
 A well's value is the median (or mean) of its usable images (done, not flagged), as in
 wells.csv; a well with none is empty (NaN). Wells with a flagged image are crossed; control wells are outlined
 (negative: white, positive: red). The figure's artists carry ``gid`` names (``wells``,
-``flagged``, ``negative``, ``positive``) so that its data can be read back.
+``flagged``, ``negative``, ``positive``) so that its data can be read back. The title
+names the measurement shown and, when it is not a readout named by the pipeline's
+``screen: readout`` or the readout option, says so (:func:`.screen.choose_readout`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from ..files import atomic_path
+from ..run_folder.layout import RunLayout
 from ..run_folder.records import DONE
 from ..run_folder.tables import COLUMN, ROW, STATUS
 from .annotations import plate_column, plate_row, row_letters
-from .screen import Control
+from .screen import Control, ScreenSettings, choose_readout, plates
 from .summary import usable
 from .wells import check_well_aggregate
 
@@ -31,9 +37,11 @@ __all__ = [
     "PlateGrid",
     "draw_plate",
     "plate_figure",
+    "plate_figures",
     "plate_grid",
     "plate_shape",
     "well_rows",
+    "write_plate_plots",
 ]
 
 #: (rows, columns) of the common plate formats, smallest first
@@ -60,6 +68,9 @@ class PlateGrid:
         The median (or mean) of each well's usable images; NaN for none.
     flagged, negative, positive : ndarray of bool
         Wells with a flagged image; wells of the negative and positive controls.
+    note : str
+        What the title says of ``measurement`` (the screen's readout, or why another is
+        shown); empty: nothing.
     """
 
     measurement: str
@@ -67,6 +78,7 @@ class PlateGrid:
     flagged: np.ndarray
     negative: np.ndarray
     positive: np.ndarray
+    note: str = ""
 
     @property
     def row_labels(self) -> list[str]:
@@ -146,7 +158,8 @@ def draw_plate(figure: PlateFigure, grid: PlateGrid, plate: str) -> None:
     axes.set_xticks(range(n_columns), [str(c) for c in range(1, n_columns + 1)])
     axes.set_yticks(range(n_rows), grid.row_labels)
     axes.tick_params(labelsize=7)
-    axes.set_title(f"plate {plate}: {grid.measurement} (x: flagged; outlined: controls)")
+    said = f"\n{grid.note}" if grid.note else ""
+    axes.set_title(f"plate {plate}: {grid.measurement}{said}\nx: flagged; outlined: controls", fontsize=9)
 
 
 def well_rows(images: pd.DataFrame, row: int, column: int) -> list[int]:
@@ -155,3 +168,39 @@ def well_rows(images: pd.DataFrame, row: int, column: int) -> list[int]:
     rows = [plate_row(r) for r in images[ROW]]
     columns = [plate_column(c) for c in images[COLUMN]]
     return [i for i, (r, c) in enumerate(zip(rows, columns, strict=True)) if (r, c) == (row + 1, column + 1)]
+
+
+def plate_figures(
+    images: pd.DataFrame, columns: Sequence[str], named: str | None, settings: ScreenSettings
+) -> dict[str, PlateFigure]:
+    """The heat map of every plate of ``images`` (images.csv, typed), by plate: the readout
+    ``named`` per well (else the default, said in the title; see
+    :func:`.screen.choose_readout`), flagged wells crossed, controls outlined."""
+    readout, note = choose_readout(columns, named)
+    plate = plates(images)
+    figures = {}
+    for name in pd.unique(plate):
+        grid = plate_grid(
+            images[plate == name], readout, settings.negative, settings.positive, settings.well_aggregate
+        )
+        figures[str(name)] = plate_figure(replace(grid, note=note), str(name))
+    return figures
+
+
+def write_plate_plots(
+    layout: RunLayout,
+    images: pd.DataFrame,
+    columns: Sequence[str],
+    named: str | None,
+    settings: ScreenSettings,
+) -> list[Path]:
+    """Write ``plate_<plate>.png`` of every plate (:func:`plate_figures`); the files written."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    written = []
+    for name, figure in plate_figures(images, columns, named, settings).items():
+        target = layout.plate_plot(name)
+        with atomic_path(target) as temporary:
+            FigureCanvasAgg(figure).print_png(str(temporary))
+        written.append(target)
+    return written

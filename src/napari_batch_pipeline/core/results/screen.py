@@ -58,7 +58,9 @@ __all__ = [
     "check_controls",
     "check_screen",
     "check_table_format",
+    "choose_readout",
     "flag_images",
+    "flag_measured",
     "per_image_measurements",
     "plates",
     "refuse_number_twins",
@@ -122,6 +124,9 @@ class ScreenSettings:
         Rules that replace the pipeline's (None: the pipeline's own).
     well_aggregate : {'median', 'mean'}
         How the fields of a well become its row of wells.csv (see :mod:`.wells`).
+    readout : str or None
+        The measurement the screen is about, instead of the pipeline's ``screen:
+        readout`` (see :func:`choose_readout`); None: the pipeline's.
     """
 
     annotations: Path | None = None
@@ -130,6 +135,7 @@ class ScreenSettings:
     table_format: str = "csv"
     quality: tuple[QualityRule, ...] | None = field(default=None)
     well_aggregate: str = "median"
+    readout: str | None = None
 
     def __post_init__(self) -> None:
         check_well_aggregate(self.well_aggregate)
@@ -153,6 +159,7 @@ class ScreenSettings:
             "table_format": self.table_format,
             "quality": [rule.to_dict() for rule in self.quality] if self.quality is not None else None,
             "well_aggregate": self.well_aggregate,
+            "readout": self.readout,
         }
 
 
@@ -189,6 +196,41 @@ def flag_images(images: pd.DataFrame, rules: Sequence[QualityRule]) -> pd.Series
             if broken:
                 flags[position].append(broken)
     return pd.Series([_FLAG_SEPARATOR.join(f) for f in flags], index=images.index, dtype=object)
+
+
+def flag_measured(measured: Mapping[str, Any], rules: Sequence[QualityRule]) -> str:
+    """The ``flagged`` cell of one done image from its per-image measurements (``{<stage>
+    .count: n, <stage>.mean_<measurement>: value}``, as images.csv holds them): judged
+    as :func:`flag_images` judges a row of images.csv."""
+    frame = pd.DataFrame([{STATUS: DONE, **measured}])
+    return str(flag_images(frame, rules).iloc[0])
+
+
+def choose_readout(columns: Sequence[str], named: str | None) -> tuple[str, str]:
+    """The measurement a screen's figures show and the words that say why.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The run's per-image measurements (:func:`per_image_measurements`), not empty.
+    named : str or None
+        The readout named (the readout option, else the pipeline's ``screen: readout``).
+
+    Returns
+    -------
+    column : str
+        ``named`` when the run measured it; else the default: the first mean
+        measurement (the first count when there is none).
+    note : str
+        What the figures say of it: ``the screen's readout``, or what is shown instead
+        and why.
+    """
+    if named is not None and named in columns:
+        return named, "the screen's readout"
+    first = next((c for c in columns if ".mean_" in c), columns[0])
+    if named is not None:
+        return first, f"the readout {named} was not measured: the first measurement instead"
+    return first, "no readout named (screen: readout, or the readout option): the first measurement"
 
 
 def plates(images: pd.DataFrame) -> pd.Series:
@@ -349,4 +391,5 @@ def settings_from_record(record: Mapping[str, Any] | None, stages: Collection[An
         table_format=str(record.get("table_format") or "csv"),
         quality=parse_quality(quality, list(stages)) if quality is not None else None,
         well_aggregate=str(record.get("well_aggregate") or "median"),
+        readout=str(record["readout"]) if record.get("readout") else None,
     )

@@ -2,10 +2,12 @@
 
 Columns: ``stage``, ``group`` (the result's name: ``<stage>/<group>.tif``), the group's
 ``group_by`` columns, ``images`` (the images its statistic took), ``images_failed``
-(those left out because their upstream failed), ``seconds``, ``key``: a hash of the
-identity and content of the members it learnt from, everything upstream and the stage's
-parameters, by which a later run tells whether the saved result still holds, and
-``images_left_out``: the images left out, joined by ``"; "`` (empty when none).
+(those left out because their upstream failed), ``images_flagged`` (those left out
+because a quality rule flagged them), ``seconds``, ``key``: a hash of the identity and
+content of the members it learnt from, everything upstream and the stage's parameters
+(and the rules that judged the members), by which a later run tells whether the saved
+result still holds, ``images_left_out``: the images left out because they failed, and
+``flagged_left_out``: those flagged, each joined by ``"; "`` (empty when none).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from .layout import RunLayout
 from .links import removable
 
 __all__ = [
+    "FLAGGED_LEFT_OUT",
     "GROUP",
     "GROUP_KEY",
     "GROUP_LEFT_OUT",
     "GROUP_STAGE",
+    "IMAGES_FLAGGED",
     "group_results",
     "join_left_out",
     "read_groups",
@@ -38,8 +42,11 @@ GROUP_STAGE = "stage"
 GROUP = "group"
 GROUP_KEY = "key"
 GROUP_LEFT_OUT = "images_left_out"
+FLAGGED_LEFT_OUT = "flagged_left_out"
+IMAGES_FLAGGED = "images_flagged"
 _LEFT_OUT_SEPARATOR = "; "
-_COUNTS = ("images", "images_failed", "seconds")
+_COUNTS = ("images", "images_failed", IMAGES_FLAGGED, "seconds")
+_LISTS = (GROUP_LEFT_OUT, FLAGGED_LEFT_OUT)
 
 
 def read_groups(layout: RunLayout) -> dict[tuple[str, str], dict[str, Any]]:
@@ -63,9 +70,10 @@ def join_left_out(fields: Iterable[str]) -> str:
     return _LEFT_OUT_SEPARATOR.join(fields)
 
 
-def split_left_out(row: Mapping[str, Any]) -> list[str]:
-    """The images a row's group learnt without (none for a row of an earlier version)."""
-    cell = row.get(GROUP_LEFT_OUT)
+def split_left_out(row: Mapping[str, Any], column: str = GROUP_LEFT_OUT) -> list[str]:
+    """The images a row's group learnt without because they failed (``column``
+    ``flagged_left_out``: because they were flagged); none for a row of an earlier version."""
+    cell = row.get(column)
     return cell.split(_LEFT_OUT_SEPARATOR) if isinstance(cell, str) and cell else []
 
 
@@ -74,8 +82,8 @@ def write_groups(layout: RunLayout, rows: Iterable[Mapping[str, Any]]) -> None:
     rows = list(rows)
     columns: dict[str, None] = dict.fromkeys([GROUP_STAGE, GROUP])
     for row in rows:
-        columns.update(dict.fromkeys(c for c in row if c not in (*_COUNTS, GROUP_KEY, GROUP_LEFT_OUT)))
-    columns.update(dict.fromkeys([*_COUNTS, GROUP_KEY, GROUP_LEFT_OUT]))
+        columns.update(dict.fromkeys(c for c in row if c not in (*_COUNTS, GROUP_KEY, *_LISTS)))
+    columns.update(dict.fromkeys([*_COUNTS, GROUP_KEY, *_LISTS]))
     frame = pd.DataFrame(rows, columns=list(columns))
     with atomic_path(layout.groups_table) as temporary:
         frame.to_csv(temporary, index=False)
