@@ -92,7 +92,7 @@ def test_paint_preview_save_and_batch_a_pixel_classifier_in_the_viewer(make_napa
         shown = builder.output_layers.get((0, "nuclei_mask"))
         return trained == ["nuclei_mask"] and shown is not None and bool(shown.data.any())
 
-    qtbot.waitUntil(previewed, timeout=120_000)
+    qtbot.waitUntil(previewed, timeout=90_000)
     qtbot.waitUntil(lambda: (0, "nuclei") in builder.tables, timeout=60_000)
     preview = viewer.layers["nuclei_mask"].data.astype(bool)
     assert iou(preview, truth) >= 0.9, iou(preview, truth)
@@ -123,6 +123,7 @@ def test_paint_preview_save_and_batch_a_pixel_classifier_in_the_viewer(make_napa
     batch.executor.value = "serial"
     with qtbot.waitSignal(batch.run_finished, timeout=300_000) as blocker:
         batch.run_button.changed.emit(True)
+        assert batch.worker is not None, batch.status.value  # refused: the status says why
     report = blocker.args[0]
     assert report is not None, batch.status.value
     assert (report.done, report.failed) == (len(SEEDS), 0), batch.status.value
