@@ -54,10 +54,13 @@ def nucleus_count(truth: np.ndarray) -> int:
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two masks."""
     return float((a & b).sum() / (a | b).sum())
 
 
-def test_paint_preview_save_and_batch_a_pixel_classifier_in_the_viewer(make_napari_viewer, qtbot, tmp_path: Path):
+def test_paint_preview_save_and_batch_a_pixel_classifier_in_the_viewer(
+    make_napari_viewer, qtbot, tmp_path: Path
+):
     forests._TRAINED.clear()
     image, truth = gradient_nuclei(seed=0)
     viewer = make_napari_viewer()
@@ -135,7 +138,7 @@ def test_paint_preview_save_and_batch_a_pixel_classifier_in_the_viewer(make_napa
     assert isinstance(viewer.layers["results: labels"], Labels)
     names = masks.metadata["names"]
     for index, name in enumerate(names):
-        assert iou(np.asarray(masks.data[index]).astype(bool), truths[name]) >= 0.88, name
+        assert iou(np.asarray(masks.data[index]).astype(bool), truths[name]) >= 0.9, name
 
     # the run folder's tables, read back as a user would
     table = pd.read_csv(report.output_dir / "images.csv")
