@@ -29,9 +29,9 @@ from napari._qt import qt_main_window  # noqa: E402
 from napari.settings import get_settings  # noqa: E402
 from qtpy.QtCore import QEventLoop, QTimer  # noqa: E402
 
-from napari_batch_pipeline._widgets.batch import BatchWidget  # noqa: E402
-from napari_batch_pipeline._widgets.builder import PipelineBuilder  # noqa: E402
-from napari_batch_pipeline._widgets.home import show_page  # noqa: E402
+from napari_batch_pipeline._widgets.batch.widget import BatchWidget  # noqa: E402
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder  # noqa: E402
+from napari_batch_pipeline._widgets.viewer.home import show_page  # noqa: E402
 from napari_batch_pipeline.core.synthetic import nuclei_image, write_nuclei_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -93,7 +93,7 @@ def test_a_sweep_gives_one_row_per_parameter_set_and_shows_its_outputs(batch_wid
 def test_cancel_stops_midway_cleanly_and_the_run_resumes(
     make_napari_viewer, qtbot, pipeline_file, tmp_path, run_to_end, monkeypatch
 ):
-    from napari_batch_pipeline._widgets import batch as batch_module
+    from napari_batch_pipeline._widgets.batch import widget as batch_module
 
     write_nuclei_folder(tmp_path / "many", count=30)
     viewer = make_napari_viewer()

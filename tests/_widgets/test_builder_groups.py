@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import filters
 
-from napari_batch_pipeline._widgets.builder import PipelineBuilder
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 
@@ -47,7 +47,7 @@ def test_the_illumination_function_is_learnt_from_the_open_images_and_shown(buil
 
 
 def test_the_illumination_widget_learns_from_one_layer_as_a_group_of_one(make_napari_viewer):
-    from napari_batch_pipeline._widgets.stage_widgets import make_stage_widget
+    from napari_batch_pipeline._widgets.stages.widgets import make_stage_widget
 
     viewer = make_napari_viewer()
     image = nuclei_image((64, 80), n_nuclei=5, radius=5.0)

@@ -40,19 +40,19 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QWidget
 
-from ..core.errors import PipelineError
-from ..core.export.script import export_script
-from ..core.pipeline.model import Pipeline
-from ..core.stages import STAGES
-from ..core.tuning.image import group_images, missing_channels, second_sources, tuning_image
-from ..core.tuning.session import ChainRun
+from ...core.errors import PipelineError
+from ...core.export.script import export_script
+from ...core.pipeline.model import Pipeline
+from ...core.stages import STAGES
+from ...core.tuning.image import group_images, missing_channels, second_sources, tuning_image
+from ...core.tuning.session import ChainRun
+from ..sweep.panel import SWEEP_METADATA, SweepPanel
+from ..viewer.dock_layout import scrolling_layout, wrapping
+from ..viewer.home import join_home, join_home_later, mark_page, show_page
+from ..viewer.session import follow, layer_image, session_for
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
-from .dock_layout import scrolling_layout, wrapping
-from .home import join_home, join_home_later, mark_page, show_page
-from .session import follow, layer_image, session_for
 from .stage_panel import StageList, StagePanel
-from .sweep import SWEEP_METADATA, SweepPanel
 from .training_layers import TrainingLayers
 
 __all__ = ["DEBOUNCE_MS", "PipelineBuilder"]

@@ -36,24 +36,24 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
-from ..core.batch import BatchRun
-from ..core.engine.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
-from ..core.engine.measure import estimate_plan
-from ..core.engine.report import Report
-from ..core.errors import PipelineError
-from ..core.pipeline.model import Pipeline
-from ..core.plan.batch_plan import BatchPlan, plan_batch
-from ..core.plan.estimate import Estimate
+from ...core.batch import BatchRun
+from ...core.engine.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
+from ...core.engine.measure import estimate_plan
+from ...core.engine.report import Report
+from ...core.errors import PipelineError
+from ...core.pipeline.model import Pipeline
+from ...core.plan.batch_plan import BatchPlan, plan_batch
+from ...core.plan.estimate import Estimate
+from ..results.run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
+from ..results.view import ResultsView, show_results
+from ..viewer.dock_layout import scrolling_layout, wrapping
+from ..viewer.home import join_home_later, mark_page, show_page
+from ..viewer.responsive import call_responsively, disabled
+from ..viewer.session import session_for
 from .batch_fields import BatchFields, field_hint, path_of
 from .batch_progress import BAR_EVERY, RunProgress
 from .batch_status import CloseGuard, VersionFolderOffer, offer_version_folder, summary_text
 from .collector import hold_collector
-from .dock_layout import scrolling_layout, wrapping
-from .home import join_home_later, mark_page, show_page
-from .responsive import call_responsively, disabled
-from .results import ResultsView, show_results
-from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
-from .session import session_for
 from .task_table import TaskTable
 from .warm_up import WarmUp, warm_up
 

@@ -15,16 +15,16 @@ import pandas as pd
 from napari.layers import Layer
 from napari.utils.notifications import show_info
 
-from .._layer_steps import as_features
-from ..core.images.sources import read_image
-from ..core.results.conclusions import recorded_settings
-from ..core.results.plate_map import draw_plate, plate_grid, well_rows
-from ..core.results.screen import per_image_measurements, plates
-from ..core.run_folder.lazy import image_scale, read_saved
-from ..core.run_folder.objects import measured_by, select_objects, task_columns
-from ..core.run_folder.reader import RunResults
-from ..core.run_folder.tables import COLUMN, ROW
-from .task_table import COUNT_SUFFIX, single_count
+from ..._layer_steps import as_features
+from ...core.images.sources import read_image
+from ...core.results.conclusions import recorded_settings
+from ...core.results.plate_map import draw_plate, plate_grid, well_rows
+from ...core.results.screen import per_image_measurements, plates
+from ...core.run_folder.lazy import image_scale, read_saved
+from ...core.run_folder.objects import measured_by, select_objects, task_columns
+from ...core.run_folder.reader import RunResults
+from ...core.run_folder.tables import COLUMN, ROW
+from .columns import COUNT_SUFFIX, single_count
 
 __all__ = ["draw_plate_map", "plate_choices", "plate_measurements", "well_images", "well_layers"]
 

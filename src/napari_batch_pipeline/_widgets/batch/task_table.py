@@ -8,7 +8,7 @@ instead of 1,000 rows of widget items. Only the rows in view are ever painted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,14 +16,15 @@ from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QTableView
 
-from ..core.engine.report import Report
-from ..core.errors import PipelineError
-from ..core.images.fields import SCENE, TIME
-from ..core.plan.tasks import Task
-from ..core.run_folder.records import TaskRecord
-from ..core.run_folder.tables import FLAGGED
+from ...core.engine.report import Report
+from ...core.errors import PipelineError
+from ...core.images.fields import SCENE, TIME
+from ...core.plan.tasks import Task
+from ...core.run_folder.records import TaskRecord
+from ...core.run_folder.tables import FLAGGED
+from ..results.columns import COUNT_SUFFIX, single_count
 
-__all__ = ["COUNT_SUFFIX", "TaskTable", "TaskTableModel", "single_count"]
+__all__ = ["TaskTable", "TaskTableModel"]
 
 _FAILED = QColor(255, 120, 120, 90)
 #: done, but breaking a quality rule: left out of the run's conclusions
@@ -245,17 +246,6 @@ class TaskTable(QTableView):
     def cell_rect(self, row: int, column: int = 0) -> Any:
         """Where a cell is in the viewport (a QRect), for a click."""
         return self.visualRect(self.task_model.index(row, column))
-
-
-#: how the name of a table stage's object count column ends (``<stage>.count``)
-COUNT_SUFFIX = ".count"
-
-
-def single_count(values: Iterable[Any]) -> bool:
-    """Whether an object count column's ``values`` (None or NaN where a task has none)
-    are 1 for every task that has one, and there is one: a count that tells nothing."""
-    counts = [value for value in values if value is not None and value == value]
-    return bool(counts) and all(value == 1 for value in counts)
 
 
 def _row_values(record: TaskRecord, task: Task) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 
 from qtpy.QtCore import QObject
 
-from ..core.tuning.image import LayerImage
-from ..core.tuning.session import TuningSession
+from ...core.tuning.image import LayerImage
+from ...core.tuning.session import TuningSession
 
 __all__ = ["follow", "layer_image", "session_for"]
 

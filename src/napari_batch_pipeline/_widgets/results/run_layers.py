@@ -21,19 +21,19 @@ from napari.utils.notifications import show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer
 
-from .._layer_steps import StepTables, as_features, step_tables
-from .._reader import run_layer_data
-from ..core.batch import BatchRun
-from ..core.engine.events import Event
-from ..core.errors import PipelineError
-from ..core.images.fields import SCENE, TIME, read_field
-from ..core.images.lazy import open_input_pyramid
-from ..core.pipeline.model import INPUT, Pipeline
-from ..core.plan.tasks import Task
-from ..core.run_folder.lazy import image_scale, read_saved
-from ..core.run_folder.objects import measured_by, task_objects
-from ..core.run_folder.reader import RunResults, task_outputs
-from ..core.run_folder.tables import IMAGE
+from ..._layer_steps import StepTables, as_features, step_tables
+from ..._reader import run_layer_data
+from ...core.batch import BatchRun
+from ...core.engine.events import Event
+from ...core.errors import PipelineError
+from ...core.images.fields import SCENE, TIME, read_field
+from ...core.images.lazy import open_input_pyramid
+from ...core.pipeline.model import INPUT, Pipeline
+from ...core.plan.tasks import Task
+from ...core.run_folder.lazy import image_scale, read_saved
+from ...core.run_folder.objects import measured_by, task_objects
+from ...core.run_folder.reader import RunResults, task_outputs
+from ...core.run_folder.tables import IMAGE
 
 __all__ = [
     "IMAGE_AXIS",

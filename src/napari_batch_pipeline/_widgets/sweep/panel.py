@@ -38,13 +38,13 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QWidget
 
-from ..core.errors import PipelineError
-from ..core.run_folder.layout import param_label
-from ..core.tuning.session import TuningImage, TuningSession
-from ..core.tuning.sweep import ImageSweep, output_stage, plot_sweep
-from .dock_layout import scrolling_layout, wrapping
-from .home import join_home_later, mark_page
-from .session import follow
+from ...core.errors import PipelineError
+from ...core.run_folder.layout import param_label
+from ...core.tuning.session import TuningImage, TuningSession
+from ...core.tuning.sweep import ImageSweep, output_stage, plot_sweep
+from ..viewer.dock_layout import scrolling_layout, wrapping
+from ..viewer.home import join_home_later, mark_page
+from ..viewer.session import follow
 from .sweep_row import ParameterRow
 
 __all__ = ["SWEEP_METADATA", "ParameterRow", "SweepPanel"]
