@@ -132,9 +132,10 @@ class LayerQueue:
             self.viewer.layers.remove(layer.name)
         if len(layer.metadata.get("names") or ()) > 1:  # a stack: its first axis, the image
             layer.axis_labels = (IMAGE_AXIS, *layer.axis_labels[1:])
+        tables = self._tables.get(layer.name)  # by the name it was made with, before napari's
         self.viewer.add_layer(layer)
-        if layer.name in self._tables:
-            self._tables[layer.name].attach(self.viewer, layer)
+        if tables is not None:  # the layer object itself, whatever its name becomes
+            tables.attach(self.viewer, layer)
         self.layers.append(layer)
         self._turn.start()
 
