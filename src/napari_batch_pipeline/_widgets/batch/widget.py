@@ -188,22 +188,23 @@ class BatchWidget(QWidget):
         PipelineError
             For a missing folder, an invalid pipeline or sweep, or unusable options.
         """
-        # worker processes yield the CPU to the viewer; still starting, threads meanwhile
-        starting = self.warming is not None and self.warming.workers_starting
-        return self._planned(
-            BatchRun, command="napari: Batch processing widget", low_priority=True, workers_starting=starting
-        )
+        return self._planned(BatchRun, command="napari: Batch processing widget")
 
     def make_plan(self) -> BatchPlan:
-        """The plan of the fields' values: checked, nothing written (raises as make_batch)."""
+        """The fields' plan, with a run's options (its estimate is the run's); writes nothing."""
         return self._planned(plan_batch)
+
+    def beside_viewer(self) -> dict[str, bool]:
+        """A run's options here: niced workers; threads for ``auto`` while they start."""
+        starting = self.warming is not None and self.warming.workers_starting
+        return {"low_priority": True, "workers_starting": starting}
 
     def _planned(self, make: Callable[..., Any], **extra: Any) -> Any:
         """``make(pipeline, input, output, **options)``: planning opens every file's header
         (0.3 s for 1,000 files), so in a thread, the viewer's event loop turning meanwhile,
         Run and Estimate held off."""
         input_dir, output_dir = self.fields.folders()
-        pipeline, options = self.current_pipeline(), self.fields.options()
+        pipeline, options = self.current_pipeline(), {**self.fields.options(), **self.beside_viewer()}
         with disabled(self.run_button, self.estimate_button):
             return call_responsively(make, pipeline, input_dir, output_dir, **extra, **options)
 
