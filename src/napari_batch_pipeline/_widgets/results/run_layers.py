@@ -34,6 +34,7 @@ from ...core.run_folder.lazy import image_scale, read_saved
 from ...core.run_folder.objects import measured_by, task_objects
 from ...core.run_folder.reader import RunResults, task_outputs
 from ...core.run_folder.tables import IMAGE
+from ..viewer.sliders import keep_slider_labels_whole
 
 __all__ = [
     "IMAGE_AXIS",
@@ -91,6 +92,7 @@ class LayerQueue:
 
     def __init__(self, viewer: Viewer, on_done: Callable[[], None]):
         self.viewer = viewer
+        keep_slider_labels_whole(viewer)  # the stacks' image slider says 'image' whole
         self.on_done = on_done
         self.layers: list[Layer] = []
         self.loading = False

@@ -45,6 +45,7 @@ from ...core.tuning.sweep import ImageSweep, output_stage, plot_sweep
 from ..viewer.dock_layout import scrolling_layout, wrapping
 from ..viewer.home import join_home_later, mark_page
 from ..viewer.session import follow
+from ..viewer.sliders import keep_slider_labels_whole
 from .sweep_row import ParameterRow
 
 __all__ = ["SWEEP_METADATA", "ParameterRow", "SweepPanel"]
@@ -90,6 +91,7 @@ class SweepPanel(QWidget):
         super().__init__()
         self.session = session
         self.viewer = napari_viewer
+        keep_slider_labels_whole(napari_viewer)  # the sweep's slider says its parameter whole
         self.first = ParameterRow("sweep")
         self.use_second = CheckBox(value=False, text="and a second parameter (a grid)")
         self.second = ParameterRow("by")
