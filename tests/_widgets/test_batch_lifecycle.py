@@ -245,3 +245,30 @@ def test_after_a_row_click_the_corner_names_the_clicked_image(batch_widget, run_
     assert overlay.text.startswith(clicked) and "clicked" in overlay.text
     viewer.dims.set_current_step(0, 2)  # the slider: the stack's image again
     assert not overlay.text.endswith("clicked)")
+
+
+def test_a_measurement_constant_over_the_images_is_hidden_and_not_offered(
+    make_batch_widget, tmp_path, run_to_end
+):
+    import shutil
+
+    from napari_batch_pipeline._widgets.results.plate_view import plate_measurements
+    from napari_batch_pipeline.core.run_folder.reader import RunResults
+    from napari_batch_pipeline.core.synthetic import write_nuclei_folder
+
+    # three copies of one image: every measurement has one value
+    write_nuclei_folder(tmp_path / "one", count=1)
+    (first,) = sorted((tmp_path / "one").iterdir())
+    same = tmp_path / "same"
+    same.mkdir()
+    for index in range(3):
+        shutil.copy(first, same / f"copy_{index}.tif")
+    widget = make_batch_widget(same)
+    run_to_end(widget)
+    table = widget.table
+    hidden = {column for position, column in enumerate(table.columns) if table.isColumnHidden(position)}
+    # every image alike: the mean area says nothing; an object count that is no 1 stays
+    assert "nuclei.mean_area" in hidden and "nuclei.count" not in hidden
+    assert not {"image", "status", "seconds"} & hidden
+    choices = plate_measurements(RunResults(tmp_path / "out"))
+    assert "nuclei.mean_area" not in choices and "nuclei.count" in choices

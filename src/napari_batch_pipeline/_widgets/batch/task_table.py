@@ -22,7 +22,7 @@ from ...core.images.fields import SCENE, TIME
 from ...core.plan.tasks import Task
 from ...core.run_folder.records import TaskRecord
 from ...core.run_folder.tables import FLAGGED
-from ..results.columns import COUNT_SUFFIX, single_count
+from ..results.columns import tells_nothing
 
 __all__ = ["TaskTable", "TaskTableModel"]
 
@@ -36,6 +36,8 @@ MAX_NAME_WIDTH = 320
 _FIT_ROWS = 50
 #: the columns of a task's field shown after ``image``, for runs that have them
 _FIELD_COLUMNS = (SCENE, TIME)
+#: the columns that are no measurement
+_NOT_MEASURED = {*_FIRST_COLUMNS, *_FIELD_COLUMNS, FLAGGED}
 
 
 class TaskTableModel(QAbstractTableModel):
@@ -194,17 +196,17 @@ class TaskTable(QTableView):
         self.task_model.add_records(finished)
         if len(self.columns) != columns:
             self.fit_columns()
-        self._hide_single_counts()
+        self._hide_constant_columns()
 
-    def _hide_single_counts(self) -> None:
-        """Hide a ``<stage>.count`` column while every row says 1: a stage of one row per
-        image (``image_quality``) counts nothing, and the column only pushes the
-        measurements out of view."""
+    def _hide_constant_columns(self) -> None:
+        """Hide a measurement column while it tells nothing (:func:`tells_nothing`): a
+        ``<stage>.count`` of 1 in every row (a stage of one row per image, such as
+        ``image_quality``, counts nothing) or a value the same in every row; they only push
+        the measurements that differ out of view."""
         for position, column in enumerate(self.columns):
-            if column.endswith(COUNT_SUFFIX):
-                self.setColumnHidden(
-                    position, single_count(self.task_model.value(r, column) for r in range(self.rowCount()))
-                )
+            if column not in _NOT_MEASURED:
+                values = [self.task_model.value(r, column) for r in range(self.rowCount())]
+                self.setColumnHidden(position, tells_nothing(column, values))
 
     def fit_columns(self) -> None:
         """Columns as wide as what their first rows hold (image names up to
