@@ -371,7 +371,7 @@ def run_to_layers(args: argparse.Namespace) -> list[Result]:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline._widgets.batch.widget import BatchWidget
 
     with tempfile.TemporaryDirectory(dir=args.workdir, ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
@@ -470,7 +470,7 @@ def paired(args: argparse.Namespace) -> tuple[list[Result], list[Paired]]:
     from qtpy.QtCore import QEventLoop, QTimer
     from qtpy.QtWidgets import QApplication
 
-    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline._widgets.batch.widget import BatchWidget
 
     windows: list[Paired] = []
     with tempfile.TemporaryDirectory(dir=args.workdir, ignore_cleanup_errors=True) as tmp:
@@ -605,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline._widgets.batch.widget import BatchWidget
 
     workdir = tempfile.TemporaryDirectory(dir=args.workdir, ignore_cleanup_errors=True)
     with workdir as tmp, OutsideLoad() as outside:

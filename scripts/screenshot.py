@@ -8,7 +8,11 @@ area); the results page is shown.
 
 Run it under a virtual display (Xvfb), from the repository root:
 
-    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshot.py [OUTPUT.png]
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshot.py [OUTPUT.png] [--pages]
+
+With ``--pages`` it also runs a sweep and saves every page in front in turn, beside
+OUTPUT (``OUTPUT_builder.png``, ``_sweep``, ``_batch``, ``_results``), at the screen's
+size less a task bar: to look for cut-off text at 1280 x 800 and at 1600 x 1200.
 
 napari's settings are kept in a temporary file for the run, so yours are untouched.
 """
@@ -29,14 +33,16 @@ from napari._qt import qt_main_window  # noqa: E402
 from napari.settings import get_settings  # noqa: E402
 from qtpy.QtCore import QEventLoop, QTimer  # noqa: E402
 
-from napari_batch_pipeline._widgets.batch import BatchWidget  # noqa: E402
-from napari_batch_pipeline._widgets.builder import PipelineBuilder  # noqa: E402
-from napari_batch_pipeline._widgets.home import show_page  # noqa: E402
+from napari_batch_pipeline._widgets.batch.widget import BatchWidget  # noqa: E402
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder  # noqa: E402
+from napari_batch_pipeline._widgets.viewer.home import show_page  # noqa: E402
 from napari_batch_pipeline.core.synthetic import nuclei_image, write_nuclei_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the window on a 1280 x 800 laptop screen, less a task bar
 SIZE = (1280, 750)
+#: what a task bar takes of the screen
+TASK_BAR = 50
 
 
 def wait_for(signal, seconds: float = 120) -> None:
@@ -60,7 +66,7 @@ def settle(milliseconds: int = 500) -> None:
     loop.exec_()
 
 
-def main(output: Path) -> Path:
+def main(output: Path, pages: bool = False) -> Path:
     # no toasts over the canvas (napari tells PyQt5 users once, on the first window)
     get_settings().application.gui_notification_level = "none"
     qt_main_window.SHOW_QT_WARNING = False
@@ -108,10 +114,33 @@ def main(output: Path) -> Path:
         settle()
         output.parent.mkdir(parents=True, exist_ok=True)
         viewer.screenshot(str(output), canvas_only=False, flash=False)
+        if pages:
+            save_pages(viewer, builder, batch, output)
     viewer.close()
     return output
 
 
+def save_pages(viewer, builder, batch, output: Path) -> None:
+    """Each page in front in turn, a sweep run first, at the screen's size (less a task bar)."""
+    screen = viewer.window._qt_window.screen().availableGeometry()
+    viewer.window.resize(screen.width(), screen.height() - TASK_BAR)
+    panel = builder.open_sweep()
+    panel.first.stage.value, panel.first.param.value = "blurred", "sigma"
+    panel.first.start.value, panel.first.stop.value, panel.first.step.value = 1.0, 4.0, 1.0
+    panel.run()
+    wait_for(panel.sweep_finished)
+    for name, page in (
+        ("builder", builder),
+        ("sweep", panel),
+        ("batch", batch),
+        ("results", batch.results_view),
+    ):
+        show_page(page)
+        settle()
+        viewer.screenshot(str(output.with_name(f"{output.stem}_{name}.png")), canvas_only=False, flash=False)
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshot.png"
-    print(main(target))
+    arguments = [argument for argument in sys.argv[1:] if argument != "--pages"]
+    target = Path(arguments[0]) if arguments else ROOT / "docs" / "screenshot.png"
+    print(main(target, pages="--pages" in sys.argv[1:]))

@@ -50,9 +50,18 @@ def test_the_core_is_a_handful_of_modules_beside_its_subpackages() -> None:
     assert {"pipeline", "stages", "images", "plan", "engine", "run_folder", "results", "tuning"} <= names
 
 
+def test_the_widgets_are_grouped_by_the_plugins_pages() -> None:
+    widgets = PACKAGE / "_widgets"
+    top = sorted(p.name for p in widgets.glob("*.py") if p.name != "__init__.py")
+    assert not top, f"_widgets/ holds modules beside its pages' subpackages: {top}"
+    names = {p.name for p in _subpackages(widgets)}
+    # a newcomer finds each page of the plugin from the folder listing
+    assert {"builder", "sweep", "batch", "results", "stages", "viewer"} <= names
+
+
 @pytest.mark.parametrize(
     "package",
-    _subpackages(PACKAGE / "core"),
+    _subpackages(PACKAGE / "core") + _subpackages(PACKAGE / "_widgets"),
     ids=lambda p: str(p.relative_to(PACKAGE)),
 )
 def test_every_subpackage_says_what_it_holds_and_stays_small(package: Path) -> None:
@@ -110,7 +119,7 @@ def test_the_flag_check_finds_a_flag() -> None:
     assert [text for _, text in _strings(tree) if FLAG.search(text)] == ["use --fresh to replace "]
 
 
-@pytest.mark.parametrize("path", _modules(PACKAGE / "_widgets"), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _modules(PACKAGE / "_widgets"), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_level_registry_of_widgets(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body:

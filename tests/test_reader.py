@@ -198,6 +198,21 @@ def test_a_labels_stack_opened_in_napari_has_the_objects_of_the_image_shown(make
     assert labels.metadata["image"] != nuclei["image"].iloc[0]
 
 
+def test_a_run_folder_opened_a_second_time_has_features_on_its_renamed_labels(make_napari_viewer, run_folder):
+    viewer = make_napari_viewer()
+    viewer.open(str(run_folder), plugin=PLUGIN)
+    viewer.open(str(run_folder), plugin=PLUGIN)  # napari renames the second: "run: labels [1]"
+    nuclei = pd.read_csv(run_folder / "nuclei.csv")
+    first, second = viewer.layers["run: labels"], viewer.layers["run: labels [1]"]
+    for step in (1, 3):
+        viewer.dims.set_current_step(0, step)
+        for labels in (first, second):
+            expected = nuclei[nuclei["image"] == labels.metadata["image"]]
+            # the features followed the layer, not its name (0 x 0 on the renamed one before)
+            assert list(labels.features["label"]) == list(expected["label"]) != [], labels.name
+        assert second.metadata["image"] == first.metadata["image"] == sorted(nuclei["image"].unique())[step]
+
+
 def test_group_results_open_as_images_with_their_pixel_size(tmp_path):
     from napari_batch_pipeline.core.pipeline.model import Pipeline
     from napari_batch_pipeline.core.synthetic import nuclei_image

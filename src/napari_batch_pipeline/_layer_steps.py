@@ -40,7 +40,7 @@ def as_features(table: pd.DataFrame) -> pd.DataFrame:
     return features
 
 
-@dataclass
+@dataclass(eq=False)  # each is its layer's own: napari finds its handlers by ==, tables and all
 class StepTables:
     """What each step of a run's layer shows: where it comes from, and its objects.
 

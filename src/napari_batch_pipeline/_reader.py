@@ -82,29 +82,37 @@ def read_run_folder(path: str | list[str]) -> list[LayerData]:
             f"run folder {str(folder)!r} has no saved stage outputs (no stage has save: true) "
             "and its input images are not reachable; open images.csv or the <stage>.csv tables instead"
         )
-    stacks = [meta["name"] for _, meta, _ in layers if len(meta["metadata"].get("names") or ()) > 1]
+    metadata = [meta["metadata"] for _, meta, _ in layers]
+    stacks = [_stack_key(meta) for meta in metadata if len(meta.get("names") or ()) > 1]
     _follow_steps(results, stacks)
     return layers
 
 
-def _follow_steps(results: RunResults, names: list[str]) -> None:
-    """The stacks ``names``, once the viewer opening them has added them, keep the objects
-    (labels' ``features``) and metadata of the task the slider shows, as the batch
-    widget's do (:class:`._layer_steps.StepTables`). Nothing without a current viewer
-    (the reader called from Python)."""
+def _stack_key(metadata: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """What tells a run's stack apart from its others: its stage and its tasks' names (not
+    its layer name, which napari changes to ``"... [1]"`` when the run is open already)."""
+    return str(metadata.get("stage", "")), tuple(metadata.get("names") or ())
+
+
+def _follow_steps(results: RunResults, stacks: list[tuple[str, tuple[str, ...]]]) -> None:
+    """The ``stacks`` (by :func:`_stack_key`), once the viewer opening them has added them,
+    keep the objects (labels' ``features``) and metadata of the task the slider shows, as
+    the batch widget's do (:class:`._layer_steps.StepTables`), whatever napari names the
+    layers. Nothing without a current viewer (the reader called from Python)."""
     import napari
 
     viewer = napari.current_viewer()
-    if viewer is None or not names:
+    if viewer is None or not stacks:
         return
-    pending = set(names)
+    pending = set(stacks)
 
     def on_inserted(event: Any) -> None:
         from ._layer_steps import step_tables
 
         layer = event.value
-        if layer.name in pending and layer.metadata.get("run_folder") == str(results.path):
-            pending.discard(layer.name)
+        key = _stack_key(layer.metadata)
+        if key in pending and layer.metadata.get("run_folder") == str(results.path):
+            pending.discard(key)
             tables = step_tables(results, [layer]).get(layer.name)
             if tables is not None:
                 tables.follow(viewer, layer)

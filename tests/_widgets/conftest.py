@@ -21,7 +21,7 @@ def image_folder(tmp_path: Path) -> Path:
 def make_batch_widget(make_napari_viewer, pipeline_file, tmp_path):
     """``make_batch_widget(input_dir, executor='serial')``: a docked BatchWidget in a new
     viewer, the DESIGN pipeline on ``input_dir`` into ``tmp_path / 'out'``."""
-    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline._widgets.batch.widget import BatchWidget
 
     def make(input_dir: Path, executor: str = "serial"):
         viewer = make_napari_viewer()
@@ -65,7 +65,7 @@ def builder(make_napari_viewer):
     """A docked builder in a viewer holding the synthetic image 'nuclei' (selected)."""
     viewer = make_napari_viewer()
     viewer.add_image(nuclei_image(), name="nuclei")
-    from napari_batch_pipeline._widgets.builder import PipelineBuilder
+    from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder
 
     widget = PipelineBuilder(viewer)
     viewer.window.add_dock_widget(widget)

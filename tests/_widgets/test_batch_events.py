@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from napari_batch_pipeline._widgets import batch as batch_module
-from napari_batch_pipeline._widgets.batch import SHOW_EVERY
-from napari_batch_pipeline._widgets.run_layers import LoadedLayers
+from napari_batch_pipeline._widgets.batch import widget as batch_module
+from napari_batch_pipeline._widgets.batch.widget import SHOW_EVERY
+from napari_batch_pipeline._widgets.results.run_layers import LoadedLayers
 from napari_batch_pipeline.core.engine.events import RunFinished, RunStarted, TaskFinished
 from napari_batch_pipeline.core.engine.report import Report
 from napari_batch_pipeline.core.run_folder.records import TaskRecord
@@ -110,7 +110,7 @@ def test_the_progress_bar_repaints_with_the_table_never_at_once(make_napari_view
     OpenGL): the bar moving must not paint there and then, only in the turn's one repaint."""
     from qtpy.QtCore import QEvent, QObject
 
-    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline._widgets.batch.widget import BatchWidget
 
     viewer = make_napari_viewer(show=True)
     widget = BatchWidget(viewer)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from napari_batch_pipeline._widgets.batch_fields import FIELD_LABELS
+from napari_batch_pipeline._widgets.batch.batch_fields import FIELD_LABELS
 from napari_batch_pipeline.cli import main
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline.model import Pipeline

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from napari_batch_pipeline._widgets import batch as batch_module
+from napari_batch_pipeline._widgets.batch import widget as batch_module
 from napari_batch_pipeline.core.engine.events import RunStarted, TaskFinished
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
@@ -21,7 +21,7 @@ def held_run(monkeypatch):
     """``held_run(widget)``: the widget's engine waits after its first task until
     ``release`` is set; returns ``(shown, release)``: ``shown`` is set once that task's row
     is in the table."""
-    from napari_batch_pipeline._widgets import batch as batch_module
+    from napari_batch_pipeline._widgets.batch import widget as batch_module
 
     events_then_layers = batch_module.events_then_layers
 
@@ -162,7 +162,7 @@ def test_the_results_say_which_image_is_on_screen(make_batch_widget, tmp_path, r
 
 
 def test_the_worker_processes_start_when_the_widget_is_shown(make_napari_viewer, qtbot):
-    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline._widgets.batch.widget import BatchWidget
     from napari_batch_pipeline.core.engine import process_pool
 
     viewer = make_napari_viewer(show=True)
@@ -183,7 +183,7 @@ def test_the_first_run_does_not_wait_for_starting_workers(batch_widget, run_to_e
     """Run clicked before a warm-up worker is ready: threads now; once one is, processes."""
     from concurrent import futures
 
-    from napari_batch_pipeline._widgets.warm_up import WarmUp
+    from napari_batch_pipeline._widgets.batch.warm_up import WarmUp
 
     widget = batch_widget
     widget.executor.value = "auto"
@@ -208,7 +208,7 @@ def test_the_first_run_does_not_wait_for_starting_workers(batch_widget, run_to_e
 def test_a_count_that_is_always_one_does_not_clutter_the_table_or_the_plate_map(
     make_batch_widget, image_folder, pipeline_yaml, tmp_path, run_to_end
 ):
-    from napari_batch_pipeline._widgets.plate_view import plate_measurements
+    from napari_batch_pipeline._widgets.results.plate_view import plate_measurements
     from napari_batch_pipeline.core.run_folder.reader import RunResults
 
     with_quality = tmp_path / "quality.yaml"
@@ -245,3 +245,30 @@ def test_after_a_row_click_the_corner_names_the_clicked_image(batch_widget, run_
     assert overlay.text.startswith(clicked) and "clicked" in overlay.text
     viewer.dims.set_current_step(0, 2)  # the slider: the stack's image again
     assert not overlay.text.endswith("clicked)")
+
+
+def test_a_measurement_constant_over_the_images_is_hidden_and_not_offered(
+    make_batch_widget, tmp_path, run_to_end
+):
+    import shutil
+
+    from napari_batch_pipeline._widgets.results.plate_view import plate_measurements
+    from napari_batch_pipeline.core.run_folder.reader import RunResults
+    from napari_batch_pipeline.core.synthetic import write_nuclei_folder
+
+    # three copies of one image: every measurement has one value
+    write_nuclei_folder(tmp_path / "one", count=1)
+    (first,) = sorted((tmp_path / "one").iterdir())
+    same = tmp_path / "same"
+    same.mkdir()
+    for index in range(3):
+        shutil.copy(first, same / f"copy_{index}.tif")
+    widget = make_batch_widget(same)
+    run_to_end(widget)
+    table = widget.table
+    hidden = {column for position, column in enumerate(table.columns) if table.isColumnHidden(position)}
+    # every image alike: the mean area says nothing; an object count that is no 1 stays
+    assert "nuclei.mean_area" in hidden and "nuclei.count" not in hidden
+    assert not {"image", "status", "seconds"} & hidden
+    choices = plate_measurements(RunResults(tmp_path / "out"))
+    assert "nuclei.mean_area" not in choices and "nuclei.count" in choices

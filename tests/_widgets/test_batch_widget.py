@@ -93,7 +93,7 @@ def test_a_sweep_gives_one_row_per_parameter_set_and_shows_its_outputs(batch_wid
 def test_cancel_stops_midway_cleanly_and_the_run_resumes(
     make_napari_viewer, qtbot, pipeline_file, tmp_path, run_to_end, monkeypatch
 ):
-    from napari_batch_pipeline._widgets import batch as batch_module
+    from napari_batch_pipeline._widgets.batch import widget as batch_module
 
     write_nuclei_folder(tmp_path / "many", count=30)
     viewer = make_napari_viewer()
@@ -253,3 +253,31 @@ def test_auto_runs_niced_worker_processes_beside_the_viewer(batch_widget, run_to
     assert report is not None and report.done == 6
     info = json.loads((report.output_dir / "run.json").read_text(encoding="utf-8"))
     assert info["executor"] == "processes" and "interactive program" in info["executor_reason"]
+
+
+def test_estimate_and_the_runs_own_line_agree(batch_widget, qtbot, run_to_end):
+    """Estimate plans with the run's options (beside the viewer: niced worker processes
+    once warm), and both come from the plan's one estimate: the same executor, workers
+    and tasks, and memory of the same size (4.2 MiB against 404.2 MiB before)."""
+    from napari_batch_pipeline._widgets.batch.warm_up import warm_up
+    from napari_batch_pipeline.core.engine.events import RunStarted
+
+    widget = batch_widget
+    widget.executor.value = "auto"
+    widget.warming = warm_up("auto", widget.workers.value)  # as a new widget warms its executor
+    qtbot.waitUntil(lambda: not widget.warming.workers_starting, timeout=120_000)
+    assert widget.make_plan().options.executor == widget.make_batch().options.executor == "processes"
+
+    estimated = []
+    worker = widget.estimate()
+    worker.returned.connect(estimated.append)
+    qtbot.waitUntil(lambda: bool(estimated), timeout=60_000)
+    events = []
+    widget.engine_event.connect(events.append)
+    run_to_end(widget)
+    (mine,), run = estimated, next(e for e in events if isinstance(e, RunStarted)).estimate
+    assert run is not None
+    assert (mine.tasks, mine.workers, mine.in_flight) == (run.tasks, run.workers, run.in_flight)
+    assert 0.5 < mine.total_bytes / run.total_bytes < 2, (mine.summary(), run.summary())
+    assert widget.estimate_text.value == run.summary()  # the run's line replaced it
+    print(f"Estimate: {mine.summary()}\nthe run's: {run.summary()}")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
-from napari_batch_pipeline._widgets.builder import PipelineBuilder
-from napari_batch_pipeline._widgets.session import session_for
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder
+from napari_batch_pipeline._widgets.viewer.session import session_for
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image
@@ -150,7 +150,7 @@ def test_an_invalid_chain_says_why(builder, wait_run):
 
 
 def test_the_batch_widget_runs_the_builders_pipeline(builder, wait_run, qtbot, image_folder, tmp_path):
-    from napari_batch_pipeline._widgets.batch import BatchWidget
+    from napari_batch_pipeline._widgets.batch.widget import BatchWidget
 
     wait_run(builder, lambda: three_stages(builder))
     assert session_for(builder.viewer).pipeline() == builder.pipeline()

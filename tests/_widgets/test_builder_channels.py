@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_batch_pipeline._widgets.builder import PipelineBuilder
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image
 from napari_batch_pipeline.core.tuning.image import ChannelSource

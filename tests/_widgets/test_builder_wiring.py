@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_batch_pipeline._widgets.builder import PipelineBuilder
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 

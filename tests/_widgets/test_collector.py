@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from napari_batch_pipeline._widgets.collector import hold_collector, holders
+from napari_batch_pipeline._widgets.batch.collector import hold_collector, holders
 from napari_batch_pipeline.core.engine.events import TaskFinished
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from qtpy.QtWidgets import QApplication, QWidget
 
-from napari_batch_pipeline._widgets.home import dock_of
+from napari_batch_pipeline._widgets.viewer.home import dock_of
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 PLUGIN = "napari-batch-pipeline"

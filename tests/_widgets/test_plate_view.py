@@ -7,7 +7,7 @@ import pandas as pd
 import tifffile
 from matplotlib.backend_bases import MouseEvent
 
-from napari_batch_pipeline._widgets.results import PLATE_MAP, ResultsView
+from napari_batch_pipeline._widgets.results.view import PLATE_MAP, ResultsView
 
 
 def test_the_plate_map_shows_wells_and_a_click_shows_a_well(

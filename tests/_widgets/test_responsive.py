@@ -8,7 +8,7 @@ import time
 import pytest
 from qtpy.QtCore import QTimer
 
-from napari_batch_pipeline._widgets.responsive import call_responsively
+from napari_batch_pipeline._widgets.viewer.responsive import call_responsively
 
 
 class Ticks:
@@ -53,7 +53,7 @@ def test_its_exception_is_raised_in_the_caller(qtbot):
 
 
 def test_the_widget_plans_off_the_main_thread_with_its_buttons_held(batch_widget, run_to_end, monkeypatch):
-    from napari_batch_pipeline._widgets import batch as batch_module
+    from napari_batch_pipeline._widgets.batch import widget as batch_module
 
     real = batch_module.BatchRun
     planned_in = []

@@ -73,3 +73,19 @@ def test_a_clicked_row_has_its_objects_name_and_metadata(swept_widget, tmp_path)
         "table": "nuclei",
     }
     assert_features_are(labels, labels.data, objects_of(objects, "nuclei_02.tif", 3.0))
+
+
+def test_the_run_opened_again_after_the_widget_loaded_it_has_its_objects(swept_widget, tmp_path):
+    viewer = swept_widget.viewer
+    viewer.open(str(tmp_path / "out"), plugin="napari-batch-pipeline")  # napari renames: "... [1]"
+    objects = pd.read_csv(tmp_path / "out" / "nuclei.csv")
+    images = pd.read_csv(tmp_path / "out" / "images.csv")
+    loaded, opened = viewer.layers["out: labels"], viewer.layers["out: labels [1]"]
+    for step in (3, 0):
+        viewer.dims.set_current_step(0, step)
+        row = images.iloc[step]
+        for labels in (loaded, opened):  # the widget's stack and the reader's, side by side
+            assert labels.metadata["image"] == row["image"], labels.name
+            assert_features_are(
+                labels, labels.data[step], objects_of(objects, row["image"], row["blurred.sigma"])
+            )

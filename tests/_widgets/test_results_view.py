@@ -10,7 +10,7 @@ import pytest
 from qtpy.QtWidgets import QApplication
 
 from napari_batch_pipeline import run_batch
-from napari_batch_pipeline._widgets.results import ResultsView
+from napari_batch_pipeline._widgets.results.view import ResultsView
 from napari_batch_pipeline.core.results.summary import summary_table
 from napari_batch_pipeline.core.run_folder.reader import RunResults
 from napari_batch_pipeline.core.synthetic import write_nuclei_folder

@@ -9,7 +9,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import QTimer
 
-from napari_batch_pipeline._widgets.run_layers import LayerQueue
+from napari_batch_pipeline._widgets.results.run_layers import LayerQueue
 
 
 def run_layers(run: str) -> list:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from napari_batch_pipeline._widgets.batch import BatchWidget
-from napari_batch_pipeline._widgets.builder import PipelineBuilder
-from napari_batch_pipeline._widgets.session import session_for
-from napari_batch_pipeline._widgets.sweep import SweepPanel
+from napari_batch_pipeline._widgets.batch.widget import BatchWidget
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder
+from napari_batch_pipeline._widgets.sweep.panel import SweepPanel
+from napari_batch_pipeline._widgets.viewer.session import session_for
 from napari_batch_pipeline.core.errors import PipelineError
 from napari_batch_pipeline.core.pipeline.model import Pipeline
 from napari_batch_pipeline.core.synthetic import nuclei_image

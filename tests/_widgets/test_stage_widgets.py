@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
-from napari_batch_pipeline._widgets.stage_widgets import gaussian_widget, make_stage_widget
+from napari_batch_pipeline._widgets.stages.widgets import gaussian_widget, make_stage_widget
 from napari_batch_pipeline.core.stages import STAGES
 from napari_batch_pipeline.core.stages.filters import gaussian, median
 from napari_batch_pipeline.core.stages.measure import measure
@@ -64,7 +64,7 @@ def test_start_returns_the_worker_and_reports_errors(make_napari_viewer, qtbot, 
     widget = make_stage_widget("threshold")
     viewer.window.add_dock_widget(widget)
     errors = []
-    monkeypatch.setattr("napari_batch_pipeline._widgets.stage_widgets.show_error", errors.append)
+    monkeypatch.setattr("napari_batch_pipeline._widgets.stages.widgets.show_error", errors.append)
     widget.method.value = "local"
     widget.block_size.value = 4  # even: scikit-image refuses it
     widget.start()
@@ -154,7 +154,7 @@ def test_measure_after_threshold_and_label_measures_the_labels_not_the_mask(view
     assert len(table) == labels.data.max() > 1
     # chosen by hand, the mask still runs, and says what is wrong
     warnings: list[str] = []
-    monkeypatch.setattr("napari_batch_pipeline._widgets.stage_widgets.show_warning", warnings.append)
+    monkeypatch.setattr("napari_batch_pipeline._widgets.stages.widgets.show_warning", warnings.append)
     measure_widget(labels=mask)
     assert warnings and "is a mask (0 and 1), not labels" in warnings[0] and "Label" in warnings[0]
 
@@ -171,7 +171,7 @@ def test_run_clicked_without_a_layer_says_so_in_plain_words(make_napari_viewer, 
     # it was an empty error toast with only "View Traceback" (psygnal's EmitLoopError)
     viewer = make_napari_viewer()
     errors: list[str] = []
-    monkeypatch.setattr("napari_batch_pipeline._widgets.stage_widgets.show_error", errors.append)
+    monkeypatch.setattr("napari_batch_pipeline._widgets.stages.widgets.show_error", errors.append)
     widget = make_stage_widget("measure")
     viewer.window.add_dock_widget(widget)
     widget.call_button.native.click()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_batch_pipeline._widgets.batch import BatchWidget
-from napari_batch_pipeline._widgets.builder import PipelineBuilder
+from napari_batch_pipeline._widgets.batch.widget import BatchWidget
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 SIGMAS = [1.0, 2.0, 3.0, 4.0]

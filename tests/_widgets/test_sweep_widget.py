@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
-from napari_batch_pipeline._widgets.builder import PipelineBuilder
-from napari_batch_pipeline._widgets.sweep import SweepPanel
+from napari_batch_pipeline._widgets.builder.widget import PipelineBuilder
+from napari_batch_pipeline._widgets.sweep.panel import SweepPanel
 from napari_batch_pipeline.core.synthetic import nuclei_image
 
 SIGMAS = [1.0, 2.0, 3.0]

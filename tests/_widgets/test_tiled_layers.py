@@ -69,7 +69,7 @@ def test_a_clicked_tiled_row_shows_its_store_multiscale_with_its_objects(tiled_w
 
 def test_a_clicked_well_shows_a_tiled_images_labels_multiscale(make_napari_viewer, pipeline, tmp_path):
     from napari_batch_pipeline import run_batch
-    from napari_batch_pipeline._widgets.plate_view import well_layers
+    from napari_batch_pipeline._widgets.results.plate_view import well_layers
     from napari_batch_pipeline.core.run_folder.reader import RunResults
 
     folder = tmp_path / "images"

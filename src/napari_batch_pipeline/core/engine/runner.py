@@ -23,7 +23,7 @@ from ..errors import PipelineError, StageError
 from ..executor_choice import measured_tasks
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
-from ..plan.estimate import Estimate, estimate
+from ..plan.estimate import Estimate
 from ..plan.options import cpu_count
 from ..plan.tasks import Task
 from ..plan.training import Forests
@@ -305,15 +305,7 @@ class Runner:
             return None
         # without an image the chain runs on there is no estimate; the tasks fail alone
         with contextlib.suppress(PipelineError, StageError):
-            return estimate(
-                self.pipeline,
-                [t.source for t in self.tasks],
-                1,
-                workers=options.worker_count,
-                executor=options.executor,
-                budget=options.memory_budget,
-                measured=measured,
-            )
+            return self.plan.estimate(measured)  # as Estimate's, from the measured first task
         return None
 
     def _finished(self, ledger: _Ledger, record: TaskRecord) -> TaskFinished:

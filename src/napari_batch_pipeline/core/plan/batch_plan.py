@@ -101,8 +101,8 @@ class BatchPlan:
         """
         return estimate(
             self.pipeline,
-            self.sources,
-            len(self.param_sets),
+            [task.source for task in self.tasks],  # the tasks run (a parameter table may drop some)
+            1,
             workers=self.options.worker_count,
             executor=self.options.executor,
             budget=self.options.memory_budget,

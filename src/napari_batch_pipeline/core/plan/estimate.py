@@ -116,10 +116,13 @@ def measure_sources(
             tiled = _measure_tile(pipeline, source, tiling) if tiling is not None else None
             if tiled is not None:
                 return tiled
+            start = time.perf_counter()
             field = read_field(source)
+            read = time.perf_counter() - start
         except Exception:
             continue
-        return measure_first(pipeline, field.images, field.spacing)
+        seconds, peak, saved = measure_first(pipeline, field.images, field.spacing)
+        return seconds + read, peak, saved  # a task's time includes its read, as a run's does
     raise PipelineError("none of the first images can be read; nothing to estimate from")
 
 

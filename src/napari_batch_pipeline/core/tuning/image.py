@@ -28,7 +28,9 @@ __all__ = [
     "channel_sources",
     "default_sources",
     "group_images",
+    "group_known",
     "missing_channels",
+    "same_group",
     "second_sources",
     "tuning_image",
 ]
@@ -98,6 +100,9 @@ class LayerImage:
     scale, translate : tuple of float
         The layer's, one value per axis (an RGB layer's colour axis has none).
     rgb : bool
+    group : mapping of str to str
+        What is known of the columns a group stage groups by (``folder``: the folder of
+        the layer's file; metadata fields the layer carries); empty when nothing is.
     """
 
     key: str
@@ -106,6 +111,7 @@ class LayerImage:
     scale: tuple[float, ...] = ()
     translate: tuple[float, ...] = ()
     rgb: bool = False
+    group: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def channel_axis(self) -> int | None:
@@ -274,14 +280,19 @@ def tuning_image(
 
 
 def group_images(
-    image: LayerImage, sources: Mapping[str, ChannelSource] | None, layers: Sequence[LayerImage]
+    image: LayerImage,
+    sources: Mapping[str, ChannelSource] | None,
+    layers: Sequence[LayerImage],
+    group_by: Sequence[str] = (),
 ) -> list[TuningImage]:
     """The images a group stage learns from in a preview: ``image``, then every other
-    layer of ``layers`` taken as :func:`second_sources` takes test mode's second image;
-    a layer that cannot stand in for ``image`` (a channel it lacks, another shape) is
-    left out."""
+    layer of ``layers`` in its group, taken as :func:`second_sources` takes test mode's
+    second image; a layer that cannot stand in for ``image`` (a channel it lacks, another
+    shape) is left out. The group is the layers whose :attr:`LayerImage.group` matches
+    ``image``'s on every column of ``group_by``, where ``image``'s are all known
+    (:func:`group_known`); else every layer."""
     found = [tuning_image(image, sources, layers)]
-    for layer in layers:
+    for layer in same_group(image, layers, group_by):
         if layer.name == image.name:
             continue
         try:
@@ -291,3 +302,15 @@ def group_images(
         except ValueError:
             continue
     return [f for f in found if f.shape == found[0].shape]
+
+
+def group_known(image: LayerImage, group_by: Sequence[str]) -> bool:
+    """Whether ``image``'s values of the ``group_by`` columns are all known (and there is one)."""
+    return bool(group_by) and all(column in image.group for column in group_by)
+
+
+def same_group(image: LayerImage, layers: Sequence[LayerImage], group_by: Sequence[str]) -> list[LayerImage]:
+    """The ``layers`` in ``image``'s group by ``group_by`` (see :func:`group_images`)."""
+    if not group_known(image, group_by):
+        return list(layers)
+    return [layer for layer in layers if all(layer.group.get(c) == image.group[c] for c in group_by)]

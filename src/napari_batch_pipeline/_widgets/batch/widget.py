@@ -36,24 +36,24 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
-from ..core.batch import BatchRun
-from ..core.engine.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
-from ..core.engine.measure import estimate_plan
-from ..core.engine.report import Report
-from ..core.errors import PipelineError
-from ..core.pipeline.model import Pipeline
-from ..core.plan.batch_plan import BatchPlan, plan_batch
-from ..core.plan.estimate import Estimate
+from ...core.batch import BatchRun
+from ...core.engine.events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
+from ...core.engine.measure import estimate_plan
+from ...core.engine.report import Report
+from ...core.errors import PipelineError
+from ...core.pipeline.model import Pipeline
+from ...core.plan.batch_plan import BatchPlan, plan_batch
+from ...core.plan.estimate import Estimate
+from ..results.run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
+from ..results.view import ResultsView, show_results
+from ..viewer.dock_layout import scrolling_layout, wrapping
+from ..viewer.home import join_home_later, mark_page, show_page
+from ..viewer.responsive import call_responsively, disabled
+from ..viewer.session import session_for
 from .batch_fields import BatchFields, field_hint, path_of
 from .batch_progress import BAR_EVERY, RunProgress
 from .batch_status import CloseGuard, VersionFolderOffer, offer_version_folder, summary_text
 from .collector import hold_collector
-from .dock_layout import scrolling_layout, wrapping
-from .home import join_home_later, mark_page, show_page
-from .responsive import call_responsively, disabled
-from .results import ResultsView, show_results
-from .run_layers import LayerQueue, LoadedLayers, events_then_layers, task_layers
-from .session import session_for
 from .task_table import TaskTable
 from .warm_up import WarmUp, warm_up
 
@@ -188,22 +188,23 @@ class BatchWidget(QWidget):
         PipelineError
             For a missing folder, an invalid pipeline or sweep, or unusable options.
         """
-        # worker processes yield the CPU to the viewer; still starting, threads meanwhile
-        starting = self.warming is not None and self.warming.workers_starting
-        return self._planned(
-            BatchRun, command="napari: Batch processing widget", low_priority=True, workers_starting=starting
-        )
+        return self._planned(BatchRun, command="napari: Batch processing widget")
 
     def make_plan(self) -> BatchPlan:
-        """The plan of the fields' values: checked, nothing written (raises as make_batch)."""
+        """The fields' plan, with a run's options (its estimate is the run's); writes nothing."""
         return self._planned(plan_batch)
+
+    def beside_viewer(self) -> dict[str, bool]:
+        """A run's options here: niced workers; threads for ``auto`` while they start."""
+        starting = self.warming is not None and self.warming.workers_starting
+        return {"low_priority": True, "workers_starting": starting}
 
     def _planned(self, make: Callable[..., Any], **extra: Any) -> Any:
         """``make(pipeline, input, output, **options)``: planning opens every file's header
         (0.3 s for 1,000 files), so in a thread, the viewer's event loop turning meanwhile,
         Run and Estimate held off."""
         input_dir, output_dir = self.fields.folders()
-        pipeline, options = self.current_pipeline(), self.fields.options()
+        pipeline, options = self.current_pipeline(), {**self.fields.options(), **self.beside_viewer()}
         with disabled(self.run_button, self.estimate_button):
             return call_responsively(make, pipeline, input_dir, output_dir, **extra, **options)
 

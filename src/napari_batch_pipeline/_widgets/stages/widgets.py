@@ -25,9 +25,9 @@ from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
-from .._layer_steps import as_features
-from ..core.stages import SPACING_ARG, ParamSpec, StageSpec, get_stage
-from .stage_outputs import OUTPUT_KIND, is_mask, mask_warning
+from ..._layer_steps import as_features
+from ...core.stages import SPACING_ARG, ParamSpec, StageSpec, get_stage
+from .outputs import OUTPUT_KIND, is_mask, mask_warning
 
 __all__ = [
     "BUILTIN_WIDGETS",

@@ -15,16 +15,16 @@ import pandas as pd
 from napari.layers import Layer
 from napari.utils.notifications import show_info
 
-from .._layer_steps import as_features
-from ..core.images.sources import read_image
-from ..core.results.conclusions import recorded_settings
-from ..core.results.plate_map import draw_plate, plate_grid, well_rows
-from ..core.results.screen import per_image_measurements, plates
-from ..core.run_folder.lazy import image_scale, read_saved
-from ..core.run_folder.objects import measured_by, select_objects, task_columns
-from ..core.run_folder.reader import RunResults
-from ..core.run_folder.tables import COLUMN, ROW
-from .task_table import COUNT_SUFFIX, single_count
+from ..._layer_steps import as_features
+from ...core.images.sources import read_image
+from ...core.results.conclusions import recorded_settings
+from ...core.results.plate_map import draw_plate, plate_grid, well_rows
+from ...core.results.screen import per_image_measurements, plates
+from ...core.run_folder.lazy import image_scale, read_saved
+from ...core.run_folder.objects import measured_by, select_objects, task_columns
+from ...core.run_folder.reader import RunResults
+from ...core.run_folder.tables import COLUMN, ROW
+from .columns import tells_nothing
 
 __all__ = ["draw_plate_map", "plate_choices", "plate_measurements", "well_images", "well_layers"]
 
@@ -38,13 +38,13 @@ def plate_choices(results: RunResults) -> list[str]:
 
 
 def plate_measurements(results: RunResults) -> list[str]:
-    """The per-image measurements a plate map can show (images.csv columns); not an object
-    count that is 1 for every image (a stage of one row per image counts nothing)."""
+    """The per-image measurements a plate map can show (images.csv columns); not one that
+    tells nothing (:func:`.columns.tells_nothing`: a count of 1, a constant)."""
     images = results.images
     return [
         column
         for column in per_image_measurements(images, results.table_stages)
-        if not (column.endswith(COUNT_SUFFIX) and single_count(images[column]))
+        if not tells_nothing(column, images[column])
     ]
 
 

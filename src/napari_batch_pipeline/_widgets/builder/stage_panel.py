@@ -19,11 +19,11 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, Pus
 from psygnal import Signal
 from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
-from ..core.pipeline.model import INPUT
-from ..core.tuning.draft import NONE, StageDraft
-from ..core.tuning.session import TuningSession
-from .session import follow
-from .stage_widgets import param_annotation
+from ...core.pipeline.model import INPUT
+from ...core.tuning.draft import NONE, StageDraft
+from ...core.tuning.session import TuningSession
+from ..stages.widgets import param_annotation
+from ..viewer.session import follow
 
 __all__ = ["NONE", "StageList", "StagePanel"]
 

@@ -16,9 +16,9 @@ import pandas as pd
 from napari.layers import Image, Labels, Layer
 from napari.viewer import Viewer
 
-from .._layer_steps import as_features
-from ..core.pipeline.model import Pipeline
-from ..core.tuning.session import ChainRun, TuningImage
+from ..._layer_steps import as_features
+from ...core.pipeline.model import Pipeline
+from ...core.tuning.session import ChainRun, TuningImage
 
 __all__ = ["ChainLayers"]
 

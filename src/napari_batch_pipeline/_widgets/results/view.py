@@ -27,17 +27,16 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtWidgets import QApplication, QFileDialog, QTableView, QWidget
 
-from ..core.errors import PipelineError
-from ..core.results.group_plots import image_measurements, parameter_points, values_by_group
-from ..core.results.plot_data import measurement_columns, measurement_values, object_counts
-from ..core.results.summary import read_summary, run_summary
-from ..core.results.sweep_plot import sweep_figure
-from ..core.run_folder.reader import RunResults
-from ..core.run_folder.tables import read_table
-from .batch_status import alive
-from .dock_layout import scrolling_layout, wrapping
+from ...core.errors import PipelineError
+from ...core.results.group_plots import image_measurements, parameter_points, values_by_group
+from ...core.results.plot_data import measurement_columns, measurement_values, object_counts
+from ...core.results.summary import read_summary, run_summary
+from ...core.results.sweep_plot import sweep_figure
+from ...core.run_folder.reader import RunResults
+from ...core.run_folder.tables import read_table
+from ..viewer.dock_layout import scrolling_layout, wrapping
+from ..viewer.home import alive, join_home, join_home_later, mark_page
 from .group_figures import draw_against_parameter, draw_by_group
-from .home import join_home, join_home_later, mark_page
 from .plate_view import draw_plate_map, plate_choices, plate_measurements, well_images, well_layers
 
 __all__ = ["PLOTS", "SUMMARY", "DataFrameModel", "ResultsView", "show_results"]

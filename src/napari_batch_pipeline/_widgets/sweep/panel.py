@@ -38,13 +38,14 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QWidget
 
-from ..core.errors import PipelineError
-from ..core.run_folder.layout import param_label
-from ..core.tuning.session import TuningImage, TuningSession
-from ..core.tuning.sweep import ImageSweep, output_stage, plot_sweep
-from .dock_layout import scrolling_layout, wrapping
-from .home import join_home_later, mark_page
-from .session import follow
+from ...core.errors import PipelineError
+from ...core.run_folder.layout import param_label
+from ...core.tuning.session import TuningImage, TuningSession
+from ...core.tuning.sweep import ImageSweep, output_stage, plot_sweep
+from ..viewer.dock_layout import scrolling_layout, wrapping
+from ..viewer.home import join_home_later, mark_page
+from ..viewer.session import follow
+from ..viewer.sliders import keep_slider_labels_whole
 from .sweep_row import ParameterRow
 
 __all__ = ["SWEEP_METADATA", "ParameterRow", "SweepPanel"]
@@ -90,6 +91,7 @@ class SweepPanel(QWidget):
         super().__init__()
         self.session = session
         self.viewer = napari_viewer
+        keep_slider_labels_whole(napari_viewer)  # the sweep's slider says its parameter whole
         self.first = ParameterRow("sweep")
         self.use_second = CheckBox(value=False, text="and a second parameter (a grid)")
         self.second = ParameterRow("by")

@@ -29,12 +29,12 @@ from magicgui.widgets import (
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-from ..core.errors import PipelineError
-from ..core.plan.estimate import parse_size
-from ..core.plan.options import EXECUTORS, STRATEGIES, cpu_count
-from ..core.plan.parameters import parse_sweep
-from ..core.results.screen import TABLE_FORMATS
-from ..core.results.wells import WELL_AGGREGATES
+from ...core.errors import PipelineError
+from ...core.plan.estimate import parse_size
+from ...core.plan.options import EXECUTORS, STRATEGIES, cpu_count
+from ...core.plan.parameters import parse_sweep
+from ...core.results.screen import TABLE_FORMATS
+from ...core.results.wells import WELL_AGGREGATES
 
 __all__ = ["FIELD_LABELS", "BatchFields", "field_hint"]
 

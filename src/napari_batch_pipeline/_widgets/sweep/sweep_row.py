@@ -11,9 +11,9 @@ from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit
 
-from ..core.errors import PipelineError
-from ..core.pipeline.model import Pipeline
-from ..core.tuning.sweep import (
+from ...core.errors import PipelineError
+from ...core.pipeline.model import Pipeline
+from ...core.tuning.sweep import (
     default_range,
     default_values_text,
     is_numeric,

@@ -16,7 +16,7 @@ import importlib
 import threading
 from concurrent import futures
 
-from ..core.engine.process_pool import prestart
+from ...core.engine.process_pool import prestart
 
 __all__ = ["RESULT_MODULES", "WarmUp", "warm_up"]
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import weakref
 from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import QObject
 
-from ..core.tuning.image import LayerImage
-from ..core.tuning.session import TuningSession
+from ...core.tuning.image import LayerImage
+from ...core.tuning.session import TuningSession
 
-__all__ = ["follow", "layer_image", "session_for"]
+__all__ = ["follow", "group_values", "layer_image", "session_for"]
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, TuningSession] = weakref.WeakKeyDictionary()
 
@@ -48,7 +49,23 @@ def layer_image(layer: Any) -> LayerImage:
         scale=tuple(map(float, layer.scale)),
         translate=tuple(map(float, layer.translate)),
         rgb=bool(layer.rgb),
+        group=group_values(layer),
     )
+
+
+def group_values(layer: Any) -> dict[str, str]:
+    """What a layer tells of the columns a group stage groups by: ``folder``, the folder
+    of the file it was opened from, and the text and number entries of its metadata
+    (``plate``, ``well``... where whoever added it put them there)."""
+    values = {
+        str(key): str(value)
+        for key, value in layer.metadata.items()
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    }
+    path = getattr(layer.source, "path", None)
+    if path:
+        values.setdefault("folder", str(Path(path).parent))
+    return values
 
 
 def follow(view: QObject, session: TuningSession, handlers: Mapping[str, str]) -> None:

@@ -40,19 +40,20 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QWidget
 
-from ..core.errors import PipelineError
-from ..core.export.script import export_script
-from ..core.pipeline.model import Pipeline
-from ..core.stages import STAGES
-from ..core.tuning.image import group_images, missing_channels, second_sources, tuning_image
-from ..core.tuning.session import ChainRun
+from ...core.errors import PipelineError
+from ...core.export.script import export_script
+from ...core.pipeline.model import Pipeline
+from ...core.stages import STAGES
+from ...core.tuning.image import group_images, missing_channels, second_sources, tuning_image
+from ...core.tuning.session import ChainRun
+from ..sweep.panel import SWEEP_METADATA, SweepPanel
+from ..viewer.dock_layout import scrolling_layout, wrapping
+from ..viewer.home import join_home, join_home_later, mark_page, show_page
+from ..viewer.session import follow, layer_image, session_for
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
-from .dock_layout import scrolling_layout, wrapping
-from .home import join_home, join_home_later, mark_page, show_page
-from .session import follow, layer_image, session_for
+from .group_preview import group_by_of, group_line, group_of
 from .stage_panel import StageList, StagePanel
-from .sweep import SWEEP_METADATA, SweepPanel
 from .training_layers import TrainingLayers
 
 __all__ = ["DEBOUNCE_MS", "PipelineBuilder"]
@@ -113,6 +114,7 @@ class PipelineBuilder(QWidget):
         )
         self.sweep_button = PushButton(text="Sweep...", tooltip="try a range of values of a parameter")
         self.status = Label(value="add stages, then Run")
+        self._group = "(all open images)"  # the group of the chosen image, for the status
         wrapping(self.status)
         self.chain_layers = ChainLayers(napari_viewer)
         self.training_layers = TrainingLayers(napari_viewer, self.session, self._report)
@@ -345,7 +347,10 @@ class PipelineBuilder(QWidget):
                 self.session.set_images(image, tuning_image(other, other_sources, layers))
             else:
                 self.session.set_images(image)
-            self.session.set_group_images(group_images(main, sources, layers) if main is not None else [])
+            group_by = group_by_of(self.session.stages)  # the open images of the chosen one's group
+            members = group_images(main, sources, layers, group_by) if main is not None else []
+            self.session.set_group_images(members)
+            self._group = group_of(main, group_by)
         except ValueError as error:  # channels of different shapes
             self.status.value = str(error)
             self.session.set_images(None)
@@ -369,6 +374,8 @@ class PipelineBuilder(QWidget):
         seconds = time.perf_counter() - self._started
         n_images = len(chain.images)
         self.status.value = f"{len(chain.pipeline)} stage(s) on {n_images} image(s) in {seconds:.2f} s"
+        if chain.pipeline.group_stages:  # which images formed the group
+            self.status.value += "\n" + group_line(chain, self._group)
         if chain.warnings:  # wired wrongly: the outputs look fine and mean nothing
             self.status.value += "\nwarning: " + "\nwarning: ".join(chain.warnings)
             show_warning(chain.warnings[0])

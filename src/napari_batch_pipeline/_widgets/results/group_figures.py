@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..core.results.group_plots import GROUP_COLUMN
+from ...core.results.group_plots import GROUP_COLUMN
 
 __all__ = ["draw_against_parameter", "draw_by_group"]
 

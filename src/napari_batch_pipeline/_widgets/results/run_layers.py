@@ -21,19 +21,20 @@ from napari.utils.notifications import show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer
 
-from .._layer_steps import StepTables, as_features, step_tables
-from .._reader import run_layer_data
-from ..core.batch import BatchRun
-from ..core.engine.events import Event
-from ..core.errors import PipelineError
-from ..core.images.fields import SCENE, TIME, read_field
-from ..core.images.lazy import open_input_pyramid
-from ..core.pipeline.model import INPUT, Pipeline
-from ..core.plan.tasks import Task
-from ..core.run_folder.lazy import image_scale, read_saved
-from ..core.run_folder.objects import measured_by, task_objects
-from ..core.run_folder.reader import RunResults, task_outputs
-from ..core.run_folder.tables import IMAGE
+from ..._layer_steps import StepTables, as_features, step_tables
+from ..._reader import run_layer_data
+from ...core.batch import BatchRun
+from ...core.engine.events import Event
+from ...core.errors import PipelineError
+from ...core.images.fields import SCENE, TIME, read_field
+from ...core.images.lazy import open_input_pyramid
+from ...core.pipeline.model import INPUT, Pipeline
+from ...core.plan.tasks import Task
+from ...core.run_folder.lazy import image_scale, read_saved
+from ...core.run_folder.objects import measured_by, task_objects
+from ...core.run_folder.reader import RunResults, task_outputs
+from ...core.run_folder.tables import IMAGE
+from ..viewer.sliders import keep_slider_labels_whole
 
 __all__ = [
     "IMAGE_AXIS",
@@ -91,6 +92,7 @@ class LayerQueue:
 
     def __init__(self, viewer: Viewer, on_done: Callable[[], None]):
         self.viewer = viewer
+        keep_slider_labels_whole(viewer)  # the stacks' image slider says 'image' whole
         self.on_done = on_done
         self.layers: list[Layer] = []
         self.loading = False
@@ -132,9 +134,10 @@ class LayerQueue:
             self.viewer.layers.remove(layer.name)
         if len(layer.metadata.get("names") or ()) > 1:  # a stack: its first axis, the image
             layer.axis_labels = (IMAGE_AXIS, *layer.axis_labels[1:])
+        tables = self._tables.get(layer.name)  # by the name it was made with, before napari's
         self.viewer.add_layer(layer)
-        if layer.name in self._tables:
-            self._tables[layer.name].attach(self.viewer, layer)
+        if tables is not None:  # the layer object itself, whatever its name becomes
+            tables.attach(self.viewer, layer)
         self.layers.append(layer)
         self._turn.start()
 

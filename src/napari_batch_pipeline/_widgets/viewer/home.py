@@ -18,7 +18,16 @@ import contextlib
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QWidget
 
-__all__ = ["PAGE_TITLES", "dock_of", "join_home", "join_home_later", "mark_page", "pages_of", "show_page"]
+__all__ = [
+    "PAGE_TITLES",
+    "alive",
+    "dock_of",
+    "join_home",
+    "join_home_later",
+    "mark_page",
+    "pages_of",
+    "show_page",
+]
 
 #: the tab title of each page, by its kind, in the order the pages are used
 PAGE_TITLES = {
@@ -100,3 +109,12 @@ def show_page(page: QWidget) -> None:
     if dock is not None:
         dock.show()
         dock.raise_()
+
+
+def alive(widget: QWidget) -> bool:
+    """False once Qt has deleted the widget (its dock was closed)."""
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return False
+    return True

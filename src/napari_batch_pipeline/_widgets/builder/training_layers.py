@@ -25,11 +25,11 @@ from napari.qt.threading import FunctionWorker, create_worker
 from napari.viewer import Viewer
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from ..core.errors import PipelineError
-from ..core.pipeline.model import Pipeline
-from ..core.tuning.image import TuningImage
-from ..core.tuning.session import TuningSession
-from ..core.tuning.training import PaintedTraining
+from ...core.errors import PipelineError
+from ...core.pipeline.model import Pipeline
+from ...core.tuning.image import TuningImage
+from ...core.tuning.session import TuningSession
+from ...core.tuning.training import PaintedTraining
 
 __all__ = ["RETRAIN_MS", "TrainingLayers"]
 

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from magicgui.widgets import FileEdit
 from qtpy.QtCore import QEvent, QEventLoop, QObject
-from qtpy.QtWidgets import QApplication, QWidget
+from qtpy.QtWidgets import QApplication
 
-from ..core.engine.report import Report
-from ..core.errors import PipelineError
-from ..core.pipeline.model import Pipeline
-from ..core.run_folder.layout import RunLayout
-from ..core.run_folder.writer import RunFolder
+from ...core.engine.report import Report
+from ...core.errors import PipelineError
+from ...core.pipeline.model import Pipeline
+from ...core.run_folder.layout import RunLayout
+from ...core.run_folder.writer import RunFolder
 
-__all__ = ["CLOSE_TIMEOUT", "CloseGuard", "alive", "offer_version_folder", "summary_text"]
+__all__ = ["CLOSE_TIMEOUT", "CloseGuard", "offer_version_folder", "summary_text"]
 
 #: seconds a closing window waits for a cancelled run to end
 CLOSE_TIMEOUT = 120.0
@@ -71,15 +71,6 @@ def offer_version_folder(output_field: FileEdit, output_dir: Path, pipeline: Pip
         f"folder is now {target.name!r}, this pipeline's own; click Run to write there, or "
         "choose another folder, or tick 'start fresh' to replace the old run"
     )
-
-
-def alive(widget: QWidget) -> bool:
-    """False once Qt has deleted the widget (its dock was closed)."""
-    try:
-        widget.objectName()
-    except RuntimeError:
-        return False
-    return True
 
 
 class CloseGuard(QObject):

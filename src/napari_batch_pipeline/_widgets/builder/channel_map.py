@@ -17,10 +17,10 @@ from typing import Any
 from magicgui.widgets import ComboBox, Container, Label, LineEdit
 from psygnal import Signal
 
-from ..core.errors import PipelineError
-from ..core.tuning.draft import channels_from_text, channels_text
-from ..core.tuning.image import ChannelSource, LayerImage, channel_sources, default_sources, missing_channels
-from ..core.tuning.session import TuningSession
+from ...core.errors import PipelineError
+from ...core.tuning.draft import channels_from_text, channels_text
+from ...core.tuning.image import ChannelSource, LayerImage, channel_sources, default_sources, missing_channels
+from ...core.tuning.session import TuningSession
 
 __all__ = ["ChannelMap"]
 

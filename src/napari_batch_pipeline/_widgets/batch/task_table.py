@@ -8,7 +8,7 @@ instead of 1,000 rows of widget items. Only the rows in view are ever painted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,14 +16,15 @@ from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QTableView
 
-from ..core.engine.report import Report
-from ..core.errors import PipelineError
-from ..core.images.fields import SCENE, TIME
-from ..core.plan.tasks import Task
-from ..core.run_folder.records import TaskRecord
-from ..core.run_folder.tables import FLAGGED
+from ...core.engine.report import Report
+from ...core.errors import PipelineError
+from ...core.images.fields import SCENE, TIME
+from ...core.plan.tasks import Task
+from ...core.run_folder.records import TaskRecord
+from ...core.run_folder.tables import FLAGGED
+from ..results.columns import tells_nothing
 
-__all__ = ["COUNT_SUFFIX", "TaskTable", "TaskTableModel", "single_count"]
+__all__ = ["TaskTable", "TaskTableModel"]
 
 _FAILED = QColor(255, 120, 120, 90)
 #: done, but breaking a quality rule: left out of the run's conclusions
@@ -35,6 +36,8 @@ MAX_NAME_WIDTH = 320
 _FIT_ROWS = 50
 #: the columns of a task's field shown after ``image``, for runs that have them
 _FIELD_COLUMNS = (SCENE, TIME)
+#: the columns that are no measurement
+_NOT_MEASURED = {*_FIRST_COLUMNS, *_FIELD_COLUMNS, FLAGGED}
 
 
 class TaskTableModel(QAbstractTableModel):
@@ -193,17 +196,17 @@ class TaskTable(QTableView):
         self.task_model.add_records(finished)
         if len(self.columns) != columns:
             self.fit_columns()
-        self._hide_single_counts()
+        self._hide_constant_columns()
 
-    def _hide_single_counts(self) -> None:
-        """Hide a ``<stage>.count`` column while every row says 1: a stage of one row per
-        image (``image_quality``) counts nothing, and the column only pushes the
-        measurements out of view."""
+    def _hide_constant_columns(self) -> None:
+        """Hide a measurement column while it tells nothing (:func:`tells_nothing`): a
+        ``<stage>.count`` of 1 in every row (a stage of one row per image, such as
+        ``image_quality``, counts nothing) or a value the same in every row; they only push
+        the measurements that differ out of view."""
         for position, column in enumerate(self.columns):
-            if column.endswith(COUNT_SUFFIX):
-                self.setColumnHidden(
-                    position, single_count(self.task_model.value(r, column) for r in range(self.rowCount()))
-                )
+            if column not in _NOT_MEASURED:
+                values = [self.task_model.value(r, column) for r in range(self.rowCount())]
+                self.setColumnHidden(position, tells_nothing(column, values))
 
     def fit_columns(self) -> None:
         """Columns as wide as what their first rows hold (image names up to
@@ -245,17 +248,6 @@ class TaskTable(QTableView):
     def cell_rect(self, row: int, column: int = 0) -> Any:
         """Where a cell is in the viewport (a QRect), for a click."""
         return self.visualRect(self.task_model.index(row, column))
-
-
-#: how the name of a table stage's object count column ends (``<stage>.count``)
-COUNT_SUFFIX = ".count"
-
-
-def single_count(values: Iterable[Any]) -> bool:
-    """Whether an object count column's ``values`` (None or NaN where a task has none)
-    are 1 for every task that has one, and there is one: a count that tells nothing."""
-    counts = [value for value in values if value is not None and value == value]
-    return bool(counts) and all(value == 1 for value in counts)
 
 
 def _row_values(record: TaskRecord, task: Task) -> dict[str, Any]:
