@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import tifffile
 from napari.layers import Labels
 from scipy import ndimage as ndi
@@ -157,13 +156,6 @@ def _otsu(image: np.ndarray) -> float:
     return float(threshold_otsu(ndi.gaussian_filter(image.astype(float), 2)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in _widgets/builder.py PipelineBuilder.run: a stage's StageError (a RuntimeError) "
-    "raised in the chain's worker is taken by superqt for a deleted worker's error: it only warns "
-    "'RuntimeError in aborted thread', and emits neither errored nor finished, so the status stays "
-    "'running...' and run_finished never comes",
-)
 def test_an_untrained_classifier_ends_the_builders_run_with_what_to_do(make_napari_viewer, qtbot):
     forests._TRAINED.clear()
     viewer = make_napari_viewer()

@@ -8,9 +8,9 @@ lazy layers. Events are shown in batches, at most every :data:`SHOW_EVERY` secon
 loop: a repaint of the dock composes the whole window with the canvas (50 ms and more
 on a software-OpenGL display, Xvfb or a remote desktop), so a run costs the viewer two
 repaints a second, not one per task nor one per bar; nothing repaints at once
-(synchronously), so the viewer stays responsive. Cancel calls
-``BatchRun.cancel()`` and lets the engine finish cleanly (tables written, nothing
-half-written left). A click on a row shows that task's input image with its saved outputs.
+(synchronously), so the viewer stays responsive. Cancel calls ``BatchRun.cancel()``
+and lets the engine finish cleanly (tables written, nothing half-written left). A click
+on a row shows that task's input image with its saved outputs.
 
 Driven from Python as a user's script would::
 
@@ -50,6 +50,7 @@ from ..viewer.dock_layout import scrolling_layout, wrapping
 from ..viewer.home import join_home_later, mark_page, show_page
 from ..viewer.responsive import call_responsively, disabled
 from ..viewer.session import session_for
+from ..viewer.workers import generator_worker, unwrapped
 from .batch_fields import BatchFields, field_hint, path_of
 from .batch_progress import BAR_EVERY, RunProgress
 from .batch_status import CloseGuard, VersionFolderOffer, offer_version_folder, summary_text
@@ -59,8 +60,7 @@ from .warm_up import WarmUp, warm_up
 
 __all__ = ["SHOW_EVERY", "BatchWidget"]
 
-#: seconds between two updates of the table, status and progress bar while a batch runs:
-#: each repaints the dock, which composes the whole window with the canvas
+#: seconds between two updates of the table, status and progress bar (each a repaint)
 SHOW_EVERY = BAR_EVERY
 
 
@@ -235,9 +235,9 @@ class BatchWidget(QWidget):
         self.status.value = f"starting {len(batch.tasks)} task(s)..."
         self.run_progress.start(len(batch.tasks))
         self._worker_done.clear()
-        worker = create_worker(self._worker_events, batch, _ignore_errors=True)
+        worker = generator_worker(self._worker_events, batch)
         worker.yielded.connect(self._on_event)
-        worker.errored.connect(self._on_error)
+        worker.errored.connect(unwrapped(self._on_error))
         worker.finished.connect(self._on_finished)
         self.worker, self._active = worker, True
         self._worker_finished = self._closing = False

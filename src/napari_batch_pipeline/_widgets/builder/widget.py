@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton
 from napari.layers import Image, Layer
-from napari.qt.threading import GeneratorWorker, create_worker
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_warning
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, Signal
@@ -50,6 +50,7 @@ from ..sweep.panel import SWEEP_METADATA, SweepPanel
 from ..viewer.dock_layout import scrolling_layout, wrapping
 from ..viewer.home import join_home, join_home_later, mark_page, show_page
 from ..viewer.session import follow, layer_image, session_for
+from ..viewer.workers import generator_worker, unwrapped
 from .chain_layers import ChainLayers
 from .channel_map import ChannelMap
 from .group_preview import group_by_of, group_line, group_of
@@ -306,9 +307,9 @@ class PipelineBuilder(QWidget):
         chain = self.session.start_run()
         if self.worker is not None:
             self.worker.quit()
-        worker = create_worker(chain.__iter__, _ignore_errors=True)  # a generator: yields each output
+        worker = generator_worker(chain.__iter__)  # a generator: yields each output
         worker.yielded.connect(partial(self._on_output, chain))
-        worker.errored.connect(partial(self._on_error, chain))
+        worker.errored.connect(unwrapped(partial(self._on_error, chain)))
         worker.finished.connect(partial(self._on_run_done, chain))
         self.worker = worker
         self._started = time.perf_counter()

@@ -33,7 +33,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels, Layer
-from napari.qt.threading import GeneratorWorker, create_worker
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QWidget
@@ -46,6 +46,7 @@ from ..viewer.dock_layout import scrolling_layout, wrapping
 from ..viewer.home import join_home_later, mark_page
 from ..viewer.session import follow
 from ..viewer.sliders import keep_slider_labels_whole
+from ..viewer.workers import generator_worker, unwrapped
 from .sweep_row import ParameterRow
 
 __all__ = ["SWEEP_METADATA", "ParameterRow", "SweepPanel"]
@@ -203,10 +204,10 @@ class SweepPanel(QWidget):
         assert image is not None  # new_sweep checks
         self.cancel()
         cancel = self._cancel = threading.Event()
-        worker = create_worker(_sweep, result, image, cancel, _ignore_errors=True)
+        worker = generator_worker(_sweep, result, image, cancel)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(partial(self._on_done, worker, image))
-        worker.errored.connect(partial(self._on_error, worker))
+        worker.errored.connect(unwrapped(partial(self._on_error, worker)))
         self.worker = worker
         self.progress.max = len(result)
         self.progress.value = 0
