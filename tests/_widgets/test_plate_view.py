@@ -63,3 +63,19 @@ def test_the_plate_map_shows_wells_and_a_click_shows_a_well(
     # another well replaces them
     view.show_well(1, 1)
     assert [layer.name for layer in viewer.layers] == ["run: P2_B02.tif", "run: P2_B02.tif kept"]
+
+
+def test_the_plate_map_opens_on_the_screens_readout_and_says_so(
+    make_napari_viewer, qtbot, run_screen, tmp_path
+):
+    run = tmp_path / "run"
+    run_screen(run, readout="nuclei.mean_area")
+    view = ResultsView(make_napari_viewer(), run_folder=run)
+    qtbot.addWidget(view)
+    view.plot_kind.value = PLATE_MAP
+    assert next(iter(view.measurement.choices)) == "nuclei.mean_area"
+    assert view.measurement.value == "nuclei.mean_area"
+    assert "readout" in view.figure.axes[0].get_title()
+    others = [c for c in view.measurement.choices if c != "nuclei.mean_area"]
+    view.measurement.value = others[0]
+    assert "readout" not in view.figure.axes[0].get_title()

@@ -8,6 +8,7 @@ plate's rows and adds layers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from napari.utils.notifications import show_info
 
 from ..._layer_steps import as_features
 from ...core.images.sources import read_image
-from ...core.results.conclusions import recorded_settings
+from ...core.results.conclusions import readout_shown, recorded_settings
 from ...core.results.plate_map import draw_plate, plate_grid, well_rows
 from ...core.results.screen import per_image_measurements, plates
 from ...core.run_folder.lazy import image_scale, read_saved
@@ -38,14 +39,17 @@ def plate_choices(results: RunResults) -> list[str]:
 
 
 def plate_measurements(results: RunResults) -> list[str]:
-    """The per-image measurements a plate map can show (images.csv columns); not one that
-    tells nothing (:func:`.columns.tells_nothing`: a count of 1, a constant)."""
+    """The per-image measurements a plate map can show (images.csv columns), the screen's
+    readout first (the one chosen when the view opens); not one that tells nothing
+    (:func:`.columns.tells_nothing`: a count of 1, a constant)."""
     images = results.images
-    return [
+    columns = [
         column
         for column in per_image_measurements(images, results.table_stages)
         if not tells_nothing(column, images[column])
     ]
+    readout = readout_shown(results)
+    return sorted(columns, key=lambda column: column != readout)
 
 
 def draw_plate_map(figure: Any, results: RunResults, plate: str, measurement: str) -> None:
@@ -60,6 +64,8 @@ def draw_plate_map(figure: Any, results: RunResults, plate: str, measurement: st
         settings.positive,
         settings.well_aggregate,
     )
+    if measurement == readout_shown(results):
+        grid = replace(grid, note="the screen's readout")
     draw_plate(figure, grid, plate)
     title = figure.axes[0].title  # a dock is narrower than the command line's PNG: wrap, never cut
     title.set_fontsize("small")

@@ -305,7 +305,10 @@ class ResultsView(QWidget):
             else:
                 choices = [f"{stage}.count" for stage in results.table_stages]
         with self.measurement.changed.blocked():
+            self.measurement.choices = []  # magicgui keeps the places of choices it had
             self.measurement.choices = choices
+            if kind == PLATE_MAP and choices:  # the screen's readout, listed first
+                self.measurement.value = choices[0]
         with self.parameter.changed.blocked():  # a parameter by group: any parameter column
             every = kind == PARAMETER_BY_GROUP and results is not None
             self.parameter.choices = (
