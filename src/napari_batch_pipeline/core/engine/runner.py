@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PipelineError, StageError
+from ..errors import ConclusionsError, PipelineError, StageError
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
 from ..plan.estimate import Estimate, estimate
@@ -29,10 +29,10 @@ from ..plan.tasks import Task
 from ..results import figure_imports
 from ..results.conclusions import conclude
 from ..run_folder.provenance import STAGE_RETURNS
-from ..run_folder.records import TaskRecord
+from ..run_folder.records import TaskRecord, format_traceback
 from ..run_folder.space import DiskFullError
 from ..run_folder.tables import FOLDER
-from ..run_folder.writer import RunFolder, provenance_versions, timestamp
+from ..run_folder.writer import FAILED_IN, RunFolder, provenance_versions, timestamp
 from .events import Event, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
 from .forests import Forests
@@ -287,11 +287,33 @@ class Runner:
         )
 
     def _close(self, ledger: _Ledger, seconds: float, passes: GroupPasses | None = None) -> Report:
-        """Write the tables and the end of run.json; the report."""
-        self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
-        conclude(self.folder.path, self.plan.options.group_by, self.plan.options.screen())
+        """Write the tables, the conclusions and the end of run.json; the report.
+
+        Raises
+        ------
+        ConclusionsError
+            If the tables or the conclusions cannot be written: run.json then says
+            failed, with the error (its traceback in errors.log).
+        """
         done = sum(1 for r in ledger.records.values() if r.done)
         failed = ledger.counts["failed"]
+        counts = {"tasks": len(self.tasks), "done": done, "failed": failed, "skipped": ledger.skipped}
+        counts["pending"] = len(self.tasks) - done - failed
+        try:
+            self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
+            conclude(self.folder.path, self.plan.options.group_by, self.plan.options.screen())
+        except DiskFullError:
+            raise
+        except Exception as error:
+            self.folder.write_provenance({"counts": counts, "seconds": round(seconds, 3)})
+            text = self.folder.fail(error, format_traceback(error))
+            raise ConclusionsError(
+                f"the run's tasks are recorded ({done} done, {failed} failed), but its tables and "
+                f"conclusions (summary, figures, screen tables) could not be written: {text} "
+                f"(the traceback is in {self.folder.layout.errors_log.name}); run.json says failed. "
+                "Fix the cause, then summarize the folder, or run the same command again: it "
+                "resumes without computing an image again"
+            ) from error
         report = Report(
             output_dir=self.folder.path,
             total=len(self.tasks),
@@ -302,12 +324,11 @@ class Runner:
             seconds=seconds,
             table_stages=self.pipeline.table_stages,
         )
-        counts = {"tasks": len(self.tasks), "done": done, "failed": failed, "skipped": ledger.skipped}
         self.folder.write_provenance(
             {
                 "finished": timestamp(),
                 "status": "cancelled" if self.cancelled else "finished",
-                "counts": {**counts, "pending": len(self.tasks) - done - failed},
+                "counts": counts,
                 "seconds": round(seconds, 3),
                 # results learnt without some members: a later run retries those members
                 "groups_left_out": passes.left_out() if passes is not None else [],
@@ -342,6 +363,8 @@ class Runner:
             "started": timestamp(),
             "finished": None,
             "status": "running",
+            "error": None,
+            FAILED_IN: None,
             "resumed_tasks": skipped,
         }
 

@@ -258,7 +258,9 @@ def summarize(
             quality,
             well_aggregate,
         )
-        return conclude(layout.root, group_by, settings)
+        written = conclude(layout.root, group_by, settings)
+        RunFolder(layout.root).concluded()  # a run that failed at its conclusions is finished
+        return written
     finally:
         lock.release()
 
