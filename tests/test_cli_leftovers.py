@@ -261,3 +261,17 @@ def test_conclusions_that_fail_leave_a_failed_run_that_a_rerun_completes(
     assert (out / "summary.png").is_file()
     recorded = json.loads((out / "run.json").read_text())
     assert recorded["status"] == "finished" and recorded.get("error") is None
+
+
+def test_fresh_after_a_metadata_change_leaves_no_orphaned_group_result(images: Path, tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, GROUPED)
+    out = tmp_path / "out"
+    assert _run(pipeline, images, "-o", out, "--metadata", METADATA, "--executor", "serial").returncode == 0
+    assert _files(out / "illum") == ["p1.tif", "p2.tif"]
+    # another pattern: one plate 'p' for every image
+    again = _run(
+        pipeline, images, "-o", out, "--metadata", r"(?P<plate>p)\d_\d+", "--executor", "serial", "--fresh"
+    )
+    assert again.returncode == 0, again.stderr
+    assert _files(out / "illum") == ["p.tif"]
+    assert list(pd.read_csv(out / "groups.csv")["group"]) == ["p"]
