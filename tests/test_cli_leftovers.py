@@ -136,6 +136,7 @@ def test_the_outputs_of_a_deleted_input_go_on_resume(
     assert _files(out / "labels") == sorted([*_files(fresh / "labels"), mine.name])
     for line in (out / ".ledger.jsonl").read_text().splitlines():
         assert json.loads(line)["image"] != "p1_1.tif"
+    assert json.loads((out / "run.json").read_text())["forgotten"] == ["p1_1.tif"]
 
     # back again, unchanged: computed again, its outputs made again
     shutil.move(kept, images / "p1_1.tif")

@@ -366,6 +366,8 @@ class Runner:
             "error": None,
             FAILED_IN: None,
             "resumed_tasks": skipped,
+            # images of an earlier run into the folder no longer in this one: their outputs removed
+            "forgotten": self.folder.forgotten,
         }
 
 

@@ -77,6 +77,8 @@ class RunFolder:
         self._pipeline_hash: str | None = None
         #: task key -> the files it writes, relative to the folder (the ledger lists them)
         self._outputs: dict[str, list[str]] = {}
+        #: the images of tasks no longer planned whose outputs :meth:`prepare` removed
+        self.forgotten: list[str] = []
 
     # -- opening ------------------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class RunFolder:
                 self.remove_partials()
                 pipeline.save(self.layout.pipeline_file)
                 if tasks is not None:
-                    self.forget(pipeline, tasks)
+                    self.forgotten = self.forget(pipeline, tasks)
         except BaseException:
             self.lock.release()
             raise
