@@ -241,7 +241,9 @@ class Runner:
         a group, unchanged groups) are kept, their per-object rows given this run's
         metadata columns where those changed."""
         before = self.folder.recorded_settings()
-        done = self.folder.prepare(self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks)
+        done = self.folder.prepare(
+            self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks, reusable=self._reusable()
+        )
         files = {task.key: _fingerprint(task.source.files) for task in self.tasks}
         inputs = dict(files)
         if passes is not None:
@@ -256,6 +258,16 @@ class Runner:
             self.folder.refresh_rows(self.pipeline, [t for t in self.tasks if t.key in records], stale)
         self.folder.write_provenance(self._provenance(len(records)))
         return _Ledger(records, inputs, len(records), files=files)
+
+    def _reusable(self) -> list[tuple[str, str]]:
+        """The intermediates this run reuses, as (stage, stage key): its group stages'
+        inputs, and with the horizontal strategy (the vertical one keeps none) those of
+        every stage."""
+        pipeline = self.pipeline
+        names = [pipeline[g].inputs[pipeline[g].spec.main_arg] for g in pipeline.group_stages]
+        if self.plan.options.strategy == "horizontal":
+            names += pipeline.stage_names
+        return [(name, pipeline.source_key(name)) for name in dict.fromkeys(names)]
 
     def _estimate(self, measured: Measured | None, anything: bool) -> Estimate | None:
         """The estimate from the measured first task; None when nothing could be measured."""

@@ -98,10 +98,13 @@ def remove_output(layout: RunLayout, relative: str | PurePosixPath, stages: Coll
     return True
 
 
-def intermediates(layout: RunLayout, stages: Iterable[str]) -> list[Path]:
+def intermediates(
+    layout: RunLayout, stages: Iterable[str], keep: Collection[tuple[str, str]] = ()
+) -> list[Path]:
     """What a run of a pipeline with ``stages`` (its stage and input names) keeps under
     ``intermediate/``: the files ``<stage>/<stage key>/<field>.npy|.csv`` (a field may
-    hold folders) and the folders ``tiles/<task>/``. Nothing behind a link, no link."""
+    hold folders) and the folders ``tiles/<task>/``; those of the (stage, stage key)
+    pairs in ``keep`` left out. Nothing behind a link, no link."""
     root = layout.intermediate_dir
     if root.is_symlink() or not root.is_dir():
         return []
@@ -114,6 +117,8 @@ def intermediates(layout: RunLayout, stages: Iterable[str]) -> list[Path]:
         for key in _entries(root / stage):
             # a loaded image's key is its name (``intermediate/input/input/``)
             if not ((_STAGE_KEY.fullmatch(key.name) or key.name == stage == INPUT) and _plain_dir(key)):
+                continue
+            if (stage, key.name) in keep:
                 continue
             for folder, folders, files in os.walk(key.path):  # never into a linked folder
                 folders[:] = [f for f in folders if not os.path.islink(os.path.join(folder, f))]

@@ -100,7 +100,12 @@ class RunFolder:
         return previous.hash != pipeline.hash
 
     def prepare(
-        self, pipeline: Pipeline, *, fresh: bool = False, tasks: Sequence[PlannedTask] | None = None
+        self,
+        pipeline: Pipeline,
+        *,
+        fresh: bool = False,
+        tasks: Sequence[PlannedTask] | None = None,
+        reusable: Collection[tuple[str, str]] = (),
     ) -> dict[str, TaskRecord]:
         """Lock the folder and make it ready for ``pipeline``; return the records of tasks
         already done by it. Call :meth:`unlock` when the run ends, whatever the way.
@@ -110,6 +115,9 @@ class RunFolder:
         tasks : sequence of PlannedTask, optional
             The run's tasks: the ledger lists the files each one writes, and what tasks
             no longer planned wrote goes (:meth:`forget`).
+        reusable : collection of (str, str)
+            Starting fresh: the (stage, stage key) pairs of intermediates the run will
+            reuse (see :meth:`clear`).
 
         Raises
         ------
@@ -153,7 +161,7 @@ class RunFolder:
             with self._writing("the task ledger"):
                 ledger.repair(self.layout.ledger)
                 if fresh:
-                    self.clear(trusted=pipeline.modules)
+                    self.clear(trusted=pipeline.modules, reusable=reusable)
                 self._refuse_foreign(pipeline)
                 self.remove_partials()
                 pipeline.save(self.layout.pipeline_file)
@@ -173,10 +181,12 @@ class RunFolder:
         """Whether the folder holds a run (its pipeline file), finished or not."""
         return self.layout.pipeline_file.is_file()
 
-    def clear(self, trusted: Sequence[str] = ()) -> None:
+    def clear(self, trusted: Sequence[str] = (), reusable: Collection[tuple[str, str]] = ()) -> None:
         """Remove what the previous run wrote, and nothing else: its bookkeeping and tables,
         the outputs its ledger lists, its group results and its intermediates (see
-        :mod:`.links`). A folder that holds no run is left as it is."""
+        :mod:`.links`) but those of the (stage, stage key) pairs in ``reusable`` (a
+        horizontal run of a pipeline changed late reuses the early stages' by their keys).
+        A folder that holds no run is left as it is."""
         if not self.holds_run():
             return
         previous: Pipeline | None = None
@@ -188,7 +198,7 @@ class RunFolder:
         # before groups.csv, which lists them, goes
         remove_group_results(self.layout, previous.group_stages if previous is not None else [])
         named = [*previous.input_names, *previous.stage_names] if previous is not None else []
-        for path in intermediates(self.layout, named):
+        for path in intermediates(self.layout, named, keep=reusable):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
