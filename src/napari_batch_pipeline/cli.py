@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .cli_tiles import add_tiling
-from .core.errors import PipelineError
+from .core.errors import ConclusionsError, PipelineError
 
 __all__ = ["build_parser", "configure_logging", "main"]
 
@@ -399,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(cli_commands, name, None) or getattr(cli_demos, name)
     try:
         return int(handler(args))
+    except ConclusionsError as error:  # the tasks ran: not a usage error
+        print(f"error: {error}", file=sys.stderr)
+        return cli_commands.EXIT_FAILED
     except PipelineError as error:
         print(f"error: {error}{cli_commands.flag_hint(error.options)}", file=sys.stderr)
         return cli_commands.EXIT_USAGE

@@ -195,6 +195,12 @@ def run_batch(
     -------
     Report
         Counts, ``images`` and ``tables`` as pandas frames, ``exit_code``.
+
+    Raises
+    ------
+    ConclusionsError
+        If the tasks ran but the tables or conclusions could not be written at the end
+        (``run.json`` says failed); running again, or ``summarize``, completes the run.
     """
     batch = BatchRun(pipeline, input_dir, output_dir, **options)
     for event in batch.events():

@@ -10,7 +10,7 @@ import signal
 import threading
 from collections.abc import Sequence
 
-__all__ = ["PipelineError", "StageError", "listening_for_ctrl_c"]
+__all__ = ["ConclusionsError", "PipelineError", "StageError", "listening_for_ctrl_c"]
 
 
 class PipelineError(ValueError):
@@ -49,6 +49,13 @@ class PipelineError(ValueError):
                 where += f", {key}"
             where += ": "
         super().__init__(where + message)
+
+
+class ConclusionsError(PipelineError):
+    """A run whose tasks finished, but whose tables or conclusions (summary, figures,
+    screen tables) could not be written at the end; ``run.json`` says failed. Its tasks
+    are kept: the run started again, or the conclusions written again, completes it.
+    The command line exits with status 1 (tasks ran), not 2."""
 
 
 class StageError(RuntimeError):

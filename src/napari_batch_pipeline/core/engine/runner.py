@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import PipelineError, StageError
+from ..errors import ConclusionsError, PipelineError, StageError
 from ..executor_choice import measured_tasks
 from ..pipeline.model import Pipeline
 from ..plan.batch_plan import BatchPlan
@@ -30,10 +30,10 @@ from ..plan.training import Forests
 from ..results import figure_imports
 from ..results.conclusions import conclude
 from ..run_folder.provenance import STAGE_RETURNS
-from ..run_folder.records import TaskRecord, file_stat, input_fingerprint, input_stamp
+from ..run_folder.records import TaskRecord, file_stat, format_traceback, input_fingerprint, input_stamp
 from ..run_folder.space import DiskFullError
 from ..run_folder.tables import FOLDER
-from ..run_folder.writer import RunFolder, provenance_versions, timestamp
+from ..run_folder.writer import FAILED_IN, RunFolder, provenance_versions, timestamp
 from ..tiles.stop import stop_tiled_runs
 from .events import Event, ExecutorChosen, RunFinished, RunStarted, StageProgress, TaskFinished
 from .executors import Executor, make_executor
@@ -282,7 +282,9 @@ class Runner:
         a group, unchanged groups) are kept, their per-object rows given this run's
         metadata columns where those changed."""
         before = self.folder.recorded_settings()
-        done = self.folder.prepare(self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks)
+        done = self.folder.prepare(
+            self.pipeline, fresh=self.plan.options.fresh, tasks=self.tasks, reusable=self._reusable()
+        )
         files = {task.key: input_fingerprint(task.source.files) for task in self.tasks}
         inputs = dict(files)
         if passes is not None:
@@ -297,6 +299,16 @@ class Runner:
             self.folder.refresh_rows(self.pipeline, [t for t in self.tasks if t.key in records], stale)
         self.folder.write_provenance(self._provenance(len(records)))
         return _Ledger(records, inputs, len(records), files=files)
+
+    def _reusable(self) -> list[tuple[str, str]]:
+        """The intermediates this run reuses, as (stage, stage key): its group stages'
+        inputs, and with the horizontal strategy (the vertical one keeps none) those of
+        every stage."""
+        pipeline = self.pipeline
+        names = [pipeline[g].inputs[pipeline[g].spec.main_arg] for g in pipeline.group_stages]
+        if self.plan.options.strategy == "horizontal":
+            names += pipeline.stage_names
+        return [(name, pipeline.source_key(name)) for name in dict.fromkeys(names)]
 
     def _estimate(self, measured: Measured | None, anything: bool) -> Estimate | None:
         """The estimate from the measured first task; None when nothing could be measured."""
@@ -320,11 +332,33 @@ class Runner:
         )
 
     def _close(self, ledger: _Ledger, seconds: float, passes: GroupPasses | None = None) -> Report:
-        """Write the tables and the end of run.json; the report."""
-        self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
-        conclude(self.folder.path, self.plan.options.group_by, self.plan.options.screen())
+        """Write the tables, the conclusions and the end of run.json; the report.
+
+        Raises
+        ------
+        ConclusionsError
+            If the tables or the conclusions cannot be written: run.json then says
+            failed, with the error (its traceback in errors.log).
+        """
         done = sum(1 for r in ledger.records.values() if r.done)
         failed = ledger.counts["failed"]
+        counts = {"tasks": len(self.tasks), "done": done, "failed": failed, "skipped": ledger.skipped}
+        counts["pending"] = len(self.tasks) - done - failed
+        try:
+            self.folder.write_tables(self.pipeline, self.tasks, ledger.records)
+            conclude(self.folder.path, self.plan.options.group_by, self.plan.options.screen())
+        except DiskFullError:
+            raise
+        except Exception as error:
+            self.folder.write_provenance({"counts": counts, "seconds": round(seconds, 3)})
+            text = self.folder.fail(error, format_traceback(error))
+            raise ConclusionsError(
+                f"the run's tasks are recorded ({done} done, {failed} failed), but its tables and "
+                f"conclusions (summary, figures, screen tables) could not be written: {text} "
+                f"(the traceback is in {self.folder.layout.errors_log.name}); run.json says failed. "
+                "Fix the cause, then summarize the folder, or run the same command again: it "
+                "resumes without computing an image again"
+            ) from error
         report = Report(
             output_dir=self.folder.path,
             total=len(self.tasks),
@@ -335,12 +369,11 @@ class Runner:
             seconds=seconds,
             table_stages=self.pipeline.table_stages,
         )
-        counts = {"tasks": len(self.tasks), "done": done, "failed": failed, "skipped": ledger.skipped}
         self.folder.write_provenance(
             {
                 "finished": timestamp(),
                 "status": "cancelled" if self.cancelled else "finished",
-                "counts": {**counts, "pending": len(self.tasks) - done - failed},
+                "counts": counts,
                 "seconds": round(seconds, 3),
                 # results learnt without some members: a later run retries those members
                 "groups_left_out": passes.left_out() if passes is not None else [],
@@ -375,7 +408,11 @@ class Runner:
             "started": timestamp(),
             "finished": None,
             "status": "running",
+            "error": None,
+            FAILED_IN: None,
             "resumed_tasks": skipped,
+            # images of an earlier run into the folder no longer in this one: their outputs removed
+            "forgotten": self.folder.forgotten,
         }
 
 

@@ -289,7 +289,9 @@ def summarize(
             well_aggregate,
             readout,
         )
-        return conclude(layout.root, group_by, settings)
+        written = conclude(layout.root, group_by, settings)
+        RunFolder(layout.root).concluded()  # a run that failed at its conclusions is finished
+        return written
     finally:
         lock.release()
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..files import atomic_path
 from .layout import RunLayout
-from .links import removable
+from .links import prune_empty, removable
 
 __all__ = [
     "FLAGGED_LEFT_OUT",
@@ -115,6 +115,7 @@ def remove_group_results(
         with contextlib.suppress(OSError):
             if path.is_file() and not path.is_symlink():
                 path.unlink()
+                prune_empty(path.parent, layout.root)
 
 
 def _is_group_name(name: str) -> bool:

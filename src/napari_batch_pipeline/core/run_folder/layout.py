@@ -46,6 +46,7 @@ __all__ = [
     "SUMMARY_TABLE",
     "SWEEP_PLOT",
     "TABLE_SUFFIX",
+    "TILE_WORK",
     "RunLayout",
     "output_stem",
     "param_label",
@@ -61,6 +62,8 @@ LEDGER = ".ledger.jsonl"
 LOCK_FILE = ".lock"
 PARTS = ".parts"
 INTERMEDIATE = "intermediate"
+#: ``intermediate/tiles/``: the work folders of tiled tasks
+TILE_WORK = "tiles"
 OUTPUT_SUFFIX = ".tif"
 #: a tiled image's saved output: an OME-Zarr store
 ZARR_SUFFIX = ".ome.zarr"
@@ -265,7 +268,7 @@ class RunLayout:
     def tile_work(self, key: str) -> Path:
         """``intermediate/tiles/<task>/``: a tiled task's records, kept until it is done."""
         digest = hashlib.sha1(key.encode()).hexdigest()[:20]
-        return self.root / INTERMEDIATE / "tiles" / digest
+        return self.root / INTERMEDIATE / TILE_WORK / digest
 
     def is_output(self, relative: str | PurePosixPath, stages: Collection[str] | None = None) -> bool:
         """Whether ``relative`` (to the folder) is named as a saved output is:

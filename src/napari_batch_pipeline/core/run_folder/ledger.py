@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..files import atomic_path
 from .records import TaskRecord
 
-__all__ = ["append_line", "ledger_lines", "listed_outputs", "read_records", "repair"]
+__all__ = ["append_line", "ledger_lines", "listed_outputs", "read_records", "repair", "rewrite"]
 
 PIPELINE_KEY = "pipeline"
 OUTPUTS_KEY = "outputs"
@@ -97,6 +98,14 @@ def listed_outputs(path: Path) -> list[PurePosixPath] | None:
             if not relative.is_absolute() and ".." not in relative.parts and relative.parts:
                 found.append(relative)
     return found if complete else None
+
+
+def rewrite(path: Path, lines: Iterable[Mapping[str, Any]]) -> None:
+    """Replace the ledger by ``lines``, whole or not at all (written beside it, then
+    renamed over it: a kill meanwhile leaves the old ledger)."""
+    data = "".join(json.dumps(dict(line), default=_json_default) + "\n" for line in lines)
+    with atomic_path(path) as temporary:
+        temporary.write_text(data, encoding="utf-8")
 
 
 def repair(path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Reading back a run's settings from its ``run.json``, for a re-run.
+"""What ``run.json`` records of the run's making (versions, command, times), and reading
+back a run's settings from it, for a re-run.
 
 ``run.json`` is written by the run, but it is a text file anyone may edit or damage. A
 re-run takes its settings from it, so every value it takes is checked here first; a
@@ -9,13 +10,16 @@ deep inside the engine.
 from __future__ import annotations
 
 import json
+import platform
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError
 from .layout import RunLayout
 
-__all__ = ["STAGE_RETURNS", "read_run_settings"]
+__all__ = ["STAGE_RETURNS", "command_line", "provenance_versions", "read_run_settings", "timestamp"]
 
 #: the key of run.json that records what each stage returns (``{'labels': 'labels', ...}``),
 #: so that the run's results can be read without importing the modules of its stages
@@ -112,3 +116,37 @@ def read_run_settings(layout: RunLayout) -> dict[str, Any]:
                 f"{str(path)!r}: {key} must be {expected}, got {shown}; the file was edited or damaged"
             )
     return info
+
+
+def provenance_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape the numbers."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in (
+        "napari-batch-pipeline",
+        "numpy",
+        "scikit-image",
+        "scipy",
+        "pandas",
+        "tifffile",
+        "dask",
+        "distributed",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def command_line() -> str:
+    """The command that started this process, for run.json."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def timestamp() -> str:
+    """Local time with its offset, as run.json writes it."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

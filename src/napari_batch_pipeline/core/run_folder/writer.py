@@ -15,9 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import shutil
-import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,14 +28,18 @@ from ..pipeline.model import Pipeline
 from ..pipeline.recorded import load_recorded
 from . import ledger
 from .groups import remove_group_results
-from .layout import ZARR_SUFFIX, RunLayout, output_stem
-from .links import linked_folder, removable
+from .layout import RunLayout, output_stem
+from .links import intermediates, linked_folder, prune_empty, remove_output
 from .lock import RunLock
+from .provenance import command_line, provenance_versions, timestamp
 from .records import TaskRecord
 from .space import DiskFullError, is_disk_full, record_says_disk_full
 from .tables import concatenate, images_frame, object_rows
 
-__all__ = ["PlannedTask", "RunFolder", "command_line", "provenance_versions", "timestamp"]
+__all__ = ["FAILED_IN", "PlannedTask", "RunFolder", "command_line", "provenance_versions", "timestamp"]
+
+#: run.json: where a failed run failed; ``_END``: its tables and conclusions, after its tasks
+FAILED_IN, _END = "failed_in", "conclusions"
 
 
 class PlannedTask(Protocol):
@@ -75,6 +77,8 @@ class RunFolder:
         self._pipeline_hash: str | None = None
         #: task key -> the files it writes, relative to the folder (the ledger lists them)
         self._outputs: dict[str, list[str]] = {}
+        #: the images of tasks no longer planned whose outputs :meth:`prepare` removed
+        self.forgotten: list[str] = []
 
     # -- opening ------------------------------------------------------------------------
 
@@ -96,15 +100,24 @@ class RunFolder:
         return previous.hash != pipeline.hash
 
     def prepare(
-        self, pipeline: Pipeline, *, fresh: bool = False, tasks: Sequence[PlannedTask] = ()
+        self,
+        pipeline: Pipeline,
+        *,
+        fresh: bool = False,
+        tasks: Sequence[PlannedTask] | None = None,
+        reusable: Collection[tuple[str, str]] = (),
     ) -> dict[str, TaskRecord]:
         """Lock the folder and make it ready for ``pipeline``; return the records of tasks
         already done by it. Call :meth:`unlock` when the run ends, whatever the way.
 
         Parameters
         ----------
-        tasks : sequence of PlannedTask
-            The run's tasks: the ledger lists the files each one writes.
+        tasks : sequence of PlannedTask, optional
+            The run's tasks: the ledger lists the files each one writes, and what tasks
+            no longer planned wrote goes (:meth:`forget`).
+        reusable : collection of (str, str)
+            Starting fresh: the (stage, stage key) pairs of intermediates the run will
+            reuse (see :meth:`clear`).
 
         Raises
         ------
@@ -131,19 +144,6 @@ class RunFolder:
                 f"output folder {str(self.path)!r} cannot be written: {error.strerror or error}"
             ) from None
         self._refuse_links(pipeline)
-        self.lock.acquire()
-        try:
-            with self._writing("the task ledger"):
-                ledger.repair(self.layout.ledger)
-                if fresh:
-                    self.clear(trusted=pipeline.modules)
-                self._refuse_foreign(pipeline)
-                self.remove_partials()
-                pipeline.save(self.layout.pipeline_file)
-        except BaseException:
-            self.lock.release()
-            raise
-        self._pipeline_hash = pipeline.hash
         self._outputs = {
             task.key: [
                 path.relative_to(self.path).as_posix()
@@ -154,8 +154,23 @@ class RunFolder:
                     self.layout.tiled_output(stage, task.output_stem),
                 )
             ]
-            for task in tasks
+            for task in tasks or ()
         }
+        self.lock.acquire()
+        try:
+            with self._writing("the task ledger"):
+                ledger.repair(self.layout.ledger)
+                if fresh:
+                    self.clear(trusted=pipeline.modules, reusable=reusable)
+                self._refuse_foreign(pipeline)
+                self.remove_partials()
+                pipeline.save(self.layout.pipeline_file)
+                if tasks is not None:
+                    self.forgotten = self.forget(pipeline, tasks)
+        except BaseException:
+            self.lock.release()
+            raise
+        self._pipeline_hash = pipeline.hash
         return self.done_records()
 
     def unlock(self) -> None:
@@ -166,10 +181,12 @@ class RunFolder:
         """Whether the folder holds a run (its pipeline file), finished or not."""
         return self.layout.pipeline_file.is_file()
 
-    def clear(self, trusted: Sequence[str] = ()) -> None:
+    def clear(self, trusted: Sequence[str] = (), reusable: Collection[tuple[str, str]] = ()) -> None:
         """Remove what the previous run wrote, and nothing else: its bookkeeping and tables,
-        and the outputs its ledger lists (horizontal intermediates stay: they are reused
-        by their keys). A folder that holds no run is left as it is."""
+        the outputs its ledger lists, its group results and its intermediates (see
+        :mod:`.links`) but those of the (stage, stage key) pairs in ``reusable`` (a
+        horizontal run of a pipeline changed late reuses the early stages' by their keys).
+        A folder that holds no run is left as it is."""
         if not self.holds_run():
             return
         previous: Pipeline | None = None
@@ -177,18 +194,16 @@ class RunFolder:
             previous = load_recorded(self.layout.pipeline_file, trusted=trusted)
         stages = previous.saved_stages if previous is not None else []  # unknown: none
         for relative in self._previous_outputs(previous):
-            target = self.path / relative
-            # only a file named as the run names its outputs, never one behind a link
-            if not removable(self.layout, relative, stages):
-                continue
-            if target.is_file() or target.is_symlink():
-                target.unlink(missing_ok=True)
-                _prune_empty(target.parent, self.path)
-            elif target.is_dir() and target.name.endswith(ZARR_SUFFIX):  # a tiled image's store
-                shutil.rmtree(target, ignore_errors=True)
-                _prune_empty(target.parent, self.path)
+            remove_output(self.layout, relative, stages)
         # before groups.csv, which lists them, goes
         remove_group_results(self.layout, previous.group_stages if previous is not None else [])
+        named = [*previous.input_names, *previous.stage_names] if previous is not None else []
+        for path in intermediates(self.layout, named, keep=reusable):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            prune_empty(path.parent, self.path)
         for path in self.layout.written_by_run(previous.table_stages if previous else []):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
@@ -197,6 +212,28 @@ class RunFolder:
         for plot in self.path.glob(self.layout.plate_plot_glob):
             if plot.is_file() or plot.is_symlink():
                 plot.unlink(missing_ok=True)
+
+    def forget(self, pipeline: Pipeline, tasks: Sequence[PlannedTask]) -> list[str]:
+        """Remove what the ledger says tasks no longer planned wrote (their input deleted,
+        a sweep value or an image left out): their saved outputs, except those a planned
+        task writes, their table parts and their ledger lines (so that the input, back
+        again, is computed again). Returns the images they were of."""
+        planned = {task.key for task in tasks}
+        lines = list(ledger.ledger_lines(self.layout.ledger))
+        gone = [line for line in lines if "key" in line and str(line["key"]) not in planned]
+        if not gone:
+            return []
+        kept = {path for paths in self._outputs.values() for path in paths}
+        for line in gone:
+            outputs = line.get(ledger.OUTPUTS_KEY)
+            for relative in outputs if isinstance(outputs, list) else []:
+                if str(relative) not in kept and ".." not in Path(str(relative)).parts:
+                    remove_output(self.layout, str(relative), pipeline.saved_stages)
+            for stage in pipeline.table_stages:
+                self.layout.part(stage, str(line.get("key"))).unlink(missing_ok=True)
+        dropped = {id(line) for line in gone}
+        ledger.rewrite(self.layout.ledger, [line for line in lines if id(line) not in dropped])
+        return sorted({str(line.get("image")) for line in gone})
 
     def _previous_outputs(self, previous: Pipeline | None) -> list[str]:
         """The outputs the ledger lists; for lines of earlier versions, the outputs their
@@ -307,6 +344,25 @@ class RunFolder:
         with self._writing("run.json"):
             write_text_atomic(target, json.dumps(data, indent=2, default=_json_default) + "\n")
 
+    def fail(self, error: BaseException, traceback: str) -> str:
+        """Record that the run failed after its tasks (its tables or conclusions could not
+        be written): ``run.json`` says failed with the error, ``errors.log`` gets the
+        traceback. Returns the error as run.json writes it; never raises."""
+        text = f"{type(error).__name__}: {error}"
+        log = self.layout.errors_log
+        with contextlib.suppress(OSError), log.open("a", encoding="utf-8", errors="replace") as handle:
+            handle.write(f"--- the tables and conclusions ({_now()})\n{traceback}\n")
+        failed = {"finished": timestamp(), "status": "failed", "error": text, FAILED_IN: _END}
+        with contextlib.suppress(OSError, PipelineError):
+            self.write_provenance(failed)
+        return text
+
+    def concluded(self) -> None:
+        """After the conclusions were written again (``summarize``): a run that failed only
+        at its conclusions is finished."""
+        if self.recorded_settings().get(FAILED_IN) == _END:
+            self.write_provenance({"status": "finished", "error": None, FAILED_IN: None})
+
     def recorded_settings(self) -> dict[str, Any]:
         """run.json of the run the folder holds now (before this run writes its own), or {}."""
         with contextlib.suppress(OSError, ValueError):
@@ -357,50 +413,6 @@ class RunFolder:
             self.write_tables(pipeline, tasks, self.done_records())
         with contextlib.suppress(OSError, PipelineError):
             self.write_provenance({"finished": timestamp(), "status": "stopped: disk full"})
-
-
-def provenance_versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape the numbers."""
-    from importlib import metadata
-
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in (
-        "napari-batch-pipeline",
-        "numpy",
-        "scikit-image",
-        "scipy",
-        "pandas",
-        "tifffile",
-        "dask",
-        "distributed",
-    ):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
-def command_line() -> str:
-    """The command that started this process, for run.json."""
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-
-
-def timestamp() -> str:
-    """Local time with its offset, as run.json writes it."""
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _prune_empty(folder: Path, root: Path) -> None:
-    """Remove ``folder`` and its parents up to ``root`` while they are empty."""
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
 
 
 def _now() -> str:
