@@ -127,6 +127,11 @@ def choose_executor(
 WORKER_START_SECONDS = 1.0
 #: seconds a task costs more in a worker process: its job pickled there, its record back
 PROCESS_TASK_SECONDS = 0.003
+#: the share of the free cores' time worker processes turn into tasks: on the benchmark
+#: machine (2 cores, 1,000 images of 1024 x 1024), tasks that took 65 ms of CPU time on
+#: two threads took 39 ms each on two processes, not 32.5 (each worker's own heap and
+#: caches, the job and the record pickled)
+PROCESS_SPEED = 0.85
 #: processes are chosen when they are predicted this much faster: the measurement is
 #: short and noisy, and threads keep the batch in one process
 MARGIN = 0.9
@@ -135,7 +140,7 @@ MARGIN = 0.9
 def measured_tasks(workers: int) -> int:
     """How many first tasks a measured choice times (the first round of ``workers`` is
     left out of the timing: each thread's first task imports and warms up)."""
-    return 4 * workers
+    return 6 * workers
 
 
 class ThreadsMeasure:
@@ -188,8 +193,8 @@ def choose_after_measure(
 
     Threads are predicted to go on as they went: ``remaining`` x (seconds per task).
     Processes are predicted from the CPU time a task took, spread over the cores the
-    other programs leave free (at most ``workers``), plus their start-up unless
-    ``workers_warm``. Threads stay unless processes are predicted faster by a margin.
+    other programs leave free (at most ``workers``) at :data:`PROCESS_SPEED`, plus
+    their start-up unless ``workers_warm``. Threads stay unless processes are predicted faster by a margin.
     """
     if measure.tasks < 1 or measure.seconds <= 0:
         return ExecutorChoice("threads", "too few tasks were timed to choose otherwise")
@@ -201,7 +206,7 @@ def choose_after_measure(
     free = max(1.0, min(float(workers), cores - foreign))
     threads = remaining * per_task
     start = 0.0 if workers_warm else WORKER_START_SECONDS
-    processes = start + remaining * (cpu_per_task + PROCESS_TASK_SECONDS) / free
+    processes = start + remaining * (cpu_per_task + PROCESS_TASK_SECONDS) / (free * PROCESS_SPEED)
     busy = measure.cpu_seconds / measure.seconds
     numbers = {
         "tasks_timed": measure.tasks,
