@@ -127,11 +127,12 @@ def choose_executor(
 WORKER_START_SECONDS = 1.0
 #: seconds a task costs more in a worker process: its job pickled there, its record back
 PROCESS_TASK_SECONDS = 0.003
-#: the share of the free cores' time worker processes turn into tasks: on the benchmark
-#: machine (2 cores, 1,000 images of 1024 x 1024), tasks that took 65 ms of CPU time on
-#: two threads took 39 ms each on two processes, not 32.5 (each worker's own heap and
-#: caches, the job and the record pickled)
-PROCESS_SPEED = 0.85
+#: the share of the free cores' time worker processes are counted to turn into tasks.
+#: Two quiet passes of the 1,000-image benchmark (2 cores) disagreed on threads (34.6 s,
+#: then 45.3 s) while processes kept joblib's time (39.0 s, 37.4 s): a prediction that
+#: takes processes at the CPU time threads measured favours the steady choice where a
+#: long batch makes the two close
+PROCESS_SPEED = 1.0
 #: processes are chosen when they are predicted this much faster: the measurement is
 #: short and noisy, and threads keep the batch in one process
 MARGIN = 0.9
