@@ -27,7 +27,7 @@ from ..plan.estimate import Estimate
 from ..plan.options import cpu_count
 from ..plan.tasks import Task
 from ..plan.training import Forests
-from ..results import figure_imports
+from ..results import figure_imports, figure_process
 from ..results.conclusions import conclude
 from ..run_folder.provenance import STAGE_RETURNS
 from ..run_folder.records import TaskRecord, file_stat, format_traceback, input_fingerprint, input_stamp
@@ -155,8 +155,10 @@ class Runner:
     def _events(self) -> Iterator[Event]:
         started = time.perf_counter()
         stop_tiled_runs(False)  # a cancel of an earlier run in this process is over
-        figure_imports.start()  # the figures at the end need matplotlib: imported meanwhile
         options = self.plan.options
+        figure_process.start()  # summary.png, by a process that imports matplotlib meanwhile
+        if options.annotations or options.negative_control:  # plate maps, drawn here
+            figure_imports.start()
         # the first image measured as a task would run; where images may be tiled, those
         # that would not fit the budget are tiled instead (and measuring one whole could not)
         if options.memory_budget is not None and not options.tiles_within_budget(self.pipeline):

@@ -1,11 +1,12 @@
-"""matplotlib's import, started early in a thread so that a run's figures do not wait for it.
+"""matplotlib's import, started early in a thread so that a screen's plate maps do not wait for it.
 
-A run ends with figures (``summary.png``, plate maps), drawn by matplotlib's Agg backend
-without pyplot. Importing it takes about a third of a second, as long as a small image's
-task: :func:`start` imports it in a thread while the run's tasks compute (they spend
-their time in code that releases the GIL), and :func:`wait` lets the run's end wait for
-that import rather than start a second one. Only importing happens in the thread, so a
-program that draws with matplotlib itself (the napari viewer) is never drawn into.
+A screen's run ends with plate maps (``plate_<plate>.png``), drawn here by matplotlib's
+Agg backend without pyplot (``summary.png`` is drawn by :mod:`.figure_process`).
+Importing matplotlib takes about a third of a second: :func:`start` imports it in a
+thread while the run's tasks compute (they spend their time in code that releases the
+GIL), and :func:`wait` lets the run's end wait for that import rather than start a
+second one. Only importing happens in the thread, so a program that draws with
+matplotlib itself (the napari viewer) is never drawn into.
 """
 
 from __future__ import annotations

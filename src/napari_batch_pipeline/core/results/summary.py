@@ -26,6 +26,8 @@ from ..images.fields import DIMS
 from ..run_folder.reader import RunResults
 from ..run_folder.records import DONE, FAILED
 from ..run_folder.tables import FLAGGED, FOLDER, STATUS, count_column, mean_column, read_table
+from . import figure_process
+from .summary_plot import SummaryPlot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -43,6 +45,7 @@ __all__ = [
     "read_summary",
     "run_summary",
     "summary_figure",
+    "summary_plot",
     "summary_table",
     "usable",
     "write_summary",
@@ -173,15 +176,15 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
 
     A matplotlib figure made without pyplot (no GUI backend).
     """
-    from matplotlib.figure import Figure
+    return summary_plot(images, table_stages, group_by).figure()
 
+
+def summary_plot(images: pd.DataFrame, table_stages: Sequence[str], group_by: Sequence[str]) -> SummaryPlot:
+    """What :func:`summary_figure` draws, as plain values (at most
+    :data:`MAX_FIGURE_GROUPS` groups)."""
     pairs = measurements(images, table_stages)
     if not pairs:
-        figure = Figure(figsize=(5, 3), layout="constrained")
-        axes = figure.add_subplot()
-        axes.text(0.5, 0.5, "no measurement to plot", ha="center", va="center", transform=axes.transAxes)
-        axes.set_axis_off()
-        return figure
+        return SummaryPlot(empty=True)
     stage, measurement = pairs[0]
     column = mean_column(stage, measurement)
     done = images[usable(images)]
@@ -195,37 +198,15 @@ def summary_figure(images: pd.DataFrame, table_stages: Sequence[str], group_by: 
         names.append(" / ".join(map(str, key if isinstance(key, tuple) else (key,))))
         series = pd.to_numeric(group[column], errors="coerce").to_numpy(dtype=float)
         data.append(series[np.isfinite(series)])
-    width = min(16.0, max(5.0, 3.0 + 0.8 * len(data)))
-    figure = Figure(figsize=(width, 4.5))
-    axes = figure.add_subplot()
-    positions = np.arange(1, len(data) + 1)
-    boxed = [i for i, values in enumerate(data) if len(values)]
-    if boxed:
-        axes.boxplot(
-            [data[i] for i in boxed],
-            positions=positions[boxed],
-            widths=0.5,
-            showfliers=False,
-            medianprops={"color": "C1"},
-        )
-    for position, values in zip(positions, data, strict=True):
-        spread = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
-        axes.plot(position + spread, values, "o", color="C0", alpha=0.7, ms=4, gid="images")
-    slanted = len(names) > 4 or max(map(len, names), default=0) > 12
-    # margins set, not laid out: the constrained layout took a third of the figure's
-    # time, which a one-image run waits for (inches: the y label and ticks, the names)
-    longest = max(map(len, names), default=0)
-    below = 0.6 + (min(longest, 40) * 0.07 * 0.5 if slanted else 0.0)
-    left = max(1.0, 0.075 * min(len(names[0]), 40) - 0.4) if slanted else 1.0
-    figure.subplots_adjust(left=left / width, right=1 - 0.2 / width, top=1 - 0.45 / 4.5, bottom=below / 4.5)
-    axes.set_xticks(positions, names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
-    axes.set_xlim(0.4, len(data) + 0.6)
-    axes.set_xlabel(", ".join(keys) or GROUP)
-    axes.set_ylabel(f"{stage}.{measurement} (mean per image)")
     total = groups.ngroups if groups is not None else 1
     shown = f"the first {len(data)} of {total} groups" if total > len(data) else f"{len(data)} group(s)"
-    axes.set_title(f"{stage}.{measurement}: {sum(map(len, data))} images in {shown}")
-    return figure
+    return SummaryPlot(
+        names=tuple(names),
+        values=tuple(data),
+        xlabel=", ".join(keys) or GROUP,
+        ylabel=f"{stage}.{measurement} (mean per image)",
+        title=f"{stage}.{measurement}: {sum(map(len, data))} images in {shown}",
+    )
 
 
 def run_summary(results: RunResults, group_by: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -261,16 +242,13 @@ def write_summary(run_dir: str | Path, group_by: Sequence[str] | None = None) ->
     (Path, Path)
         The table and the plot.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     results = RunResults(run_dir)
     table, keys = run_summary(results, group_by)
     layout = results.layout
     with atomic_path(layout.summary_table) as temporary:
         table.to_csv(temporary, index=False)
-    figure = summary_figure(results.images, results.pipeline.table_stages, keys)
-    with atomic_path(layout.summary_plot) as temporary:
-        FigureCanvasAgg(figure).print_png(str(temporary))
+    plot = summary_plot(results.images, results.pipeline.table_stages, keys)
+    figure_process.draw(plot, layout.summary_plot)
     return layout.summary_table, layout.summary_plot
 
 

@@ -1,0 +1,146 @@
+"""``summary.png`` drawn by a second process, which imports matplotlib while the run computes.
+
+Importing matplotlib takes about half a second of CPU, as long as a small image's task,
+and a thread that imports it beside the run holds the GIL that the run's own Python
+needs. A one-image run from the command line waited for both. :func:`start` (at the
+beginning of a run, in a process that has not imported matplotlib) starts a Python
+process that imports matplotlib on another core and then waits; :func:`draw` hands it a
+:class:`~.summary_plot.SummaryPlot` and waits for the file. The process serves every
+later run of this process, and ends when this process ends (its input closes).
+
+Where no such process runs (matplotlib was already imported, Python cannot start
+itself, or the process died), :func:`draw` draws in this process: the figure is the
+same either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from .summary_plot import SummaryPlot
+
+__all__ = ["draw", "serve", "start", "stop"]
+
+log = logging.getLogger(__name__)
+
+#: what the second process runs
+_COMMAND = "from napari_batch_pipeline.core.results.figure_process import serve; serve()"
+#: a request's length, before its pickled (plot, path)
+_LENGTH = struct.Struct("<Q")
+
+_process: subprocess.Popen[bytes] | None = None
+_lock = threading.Lock()
+
+
+def start() -> None:
+    """Start the figure process, unless one runs, matplotlib is imported here already
+    (drawing here costs little then), or this Python cannot start another."""
+    global _process
+    if "matplotlib.figure" in sys.modules or getattr(sys, "frozen", False) or not sys.executable:
+        return
+    with _lock:
+        if _process is not None and _process.poll() is None:
+            return
+        package_root = str(Path(__file__).resolve().parents[3])  # where this package was found
+        env = dict(os.environ, MPLBACKEND="agg")  # no pyplot import to resolve a backend
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        try:
+            _process = subprocess.Popen(
+                [sys.executable, "-c", _COMMAND],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as error:
+            log.debug("figure process not started: %s", error)
+            _process = None
+
+
+def draw(plot: SummaryPlot, path: str | Path) -> Path:
+    """Draw ``plot`` into the PNG file ``path`` (whole or not at all): by the figure
+    process where one runs, else here."""
+    target = Path(path)
+    with _lock:
+        if _process is not None and _ask(_process, plot, target):
+            return target
+    return plot.save(target)
+
+
+def stop() -> None:
+    """End the figure process (it ends by itself when this process ends)."""
+    global _process
+    with _lock:
+        process, _process = _process, None
+    if process is not None:
+        _close(process)
+
+
+def _ask(process: subprocess.Popen[bytes], plot: SummaryPlot, target: Path) -> bool:
+    """Whether ``process`` drew ``plot`` into ``target``; a process that fails is ended."""
+    global _process
+    assert process.stdin is not None and process.stdout is not None
+    data = pickle.dumps((plot, str(target)), protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        process.stdin.write(_LENGTH.pack(len(data)) + data)
+        process.stdin.flush()
+        reply = json.loads(process.stdout.readline() or "null")
+    except (OSError, ValueError):
+        reply = None
+    if isinstance(reply, dict) and reply.get("drawn"):
+        return True
+    log.debug("figure process failed (%s); drawing here", reply)
+    _process = None
+    _close(process)
+    return False
+
+
+def _close(process: subprocess.Popen[bytes]) -> None:
+    for stream in (process.stdin, process.stdout):
+        with contextlib.suppress(OSError):
+            if stream is not None:
+                stream.close()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def serve(requests: IO[bytes] | None = None, replies: IO[bytes] | None = None) -> None:
+    """The figure process: import matplotlib, then draw each request until the input ends.
+
+    A reply is one JSON line: ``{"drawn": true}``, or ``{"drawn": false, "error": ...}``.
+    """
+    # Ctrl-C in a terminal reaches every process of the command; the run it interrupts
+    # still writes its summary, through this process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    requests = requests or sys.stdin.buffer
+    replies = replies or sys.stdout.buffer
+    import matplotlib.figure  # noqa: F401  (the point: imported before the first request)
+    from matplotlib.backends import backend_agg  # noqa: F401
+
+    while True:
+        header = requests.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
+            return
+        plot, path = pickle.loads(requests.read(_LENGTH.unpack(header)[0]))
+        reply: dict[str, Any]
+        try:
+            plot.save(path)
+            reply = {"drawn": True}
+        except Exception as error:  # the run draws it itself, and reports what fails there
+            reply = {"drawn": False, "error": f"{type(error).__name__}: {error}"}
+        replies.write((json.dumps(reply) + "\n").encode())
+        replies.flush()
