@@ -65,9 +65,10 @@ def param_annotation(param: ParamSpec, stage: StageSpec | None = None, *, read_o
 
 
 class OptionsEdit(ValuedContainerWidget[dict]):
-    """A mapping of named options, a field per option: a check box for each true-or-false
-    option (in one row), a spin box for each number (in another; one that may be None
-    reads "auto" at its lowest, which stands for None), magicgui's field for the others.
+    """A mapping of named options, a field per option: a spin box for each number (one
+    that may be None reads "auto" at its lowest, which stands for None) and magicgui's
+    field for other kinds, one under another, then a row of check boxes, one for each
+    true-or-false option.
 
     The value is the mapping as a pipeline file holds it: the options it was given, each
     as given until its field changes, and an option it did not name only once its field
@@ -104,9 +105,9 @@ class OptionsEdit(ValuedContainerWidget[dict]):
         flags = [field for field in self.fields.values() if isinstance(field, CheckBox)]
         others = [field for field in self.fields.values() if not isinstance(field, CheckBox)]
         rows: list[Widget] = []
-        for widgets, labels in ((others, True), (flags, False)):
-            if widgets:
-                row: Container[Widget] = Container(widgets=widgets, layout="horizontal", labels=labels)
+        for widgets, layout, labels in ((others, "vertical", True), (flags, "horizontal", False)):
+            if widgets:  # labelled fields one under another; the check boxes side by side
+                row: Container[Widget] = Container(widgets=widgets, layout=layout, labels=labels)
                 row.margins = (0, 0, 0, 0)
                 rows.append(row)
         self.message = Label(value="")
@@ -220,7 +221,6 @@ def _option_field(option: ParamSpec) -> Any:
         field = FloatSpinBox(name=option.name, label=label, min=0, max=1e6, step=step)
         field.native.setDecimals(0 if kind is int else DECIMALS)
         field.native.setSpecialValueText(AUTO)
-    field.native.setMaximumWidth(110)
     return field
 
 
