@@ -5,7 +5,8 @@ fails); the Pipeline builder has a ``pixel_classifier`` stage (then label, remov
 objects, measure); strokes of two classes are painted on the training layer the builder
 offers (class 1 around the nuclei, class 2 in them, :func:`.synthetic.painted_strokes`),
 one paint event per stroke as napari's brush makes; 300 ms after the last one the stage
-retrains and the chain previews its mask, drawn as outlines under the strokes.
+retrains and the chain previews its mask, drawn as outlines under the strokes. The
+stage's panel shows its feature options as fields and the training's hash read-only.
 
 ``docs/classifier_batch.png``: the pipeline is saved (with its training file) and the
 Batch processing widget runs that file over a folder of six other such images; the
@@ -35,6 +36,7 @@ import napari  # noqa: E402
 import numpy as np  # noqa: E402
 import tifffile  # noqa: E402
 from napari._qt import qt_main_window  # noqa: E402
+from napari._qt.dialogs.qt_notification import NapariQtNotification  # noqa: E402
 from napari.settings import get_settings  # noqa: E402
 from napari.utils.colormaps import DirectLabelColormap  # noqa: E402
 from qtpy.QtCore import QEventLoop, QTimer  # noqa: E402
@@ -126,8 +128,9 @@ def show_painting(viewer, builder, training) -> None:
     training.selected_label = 2
     viewer.layers.selection.active = training
     training.mode = "paint"
-    for field in ("training_sha256", "features"):  # the start of long values, as after typing
-        builder.panels[0].params[field].native.setCursorPosition(0)
+    # the untrained first run's error (before the strokes) may still be on the canvas
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
     viewer.reset_view()
 
 

@@ -43,6 +43,9 @@ def test_painting_retrains_and_previews_and_save_writes_the_training(builder, qt
     assert trained == ["cells"]
     params = builder.session.pipeline()["cells"].params
     assert params["training"] == "cells_training.npz" and len(params["training_sha256"]) == 64
+    shown = builder.panels[0].params["training_sha256"]  # the panel follows, read-only
+    assert shown.value == params["training_sha256"] and params["training_sha256"] in shown.tooltip
+    assert shown.shown.value == params["training_sha256"][:12] + "…"
     shown = builder.viewer.layers["cells"].data.astype(bool)
     iou = (shown & truth).sum() / (shown | truth).sum()
     assert iou > 0.85, iou

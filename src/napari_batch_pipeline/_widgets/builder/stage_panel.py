@@ -4,9 +4,10 @@ A :class:`StagePanel` shows one :class:`~napari_batch_pipeline.core.tuning.draft
 :meth:`StagePanel.set_draft` puts a draft's values in the fields, and a person's edits
 come out as signals; the panel knows neither the session nor the viewer. Its parameter
 fields are built as in the stage widgets (:func:`param_annotation`), so a stage looks
-the same in both places. A :class:`StageList` is the view of a session's stages: it
-keeps one panel per stage (across renames and moves), updates their fields when the
-session changes, and writes the edits into the session.
+the same in both places, except that a parameter the builder writes itself (a
+classifier's ``training_sha256``) is shown, not edited. A :class:`StageList` is the view
+of a session's stages: it keeps one panel per stage (across renames and moves), updates
+their fields when the session changes, and writes the edits into the session.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 from ...core.pipeline.model import INPUT
 from ...core.tuning.draft import NONE, StageDraft
 from ...core.tuning.session import TuningSession
-from ..stages.widgets import param_annotation
+from ..stages.param_fields import param_annotation
 from ..viewer.session import follow
 
 __all__ = ["NONE", "StageList", "StagePanel"]
@@ -92,7 +93,7 @@ class StagePanel(Container):
         self.params: dict[str, Any] = {
             param.name: create_widget(
                 value=draft.params.get(param.name, param.default),
-                annotation=param_annotation(param),
+                annotation=param_annotation(param, spec, read_only=True),
                 name=param.name,
                 label=param.name,
             )

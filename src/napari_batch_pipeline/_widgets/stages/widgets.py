@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import inspect
 import re
-import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -26,8 +25,9 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
 from ..._layer_steps import as_features
-from ...core.stages import SPACING_ARG, ParamSpec, StageSpec, get_stage
+from ...core.stages import SPACING_ARG, StageSpec, get_stage
 from .outputs import OUTPUT_KIND, is_mask, mask_warning
+from .param_fields import param_annotation
 
 __all__ = [
     "BUILTIN_WIDGETS",
@@ -349,29 +349,6 @@ def _layer_spacing(layers: dict[str, Layer | None], source: Layer) -> tuple[floa
     return tuple(float(size) for size in layer.scale[-layer.ndim :])
 
 
-def param_annotation(param: ParamSpec) -> Any:
-    """The annotation magicgui builds a parameter's field from.
-
-    Numbers get a range wide enough for any sensible value (magicgui's default is
-    0 to 999); the stage itself checks what it accepts. A mapping, and a number that may
-    be None, is a line of text read as a Python literal (``{'sigma_min': 1}``, ``None``),
-    for which magicgui has no field.
-    """
-    if param.annotation is float:
-        return Annotated[float, {"min": -1e6, "max": 1e6, "step": 0.1}]
-    if param.annotation is int:
-        return Annotated[int, {"min": -(10**6), "max": 10**6}]
-    if typing.get_origin(param.annotation) is dict or _optional_number(param.annotation):
-        return Annotated[Any, {"widget_type": "LiteralEvalLineEdit"}]
-    return param.annotation
-
-
-def _optional_number(annotation: Any) -> bool:
-    """Whether ``annotation`` is ``int | None`` or ``float | None``."""
-    options = set(typing.get_args(annotation))
-    return type(None) in options and bool(options & {int, float}) and len(options) == 2
-
-
 def _widget_signature(spec: StageSpec) -> inspect.Signature:
     """Layers for the data arguments, the stage's own parameters, and the viewer."""
     arguments: list[tuple[str, Any, Any]] = []  # (name, annotation, default)
@@ -382,7 +359,7 @@ def _widget_signature(spec: StageSpec) -> inspect.Signature:
             arguments.append((name, Optional[layer_type], None))  # noqa: UP045
         else:
             arguments.append((name, layer_type, inspect.Parameter.empty))
-    arguments += [(p.name, param_annotation(p), p.default) for p in spec.params.values()]
+    arguments += [(p.name, param_annotation(p, spec), p.default) for p in spec.params.values()]
     # napari fills a Viewer argument with the viewer holding the widget; magicgui hides it
     arguments.append(("viewer", Viewer, inspect.Parameter.empty))
 

@@ -15,7 +15,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .forests import FEATURE_DEFAULTS, feature_settings, object_features, pixel_features, trained_forest
+from .forests import (
+    FEATURE_DEFAULTS,
+    FEATURE_TYPES,
+    feature_settings,
+    object_features,
+    pixel_features,
+    trained_forest,
+)
 from .measure import ONLY_2D_PROPERTIES, PROPERTY_NAMES
 from .registry import stage
 from .spatial import check_same_shape, check_spatial
@@ -30,6 +37,8 @@ PROBABILITY_PREFIX = "probability_"
 _OUTPUT_KINDS = {"classes": "labels", "mask": "mask", "probability": "image"}
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 MAX_TREES = 10_000
+#: the parameter the builder writes when it saves a training (a person never types it)
+_WRITTEN = {"training_sha256": "the SHA-256 of the training file, written when the builder saves it"}
 
 
 def _check_forest(params: Mapping[str, Any]) -> str | None:
@@ -74,7 +83,15 @@ def _pixel_output(params: Mapping[str, Any]) -> str:
     return _OUTPUT_KINDS.get(params.get("output", "classes"), "labels")
 
 
-@stage(menu="segment", returns="labels", returns_by=_pixel_output, trains="pixels", check=_check_pixels)
+@stage(
+    menu="segment",
+    returns="labels",
+    returns_by=_pixel_output,
+    trains="pixels",
+    check=_check_pixels,
+    options={"features": FEATURE_TYPES},
+    read_only=_WRITTEN,
+)
 def pixel_classifier(
     image: "napari.types.ImageData",
     training: str = "",
@@ -195,7 +212,7 @@ def _check_objects(params: dict, connected: set[str]) -> str | None:
     return None
 
 
-@stage(menu="measure", returns="table", trains="objects", check=_check_objects)
+@stage(menu="measure", returns="table", trains="objects", check=_check_objects, read_only=_WRITTEN)
 def object_classifier(
     labels: "napari.types.LabelsData",
     intensity: "napari.types.ImageData | None" = None,

@@ -35,6 +35,7 @@ from .training import TrainingFileError, read_training, resolve_training
 
 __all__ = [
     "FEATURE_DEFAULTS",
+    "FEATURE_TYPES",
     "PERCENTILES",
     "feature_settings",
     "fit_forest",
@@ -57,6 +58,15 @@ FEATURE_DEFAULTS: dict[str, Any] = {
     "intensity": True,
     "edges": True,
     "texture": True,
+}
+#: what each of those options takes (``feature_settings`` checks the values)
+FEATURE_TYPES: dict[str, Any] = {
+    "sigma_min": float,
+    "sigma_max": float,
+    "num_sigma": int | None,
+    "intensity": bool,
+    "edges": bool,
+    "texture": bool,
 }
 #: the percentiles an image is scaled by with ``normalize='percentile'`` (cellpose's, StarDist's)
 PERCENTILES = (1.0, 99.8)

@@ -56,6 +56,8 @@ def stage(
     trains: str | None = None,
     columns: Mapping[str, str] | None = None,
     radius: int | Callable[[dict[str, Any]], int] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    read_only: Mapping[str, str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Mark a function as a stage: the built-in ones, and a user's that says more than its
     annotations do (its reach, for images larger than memory).
@@ -81,6 +83,15 @@ def stage(
         How far (pixels) the output at a pixel depends on the input: 0 for a pointwise
         stage, or ``radius(params)``. A stage that says it runs tile by tile on images
         larger than memory (``tile`` option), with a halo of its reach.
+    options : mapping of str to mapping, optional
+        Parameters that are a mapping of named options (``features: {sigma_min: 1, ...}``),
+        each with the type annotation of every option it takes; an option's default is
+        the one in the parameter's default mapping (None where that has none). Widgets
+        give each option a field of its own; the pipeline file keeps the mapping.
+    read_only : mapping of str to str, optional
+        Parameters a person does not type, each with what writes it (``training_sha256``:
+        the builder, when it saves a training). The pipeline file holds them as any
+        parameter; the builder shows them without a field to edit.
 
     Returns
     -------
@@ -99,6 +110,8 @@ def stage(
             "trains": trains,
             "columns": dict(columns or {}),
             "radius": radius,
+            "options": {param: dict(kinds) for param, kinds in (options or {}).items()},
+            "read_only": dict(read_only or {}),
         }
         marked = function if check is None else _checked(function, check)
         marked.__stage_info__ = info  # type: ignore[attr-defined]
@@ -128,11 +141,26 @@ def _checked(function: Callable, check: Check) -> Callable:
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter of a stage: its name, type annotation and default."""
+    """One parameter of a stage: its name, type annotation and default.
+
+    Attributes
+    ----------
+    name : str
+    annotation : type annotation
+    default : object
+    options : tuple of ParamSpec
+        For a mapping of named options (a classifier's ``features``), each option with
+        its type annotation and default, in order; empty for other parameters.
+    read_only : str
+        For a parameter a person does not type, what writes it (a training's hash: the
+        builder's Save...); empty for the others.
+    """
 
     name: str
     annotation: Any
     default: Any
+    options: tuple[ParamSpec, ...] = ()
+    read_only: str = ""
 
     @property
     def expected(self) -> str:
@@ -266,7 +294,16 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
                 f"{name}: parameter {arg.name!r} needs a default, or a napari type "
                 "annotation (napari.types.ImageData or LabelsData) if it takes data"
             )
-        params[arg.name] = ParamSpec(arg.name, _resolve(arg.annotation), arg.default)
+        params[arg.name] = ParamSpec(
+            arg.name,
+            _resolve(arg.annotation),
+            arg.default,
+            options=_options(name, arg, info.get("options", {}).get(arg.name)),
+            read_only=info.get("read_only", {}).get(arg.name, ""),
+        )
+    said = sorted((set(info.get("options", {})) | set(info.get("read_only", {}))) - set(params))
+    if said:
+        raise PipelineError(f"{name}: the stage marks {said[0]!r}, which is not one of its parameters")
     returns = info.get("returns")
     if returns is None:
         ret = signature.return_annotation
@@ -300,6 +337,15 @@ def spec_from_function(function: Callable[..., Any], name: str | None = None) ->
         trains=info.get("trains"),
         columns=dict(info.get("columns") or {}),
     )
+
+
+def _options(name: str, arg: inspect.Parameter, kinds: Mapping[str, Any] | None) -> tuple[ParamSpec, ...]:
+    """The named options of a mapping parameter, their defaults from its default mapping."""
+    if not kinds:
+        return ()
+    if not isinstance(arg.default, Mapping):
+        raise PipelineError(f"{name}: parameter {arg.name!r} has named options, so its default is a mapping")
+    return tuple(ParamSpec(key, kind, arg.default.get(key)) for key, kind in kinds.items())
 
 
 _SIMPLE = {"float": float, "int": int, "bool": bool, "str": str}
