@@ -268,3 +268,21 @@ def test_a_batch_no_larger_than_the_measure_is_not_measured(
     run_batch(pipeline, image_folder, tmp_path / "out", workers=2, on_event=events.append)
     assert not any(type(event).__name__ == "ExecutorChosen" for event in events)
     assert "executor_measured" not in json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+
+
+def test_auto_runs_a_batch_of_one_task_serial(pipeline: Pipeline, tmp_path: Path) -> None:
+    # one image ran on a pool of two threads, one of them idle, and a tiled image was
+    # given half the memory budget for a second worker that never came
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(folder / "only.tif", np.full((32, 32), 7, np.uint16))
+    run_batch(pipeline, folder, tmp_path / "one", workers=2)
+    info = json.loads((tmp_path / "one" / "run.json").read_text(encoding="utf-8"))
+    assert info["executor"] == "serial" and info["executor_reason"] == "built-in stages only, and one task"
+    plan = plan_batch(pipeline, folder, options=BatchOptions(workers=2, memory_budget=2**30))
+    assert plan.options.worker_count == 1 and plan.options.tiling().budget == 2**30
+    tifffile.imwrite(folder / "second.tif", np.full((32, 32), 9, np.uint16))
+    two = plan_batch(pipeline, folder, options=BatchOptions(workers=2))
+    assert two.options.executor == "threads" and two.options.executor_measure
+    named = plan_batch(pipeline, folder, options=BatchOptions(executor="threads", workers=2, limit=1))
+    assert named.options.executor == "threads"  # a named executor is kept

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..images.lazy import open_region_reader
 from ..run_folder.outputs import write_task_outputs
-from ..tiles import TileSettings, run_tiled, tiled_chain
+from ..tiles import TileSettings, tiled_chain
 from ..tiles.settings import AUTO, NONE
 
 __all__ = ["run_tiled_task"]
@@ -59,6 +59,8 @@ def run_tiled_task(job: Any, pipeline: Any) -> tuple[dict[str, Any], int] | None
         outputs = {stage: layout.tiled_output(stage, stem) for stage in pipeline.saved_stages}
         work = layout.tile_work(job.key)
         threads = int(job.tiling.get("threads", 1))
+        from ..tiles.run import run_tiled  # with scipy's sparse graphs: only for a tiled image
+
         tables = run_tiled(
             pipeline, chain, reader, settings, core, work=work, outputs=outputs, threads=threads
         )

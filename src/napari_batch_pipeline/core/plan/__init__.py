@@ -9,7 +9,10 @@ It reads images, the pipeline and the run folder's naming rules; it knows nothin
 executors or of how a run is written.
 """
 
-from .batch_plan import BatchPlan, plan_batch
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# imported at once: the function ``estimate`` is named as its module, and must win
 from .estimate import (
     Estimate,
     default_budget,
@@ -20,10 +23,29 @@ from .estimate import (
     measure_first,
     parse_size,
 )
-from .groups import Group, plan_groups
-from .options import EXECUTORS, STRATEGIES, BatchOptions
-from .parameters import parameter_sets, parse_sweep
-from .tasks import Task, check_output_names, make_tasks, task_label
+
+if TYPE_CHECKING:
+    from .batch_plan import BatchPlan, plan_batch
+    from .groups import Group, plan_groups
+    from .options import EXECUTORS, STRATEGIES, BatchOptions
+    from .parameters import parameter_sets, parse_sweep
+    from .tasks import Task, check_output_names, make_tasks, task_label
+
+#: where each other name lives: loaded on first use, so that a worker process that needs
+#: the estimate's ``held_bytes`` does not import the whole planning layer (the screen's
+#: checks, the run folder's reader)
+_WHERE = {
+    "BatchPlan": "batch_plan",
+    "plan_batch": "batch_plan",
+    "Group": "groups",
+    "plan_groups": "groups",
+    "EXECUTORS": "options",
+    "STRATEGIES": "options",
+    "BatchOptions": "options",
+    "parameter_sets": "parameters",
+    "parse_sweep": "parameters",
+    **dict.fromkeys(("Task", "check_output_names", "make_tasks", "task_label"), "tasks"),
+}
 
 __all__ = [
     "EXECUTORS",
@@ -48,3 +70,9 @@ __all__ = [
     "plan_groups",
     "task_label",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

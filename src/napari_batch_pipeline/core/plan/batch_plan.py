@@ -201,6 +201,7 @@ def plan_batch(
         tasks, unmatched = apply_params_table(tasks, table, pipeline)
     check_output_names(tasks)
     check_training(pipeline, tasks)
+    options = options.for_tasks(len(tasks))
     annotations = _check_screen(options, tasks)
     _check_group_by(options, tasks, annotations.columns if annotations is not None else ())
     return BatchPlan(

@@ -260,6 +260,16 @@ class BatchOptions:
         object.__setattr__(options, "executor_measure", choice.measure)
         return options
 
+    def for_tasks(self, count: int) -> BatchOptions:
+        """These options for a batch of ``count`` tasks: where ``auto`` chose threads to
+        measure and there is one task, nothing runs beside it, so it runs serial (no
+        thread pool, and a tiled image gets the whole memory budget)."""
+        if not self.executor_measure or count > 1:
+            return self
+        options = replace(self, executor="serial")
+        object.__setattr__(options, "executor_reason", "built-in stages only, and one task")
+        return options
+
     @property
     def worker_count(self) -> int:
         """How many tasks run at once: 1 for serial, else ``workers`` or one per core."""

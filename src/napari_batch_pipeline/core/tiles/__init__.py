@@ -9,8 +9,22 @@
 - :mod:`.run`: one image through all of it, resumable tile by tile.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .kinds import TiledChain, tiled_chain
-from .run import run_tiled
 from .settings import TileSettings
 
+if TYPE_CHECKING:
+    from .run import run_tiled
+
 __all__ = ["TileSettings", "TiledChain", "run_tiled", "tiled_chain"]
+
+
+def __getattr__(name: str) -> Any:
+    # run_tiled imports scipy's sparse graphs and the OME-Zarr writer: loaded when an
+    # image is tiled, not by every run that checks whether one would be
+    if name == "run_tiled":
+        from .run import run_tiled
+
+        return run_tiled
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
