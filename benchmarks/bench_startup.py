@@ -9,7 +9,7 @@ here is such a fresh process, timed from outside, on the same 16-bit image and t
 chain (:mod:`workload`): a standalone script with the scikit-image calls and the writes
 of :func:`workload.process_image` (it imports neither the engine nor this package), and
 ``napari-batch-pipeline run`` with the serial and the processes executor, and with the
-default, auto (threads for this pipeline of built-in stages). DESIGN's target: at most
+default, auto (serial here: one task). DESIGN's target: at most
 1.2x the script's time for each. A value is the median over the rounds.
 
 ``--imports`` adds the serial run's imports by top-level import (``python -X

@@ -57,3 +57,19 @@ def test_a_run_that_wants_worker_processes_starts_them_first(
 ) -> None:
     cli._start_workers_early(_args(tmp_path, pipeline, files, *options))
     assert started == [workers]
+
+
+def test_starting_workers_imports_no_stage_and_no_array_library() -> None:
+    # the pool's module imported the stop flag of tiled runs, whose package imported the
+    # stages (scikit-image, scipy, pandas): 0.9 s before the first worker could start,
+    # while the command's own imports waited behind it
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from napari_batch_pipeline.core.engine import process_pool; "
+        "print(sorted(m for m in ('skimage', 'scipy', 'pandas', 'napari_batch_pipeline.core.stages') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -9,22 +9,23 @@
 - :mod:`.run`: one image through all of it, resumable tile by tile.
 """
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .kinds import TiledChain, tiled_chain
-from .settings import TileSettings
-
 if TYPE_CHECKING:
+    from .kinds import TiledChain, tiled_chain
     from .run import run_tiled
+    from .settings import TileSettings
 
 __all__ = ["TileSettings", "TiledChain", "run_tiled", "tiled_chain"]
 
+#: where each name lives, loaded on first use: the stop flag (:mod:`.stop`), which every
+#: executor imports, must not import the stages (a worker process is started before the
+#: command line imports them), and the tiled run imports scipy's sparse graphs
+_WHERE = {"TileSettings": "settings", "TiledChain": "kinds", "tiled_chain": "kinds", "run_tiled": "run"}
+
 
 def __getattr__(name: str) -> Any:
-    # run_tiled imports scipy's sparse graphs and the OME-Zarr writer: loaded when an
-    # image is tiled, not by every run that checks whether one would be
-    if name == "run_tiled":
-        from .run import run_tiled
-
-        return run_tiled
+    if name in _WHERE:
+        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
