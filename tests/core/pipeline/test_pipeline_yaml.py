@@ -174,3 +174,19 @@ def test_any_stage_list_loads_or_raises_pipeline_error(stages: list, channels: o
     if channels is not None:
         document["channels"] = channels
     _loads_or_refuses(yaml.safe_dump(document))
+
+
+def test_a_text_read_again_is_parsed_once_and_each_caller_gets_its_own_copy(monkeypatch) -> None:
+    # a run read its own pipeline file back five times, each parse some 8 ms
+    from napari_batch_pipeline.core.pipeline import yaml_file
+
+    text = "version: 1\nname: parsed once\nstages:\n  - {name: b, function: gaussian, params: {sigma: 2}}\n"
+    first = load_yaml(text)
+    monkeypatch.setattr(yaml_file, "_Loader", None)  # a second parse would fail
+    second = load_yaml(text)
+    assert second == first and second is not first
+    second["stages"][0]["params"]["sigma"] = 9
+    assert load_yaml(text)["stages"][0]["params"]["sigma"] == 2
+    with pytest.raises(PipelineError, match="other.yaml, line 1"):  # errors still name the file
+        monkeypatch.undo()
+        load_yaml("a: [1", "other.yaml")

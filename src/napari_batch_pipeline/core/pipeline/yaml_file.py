@@ -16,7 +16,9 @@ Every problem, malformed values that YAML would turn into a Python error include
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,15 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 class _Refused(yaml.MarkedYAMLError):
     """A refusal of this loader, with the place in the text."""
+
+
+#: documents parsed, by their text: a run reads its own pipeline file back four or five
+#: times (the tables, the summary, the screen's conclusions, the report), and this
+#: line-checking parser takes some 8 ms a time; each caller gets its own copy
+_PARSED: dict[str, Any] = {}
+_PARSED_LOCK = threading.Lock()
+_PARSED_LIMIT = 16
+_PARSED_TEXT_LIMIT = 200_000
 
 
 class _Loader(yaml.SafeLoader):
@@ -180,10 +191,14 @@ def load_yaml(text: str, source: str = "pipeline") -> Any:
         aliases, a duplicate key, too deep nesting, or a value YAML cannot convert; the
         message names the line.
     """
+    with _PARSED_LOCK:
+        known = _PARSED.get(text)
+    if known is not None:
+        return copy.deepcopy(known)
     loader: _Loader | None = None
     try:
         loader = _Loader(text)
-        return loader.get_single_data()
+        data = loader.get_single_data()
     except _Refused as error:
         raise PipelineError(f"{_mark(error, source)}: {error.problem}") from None
     except yaml.constructor.ConstructorError as error:
@@ -202,6 +217,13 @@ def load_yaml(text: str, source: str = "pipeline") -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+    if len(text) <= _PARSED_TEXT_LIMIT:
+        kept = copy.deepcopy(data)
+        with _PARSED_LOCK:
+            while len(_PARSED) >= _PARSED_LIMIT:
+                _PARSED.pop(next(iter(_PARSED)))
+            _PARSED[text] = kept
+    return data
 
 
 def _mark(error: yaml.YAMLError, source: str) -> str:
