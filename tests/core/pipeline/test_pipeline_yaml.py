@@ -187,6 +187,6 @@ def test_a_text_read_again_is_parsed_once_and_each_caller_gets_its_own_copy(monk
     assert second == first and second is not first
     second["stages"][0]["params"]["sigma"] = 9
     assert load_yaml(text)["stages"][0]["params"]["sigma"] == 2
-    with pytest.raises(PipelineError, match="other.yaml, line 1"):  # errors still name the file
+    with pytest.raises(PipelineError, match=r"other\.yaml, line 1"):  # errors still name the file
         monkeypatch.undo()
         load_yaml("a: [1", "other.yaml")
