@@ -73,3 +73,30 @@ def test_starting_workers_imports_no_stage_and_no_array_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_command_draws_summary_png_by_the_figure_process_never_importing_matplotlib(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+    import tifffile
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint16))
+    (tmp_path / "p.yaml").write_text(
+        BUILT_IN + "  - name: mask\n    function: threshold\n  - name: labels\n    function: label\n"
+        "  - name: nuclei\n    function: measure\n    inputs: {labels: labels, intensity: input}\n",
+        encoding="utf-8",
+    )
+    code = (
+        "import sys; from napari_batch_pipeline import cli; "
+        "from napari_batch_pipeline.core.results import figure_process as f; "
+        f"status = cli.main(['run', {str(tmp_path / 'p.yaml')!r}, {str(folder)!r}, '-o', "
+        f"{str(tmp_path / 'out')!r}]); "
+        "print(status, f._process is not None, 'matplotlib' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "0 True False", done.stderr
+    assert (tmp_path / "out" / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -393,6 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_compatible(sys.argv[1:] if argv is None else argv))
     configure_logging(verbose=getattr(args, "verbose", False))
     _start_workers_early(args)
+    if args.command in ("run", "rerun", "summarize", "demo"):  # their summary.png: see figure_process
+        from .core.results import figure_process
+
+        figure_process.start()  # imports matplotlib meanwhile, beside this process's imports
     from . import cli_commands, cli_demos
 
     name = f"command_{args.command.replace('-', '_')}"

@@ -3,8 +3,9 @@
 Importing matplotlib takes about half a second of CPU, as long as a small image's task,
 and a thread that imports it beside the run holds the GIL that the run's own Python
 needs. A one-image run from the command line waited for both. :func:`start` (at the
-beginning of a run, in a process that has not imported matplotlib) starts a Python
-process that imports matplotlib on another core and then waits; :func:`draw` hands it a
+command line's start, and at the beginning of a run, in a process that has not imported
+matplotlib) starts a Python process that imports matplotlib on another core and then
+waits; :func:`draw` hands it a
 :class:`~.summary_plot.SummaryPlot` and waits for the file. The process serves every
 later run of this process, and ends when this process ends (its input closes).
 
@@ -26,9 +27,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .summary_plot import SummaryPlot
+if TYPE_CHECKING:  # not imported here: the command line starts the process before numpy loads
+    from .summary_plot import SummaryPlot
 
 __all__ = ["draw", "serve", "start", "stop"]
 
