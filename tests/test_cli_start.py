@@ -75,7 +75,7 @@ def test_starting_workers_imports_no_stage_and_no_array_library() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_the_command_draws_summary_png_by_the_figure_process_never_importing_matplotlib(tmp_path: Path) -> None:
+def test_the_command_draws_summary_png_by_the_figure_process_not_importing_matplotlib(tmp_path: Path) -> None:
     import subprocess
     import sys
 
