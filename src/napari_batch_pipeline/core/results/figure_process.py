@@ -36,8 +36,12 @@ __all__ = ["draw", "serve", "start", "stop"]
 
 log = logging.getLogger(__name__)
 
-#: what the second process runs
-_COMMAND = "from napari_batch_pipeline.core.results.figure_process import serve; serve()"
+#: what the second process runs; the folder this package was found in is searched last,
+#: for a package found by a path this process added (never ahead of the standard library)
+_COMMAND = (
+    "import sys; sys.path.append({root!r}); "
+    "from napari_batch_pipeline.core.results.figure_process import serve; serve()"
+)
 #: a request's length, before its pickled (plot, path)
 _LENGTH = struct.Struct("<Q")
 
@@ -54,12 +58,11 @@ def start() -> None:
     with _lock:
         if _process is not None and _process.poll() is None:
             return
-        package_root = str(Path(__file__).resolve().parents[3])  # where this package was found
+        command = _COMMAND.format(root=str(Path(__file__).resolve().parents[3]))
         env = dict(os.environ, MPLBACKEND="agg")  # no pyplot import to resolve a backend
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         try:
             _process = subprocess.Popen(
-                [sys.executable, "-c", _COMMAND],
+                [sys.executable, "-c", command],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -93,7 +96,7 @@ def _ask(process: subprocess.Popen[bytes], plot: SummaryPlot, target: Path) -> b
     """Whether ``process`` drew ``plot`` into ``target``; a process that fails is ended."""
     global _process
     assert process.stdin is not None and process.stdout is not None
-    data = pickle.dumps((plot, str(target)), protocol=pickle.HIGHEST_PROTOCOL)
+    data = pickle.dumps((plot, os.path.abspath(target)), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         process.stdin.write(_LENGTH.pack(len(data)) + data)
         process.stdin.flush()
@@ -137,9 +140,10 @@ def serve(requests: IO[bytes] | None = None, replies: IO[bytes] | None = None) -
         header = requests.read(_LENGTH.size)
         if len(header) < _LENGTH.size:
             return
-        plot, path = pickle.loads(requests.read(_LENGTH.unpack(header)[0]))
+        request = requests.read(_LENGTH.unpack(header)[0])
         reply: dict[str, Any]
         try:
+            plot, path = pickle.loads(request)  # another version of this package fails here
             plot.save(path)
             reply = {"drawn": True}
         except Exception as error:  # the run draws it itself, and reports what fails there
