@@ -75,7 +75,18 @@ def test_starting_workers_imports_no_stage_and_no_array_library() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_the_command_draws_summary_png_by_the_figure_process_not_importing_matplotlib(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("executor", "expected"),
+    [
+        ("auto", "0 True False"),  # one image: serial, the figure process imports matplotlib
+        # the command's own process idles while the worker computes: it imports matplotlib
+        # itself, rather than start a third process beside the worker's start-up
+        ("processes", "0 False True"),
+    ],
+)
+def test_the_command_draws_summary_png_by_the_figure_process_unless_workers_compute(
+    tmp_path: Path, executor: str, expected: str
+) -> None:
     import subprocess
     import sys
 
@@ -94,9 +105,9 @@ def test_the_command_draws_summary_png_by_the_figure_process_not_importing_matpl
         "import sys; from napari_batch_pipeline import cli; "
         "from napari_batch_pipeline.core.results import figure_process as f; "
         f"status = cli.main(['run', {str(tmp_path / 'p.yaml')!r}, {str(folder)!r}, '-o', "
-        f"{str(tmp_path / 'out')!r}]); "
+        f"{str(tmp_path / 'out')!r}, '--executor', {executor!r}]); "
         "print(status, f._process is not None, 'matplotlib' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.stdout.strip().splitlines()[-1] == "0 True False", done.stderr
+    assert done.stdout.strip().splitlines()[-1] == expected, done.stderr
     assert (tmp_path / "out" / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -352,24 +352,26 @@ def _compatible(argv: Sequence[str]) -> list[str]:
 _USER_FUNCTION = re.compile(r"^\s*-?\s*function:\s*[\"']?[A-Za-z_][\w.]*:[A-Za-z_]", re.MULTILINE)
 
 
-def _start_workers_early(args: argparse.Namespace) -> None:
+def _start_workers_early(args: argparse.Namespace) -> bool:
     """Start the worker processes of a ``run`` that will want them now, before this
     process imports the engine: the workers' start-up (their own imports) then overlaps
     this process's, instead of following it. A guess from the options and the pipeline
-    file's text (the run itself decides, and starts them if the guess missed them)."""
+    file's text (the run itself decides, and starts them if the guess missed them).
+    Whether they were started."""
     if args.command != "run" or args.scheduler or args.executor not in (None, "auto", "processes"):
-        return
+        return False
     if args.executor != "processes" and args.task_timeout is None:
         try:
             with open(args.pipeline, encoding="utf-8") as file:
                 text = file.read(1_000_000)
         except (OSError, UnicodeDecodeError):
-            return
+            return False
         if not _USER_FUNCTION.search(text):
-            return  # built-in stages: auto runs them on threads
+            return False  # built-in stages: auto runs them on threads
     from .core.engine.process_pool import prestart
 
     prestart(_worker_guess(args), ())
+    return True
 
 
 def _worker_guess(args: argparse.Namespace) -> int:
@@ -392,8 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-batch-pipeline`` command; returns the exit status."""
     args = build_parser().parse_args(_compatible(sys.argv[1:] if argv is None else argv))
     configure_logging(verbose=getattr(args, "verbose", False))
-    _start_workers_early(args)
-    if args.command in ("run", "rerun", "summarize", "demo"):  # their summary.png: see figure_process
+    # summary.png: see figure_process; a run on worker processes imports matplotlib itself
+    # while its workers compute, rather than start a third process beside their start-up
+    if not _start_workers_early(args) and args.command in ("run", "rerun", "summarize", "demo"):
         from .core.results import figure_process
 
         figure_process.start()  # imports matplotlib meanwhile, beside this process's imports

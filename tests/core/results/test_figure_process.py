@@ -119,3 +119,15 @@ def test_a_failure_in_the_process_is_raised_as_drawing_here_raises_it(tmp_path, 
     target = tmp_path / "summary.png"
     figure_process.draw(PLOT, target)
     assert _pixels(target).shape[2] == 4
+
+
+def test_drawing_later_gives_the_file_or_the_error_to_whoever_waits(tmp_path) -> None:
+    # the run writes its other tables meanwhile; it waits on the future before run.json
+    target = tmp_path / "summary.png"
+    drawing = figure_process.draw_later(PLOT, target)
+    assert drawing.result(timeout=60) == target
+    assert _pixels(target).shape[2] == 4
+    (tmp_path / "run").write_text("a file where the run folder should be")
+    failing = figure_process.draw_later(PLOT, tmp_path / "run" / "summary.png")
+    with pytest.raises(OSError):
+        failing.result(timeout=60)

@@ -156,7 +156,10 @@ class Runner:
         started = time.perf_counter()
         stop_tiled_runs(False)  # a cancel of an earlier run in this process is over
         options = self.plan.options
-        figure_process.start()  # summary.png, by a process that imports matplotlib meanwhile
+        if options.executor in ("processes", "dask") and not figure_process.running():
+            figure_imports.start()  # this process idles while its workers compute: import here
+        else:
+            figure_process.start()  # summary.png, by a process that imports matplotlib meanwhile
         if options.annotations or options.negative_control:  # plate maps, drawn here
             figure_imports.start()
         # the first image measured as a task would run; where images may be tiled, those

@@ -53,7 +53,7 @@ from .screen import (
     refuse_number_twins,
     settings_from_record,
 )
-from .summary import check_group_by, read_summary, write_summary
+from .summary import begin_summary, check_group_by, read_summary
 from .wells import knows_wells, well_table
 
 __all__ = [
@@ -217,7 +217,8 @@ def conclude(
     written: list[Path] = []
     if previous or added:
         written += rewrite_tables(layout, stages, images, previous, annotations)
-    written += write_summary(run_dir, group_by)
+    summary, drawing = begin_summary(run_dir, group_by)  # summary.png drawn meanwhile
+    written.append(summary)
     again = RunResults(run_dir)
     named = settings.readout or results.pipeline.readout  # the option's, else the pipeline's
     shown = dataclasses.replace(settings, readout=named)
@@ -229,6 +230,7 @@ def conclude(
     if settings.negative is not None and columns:  # a screen: which readout its figures show
         record[READOUT_SHOWN], note = choose_readout(columns, named)
         log.info("readout: %s%s", record[READOUT_SHOWN], f" ({note})" if note else "")
+    written.insert(written.index(summary) + 1, drawing.result())
     RunFolder(layout.root).write_provenance({SCREEN_KEY: record})
     return written
 

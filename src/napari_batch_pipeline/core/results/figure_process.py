@@ -26,13 +26,14 @@ import struct
 import subprocess
 import sys
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # not imported here: the command line starts the process before numpy loads
     from .summary_plot import SummaryPlot
 
-__all__ = ["draw", "serve", "start", "stop"]
+__all__ = ["draw", "draw_later", "running", "serve", "start", "stop"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,12 @@ def start() -> None:
             _process = None
 
 
+def running() -> bool:
+    """Whether a figure process runs (started, and not ended or failed)."""
+    process = _process
+    return process is not None and process.poll() is None
+
+
 def draw(plot: SummaryPlot, path: str | Path) -> Path:
     """Draw ``plot`` into the PNG file ``path`` (whole or not at all): by the figure
     process where one runs, else here."""
@@ -81,6 +88,22 @@ def draw(plot: SummaryPlot, path: str | Path) -> Path:
         if _process is not None and _ask(_process, plot, target):
             return target
     return plot.save(target)
+
+
+def draw_later(plot: SummaryPlot, path: str | Path) -> Future[Path]:
+    """:func:`draw` in a thread: the caller goes on (writing its other tables) while the
+    figure process draws, and waits on the future's ``result()`` (which raises what
+    drawing raised). The thread holds the lock only while it draws, as :func:`draw`."""
+    future: Future[Path] = Future()
+
+    def drawing() -> None:
+        try:
+            future.set_result(draw(plot, path))
+        except BaseException as error:  # the waiter gets it
+            future.set_exception(error)
+
+    threading.Thread(target=drawing, name="summary figure", daemon=True).start()
+    return future
 
 
 def stop() -> None:

@@ -14,6 +14,7 @@ a box per group. This module owns those names.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ __all__ = [
     "TASKS_DONE",
     "TASKS_FAILED",
     "TASKS_FLAGGED",
+    "begin_summary",
     "check_group_by",
     "default_group_by",
     "measurements",
@@ -242,14 +244,20 @@ def write_summary(run_dir: str | Path, group_by: Sequence[str] | None = None) ->
     (Path, Path)
         The table and the plot.
     """
+    table, drawing = begin_summary(run_dir, group_by)
+    return table, drawing.result()
+
+
+def begin_summary(run_dir: str | Path, group_by: Sequence[str] | None = None) -> tuple[Path, Future[Path]]:
+    """:func:`write_summary`, the plot drawn meanwhile: ``summary.csv`` is written, and
+    the future's ``result()`` waits for ``summary.png`` (and raises what drawing raised)."""
     results = RunResults(run_dir)
     table, keys = run_summary(results, group_by)
     layout = results.layout
     with atomic_path(layout.summary_table) as temporary:
         table.to_csv(temporary, index=False)
     plot = summary_plot(results.images, results.pipeline.table_stages, keys)
-    figure_process.draw(plot, layout.summary_plot)
-    return layout.summary_table, layout.summary_plot
+    return layout.summary_table, figure_process.draw_later(plot, layout.summary_plot)
 
 
 def check_group_by(group_by: Sequence[str] | None, columns: Collection[str]) -> None:
