@@ -212,7 +212,8 @@ class Runner:
             if isinstance(item, StageProgress):
                 yield item
                 continue
-            auto.finished()
+            if measuring:
+                auto.finished()
             yield self._finished(ledger, item)
         if rest and not self.cancelled:
             choice = auto.choose(len(rest), self.folder)

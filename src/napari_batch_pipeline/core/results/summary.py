@@ -47,6 +47,7 @@ __all__ = [
     "read_summary",
     "run_summary",
     "summary_figure",
+    "summary_keys",
     "summary_plot",
     "summary_table",
     "usable",
@@ -217,15 +218,19 @@ def run_summary(results: RunResults, group_by: Sequence[str] | None = None) -> t
     ``group_by`` None: the grouping the run recorded, else the default (see
     :func:`default_group_by`).
     """
-    images = results.images
-    if group_by is None:
-        recorded = results.provenance.get("group_by")
-        group_by = (
-            list(recorded)
-            if recorded
-            else default_group_by(list(images.columns), results.metadata_columns, results.all_param_columns)
-        )
-    return summary_table(images, results.pipeline.table_stages, group_by), list(group_by)
+    keys = summary_keys(results, group_by)
+    return summary_table(results.images, results.pipeline.table_stages, keys), keys
+
+
+def summary_keys(results: RunResults, group_by: Sequence[str] | None = None) -> list[str]:
+    """The columns the summary of a run folder is grouped by: ``group_by``, else the
+    grouping the run recorded, else the default (see :func:`default_group_by`)."""
+    if group_by is not None:
+        return list(group_by)
+    recorded = results.provenance.get("group_by")
+    if recorded:
+        return list(recorded)
+    return default_group_by(list(results.images.columns), results.metadata_columns, results.all_param_columns)
 
 
 def read_summary(path: str | Path) -> pd.DataFrame:
@@ -252,12 +257,12 @@ def begin_summary(run_dir: str | Path, group_by: Sequence[str] | None = None) ->
     """:func:`write_summary`, the plot drawn meanwhile: ``summary.csv`` is written, and
     the future's ``result()`` waits for ``summary.png`` (and raises what drawing raised)."""
     results = RunResults(run_dir)
-    table, keys = run_summary(results, group_by)
-    layout = results.layout
+    keys, stages, layout = summary_keys(results, group_by), results.pipeline.table_stages, results.layout
+    # the plot first: the figure process draws it while the table is computed and written
+    drawing = figure_process.draw_later(summary_plot(results.images, stages, keys), layout.summary_plot)
     with atomic_path(layout.summary_table) as temporary:
-        table.to_csv(temporary, index=False)
-    plot = summary_plot(results.images, results.pipeline.table_stages, keys)
-    return layout.summary_table, figure_process.draw_later(plot, layout.summary_plot)
+        summary_table(results.images, stages, keys).to_csv(temporary, index=False)
+    return layout.summary_table, drawing
 
 
 def check_group_by(group_by: Sequence[str] | None, columns: Collection[str]) -> None:

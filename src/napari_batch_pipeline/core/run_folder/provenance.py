@@ -9,6 +9,7 @@ deep inside the engine.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import sys
@@ -120,24 +121,36 @@ def read_run_settings(layout: RunLayout) -> dict[str, Any]:
 
 def provenance_versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape the numbers."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package, module in _VERSIONED.items():
+        imported = getattr(sys.modules.get(module), "__version__", None)
+        versions[package] = imported if isinstance(imported, str) else _installed_version(package)
+    return versions
+
+
+#: the libraries run.json names, by distribution and module; an imported module's
+#: ``__version__`` is read (a metadata lookup reads files: some 4 ms each)
+_VERSIONED = {
+    "napari-batch-pipeline": "napari_batch_pipeline",
+    "numpy": "numpy",
+    "scikit-image": "skimage",
+    "scipy": "scipy",
+    "pandas": "pandas",
+    "tifffile": "tifffile",
+    "dask": "dask",
+    "distributed": "distributed",
+}
+
+
+@functools.cache
+def _installed_version(package: str) -> str:
+    """The installed version of the distribution ``package``, or "not installed"."""
     from importlib import metadata
 
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in (
-        "napari-batch-pipeline",
-        "numpy",
-        "scikit-image",
-        "scipy",
-        "pandas",
-        "tifffile",
-        "dask",
-        "distributed",
-    ):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def command_line() -> str:
