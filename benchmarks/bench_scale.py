@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from results import ForeignLoad, machine
+from results import ForeignLoad, compile_package, machine
 from scale_data import VARIANTS, make_folder
 from scale_read import read_target
 from scale_report import Target, TimeRow, markdown, plot, save
@@ -46,6 +46,7 @@ ORDER = ("loop", "serial", "halves", "processes", "joblib", "auto", "dask", "thr
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    compile_package()  # fresh processes are timed: as installed, with bytecode
     workdir = Path(tempfile.mkdtemp(prefix="nbp-scale-", dir=args.workdir or _default_workdir(args)))
     started = time.perf_counter()
     times: list[TimeRow] = []
