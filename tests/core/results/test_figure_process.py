@@ -131,3 +131,54 @@ def test_drawing_later_gives_the_file_or_the_error_to_whoever_waits(tmp_path) ->
     failing = figure_process.draw_later(PLOT, tmp_path / "run" / "summary.png")
     with pytest.raises(OSError):
         failing.result(timeout=60)
+
+
+THREADED_RUN = textwrap.dedent(
+    """
+    import sys, threading
+    from pathlib import Path
+
+    import numpy as np
+    import tifffile
+    from napari_batch_pipeline import Pipeline, run_batch
+    from napari_batch_pipeline.core.results import figure_process
+
+    root = Path(sys.argv[1])
+    (root / "images").mkdir()
+    tifffile.imwrite(root / "images" / "a.tif", (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint16))
+    pipeline = Pipeline.from_dict({"version": 1, "name": "t", "stages": [
+        {"name": "mask", "function": "threshold"},
+        {"name": "labels", "function": "label"},
+        {"name": "nuclei", "function": "measure", "inputs": {"labels": "labels", "intensity": "input"}},
+    ]})
+    run = lambda: run_batch(pipeline, root / "images", root / "out", executor="processes", workers=1)
+    thread = threading.Thread(target=run) if sys.argv[2] == "thread" else None
+    if thread is None:
+        run()
+    else:
+        thread.start()
+        thread.join()
+    assert (root / "out" / "summary.png").is_file()
+    print(figure_process.running(), "matplotlib" in sys.modules)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("main", "False True"),  # a script: its process idles while the worker computes
+        ("thread", "True False"),  # beside a GUI (the viewer): no import held up its loop
+    ],
+)
+def test_a_run_on_worker_processes_imports_matplotlib_only_in_the_main_thread(
+    tmp_path, where, expected
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", THREADED_RUN, str(tmp_path), where],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == expected.split()

@@ -156,8 +156,8 @@ class Runner:
         started = time.perf_counter()
         stop_tiled_runs(False)  # a cancel of an earlier run in this process is over
         options = self.plan.options
-        if options.executor in ("processes", "dask") and not figure_process.running():
-            figure_imports.start()  # this process idles while its workers compute: import here
+        if _idle_while_workers_compute(options.executor) and not figure_process.running():
+            figure_imports.start()  # cheaper than starting a process beside the workers'
         else:
             figure_process.start()  # summary.png, by a process that imports matplotlib meanwhile
         if options.annotations or options.negative_control:  # plate maps, drawn here
@@ -428,3 +428,12 @@ def _groups(pattern: Any) -> list[str]:
         return list(re.compile(pattern).groupindex) if isinstance(pattern, str) else []
     except re.error:
         return []
+
+
+def _idle_while_workers_compute(executor: str) -> bool:
+    """Whether this process has nothing to do while the run's tasks compute: they run in
+    worker processes, and the run in the main thread (the command line, a script), not in
+    a thread beside a GUI (the viewer), whose event loop an import in a thread would hold
+    up (summary.png is drawn by the figure process there)."""
+    return executor in ("processes", "dask") and threading.current_thread() is threading.main_thread()
+
