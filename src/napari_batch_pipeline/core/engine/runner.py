@@ -436,4 +436,3 @@ def _idle_while_workers_compute(executor: str) -> bool:
     a thread beside a GUI (the viewer), whose event loop an import in a thread would hold
     up (summary.png is drawn by the figure process there)."""
     return executor in ("processes", "dask") and threading.current_thread() is threading.main_thread()
-

@@ -26,11 +26,12 @@ import struct
 import subprocess
 import sys
 import threading
-from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # not imported here: the command line starts the process before numpy loads
+    from concurrent.futures import Future
+
     from .summary_plot import SummaryPlot
 
 __all__ = ["draw", "draw_later", "running", "serve", "start", "stop"]
@@ -94,6 +95,8 @@ def draw_later(plot: SummaryPlot, path: str | Path) -> Future[Path]:
     """:func:`draw` in a thread: the caller goes on (writing its other tables) while the
     figure process draws, and waits on the future's ``result()`` (which raises what
     drawing raised). The thread holds the lock only while it draws, as :func:`draw`."""
+    from concurrent.futures import Future
+
     future: Future[Path] = Future()
 
     def drawing() -> None:
