@@ -23,8 +23,8 @@ from ..errors import PipelineError
 from ..pipeline.quality import QualityRule
 from ..plan.params_table import key_columns
 from ..plan.tasks import Task
-from ..results.annotations import Annotations
-from ..results.conclusions import digit_ids, parquet_tables, rewrite_tables, screen_images, screen_tables
+from ..results.annotations import Annotations, digit_ids
+from ..results.conclusions import parquet_tables, rewrite_tables, screen_images, screen_tables
 from ..results.screen import Control, ScreenSettings, check_screen
 from ..run_folder.layout import RunLayout
 from ..run_folder.tables import images_frame, read_table

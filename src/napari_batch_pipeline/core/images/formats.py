@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,8 +325,6 @@ def _ome_image(xml: str | None, index: int) -> tuple[tuple[str, ...], PixelSize]
     """Channel names and pixel size of the ``index``-th Image of OME-XML."""
     if not xml:
         return (), (None, None, None)
-    import xml.etree.ElementTree as ElementTree  # OME-TIFFs only
-
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError:

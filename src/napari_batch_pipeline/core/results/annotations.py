@@ -33,6 +33,7 @@ from ..run_folder.tables import COLUMN, ROW, WELL
 __all__ = [
     "Annotations",
     "check_positions",
+    "digit_ids",
     "matching",
     "number_twin",
     "plate_column",
@@ -369,3 +370,17 @@ def with_wells(frame: pd.DataFrame, options: tuple[str, ...] = _OPTION) -> pd.Da
     rows = [p[0] if p else "" for p in positions]
     columns = pd.array([p[1] if p else None for p in positions], dtype="Int64")
     return frame.assign(**{ROW: rows, COLUMN: columns})
+
+
+def digit_ids(images: pd.DataFrame, annotations: Annotations | None) -> list[str]:
+    """The plate map's columns whose cells (in ``images``, read as text) are digits that a
+    number would change: a leading zero (``007``, barcode ``0012345``) or more than 15
+    digits. Parquet keeps them as text, as the CSV does."""
+    found = []
+    for column in annotations.columns if annotations is not None else ():
+        cells = [str(c) for c in images.get(column, pd.Series(dtype=str)) if str(c) != ""]
+        digits = [c.removeprefix("-") for c in cells]
+        changed = any((len(d) > 1 and d.startswith("0")) or len(d) > 15 for d in digits)
+        if digits and all(d.isdigit() for d in digits) and changed:
+            found.append(column)
+    return found

@@ -39,7 +39,7 @@ from ..run_folder.reader import RunResults
 from ..run_folder.tables import COLUMN, FLAGGED, FOLDER, IMAGE, ROW, WELL, read_table
 from ..run_folder.writer import RunFolder
 from . import figure_imports
-from .annotations import Annotations, check_positions, read_annotations, with_wells
+from .annotations import Annotations, check_positions, digit_ids, read_annotations, with_wells
 from .plate_map import write_plate_plots
 from .scores import assay_table, normalized_table
 from .screen import (
@@ -60,7 +60,6 @@ __all__ = [
     "READOUT_SHOWN",
     "SCREEN_KEY",
     "conclude",
-    "digit_ids",
     "parquet_tables",
     "read_quality",
     "readout_shown",
@@ -404,20 +403,6 @@ def _tables(layout: RunLayout, stages: Sequence[str]) -> list[Path]:
         layout.assay_table,
     ]
     return fixed + [layout.table(stage) for stage in stages]
-
-
-def digit_ids(images: pd.DataFrame, annotations: Annotations | None) -> list[str]:
-    """The plate map's columns whose cells (in ``images``, read as text) are digits that a
-    number would change: a leading zero (``007``, barcode ``0012345``) or more than 15
-    digits. Parquet keeps them as text, as the CSV does."""
-    found = []
-    for column in annotations.columns if annotations is not None else ():
-        cells = [str(c) for c in images.get(column, pd.Series(dtype=str)) if str(c) != ""]
-        digits = [c.removeprefix("-") for c in cells]
-        changed = any((len(d) > 1 and d.startswith("0")) or len(d) > 15 for d in digits)
-        if digits and all(d.isdigit() for d in digits) and changed:
-            found.append(column)
-    return found
 
 
 def parquet_tables(
